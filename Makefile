@@ -1,0 +1,48 @@
+# Two commands matter on a fresh machine: `make demo` and `make test` (they run `make setup` themselves).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo bench lint format backend-start backend-stop backend-status clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) demo.py
+
+bench: setup
+	$(PY) benchmarks/backend_bench.py
+	$(PY) benchmarks/pipeline_bench.py
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+backend-start: setup
+	$(PY) -m clearml_local start
+
+backend-stop: setup
+	$(PY) -m clearml_local stop
+
+backend-status: setup
+	$(PY) -m clearml_local status
+
+clean:
+	-$(PY) -m clearml_local stop
+	rm -rf .clearml_local runs data/*.db data/sample_asteroids.csv

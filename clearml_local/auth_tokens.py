@@ -1,0 +1,93 @@
+"""Credentials and signed tokens.
+
+The SDK decodes the token without checking its signature (it only reads ``api_version``, ``server_version``,
+``feature_set`` and ``exp``); this server signs it and checks the signature on every call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from clearml_local.api import Identity
+from clearml_local.errors import unauthorized
+
+API_VERSION = "2.23"
+SERVER_VERSION = "1.9.0"
+TOKEN_LIFETIME_S = 30 * 24 * 3600
+COMPANY_ID = "embedded"
+COMPANY_NAME = "clearml-local"
+USER_ID = "local-user"
+USER_NAME = "Local User"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+    token_secret: str
+
+
+class Authenticator:
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    def identity(self) -> Identity:
+        return Identity(USER_ID, USER_NAME, COMPANY_ID, COMPANY_NAME)
+
+    def anonymous(self) -> Identity:
+        return Identity("anonymous", "anonymous", COMPANY_ID, COMPANY_NAME, role="guest")
+
+    def identity_from_basic(self, header: str) -> Identity:
+        if not header.startswith("Basic "):
+            raise unauthorized("Unauthorized (missing credentials): auth.login needs HTTP Basic access:secret keys")
+        try:
+            decoded = base64.b64decode(header[len("Basic ") :], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise unauthorized("Unauthorized (malformed Basic credentials)") from exc
+        access_key, _, secret_key = decoded.partition(":")
+        valid_access = hmac.compare_digest(access_key, self.credentials.access_key)
+        valid_secret = hmac.compare_digest(secret_key, self.credentials.secret_key)
+        if not (valid_access and valid_secret):
+            raise unauthorized("Unauthorized (invalid credentials): unknown access key or wrong secret key")
+        return self.identity()
+
+    def identity_from_token(self, token: str) -> Identity:
+        try:
+            claims = jwt.decode(token, self.credentials.token_secret, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthorized("Unauthorized (token expired): log in again") from exc
+        except jwt.InvalidTokenError as exc:
+            raise unauthorized(f"Unauthorized (invalid token): {exc}") from exc
+        identity = claims.get("identity") or {}
+        return Identity(
+            identity.get("user", USER_ID),
+            identity.get("user_name", USER_NAME),
+            identity.get("company", COMPANY_ID),
+            identity.get("company_name", COMPANY_NAME),
+            identity.get("role", "admin"),
+        )
+
+    def issue_token(self, identity: Identity, expiration_s: int | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "identity": {
+                "user": identity.user_id,
+                "user_name": identity.user_name,
+                "company": identity.company_id,
+                "company_name": identity.company_name,
+                "role": identity.role,
+            },
+            "api_version": API_VERSION,
+            "server_version": SERVER_VERSION,
+            "feature_set": "basic",
+            "env": "embedded",
+            "iat": now,
+            "exp": now + (expiration_s or TOKEN_LIFETIME_S),
+        }
+        return jwt.encode(claims, self.credentials.token_secret, algorithm="HS256")

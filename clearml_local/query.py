@@ -1,0 +1,258 @@
+"""The ``*.get_all`` query language of the ClearML API, evaluated over cached documents.
+
+Covers what the SDK sends: ids, ``name`` as a regular expression, list filters on any (dotted) field,
+``tags``/``system_tags`` with the server's operators (``__$all``, ``__$any``, ``__$not``, ``-tag``),
+``_any_``/``_all_`` text search, ``order_by``, ``page``/``page_size`` and ``only_fields`` projections.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from clearml_local.errors import bad_request, wrong_type
+
+Document = dict[str, Any]
+
+# Keys that steer the query instead of naming a field.
+CONTROL_KEYS = {
+    "page",
+    "page_size",
+    "size",
+    "scroll_id",
+    "refresh_scroll",
+    "order_by",
+    "only_fields",
+    "search_text",
+    "_any_",
+    "_all_",
+    "search_hidden",
+    "include_subprojects",
+    "allow_public",
+    "_allow_extra_fields_",
+    "batch_size",
+    "meta_only",
+    "shallow_search",
+    "check_own_contents",
+    "stats_for_state",
+    "include_stats",
+    "include_stats_filter",
+    "stats_with_children",
+    "children_type",
+    "children_tags",
+    "children_tags_filter",
+    "active_users",
+    "non_public",
+    "filters",
+    "return_full_data",
+}
+PATTERN_FIELDS = {"name", "comment", "basename"}
+TAG_FIELDS = {"tags", "system_tags"}
+_MISSING = object()
+
+
+def get_path(doc: Document, path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def match_tags(doc_tags: Iterable[str] | None, spec: list[str]) -> bool:
+    """Server semantics: terms are OR-ed unless ``__$all``; ``-tag`` and ``__$not tag`` exclude."""
+    present = set(doc_tags or [])
+    operator, negate_next = "any", False
+    any_terms: list[tuple[bool, str]] = []
+    all_terms: list[tuple[bool, str]] = []
+    for item in spec:
+        if item in ("__$all", "__$and"):
+            operator = "all"
+            continue
+        if item in ("__$any", "__$or"):
+            operator = "any"
+            continue
+        if item == "__$not":
+            negate_next = True
+            continue
+        if item == "__$nop":
+            continue
+        negated, negate_next = negate_next, False
+        if item.startswith("-"):
+            negated, item = True, item[1:]
+        (all_terms if operator == "all" else any_terms).append((negated, item))
+    include_any = [tag for negated, tag in any_terms if not negated]
+    if include_any and not present.intersection(include_any):
+        return False
+    if any(tag in present for negated, tag in any_terms if negated):
+        return False
+    include_all = [tag for negated, tag in all_terms if not negated]
+    if not all(tag in present for tag in include_all):
+        return False
+    exclude_all = [tag for negated, tag in all_terms if negated]
+    return not (exclude_all and all(tag in present for tag in exclude_all))
+
+
+def _compile(pattern: str, field: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise bad_request(f"Invalid regular expression in field '{field}': {exc}") from exc
+
+
+def _field_predicate(field: str, value: Any) -> Callable[[Document], bool]:
+    if field in TAG_FIELDS:
+        spec = [value] if isinstance(value, str) else list(value or [])
+        return lambda doc: match_tags(doc.get(field), spec)
+    if field in PATTERN_FIELDS and isinstance(value, str):
+        regex = _compile(value, field)
+        return lambda doc: isinstance(doc.get(field), str) and regex.search(doc[field]) is not None
+    if field == "id":
+        ids = {value} if isinstance(value, str) else set(value or [])
+        return lambda doc: doc.get("id") in ids
+    wanted = value if isinstance(value, list) else [value]
+    # "__$not" and "-x" also work on plain list fields (e.g. status: ["-completed"]).
+    if wanted and all(isinstance(w, str) for w in wanted) and any(w.startswith(("-", "__$")) for w in wanted):
+        return lambda doc: _match_scalar_list(get_path(doc, field), wanted)
+
+    def predicate(doc: Document) -> bool:
+        actual = get_path(doc, field)
+        if actual is _MISSING:
+            return None in wanted
+        if isinstance(actual, list):
+            return any(item in wanted for item in actual)
+        return actual in wanted
+
+    return predicate
+
+
+def _match_scalar_list(actual: Any, spec: list[str]) -> bool:
+    values = actual if isinstance(actual, list) else ([] if actual is _MISSING or actual is None else [actual])
+    return match_tags([str(v) for v in values], spec)
+
+
+def _text_predicate(spec: Any, mode: str) -> Callable[[Document], bool]:
+    if not isinstance(spec, dict):
+        raise wrong_type(mode, "an object with 'pattern' and 'fields'", spec)
+    pattern = spec.get("pattern")
+    fields = spec.get("fields") or []
+    if pattern is None:
+        return lambda doc: True
+    regex = _compile(str(pattern), f"{mode}.pattern")
+
+    def matches(doc: Document, field: str) -> bool:
+        value = get_path(doc, field)
+        if isinstance(value, list):
+            return any(regex.search(str(v)) for v in value)
+        return value is not _MISSING and value is not None and regex.search(str(value)) is not None
+
+    if mode == "_all_":
+        return lambda doc: all(matches(doc, f) for f in fields)
+    return lambda doc: any(matches(doc, f) for f in fields)
+
+
+def build_filter(
+    body: dict[str, Any], field_map: dict[str, str] | None = None, ignore: Iterable[str] = ()
+) -> Callable[[Document], bool]:
+    """One predicate for all field filters in a get_all body; ``field_map`` renames request keys."""
+    field_map = field_map or {}
+    skipped = set(ignore) | CONTROL_KEYS
+    predicates: list[Callable[[Document], bool]] = []
+    for key, value in body.items():
+        if key in skipped or value is None:
+            continue
+        if isinstance(value, list) and not value:
+            continue
+        predicates.append(_field_predicate(field_map.get(key, key), value))
+    for mode in ("_any_", "_all_"):
+        if body.get(mode):
+            predicates.append(_text_predicate(body[mode], mode))
+    if body.get("search_text"):
+        regex = _compile(re.escape(str(body["search_text"])), "search_text")
+        predicates.append(lambda doc: any(regex.search(str(doc.get(f) or "")) for f in ("name", "comment", "id")))
+    return lambda doc: all(p(doc) for p in predicates)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is _MISSING or value is None:
+        return (0, 0)
+    if isinstance(value, bool | int | float):
+        return (1, value)
+    return (2, str(value))
+
+
+def order(docs: list[Document], order_by: Any) -> list[Document]:
+    if not order_by:
+        return docs
+    keys = [order_by] if isinstance(order_by, str) else list(order_by)
+    result = list(docs)
+    for key in reversed(keys):
+        if not isinstance(key, str) or not key.strip("-+"):
+            raise bad_request(f"Invalid order_by entry: {key!r}")
+        descending = key.startswith("-")
+        field = key.lstrip("-+")
+        result.sort(key=lambda doc, f=field: _sort_key(get_path(doc, f)), reverse=descending)
+    return result
+
+
+def paginate(docs: list[Document], body: dict[str, Any]) -> list[Document]:
+    page = body.get("page")
+    page_size = body.get("page_size")
+    size = body.get("size")
+    if page_size is not None or page is not None:
+        if not isinstance(page, int | None) or not isinstance(page_size, int | None):
+            raise bad_request("Validation error: 'page' and 'page_size' must be integers")
+        page = page or 0
+        if page_size is None:
+            raise bad_request("Validation error: 'page_size' is required when 'page' is given")
+        if page < 0 or page_size < 1:
+            raise bad_request("Validation error: 'page' must be >= 0 and 'page_size' >= 1")
+        return docs[page * page_size : (page + 1) * page_size]
+    if isinstance(size, int) and size > 0:
+        return docs[:size]
+    return docs
+
+
+def project(doc: Document, only_fields: list[str] | None) -> Document:
+    """A MongoDB-like projection: dotted paths keep nested keys; ``id`` is always returned."""
+    if not only_fields:
+        return copy.deepcopy(doc)
+    out: Document = {"id": doc.get("id")}
+    for path in only_fields:
+        parts = path.split(".")
+        source: Any = doc
+        target = out
+        for i, part in enumerate(parts):
+            if not isinstance(source, dict) or part not in source:
+                break
+            source = source[part]
+            if i == len(parts) - 1:
+                target[part] = copy.deepcopy(source)
+            else:
+                if not isinstance(source, dict):
+                    break
+                target = target.setdefault(part, {})
+    return out
+
+
+def run_query(
+    docs: Iterable[Document],
+    body: dict[str, Any],
+    *,
+    extra: Callable[[Document], bool] | None = None,
+    field_map: dict[str, str] | None = None,
+    ignore: Iterable[str] = (),
+    default_order: str | None = None,
+) -> list[Document]:
+    """Filter, order, page and project documents as a get_all request asks."""
+    predicate = build_filter(body, field_map, ignore)
+    selected = [doc for doc in docs if predicate(doc) and (extra is None or extra(doc))]
+    selected = order(selected, body.get("order_by") or default_order)
+    selected = paginate(selected, body)
+    only_fields = body.get("only_fields")
+    if only_fields is not None and not isinstance(only_fields, list):
+        raise wrong_type("only_fields", "a list of strings", only_fields)
+    return [project(doc, only_fields) for doc in selected]

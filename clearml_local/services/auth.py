@@ -1,0 +1,20 @@
+"""auth.*: the token the SDK logs in for, and the credentials the embedded server knows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_local.api import Context, endpoint, optional
+
+
+@endpoint("auth.login")
+def login(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    expiration = optional(body, "expiration_sec", int)
+    authenticator = ctx.extras["authenticator"]
+    return {"token": authenticator.issue_token(ctx.identity, expiration)}
+
+
+@endpoint("auth.get_credentials")
+def get_credentials(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    creds = ctx.extras["authenticator"].credentials
+    return {"credentials": [{"access_key": creds.access_key, "label": "embedded backend"}]}

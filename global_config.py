@@ -1,0 +1,59 @@
+"""All project configuration in one place; every value can be overridden from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+
+
+# --- ClearML naming ------------------------------------------------------------------------------
+PROJECT_NAME = os.environ.get("ASTEROID_PROJECT", "Asteroid Hazard")
+PIPELINE_NAME = os.environ.get("ASTEROID_PIPELINE", "asteroid pipeline")
+GET_DATA_TASK = "get data"
+PREPROCESS_TASK = "preprocess data"
+TRAINING_TASK = "model training"
+RAW_DATASET_NAME = "raw_asteroid_dataset"
+PREPROCESSED_DATASET_NAME = "preprocessed_asteroid_dataset"
+MODEL_NAME = "asteroid-xgboost"
+WINNER_TAG = "pipeline_winner"
+
+# --- Data --------------------------------------------------------------------------------------------
+DATA_DIR = _env_path("ASTEROID_DATA_DIR", ROOT / "data")
+# Where users put NASA's table; used when NEO_SOURCE_CSV is not set and the file exists.
+DEFAULT_SOURCE_CSV = DATA_DIR / "nasa.csv"
+# The real table beside the project checkout (tests use it when present).
+SHARED_NASA_CSV = ROOT.parent / "shared" / "data" / "nasa.csv"
+SOURCE_CSV = os.environ.get("NEO_SOURCE_CSV") or None
+DATABASE_URL = os.environ.get("NEO_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'asteroids.db'}"
+OBSERVATIONS_TABLE = "neo_observations"
+REJECTED_TABLE = "neo_rejected_rows"
+SAMPLE_ROWS = _env_int("ASTEROID_SAMPLE_ROWS", 4687)
+SAMPLE_SEED = _env_int("ASTEROID_SAMPLE_SEED", 7)
+
+# --- Runs and outputs --------------------------------------------------------------------------------
+RUNS_DIR = _env_path("ASTEROID_RUNS_DIR", ROOT / "runs")
+
+# --- Embedded ClearML backend --------------------------------------------------------------------------
+BACKEND_DATA_DIR = _env_path("CLEARML_LOCAL_DATA_DIR", ROOT / ".clearml_local")
+BACKEND_HOST = os.environ.get("CLEARML_LOCAL_HOST", "127.0.0.1")
+BACKEND_API_PORT = _env_int("CLEARML_LOCAL_API_PORT", 8008)
+BACKEND_FILES_PORT = _env_int("CLEARML_LOCAL_FILES_PORT", 8081)
+# Largest single upload the embedded file server accepts.
+BACKEND_MAX_UPLOAD_BYTES = _env_int("CLEARML_LOCAL_MAX_UPLOAD_MB", 512) * 1024 * 1024
