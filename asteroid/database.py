@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -212,11 +213,15 @@ def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame
     if connection.dialect.driver == "pysqlite":
         connection.exec_driver_sql(insert + f"({', '.join('?' * len(names))})", rows)
     elif connection.dialect.driver == "psycopg2":
-        from psycopg2.extras import execute_values
-
+        # COPY is PostgreSQL's bulk path. str() of a float is its shortest round-trip form, so values
+        # arrive exactly; booleans arrive as True/False, which PostgreSQL accepts.
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        buffer.seek(0)
+        columns = ", ".join(quote(name) for name in names)
         cursor = connection.connection.cursor()  # the DBAPI connection, inside this transaction
         try:
-            execute_values(cursor, insert + "%s", rows, page_size=1000)
+            cursor.copy_expert(f"COPY {quote(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         finally:
             cursor.close()
     else:
@@ -327,17 +332,26 @@ def query_observations(database_url: str, query_date: str | None = None) -> pd.D
     return _typed(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
 
 
-def count_rejected(database_url: str) -> int:
-    """Rows in the rejected-rows table (0 if it does not exist)."""
+def _count(database_url: str, rejected_table: bool) -> int:
     engine = _engine(database_url)
     try:
-        _, rejected = _tables(sa.MetaData())
-        if not sa.inspect(engine).has_table(rejected.name):
+        table = _tables(sa.MetaData())[1 if rejected_table else 0]
+        if not sa.inspect(engine).has_table(table.name):
             return 0
         with engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.count()).select_from(rejected)).scalar_one())
+            return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
     finally:
         engine.dispose()
+
+
+def count_observations(database_url: str) -> int:
+    """Rows in the observations table (0 if it does not exist yet)."""
+    return _count(database_url, rejected_table=False)
+
+
+def count_rejected(database_url: str) -> int:
+    """Rows in the rejected-rows table (0 if it does not exist yet)."""
+    return _count(database_url, rejected_table=True)
 
 
 # --- choosing the source -----------------------------------------------------------------------------

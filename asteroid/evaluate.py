@@ -83,8 +83,7 @@ def cneos_baseline(data: pd.DataFrame) -> np.ndarray:
         if found is None:
             raise ValueError(f"CNEOS baseline needs one of the columns {candidates}")
         values[key] = data[found].to_numpy(dtype=float)
-    hazardous = (values[_MOID] <= schema.CNEOS_MOID_MAX_AU) & (values[_H] <= schema.CNEOS_H_MAX)
-    return hazardous.astype(np.int64)
+    return schema.cneos_rule(values[_MOID], values[_H]).astype(np.int64)
 
 
 def baseline_metrics(data: pd.DataFrame, y_true: Any) -> dict[str, Any]:

@@ -78,15 +78,35 @@ class Split:
         }
 
 
+def _stratify_key(strata: np.ndarray, n_take: int) -> np.ndarray | None:
+    """The finest usable stratification: (label, CNEOS cell), else label alone, else none."""
+    for key in (strata, strata // 2):
+        counts = np.unique(key, return_counts=True)[1]
+        if counts.min() >= 2 and min(n_take, key.size - n_take) >= counts.size:
+            return key
+    return None
+
+
 def _split_groups(
-    group_ids: np.ndarray, group_labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split distinct groups, stratified on the group label when each class has enough groups."""
-    n_take = max(1, math.ceil(fraction * len(group_ids)))
-    counts = np.bincount(group_labels, minlength=2)
-    stratify = group_labels if counts.min() >= 2 and min(n_take, len(group_ids) - n_take) >= 2 else None
-    rest, taken = train_test_split(group_ids, test_size=n_take, random_state=seed, stratify=stratify)
-    return np.asarray(rest), np.asarray(taken)
+    group_ids: np.ndarray, strata: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split distinct groups; returns (rest ids, rest strata, taken ids, taken strata)."""
+    n_take = max(1, math.ceil(fraction * group_ids.size))
+    rest, taken, rest_strata, taken_strata = train_test_split(
+        group_ids, strata, test_size=n_take, random_state=seed, stratify=_stratify_key(strata, n_take)
+    )
+    return rest, rest_strata, taken, taken_strata
+
+
+def group_strata(features: pd.DataFrame, labels: pd.Series, groups: pd.Series) -> pd.Series:
+    """Per group: 2 * ever hazardous + ever inside the CNEOS cell (0 when H or MOID is not a feature)."""
+    label = labels.groupby(groups.to_numpy()).max().astype(int)
+    if {"minimum_orbit_intersection", "absolute_magnitude"} <= set(features.columns):
+        inside = schema.cneos_rule(features["minimum_orbit_intersection"], features["absolute_magnitude"])
+        cell = pd.Series(inside, index=features.index).groupby(groups.to_numpy()).max().astype(int)
+    else:
+        cell = label * 0
+    return 2 * label + cell
 
 
 def group_split(
@@ -97,8 +117,12 @@ def group_split(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
 ) -> Split:
-    """Split by asteroid so none appears on two sides; fractions are of asteroids, stratified by whether an
-    asteroid is ever hazardous, so every part gets its share of positives. Deterministic for a seed."""
+    """Split by asteroid so none appears on two sides. Fractions are of asteroids. Deterministic per seed.
+
+    Asteroids are stratified by label and by whether the CNEOS rule calls them hazardous, so every part
+    gets its share of positives and of the few asteroids whose label contradicts the rule (label noise
+    near H = 22); without that, a test set holding several of them swings recall by several points.
+    """
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"fractions must be in (0, 1) and sum below 1; got {val_fraction}, {test_fraction}")
     if not len(features) == len(labels) == len(groups):
@@ -106,14 +130,14 @@ def group_split(
             f"lengths differ: {len(features)} features, {len(labels)} labels, {len(groups)} groups"
         )
     features, labels, groups = (x.reset_index(drop=True) for x in (features, labels, groups))
-    by_group = labels.groupby(groups.to_numpy()).max()
-    if len(by_group) < 3:
-        raise ValueError(f"need at least 3 distinct groups to split, got {len(by_group)}")
-    group_ids, group_labels = by_group.index.to_numpy(), by_group.to_numpy().astype(int)
+    strata = group_strata(features, labels, groups)
+    if len(strata) < 3:
+        raise ValueError(f"need at least 3 distinct groups to split, got {len(strata)}")
 
-    rest, test_ids = _split_groups(group_ids, group_labels, test_fraction, seed)
-    rest_labels = by_group.loc[rest].to_numpy().astype(int)
-    train_ids, val_ids = _split_groups(rest, rest_labels, val_fraction / (1 - test_fraction), seed + 1)
+    rest, rest_strata, test_ids, _ = _split_groups(
+        strata.index.to_numpy(), strata.to_numpy(), test_fraction, seed
+    )
+    train_ids, _, val_ids, _ = _split_groups(rest, rest_strata, val_fraction / (1 - test_fraction), seed + 1)
 
     def part(ids: np.ndarray) -> SplitPart:
         mask = groups.isin(ids).to_numpy()

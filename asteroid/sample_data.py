@@ -27,6 +27,18 @@ EARTH_SPEED_KM_S = 29.78
 ALBEDO_FOR_MIN_DIAMETER = 0.25
 ALBEDO_FOR_MAX_DIAMETER = 0.05
 
+# What differs between two close approaches of the same asteroid; everything else describes the asteroid.
+PER_APPROACH_COLUMNS = (
+    "Close Approach Date",
+    "Epoch Date Close Approach",
+    "Relative Velocity km per sec",
+    "Relative Velocity km per hr",
+    "Miles per hour",
+    "Miss Dist.(Astronomical)",
+    "Miss Dist.(lunar)",
+    "Miss Dist.(kilometers)",
+    "Miss Dist.(miles)",
+)
 REPEATED_FRACTION = 0.2
 MAX_APPROACHES = 7
 # Spread of the "true" H around the tabulated, rounded one: it moves labels only within ~0.2 mag of 22.

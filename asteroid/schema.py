@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 Kind = Literal["int", "float", "str", "date", "datetime", "bool"]
 
 _PANDAS_DTYPES: dict[str, str] = {"int": "int64", "float": "float64", "bool": "bool"}
@@ -147,6 +149,13 @@ FEATURES: tuple[str, ...] = (
     "mean_anomaly",
     "mean_motion",
 )
+
+
+def cneos_rule(moid_au: object, absolute_magnitude: object) -> np.ndarray:
+    """CNEOS definition of a potentially hazardous asteroid, elementwise (bool array)."""
+    moid = np.asarray(moid_au, dtype=float)
+    h = np.asarray(absolute_magnitude, dtype=float)
+    return (moid <= CNEOS_MOID_MAX_AU) & (h <= CNEOS_H_MAX)
 
 
 def dtypes() -> dict[str, str]:

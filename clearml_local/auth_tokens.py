@@ -45,7 +45,9 @@ class Authenticator:
 
     def identity_from_basic(self, header: str) -> Identity:
         if not header.startswith("Basic "):
-            raise unauthorized("Unauthorized (missing credentials): auth.login needs HTTP Basic access:secret keys")
+            raise unauthorized(
+                "Unauthorized (missing credentials): auth.login needs HTTP Basic access:secret keys"
+            )
         try:
             decoded = base64.b64decode(header[len("Basic ") :], validate=True).decode()
         except (binascii.Error, UnicodeDecodeError) as exc:

@@ -1,4 +1,4 @@
-"""``python -m clearml_local serve|start|stop|status|env``: run the embedded backend in the foreground, or
+"""``python -m clearml_local serve|start|stop|status``: run the embedded backend in the foreground, or
 manage it in the background with a pid file."""
 
 from __future__ import annotations
@@ -84,7 +84,10 @@ def _observer(check_contract: bool, trace_path: str | None) -> Observer | None:
         lock = threading.Lock()
 
         def record(endpoint: str, body: dict, data: dict | None, status: int) -> None:
-            line = json.dumps({"t": time.time(), "endpoint": endpoint, "status": status, "body": body, "data": data}, default=str)
+            line = json.dumps(
+                {"t": time.time(), "endpoint": endpoint, "status": status, "body": body, "data": data},
+                default=str,
+            )
             with lock:
                 trace.write(line + "\n")
 
@@ -132,10 +135,17 @@ def start(config: BackendConfig, quiet: bool = False) -> dict:
         "--files-port",
         str(config.files_port),
     ]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(global_config.ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(global_config.ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     with config.log_path.open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
     config.pid_path.write_text(str(process.pid))
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -151,7 +161,9 @@ def start(config: BackendConfig, quiet: bool = False) -> dict:
             return state
         time.sleep(0.05)
     process.terminate()
-    raise RuntimeError(f"the embedded ClearML backend did not answer within {STARTUP_TIMEOUT_S:.0f}s; see {config.log_path}")
+    raise RuntimeError(
+        f"the embedded ClearML backend did not answer within {STARTUP_TIMEOUT_S:.0f}s; see {config.log_path}"
+    )
 
 
 def stop(config: BackendConfig) -> bool:
@@ -189,10 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=global_config.BACKEND_API_PORT)
     parser.add_argument("--files-port", type=int, default=global_config.BACKEND_FILES_PORT)
     parser.add_argument("--check-contract", action="store_true", help="log replies that break the SDK schema")
-    parser.add_argument("--trace", metavar="FILE", help="append every API call and reply to FILE (JSON lines)")
+    parser.add_argument(
+        "--trace", metavar="FILE", help="append every API call and reply to FILE (JSON lines)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
     config = _config(args)
     try:
         if args.command == "serve":

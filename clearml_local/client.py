@@ -75,5 +75,8 @@ def ensure_server(verbose: bool = True) -> str:
     if not is_answering(state["api_url"]):
         raise ServerUnavailable(f"the embedded ClearML backend at {state['api_url']} does not answer")
     if verbose:
-        print(f"Using the embedded ClearML backend at {state['api_url']} (CLEARML_CONFIG_FILE={config.clearml_conf_path})")
+        print(
+            f"Using the embedded ClearML backend at {state['api_url']} "
+            f"(CLEARML_CONFIG_FILE={config.clearml_conf_path})"
+        )
     return str(state["api_url"])

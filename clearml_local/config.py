@@ -73,7 +73,14 @@ def load_or_create_credentials(config: BackendConfig) -> Credentials:
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"access_key": creds.access_key, "secret_key": creds.secret_key, "token_secret": creds.token_secret}, handle)
+        json.dump(
+            {
+                "access_key": creds.access_key,
+                "secret_key": creds.secret_key,
+                "token_secret": creds.token_secret,
+            },
+            handle,
+        )
     return creds
 
 
@@ -118,16 +125,17 @@ sdk {{
     }}
     storage {{
         cache {{
-            default_base_dir: "{os.fspath(Path.home() / '.clearml' / 'cache')}"
+            default_base_dir: "{os.fspath(Path.home() / ".clearml" / "cache")}"
         }}
     }}
 }}
 agent {{
     # clearml-agent on the same machine reuses the current Python environment (see README)
+    disable_agent_update_check: true
     package_manager {{
         type: pip
     }}
-    venvs_dir: "{os.fspath(Path.home() / '.clearml' / 'venvs-builds')}"
+    venvs_dir: "{os.fspath(Path.home() / ".clearml" / "venvs-builds")}"
 }}
 """
 

@@ -88,4 +88,7 @@ class ContractChecker:
     @staticmethod
     def _errors(schema: dict[str, Any], instance: Any) -> list[str]:
         validator = jsonschema.Draft7Validator(schema)
-        return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(instance)]
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(instance)
+        ]

@@ -22,7 +22,9 @@ def missing_field(field: str) -> ApiError:
 
 
 def wrong_type(field: str, expected: str, value: object) -> ApiError:
-    return ApiError(400, 12, f"Validation error: field '{field}' must be {expected}, got {type(value).__name__}")
+    return ApiError(
+        400, 12, f"Validation error: field '{field}' must be {expected}, got {type(value).__name__}"
+    )
 
 
 def not_found(kind: str, ident: str, subcode: int = 101) -> ApiError:
@@ -35,4 +37,6 @@ def unauthorized(message: str) -> ApiError:
 
 
 def unknown_endpoint(endpoint: str) -> ApiError:
-    return ApiError(404, 0, f"Unknown endpoint: {endpoint} is not implemented by the embedded ClearML backend")
+    return ApiError(
+        404, 0, f"Unknown endpoint: {endpoint} is not implemented by the embedded ClearML backend"
+    )

@@ -50,6 +50,9 @@ class ApiServer(ThreadingHTTPServer):
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, every keep-alive reply waits
+    # for the client's delayed ACK (~40 ms per call).
+    disable_nagle_algorithm = True
     server: ApiServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -71,7 +74,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body(name, url.query)
             if not name:
-                raise bad_request(f"Invalid API path {url.path!r}: expected /v{API_VERSION}/<service>.<action>")
+                raise bad_request(
+                    f"Invalid API path {url.path!r}: expected /v{API_VERSION}/<service>.<action>"
+                )
             handler = ENDPOINTS.get(name)
             if handler is None:
                 raise unknown_endpoint(name)
@@ -89,7 +94,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
             self.rfile.read(length)
-            raise ApiError(413, 0, f"Request body of {length} bytes exceeds the {MAX_REQUEST_BYTES} byte limit")
+            raise ApiError(
+                413, 0, f"Request body of {length} bytes exceeds the {MAX_REQUEST_BYTES} byte limit"
+            )
         raw = self.rfile.read(length) if length else b""
         body: dict[str, Any] = {}
         for key, values in parse_qs(query).items():

@@ -130,7 +130,9 @@ def _field_predicate(field: str, value: Any) -> Callable[[Document], bool]:
 
 
 def _match_scalar_list(actual: Any, spec: list[str]) -> bool:
-    values = actual if isinstance(actual, list) else ([] if actual is _MISSING or actual is None else [actual])
+    values = (
+        actual if isinstance(actual, list) else ([] if actual is _MISSING or actual is None else [actual])
+    )
     return match_tags([str(v) for v in values], spec)
 
 
@@ -172,7 +174,9 @@ def build_filter(
             predicates.append(_text_predicate(body[mode], mode))
     if body.get("search_text"):
         regex = _compile(re.escape(str(body["search_text"])), "search_text")
-        predicates.append(lambda doc: any(regex.search(str(doc.get(f) or "")) for f in ("name", "comment", "id")))
+        predicates.append(
+            lambda doc: any(regex.search(str(doc.get(f) or "")) for f in ("name", "comment", "id"))
+        )
     return lambda doc: all(p(doc) for p in predicates)
 
 

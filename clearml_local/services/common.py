@@ -17,7 +17,9 @@ KINDS = {"tasks": "task", "models": "model", "projects": "project", "queues": "q
 def load(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
     """A copy of one document, or a 400 naming the field and the id."""
     if not isinstance(doc_id, str) or not doc_id:
-        raise ApiError(400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string")
+        raise ApiError(
+            400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string"
+        )
     doc = ctx.store.get(collection, doc_id)
     if doc is None:
         raise not_found(KINDS[collection], doc_id, SUBCODES.get(collection, 0))

@@ -181,7 +181,10 @@ def multi_task_histogram(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         task = load(ctx, "tasks", task_id, "tasks")
         for metric, variants in _scalar_series(ctx, task_id, body.get("key") or "iter").items():
             for variant, line in variants.items():
-                result.setdefault(metric, {}).setdefault(variant, {})[task_id] = {**line, "name": task["name"]}
+                result.setdefault(metric, {}).setdefault(variant, {})[task_id] = {
+                    **line,
+                    "name": task["name"],
+                }
     return result
 
 
@@ -253,7 +256,7 @@ def _scroll(
     newest_first: bool,
     metric: str | None = None,
 ) -> dict[str, Any]:
-    batch = body.get("batch_size") or body.get("iters") or 500
+    batch = body.get("batch_size") or 500
     if not isinstance(batch, int) or batch < 1:
         raise bad_request("Validation error: field 'batch_size' must be a positive integer")
     scroll = body.get("scroll_id")
@@ -289,8 +292,25 @@ def get_scalar_metric_data(ctx: Context, body: dict[str, Any]) -> dict[str, Any]
 @endpoint("events.get_task_plots")
 def get_task_plots(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    if body.get("iters") is not None:
+        plots = _latest_plots(ctx, task_id, body["iters"])
+        return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": None}
     page = _scroll(ctx, task_id, ["plot"], body, True)
-    return {"plots": page["events"], "returned": page["returned"], "total": page["total"], "scroll_id": page["scroll_id"]}
+    return {"plots": page.pop("events"), **page}
+
+
+def _latest_plots(ctx: Context, task_id: str, iters: Any) -> list[Document]:
+    """``iters`` counts iterations, not events: the plots of the latest ``iters`` iterations of each plot."""
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
+        raise bad_request("Validation error: field 'iters' must be a positive integer")
+    by_plot: dict[tuple[str, str], dict[int, list[Document]]] = defaultdict(lambda: defaultdict(list))
+    for _, event in ctx.store.query_events([task_id], ["plot"]):
+        by_plot[(event.get("metric", ""), event.get("variant", ""))][event.get("iter") or 0].append(event)
+    plots: list[Document] = []
+    for iterations in by_plot.values():
+        for iteration in sorted(iterations, reverse=True)[:iters]:
+            plots.extend(iterations[iteration])
+    return plots
 
 
 @endpoint("events.get_multi_task_plots")
@@ -299,7 +319,9 @@ def get_multi_task_plots(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     total = 0
     for task_id in id_list(body, "tasks"):
         for _, event in ctx.store.query_events([task_id], ["plot"]):
-            plots.setdefault(event.get("metric", ""), {}).setdefault(event.get("variant", ""), {})[task_id] = event
+            plots.setdefault(event.get("metric", ""), {}).setdefault(event.get("variant", ""), {})[
+                task_id
+            ] = event
             total += 1
     return {"plots": plots, "returned": total, "total": total, "scroll_id": None}
 
@@ -311,7 +333,9 @@ def debug_images(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         task_id = require(item, "task")
         load(ctx, "tasks", task_id, "task")
         by_iter: dict[int, list[Document]] = defaultdict(list)
-        for _, event in ctx.store.query_events([task_id], ["training_debug_image"], metric=item.get("metric")):
+        for _, event in ctx.store.query_events(
+            [task_id], ["training_debug_image"], metric=item.get("metric")
+        ):
             by_iter[event.get("iter", 0)].append(event)
         iterations = [{"iter": it, "events": evs} for it, evs in sorted(by_iter.items(), reverse=True)]
         result.append({"task": task_id, "iterations": iterations})

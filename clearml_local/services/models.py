@@ -150,10 +150,14 @@ def update_for_task(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             load(ctx, "models", override, "override_model_id")
             model_id, created = override, False
         else:
-            model = _new_model(ctx, {**body, "name": body.get("name") or task["name"], "project": task.get("project")})
+            model = _new_model(
+                ctx, {**body, "name": body.get("name") or task["name"], "project": task.get("project")}
+            )
             ctx.store.put("models", model)
             model_id, created = model["id"], True
-        fields = _edit(ctx, model_id, {k: v for k, v in body.items() if k in ("uri", "comment", "tags", "system_tags")})
+        fields = _edit(
+            ctx, model_id, {k: v for k, v in body.items() if k in ("uri", "comment", "tags", "system_tags")}
+        )
         refs = task["models"].setdefault("output", [])
         name = body.get("name") or task["name"]
         refs[:] = [r for r in refs if r.get("name") != name]
@@ -218,7 +222,8 @@ def _delete(ctx: Context, model_id: str, force: bool) -> dict[str, Any]:
             if any(r.get("model") == model_id for kind in ("input", "output") for r in refs.get(kind, [])):
                 updated = dict(task)
                 updated["models"] = {
-                    kind: [r for r in refs.get(kind, []) if r.get("model") != model_id] for kind in ("input", "output")
+                    kind: [r for r in refs.get(kind, []) if r.get("model") != model_id]
+                    for kind in ("input", "output")
                 }
                 ctx.store.put("tasks", updated)
     return {"deleted": True, "url": model.get("uri")}

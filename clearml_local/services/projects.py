@@ -69,7 +69,9 @@ def create(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.store.transaction():
         if find_by_name(ctx, name):
             raise ApiError(409, 701, f"Project with the same name already exists: name={name}")
-        fields = {k: body.get(k) for k in ("description", "tags", "system_tags", "default_output_destination")}
+        fields = {
+            k: body.get(k) for k in ("description", "tags", "system_tags", "default_output_destination")
+        }
         return {"id": ensure_project(ctx, name, **fields)}
 
 
@@ -127,7 +129,9 @@ def delete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         force = bool(optional(body, "force", bool, False))
         if (tasks or models) and not force and not body.get("delete_contents"):
             raise ApiError(
-                400, 704, f"Project {doc['name']!r} has {len(tasks)} tasks and {len(models)} models: use force"
+                400,
+                704,
+                f"Project {doc['name']!r} has {len(tasks)} tasks and {len(models)} models: use force",
             )
         for project_id in ids:
             ctx.store.delete("projects", project_id)
@@ -209,4 +213,3 @@ def task_parents(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 @endpoint("projects.make_private", "projects.make_public")
 def make_public(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     return {"updated": len(body.get("ids") or [])}
-

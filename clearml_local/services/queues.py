@@ -13,7 +13,9 @@ Document = dict[str, Any]
 DEFAULT_QUEUE = "default"
 
 
-def _new_queue(ctx: Context, name: str, tags: list[str] | None = None, system_tags: list[str] | None = None) -> Document:
+def _new_queue(
+    ctx: Context, name: str, tags: list[str] | None = None, system_tags: list[str] | None = None
+) -> Document:
     stamp = now_iso()
     doc = {
         "id": new_id(),

@@ -15,7 +15,12 @@ def ping(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("server.info")
 def info(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"version": SERVER_VERSION, "api_version": API_VERSION, "build": "embedded", "uid": "clearml-local"}
+    return {
+        "version": SERVER_VERSION,
+        "api_version": API_VERSION,
+        "build": "embedded",
+        "uid": "clearml-local",
+    }
 
 
 @endpoint("users.get_current_user")

@@ -254,7 +254,9 @@ def _set_status(task: Document, status: str, body: dict[str, Any], **extra: Any)
 @endpoint("tasks.started")
 def started(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     def change(task: Document) -> dict[str, Any]:
-        if task["status"] not in ("created", "queued", "in_progress", "stopped", "failed") and not body.get("force"):
+        if task["status"] not in ("created", "queued", "in_progress", "stopped", "failed") and not body.get(
+            "force"
+        ):
             raise ApiError(400, 110, f"Invalid task status: cannot start a {task['status']} task")
         _remove_from_queue(ctx, task)
         return _set_status(task, "in_progress", body, started=now_iso(), last_worker=_worker(ctx, task))
@@ -266,7 +268,9 @@ def _worker(ctx: Context, task: Document) -> str | None:
     return ctx.extras.get("worker") or task.get("last_worker")
 
 
-def _finish(status: str, timestamp_field: str | None = None) -> Callable[[Context, dict[str, Any]], dict[str, Any]]:
+def _finish(
+    status: str, timestamp_field: str | None = None
+) -> Callable[[Context, dict[str, Any]], dict[str, Any]]:
     def handler(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         def change(task: Document) -> dict[str, Any]:
             extra: dict[str, Any] = {}
@@ -314,7 +318,9 @@ def stop(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 def publish(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     def change(task: Document) -> dict[str, Any]:
         if task["status"] not in ("completed", "stopped", "published") and not body.get("force"):
-            raise ApiError(400, 110, f"Invalid task status: only completed tasks can be published ({task['status']})")
+            raise ApiError(
+                400, 110, f"Invalid task status: only completed tasks can be published ({task['status']})"
+            )
         for ref in task["models"].get("output", []):
             model = ctx.store.get("models", ref.get("model", ""))
             if model is not None and not model.get("ready"):
@@ -553,7 +559,9 @@ def get_hyper_params(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     result = []
     for task_id in id_list(body, "tasks"):
         task = load(ctx, "tasks", task_id, "tasks")
-        flat = [dict(param) for section in (task.get("hyperparams") or {}).values() for param in section.values()]
+        flat = [
+            dict(param) for section in (task.get("hyperparams") or {}).values() for param in section.values()
+        ]
         result.append({"task": task_id, "hyperparams": flat})
     return {"params": result}
 

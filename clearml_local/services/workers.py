@@ -64,7 +64,11 @@ def status_report(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     worker_id = require(body, "worker")
     stamp = now_iso()
     with ctx.store.transaction():
-        doc = ctx.store.get("workers", worker_id) or {"id": worker_id, "register_time": stamp, "key": worker_id}
+        doc = ctx.store.get("workers", worker_id) or {
+            "id": worker_id,
+            "register_time": stamp,
+            "key": worker_id,
+        }
         doc["last_activity_time"] = stamp
         doc["last_report_time"] = stamp
         if body.get("queues"):
@@ -92,7 +96,9 @@ def get_all(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     for doc in ctx.store.all("workers"):
         if _expired(doc):
             continue
-        worker = {k: v for k, v in doc.items() if k not in ("queue_ids", "timeout", "machine_stats", "system_tags")}
+        worker = {
+            k: v for k, v in doc.items() if k not in ("queue_ids", "timeout", "machine_stats", "system_tags")
+        }
         worker["queues"] = _queue_refs(ctx, doc.get("queue_ids") or [])
         workers.append(worker)
     return {"workers": workers}

@@ -1,0 +1,214 @@
+"""The ClearML pipeline: get data → preprocessing → training × N seeds (parallel) → select and publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import global_config
+from asteroid.steps import get_data, model_training, preprocessing
+from asteroid.steps.select_best import select_best
+
+STEP_SCRIPTS = {
+    "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", get_data.DEFAULTS),
+    "preprocessing": (
+        "preprocessing.py",
+        global_config.PREPROCESS_TASK,
+        "data_processing",
+        preprocessing.DEFAULTS,
+    ),
+    "model_training": ("model_training.py", global_config.TRAINING_TASK, "training", model_training.DEFAULTS),
+}
+# How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step).
+POLL_MINUTES = 0.01
+
+
+class PipelineFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class PipelineOptions:
+    seeds: int = 3
+    queue: str | None = None
+    query_date: str = get_data.DEFAULTS["query_date"]
+    split_seed: int = preprocessing.DEFAULTS["split_seed"]
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not 1 <= self.seeds <= 32:
+            raise ValueError(f"seeds must be between 1 and 32, got {self.seeds}")
+
+
+def has_git_remote(path: Path) -> bool:
+    """Whether agents could clone this checkout (a repository with a remote)."""
+    try:
+        remotes = subprocess.run(["git", "remote"], cwd=path, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return remotes.returncode == 0 and bool(remotes.stdout.strip())
+
+
+def register_templates() -> dict[str, str]:
+    """Draft tasks the pipeline clones, one per step script, created from the current code.
+
+    With a git remote, agents clone the repository at the recorded commit (plus the uncommitted diff).
+    Without one, a task carries its whole script and agents import the installed ``asteroid`` package.
+    """
+    from clearml import Task
+
+    standalone = not has_git_remote(global_config.ROOT)
+    ids = {}
+    for step, (script, task_name, task_type, defaults) in STEP_SCRIPTS.items():
+        template = Task.create(
+            project_name=global_config.PROJECT_NAME,
+            task_name=f"{task_name} (template)",
+            task_type=task_type,
+            script=str(global_config.ROOT / script),
+            working_directory=str(global_config.ROOT),
+            add_task_init_call=False,
+            packages=False,
+            force_single_script_file=standalone,
+        )
+        template.set_parameters({f"General/{key}": value for key, value in defaults.items()})
+        template.set_system_tags([*template.get_system_tags(), "step-template"])
+        ids[step] = str(template.id)
+    return ids
+
+
+def build(options: PipelineOptions) -> Any:
+    from clearml import PipelineController
+
+    templates = register_templates()
+    pipe = PipelineController(
+        name=global_config.PIPELINE_NAME,
+        project=global_config.PROJECT_NAME,
+        version="1.0.0",
+        pool_frequency=POLL_MINUTES,
+        add_pipeline_tags=True,
+        abort_on_failure=True,
+    )
+    if options.queue:
+        pipe.set_default_execution_queue(options.queue)
+    pipe.add_step(
+        name="get_data",
+        base_task_id=templates["get_data"],
+        parameter_override={"General/query_date": options.query_date},
+    )
+    pipe.add_step(
+        name="preprocessing",
+        parents=["get_data"],
+        base_task_id=templates["preprocessing"],
+        parameter_override={
+            "General/raw_dataset_id": "${get_data.parameters.Outputs/raw_dataset_id}",
+            "General/split_seed": options.split_seed,
+        },
+    )
+    training_steps = [f"train_seed_{seed}" for seed in range(options.seeds)]
+    for seed, step in enumerate(training_steps):
+        overrides = {
+            "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
+            "General/seed": seed,
+            **{f"xgboost/{key}": value for key, value in options.hyperparams.items()},
+        }
+        pipe.add_step(
+            name=step,
+            parents=["preprocessing"],
+            base_task_id=templates["model_training"],
+            parameter_override=overrides,
+        )
+    pipe.add_function_step(
+        name="select_best",
+        function=select_best,
+        # A parameter holds one ${step.id} reference at most, so the step finds its siblings by name.
+        function_kwargs={"training_steps": ",".join(training_steps)},
+        function_return=["summary"],
+        parents=training_steps,
+        cache_executed_step=False,
+    )
+    return pipe
+
+
+def run(options: PipelineOptions) -> dict[str, Any]:
+    """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary."""
+    options.validate()
+    os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
+    started = time.monotonic()
+    pipe = build(options)
+    if options.queue:
+        pipe.start_locally(run_pipeline_steps_locally=False)
+    else:
+        pipe.start_locally(run_pipeline_steps_locally=True)
+    nodes = pipe.get_pipeline_dag()
+    failed = {name: node.status for name, node in nodes.items() if node.status not in ("completed", "cached")}
+    if failed:
+        raise PipelineFailed(_failure_message(failed, nodes))
+    summary = collect_summary(pipe, nodes, time.monotonic() - started)
+    write_summary(summary)
+    return summary
+
+
+def _failure_message(failed: dict[str, str], nodes: dict[str, Any]) -> str:
+    lines = ["pipeline failed:"]
+    for name, status in failed.items():
+        task_id = nodes[name].executed or (nodes[name].job.task_id() if nodes[name].job else None)
+        lines.append(
+            f"  step {name!r}: {status}" + (f" (task {task_id}; see its console log)" if task_id else "")
+        )
+    return "\n".join(lines)
+
+
+def _step_seconds(task_id: str) -> float | None:
+    from clearml import Task
+
+    data = Task.get_task(task_id=task_id).data
+    if data.started and data.completed:
+        return round((data.completed - data.started).total_seconds(), 2)
+    return None
+
+
+def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+    from clearml import Task
+
+    selection_task = Task.get_task(task_id=nodes["select_best"].executed)
+    selection = selection_task.artifacts["summary"].get()
+    preprocessing_task = Task.get_task(task_id=nodes["preprocessing"].executed)
+    split_rows = {
+        part: int(value["last"])
+        for key, value in preprocessing_task.get_last_scalar_metrics().get("Summary", {}).items()
+        if key.startswith("rows_") and (part := key[len("rows_") :])
+    }
+    return {
+        "pipeline_id": pipe.id,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall_seconds, 2),
+        "winner": selection["winner"],
+        "selection_metric": selection["selection_metric"],
+        "validation": selection["validation"],
+        "test": selection["test"],
+        "baseline_validation": selection["baseline_validation"],
+        "baseline_test": selection["baseline_test"],
+        "candidates": selection["candidates"],
+        "rows_per_split": split_rows,
+        "step_seconds": {name: _step_seconds(node.executed) for name, node in nodes.items() if node.executed},
+        "step_tasks": {name: node.executed for name, node in nodes.items()},
+    }
+
+
+def write_summary(summary: dict[str, Any], runs_dir: Path | None = None) -> Path:
+    """runs/latest/summary.json (written atomically) plus a timestamped copy."""
+    runs_dir = runs_dir or global_config.RUNS_DIR
+    latest = runs_dir / "latest"
+    latest.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    temp = latest / "summary.json.tmp"
+    temp.write_text(text)
+    os.replace(temp, latest / "summary.json")
+    (runs_dir / f"summary-{summary['pipeline_id']}.json").write_text(text)
+    return latest / "summary.json"

@@ -1,0 +1,1 @@
+"""The ClearML tasks of the pipeline; each module's ``main()`` is what its top-level script runs."""

@@ -1,0 +1,103 @@
+"""Step 1 — query the observations database and register the result as the raw dataset version."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import global_config
+from asteroid import database
+from asteroid.tracking import connect_params, set_output, start_task
+
+RAW_FILE = "asteroid_observations.csv"
+DEFAULTS: dict[str, Any] = {
+    # Observations with a close approach on or before this date (the NASA table ends 2016-09-08).
+    "query_date": "2016-09-08",
+}
+
+
+def content_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ensure_database(database_url: str) -> None:
+    """Load the default source into an empty database, so the step also runs on its own."""
+    if database.count_observations(database_url) > 0:
+        return
+    source, description = database.resolve_source_csv(None)
+    print(f"The observations table is empty: loading {description}")
+    print(database.load_csv(source, database_url).summary())
+
+
+def existing_version_with(content_sha256: str) -> str | None:
+    """The id of the latest raw dataset version if it holds exactly this content."""
+    from clearml import Dataset
+
+    try:
+        latest = Dataset.get(
+            dataset_name=global_config.RAW_DATASET_NAME,
+            dataset_project=global_config.PROJECT_NAME,
+            only_completed=True,
+        )
+    except ValueError:
+        return None
+    entry = latest.file_entries_dict.get(RAW_FILE)
+    return str(latest.id) if entry is not None and entry.hash == content_sha256 else None
+
+
+def register_dataset(frame_path: Path, query_date: str) -> tuple[str, bool]:
+    """(dataset id, created) — a new version only when the content changed."""
+    from clearml import Dataset
+
+    digest = content_hash(frame_path)
+    existing = existing_version_with(digest)
+    if existing:
+        return existing, False
+    dataset = Dataset.create(
+        dataset_name=global_config.RAW_DATASET_NAME,
+        dataset_project=global_config.PROJECT_NAME,
+        description=f"NEO observations with close approach <= {query_date}",
+    )
+    dataset.add_files(str(frame_path))
+    dataset.finalize(auto_upload=True)
+    return str(dataset.id), True
+
+
+def run(task: Any, params: dict[str, Any]) -> str:
+    database_url = global_config.DATABASE_URL
+    ensure_database(database_url)
+    frame = database.query_observations(database_url, params["query_date"] or None)
+    if frame.empty:
+        raise ValueError(f"query_date={params['query_date']!r} selects no observations")
+    with tempfile.TemporaryDirectory() as work_dir:
+        path = Path(work_dir) / RAW_FILE
+        frame.to_csv(path, index=False)
+        dataset_id, created = register_dataset(path, params["query_date"])
+    report(task, frame, dataset_id, created)
+    set_output(task, "raw_dataset_id", dataset_id)
+    return dataset_id
+
+
+def report(task: Any, frame: pd.DataFrame, dataset_id: str, created: bool) -> None:
+    logger = task.get_logger()
+    logger.report_table("raw data", "preview (first 20 rows)", iteration=0, table_plot=frame.head(20))
+    counts = {
+        "rows": len(frame),
+        "asteroids": int(frame[database.schema.GROUP].nunique()),
+        "hazardous": int(frame[database.schema.LABEL].sum()),
+        "rejected_at_load": database.count_rejected(global_config.DATABASE_URL),
+    }
+    for name, value in counts.items():
+        logger.report_single_value(name, value)
+    verb = "registered new" if created else "content unchanged, reusing"
+    print(f"{verb} dataset {global_config.RAW_DATASET_NAME} version {dataset_id}: {counts}")
+
+
+def main() -> None:
+    task = start_task(global_config.GET_DATA_TASK, "data_processing")
+    params = connect_params(task, DEFAULTS)
+    run(task, params)

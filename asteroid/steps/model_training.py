@@ -1,0 +1,117 @@
+"""Step 3 — train one XGBoost classifier (one seed), evaluate it beside the CNEOS rule, register the model."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import global_config
+from asteroid import evaluate, features, plots, train
+from asteroid.steps.preprocessing import SPLIT_DIR
+from asteroid.tracking import connect_params, dataset_local_copy, latest_dataset_id, set_output, start_task
+
+# Hyperparameters are connected one by one so that the UI and pipeline overrides can change each.
+HYPERPARAMS = {
+    k: v for k, v in train.DEFAULT_PARAMS.items() if k not in ("objective", "eval_metric", "tree_method")
+}
+DEFAULTS: dict[str, Any] = {"preprocessed_dataset_id": "", "seed": 0, "threshold": train.DEFAULT_THRESHOLD}
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+
+
+def evaluate_split(
+    result: train.TrainResult, split: features.Split, threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Model and baseline metrics on validation and test."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("val", "test"):
+        part = getattr(split, name)
+        probabilities = train.predict_proba(result.booster, part.features)
+        out[name] = evaluate.classification_metrics(part.labels, probabilities, threshold)
+        out[f"baseline_{name}"] = evaluate.baseline_metrics(part.features, part.labels)
+    return out
+
+
+def register_model(
+    task: Any, result: train.TrainResult, metrics: dict[str, Any], spec: dict[str, Any]
+) -> str:
+    from clearml import OutputModel
+
+    model = OutputModel(
+        task=task,
+        name=global_config.MODEL_NAME,
+        framework="XGBoost",
+        tags=[f"seed-{task.get_parameter('General/seed')}"],
+        comment="XGBoost binary:logistic; input: features in feature_names order; output: P(hazardous)",
+    )
+    model.set_metadata("feature_names", json.dumps(result.feature_names), "json")
+    model.set_metadata("val_pr_auc", str(metrics["val"]["pr_auc"]), "float")
+    model.set_metadata("val_logloss", str(result.best_score), "float")
+    with tempfile.TemporaryDirectory() as work_dir:
+        path = train.save_model(result.booster, Path(work_dir) / "asteroid_xgb.json")
+        (Path(work_dir) / "feature_spec.json").write_text(json.dumps(spec))
+        model.update_weights(
+            weights_filename=str(path), auto_delete_file=False, iteration=result.best_iteration
+        )
+        task.upload_artifact(
+            "feature_spec", artifact_object=str(Path(work_dir) / "feature_spec.json"), wait_on_upload=True
+        )
+    return str(model.id)
+
+
+def report(task: Any, result: train.TrainResult, metrics: dict[str, Any], split: features.Split) -> None:
+    logger = task.get_logger()
+    for dataset_name, history in result.evals_result.items():
+        for metric_name, values in history.items():
+            for iteration, value in enumerate(values):
+                logger.report_scalar(metric_name, dataset_name, value=float(value), iteration=iteration)
+    for split_name, values in metrics.items():
+        for metric in METRICS:
+            logger.report_single_value(f"{split_name}/{metric}", float(values[metric]))
+    table = pd.DataFrame({name: {m: values[m] for m in METRICS} for name, values in metrics.items()}).round(5)
+    logger.report_table(
+        "metrics", "model vs CNEOS rule", iteration=0, table_plot=table.reset_index(names="metric")
+    )
+    test = split.test
+    probabilities = train.predict_proba(result.booster, test.features)
+    figures = {
+        ("feature importance", "gain"): plots.feature_importance(result.booster),
+        ("confusion matrix", "test"): plots.confusion_matrix(metrics["test"]),
+        ("ROC curve", "test"): plots.roc_curve(test.labels, probabilities),
+        ("precision-recall curve", "test"): plots.pr_curve(test.labels, probabilities),
+    }
+    for (title, series), figure in figures.items():
+        logger.report_matplotlib_figure(title, series, figure=figure, iteration=0, report_image=True)
+
+
+def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
+    dataset_id = params["preprocessed_dataset_id"] or latest_dataset_id(
+        global_config.PREPROCESSED_DATASET_NAME
+    )
+    split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
+    split = features.load_split(split_dir)
+    spec = features.load_feature_spec(split_dir)
+    result = train.train_classifier(split, hyperparams, seed=params["seed"])
+    metrics = evaluate_split(result, split, params["threshold"])
+    report(task, result, metrics, split)
+    model_id = register_model(task, result, metrics, spec)
+    set_output(task, "model_id", model_id)
+    set_output(task, "val_pr_auc", metrics["val"]["pr_auc"])
+    set_output(task, "val_logloss", result.best_score)
+    val, test = metrics["val"], metrics["test"]
+    print(
+        f"seed {params['seed']}: best iteration {result.best_iteration}, "
+        f"val pr_auc {val['pr_auc']:.4f} f1 {val['f1']:.4f}; test accuracy {test['accuracy']:.4f} "
+        f"recall {test['recall']:.4f}; model {model_id}"
+    )
+    return model_id
+
+
+def main() -> None:
+    task = start_task(global_config.TRAINING_TASK, "training")
+    params = connect_params(task, DEFAULTS)
+    hyperparams = connect_params(task, HYPERPARAMS, section="xgboost")
+    run(task, params, hyperparams)

@@ -1,0 +1,86 @@
+"""Step 2 — features, labels and a group-aware split, registered as a child of the raw dataset."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import global_config
+from asteroid import features, plots
+from asteroid.steps.get_data import RAW_FILE
+from asteroid.tracking import connect_params, dataset_local_copy, latest_dataset_id, set_output, start_task
+
+SPLIT_DIR = "split"
+DEFAULTS: dict[str, Any] = {
+    "raw_dataset_id": "",  # empty: the latest raw dataset version
+    "split_seed": 42,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "n_buckets": 10,
+}
+
+
+def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> features.Split:
+    feature_frame, labels, groups = features.build_features(raw)
+    return features.group_split(
+        feature_frame,
+        labels,
+        groups,
+        seed=params["split_seed"],
+        val_fraction=params["val_fraction"],
+        test_fraction=params["test_fraction"],
+    )
+
+
+def register_child(split: features.Split, parent_id: str, n_buckets: int) -> tuple[str, dict[str, Any]]:
+    from clearml import Dataset
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        split_dir = features.save_split(split, Path(work_dir) / SPLIT_DIR, n_buckets)
+        spec = features.load_feature_spec(split_dir)
+        dataset = Dataset.create(
+            dataset_name=global_config.PREPROCESSED_DATASET_NAME,
+            dataset_project=global_config.PROJECT_NAME,
+            parent_datasets=[parent_id],
+            description=f"features, labels and group split (seed {split.seed}) of raw dataset {parent_id}",
+        )
+        dataset.add_files(str(split_dir), dataset_path=SPLIT_DIR)
+        dataset.finalize(auto_upload=True)
+    return str(dataset.id), spec
+
+
+def run(task: Any, params: dict[str, Any]) -> str:
+    raw_id = params["raw_dataset_id"] or latest_dataset_id(global_config.RAW_DATASET_NAME)
+    raw = pd.read_csv(dataset_local_copy(raw_id) / RAW_FILE)
+    split = build_split(raw, params)
+    dataset_id, spec = register_child(split, raw_id, params["n_buckets"])
+    report(task, split, spec)
+    set_output(task, "preprocessed_dataset_id", dataset_id)
+    print(
+        f"registered {global_config.PREPROCESSED_DATASET_NAME} {dataset_id} (parent {raw_id}): "
+        f"{split.summary()}"
+    )
+    return dataset_id
+
+
+def report(task: Any, split: features.Split, spec: dict[str, Any]) -> None:
+    logger = task.get_logger()
+    stats = features.feature_statistics(split.train.features).round(6)
+    logger.report_table("feature statistics", "train", iteration=0, table_plot=stats.reset_index())
+    summary = pd.DataFrame(split.summary()).T.reset_index(names="split")
+    logger.report_table("split", "rows, positives, asteroids", iteration=0, table_plot=summary)
+    for part, counts in split.summary().items():
+        logger.report_single_value(f"rows_{part}", counts["rows"])
+    # The serving metrics and drift alerts use these edges as histogram buckets.
+    task.upload_artifact("bucket_edges", artifact_object=spec["bucket_edges"])
+    figure = plots.feature_distributions(split.train.features, split.test.features, "train", "test")
+    logger.report_matplotlib_figure("feature distributions", "train vs test", figure=figure, iteration=0)
+
+
+def main() -> None:
+    task = start_task(global_config.PREPROCESS_TASK, "data_processing")
+    params = connect_params(task, DEFAULTS)
+    run(task, params)

@@ -1,0 +1,138 @@
+"""Step 4 — pick the best training run on the VALIDATION metric, publish and tag its model.
+
+The test split is only reported, never used to choose: choosing on test would make the reported test
+metrics optimistic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import global_config
+from asteroid.tracking import get_output
+
+SELECTION_METRIC = "val_pr_auc"  # higher is better; ties broken by lower validation log loss
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: str
+    seed: int
+    model_id: str
+    val_pr_auc: float
+    val_logloss: float
+
+    def rank_key(self) -> tuple[float, float, int]:
+        pr_auc = self.val_pr_auc if math.isfinite(self.val_pr_auc) else -math.inf
+        return (-pr_auc, self.val_logloss, self.seed)
+
+
+def load_candidate(task_id: str) -> Candidate:
+    from clearml import Task
+
+    task = Task.get_task(task_id=task_id)
+    model_id = get_output(task, "model_id")
+    if not model_id:
+        raise RuntimeError(f"training task {task_id} ({task.name}) registered no model")
+    return Candidate(
+        task_id=task_id,
+        seed=int(task.get_parameter("General/seed") or 0),
+        model_id=model_id,
+        val_pr_auc=float(get_output(task, "val_pr_auc") or "nan"),
+        val_logloss=float(get_output(task, "val_logloss") or "inf"),
+    )
+
+
+def step_task_ids(pipeline_id: str, step_names: list[str]) -> list[str]:
+    """The completed tasks the pipeline ran for these steps (the newest one per step)."""
+    from clearml import Task
+
+    tasks = Task.query_tasks(
+        task_filter={"parent": pipeline_id, "status": ["completed"], "order_by": ["-last_update"]},
+        additional_return_fields=["name"],
+    )
+    found: dict[str, str] = {}
+    for task in tasks:
+        found.setdefault(task["name"], task["id"])
+    missing = [name for name in step_names if name not in found]
+    if missing:
+        raise RuntimeError(f"pipeline {pipeline_id} has no completed task for step(s) {missing}")
+    return [found[name] for name in step_names]
+
+
+def choose(candidates: list[Candidate]) -> Candidate:
+    if not candidates:
+        raise ValueError("no training runs to choose from")
+    return min(candidates, key=Candidate.rank_key)
+
+
+def single_values(task_id: str) -> dict[str, float]:
+    """The "Summary" single values a training task reported (e.g. ``test/accuracy``)."""
+    from clearml import Task
+
+    scalars = Task.get_task(task_id=task_id).get_last_scalar_metrics()
+    return {variant: values["last"] for variant, values in scalars.get("Summary", {}).items()}
+
+
+def publish_winner(winner: Candidate) -> None:
+    """Publish the model and move the winner tag to it (earlier winners lose the tag)."""
+    from clearml import Model
+
+    for previous in Model.query_models(
+        project_name=global_config.PROJECT_NAME, tags=[global_config.WINNER_TAG], include_archived=True
+    ):
+        if previous.id != winner.model_id:
+            previous.tags = [t for t in previous.tags if t != global_config.WINNER_TAG]
+    model = Model(model_id=winner.model_id)
+    model.tags = sorted({*model.tags, global_config.WINNER_TAG})
+    model.publish()
+
+
+def select_and_publish(training_task_ids: list[str]) -> dict[str, Any]:
+    candidates = [load_candidate(task_id) for task_id in training_task_ids]
+    winner = choose(candidates)
+    publish_winner(winner)
+    values = single_values(winner.task_id)
+    summary = {
+        "selection_metric": SELECTION_METRIC,
+        "winner": {"task_id": winner.task_id, "model_id": winner.model_id, "seed": winner.seed},
+        "candidates": [c.__dict__ for c in sorted(candidates, key=Candidate.rank_key)],
+        "validation": _section(values, "val/"),
+        "test": _section(values, "test/"),
+        "baseline_validation": _section(values, "baseline_val/"),
+        "baseline_test": _section(values, "baseline_test/"),
+    }
+    report(summary)
+    return summary
+
+
+def _section(values: dict[str, float], prefix: str) -> dict[str, float]:
+    return {name[len(prefix) :]: value for name, value in values.items() if name.startswith(prefix)}
+
+
+def report(summary: dict[str, Any]) -> None:
+    """Report the winner beside the baseline on the step's own task (and so in the pipeline UI)."""
+    import pandas as pd
+    from clearml import Task
+
+    task = Task.current_task()
+    if task is None:
+        return
+    logger = task.get_logger()
+    table = pd.DataFrame(
+        {
+            "model (test)": summary["test"],
+            "CNEOS rule (test)": summary["baseline_test"],
+            "model (validation)": summary["validation"],
+            "CNEOS rule (validation)": summary["baseline_validation"],
+        }
+    ).round(5)
+    logger.report_table(
+        "winner", "model vs CNEOS rule", iteration=0, table_plot=table.reset_index(names="metric")
+    )
+    for name, value in summary["test"].items():
+        logger.report_single_value(f"winner_test/{name}", value)
+    for name, value in summary["baseline_test"].items():
+        logger.report_single_value(f"baseline_test/{name}", value)

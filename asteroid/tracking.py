@@ -1,0 +1,89 @@
+"""Thin helpers around the clearml SDK shared by the pipeline steps."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import global_config
+from clearml_local.client import ensure_server
+
+OUTPUT_SECTION = "Outputs"
+
+
+def start_task(task_name: str, task_type: str) -> Any:
+    """Connect to the ClearML server (embedded default when none is configured) and init the step's task."""
+    ensure_server(verbose=False)
+    from clearml import Task
+
+    return Task.init(
+        project_name=global_config.PROJECT_NAME,
+        task_name=task_name,
+        task_type=task_type,
+        reuse_last_task_id=False,
+        output_uri=True,
+        # models and plots are reported explicitly, with names and metadata of our choosing
+        auto_connect_frameworks={"xgboost": False, "matplotlib": False, "scikit": False, "joblib": False},
+    )
+
+
+def connect_params(task: Any, defaults: dict[str, Any], section: str = "General") -> dict[str, Any]:
+    """Connect parameters; values overridden on the server (pipeline, UI, clone) come back typed."""
+    params = dict(defaults)
+    task.connect(params, name=section)
+    return {
+        key: type(defaults[key])(value) if defaults[key] is not None else value
+        for key, value in params.items()
+    }
+
+
+def set_output(task: Any, name: str, value: Any) -> None:
+    """Record a step result as a parameter later steps can reference: ``${step.parameters.Outputs/name}``."""
+    task.set_parameter(f"{OUTPUT_SECTION}/{name}", str(value))
+
+
+def get_output(task: Any, name: str) -> str:
+    return str(task.get_parameter(f"{OUTPUT_SECTION}/{name}") or "")
+
+
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """An exclusive lock shared by all processes on this machine (parallel steps, one dataset cache)."""
+    lock_dir = Path(tempfile.gettempdir()) / "asteroid-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def dataset_local_copy(dataset_id: str) -> Path:
+    """A read-only local copy of a dataset version.
+
+    Parallel steps calling ``get_local_copy()`` on the same dataset race in the SDK's shared cache
+    (``FileExistsError``); a per-dataset lock serialises them and later callers hit the cache.
+    """
+    from clearml import Dataset
+
+    with machine_lock(f"dataset-{dataset_id}"):
+        return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+
+
+def latest_dataset_id(dataset_name: str) -> str:
+    from clearml import Dataset
+
+    dataset = Dataset.get(
+        dataset_name=dataset_name, dataset_project=global_config.PROJECT_NAME, only_completed=True
+    )
+    return str(dataset.id)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,156 @@
+"""Throughput of the embedded ClearML backend: ``tasks.get_by_id`` requests/s and ``events.add_batch``
+events/s for several batch sizes, over one keep-alive HTTP connection to an in-process server on free ports.
+
+Usage: python benchmarks/backend_bench.py [--seconds S] [--batch-sizes 1,100,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from clearml_local.config import BackendConfig
+from clearml_local.server import EmbeddedBackend
+
+API_PREFIX = "/v2.23/"
+MAX_CALLS = 1_000_000  # the loops stop at the time budget or here, whichever comes first
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    calls: int
+    seconds: float
+    items_per_call: int
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.seconds
+
+    @property
+    def items_per_s(self) -> float:
+        return self.calls * self.items_per_call / self.seconds
+
+
+class Client:
+    """One keep-alive session with a token, failing loudly on any non-200 reply."""
+
+    def __init__(self, backend: EmbeddedBackend) -> None:
+        self.url = backend.api_url + API_PREFIX
+        self.session = requests.Session()
+        creds = backend.credentials
+        login = self.session.post(
+            self.url + "auth.login", auth=(creds.access_key, creds.secret_key), timeout=10
+        )
+        self.session.headers["Authorization"] = f"Bearer {login.json()['data']['token']}"
+
+    def post(self, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        reply = self.session.post(self.url + endpoint, timeout=30, **kwargs)
+        if reply.status_code != 200:
+            raise RuntimeError(f"{endpoint} -> {reply.status_code}: {reply.text[:300]}")
+        data: dict[str, Any] = reply.json()["data"]
+        return data
+
+
+def measure(name: str, call: Callable[[], None], seconds: float, items_per_call: int = 1) -> Result:
+    for _ in range(min(50, MAX_CALLS)):  # warm-up
+        call()
+    calls, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while calls < MAX_CALLS and time.perf_counter() < deadline:
+        call()
+        calls += 1
+    return Result(name, calls, time.perf_counter() - start, items_per_call)
+
+
+def event_lines(task_id: str, batch_size: int, first_iteration: int) -> bytes:
+    events = [
+        {
+            "type": "training_stats_scalar",
+            "task": task_id,
+            "metric": "loss",
+            "variant": f"v{i % 10}",
+            "iter": first_iteration + i,
+            "value": 1.0 / (first_iteration + i + 1),
+        }
+        for i in range(batch_size)
+    ]
+    return "\n".join(json.dumps(event) for event in events).encode()
+
+
+def add_batch_call(client: Client, task_id: str, batch_size: int) -> Callable[[], None]:
+    counter = {"iteration": 0}
+
+    def call() -> None:
+        body = event_lines(task_id, batch_size, counter["iteration"])
+        counter["iteration"] += batch_size
+        client.post("events.add_batch", data=body)
+
+    return call
+
+
+def run(seconds: float, batch_sizes: list[int]) -> list[Result]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        config = BackendConfig(Path(data_dir), api_port=0, files_port=0)
+        with EmbeddedBackend(config) as backend:
+            client = Client(backend)
+            task_id = client.post("tasks.create", json={"name": "bench", "type": "training"})["id"]
+            results = [
+                measure(
+                    "tasks.get_by_id", lambda: client.post("tasks.get_by_id", json={"task": task_id}), seconds
+                )
+            ]
+            for size in batch_sizes:
+                call = add_batch_call(client, task_id, size)
+                results.append(measure(f"events.add_batch x{size}", call, seconds, items_per_call=size))
+            client.session.close()
+    return results
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def report(results: list[Result], seconds: float) -> str:
+    lines = [
+        f"date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: nproc={os.cpu_count()}  cpu={cpu_model()}",
+        f"python: {platform.python_version()}  budget: {seconds:g}s per row, one keep-alive connection",
+        "",
+        f"{'benchmark':<24}{'calls':>9}{'seconds':>9}{'requests/s':>12}{'items/s':>12}",
+    ]
+    for r in results:
+        lines.append(f"{r.name:<24}{r.calls:>9}{r.seconds:>9.2f}{r.calls_per_s:>12.0f}{r.items_per_s:>12.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="time budget of each measurement")
+    parser.add_argument("--batch-sizes", default="1,100,1000", help="events per events.add_batch call")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+    print(report(run(args.seconds, sizes), args.seconds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""ClearML task 'get data': queries the observations database (SQLite by default, NEO_DATABASE_URL for
+any SQLAlchemy URL) and registers the result as a version of the ClearML Dataset raw_asteroid_dataset.
+
+Run on its own (`python get_data.py`), or as a step of `pipeline.py`, which overrides its parameters.
+"""
+
+from asteroid.steps.get_data import main
+
+if __name__ == "__main__":
+    main()

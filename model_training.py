@@ -1,0 +1,10 @@
+"""ClearML task 'model training': trains an XGBoost classifier on the preprocessed dataset, evaluates it
+beside the CNEOS rule and registers the model.
+
+Run on its own (`python model_training.py`), or as a step of `pipeline.py`, which overrides its parameters.
+"""
+
+from asteroid.steps.model_training import main
+
+if __name__ == "__main__":
+    main()

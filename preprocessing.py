@@ -1,0 +1,10 @@
+"""ClearML task 'preprocess data': turns the raw dataset into features, labels and a group-aware split,
+registered as the child Dataset preprocessed_asteroid_dataset.
+
+Run on its own (`python preprocessing.py`), or as a step of `pipeline.py`, which overrides its parameters.
+"""
+
+from asteroid.steps.preprocessing import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Feature building, the group split, statistics, bucket edges and split persistence."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asteroid import features, schema
+
+
+@pytest.fixture(scope="module")
+def built(sample_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    return features.build_features(sample_frame)
+
+
+@pytest.fixture(scope="module")
+def split(built: tuple[pd.DataFrame, pd.Series, pd.Series]) -> features.Split:
+    return features.group_split(*built, seed=3)
+
+
+def test_build_features(sample_frame: pd.DataFrame, built: tuple[pd.DataFrame, pd.Series, pd.Series]) -> None:
+    x, y, groups = built
+    assert list(x.columns) == list(schema.FEATURES)
+    assert (x.dtypes == "float64").all()
+    assert len(x) == len(y) == len(groups) == len(sample_frame)
+    assert y.name == "hazardous" and set(y.unique()) == {0, 1} and y.dtype == "int64"
+    assert groups.name == "neo_reference_id"
+    assert (groups.to_numpy() == sample_frame["Neo Reference ID"].to_numpy()).all()
+    average = (sample_frame["Est Dia in KM(min)"] + sample_frame["Est Dia in KM(max)"]) / 2
+    assert np.allclose(x["est_dia_km_avg"], average)
+    assert y.sum() == sample_frame["Hazardous"].sum()
+
+
+def test_build_features_accepts_snake_case_columns(sample_frame: pd.DataFrame) -> None:
+    snake = sample_frame.rename(columns=schema.snake_case)
+    x, y, _ = features.build_features(snake)
+    pd.testing.assert_frame_equal(x, features.build_features(sample_frame)[0])
+    assert y.sum() == sample_frame["Hazardous"].sum()
+
+
+def test_build_features_names_missing_columns(sample_frame: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="'eccentricity'"):
+        features.build_features(sample_frame.drop(columns=["Eccentricity"]))
+
+
+def test_split_has_no_group_leakage_and_covers_all_rows(split: features.Split, built) -> None:
+    sides = [set(part.groups) for part in split.parts().values()]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert sum(len(part) for part in split.parts().values()) == len(built[0])
+    for part in split.parts().values():
+        assert len(part.features) == len(part.labels) == len(part.groups)
+        assert list(part.features.columns) == list(schema.FEATURES)
+
+
+def test_split_sizes_and_positives(split: features.Split, built) -> None:
+    n_groups = built[2].nunique()
+    summary = split.summary()
+    assert summary["test"]["groups"] == pytest.approx(0.15 * n_groups, abs=2)
+    assert summary["val"]["groups"] == pytest.approx(0.15 * n_groups, abs=2)
+    overall = built[1].mean()
+    for name, part in split.parts().items():
+        assert part.positives > 0, name
+        assert part.labels.mean() == pytest.approx(overall, abs=0.04), name
+
+
+def test_split_is_deterministic_per_seed(built) -> None:
+    first = features.group_split(*built, seed=5)
+    again = features.group_split(*built, seed=5)
+    other = features.group_split(*built, seed=6)
+    assert set(first.test.groups) == set(again.test.groups)
+    pd.testing.assert_frame_equal(first.train.features, again.train.features)
+    assert set(first.test.groups) != set(other.test.groups)
+
+
+def test_split_on_tiny_data_without_enough_positives() -> None:
+    x = pd.DataFrame({name: np.arange(8.0) for name in schema.FEATURES})
+    y = pd.Series([0, 0, 0, 0, 0, 0, 0, 1])
+    groups = pd.Series([1, 1, 2, 3, 4, 5, 6, 7])
+    split = features.group_split(x, y, groups, seed=0, val_fraction=0.2, test_fraction=0.2)
+    assert sum(len(p) for p in split.parts().values()) == 8
+    assert all(len(p) > 0 for p in split.parts().values())
+
+
+@pytest.mark.parametrize(("val", "test"), [(0, 0.2), (0.5, 0.5), (0.2, 1.2)])
+def test_split_rejects_bad_fractions(built, val: float, test: float) -> None:
+    with pytest.raises(ValueError, match="fractions"):
+        features.group_split(*built, seed=0, val_fraction=val, test_fraction=test)
+
+
+def test_feature_statistics(built) -> None:
+    x = built[0]
+    stats = features.feature_statistics(x)
+    assert list(stats.index) == list(x.columns)
+    assert {"count", "missing", "mean", "std", "min", "p05", "p50", "p95", "max"} <= set(stats.columns)
+    row = stats.loc["absolute_magnitude"]
+    assert row["min"] <= row["p05"] <= row["p50"] <= row["p95"] <= row["max"]
+    assert row["count"] == len(x) and row["missing"] == 0
+    assert row["mean"] == pytest.approx(x["absolute_magnitude"].mean())
+
+
+def test_bucket_edges_are_finite_strictly_increasing_quantiles(split: features.Split) -> None:
+    edges = features.bucket_edges(split.train.features, n_buckets=10)
+    assert list(edges) == list(schema.FEATURES)
+    for name, values in edges.items():
+        assert all(np.isfinite(values)), name
+        assert all(b > a for a, b in itertools.pairwise(values)), name
+        assert len(values) <= 11
+        column = split.train.features[name]
+        assert values[0] == pytest.approx(column.min(), rel=1e-5)
+        assert values[-1] == pytest.approx(column.max(), rel=1e-5)
+    # A continuous feature gets every quantile; a 0..9 code collapses to its distinct values.
+    assert len(edges["absolute_magnitude"]) >= 10
+    assert len(edges["orbit_uncertainity"]) <= 10
+
+
+def test_bucket_edges_edge_cases() -> None:
+    frame = pd.DataFrame({"constant": [3.0] * 5, "with_nan": [1.0, np.nan, np.inf, 2.0, 3.0]})
+    edges = features.bucket_edges(frame, n_buckets=4)
+    assert edges["constant"] == [3.0]
+    assert edges["with_nan"] == [1.0, 1.5, 2.0, 2.5, 3.0]
+    with pytest.raises(ValueError, match="no finite"):
+        features.bucket_edges(pd.DataFrame({"empty": [np.nan]}))
+    with pytest.raises(ValueError, match="n_buckets"):
+        features.bucket_edges(frame, n_buckets=0)
+
+
+def test_save_and_load_split(split: features.Split, tmp_path: Path) -> None:
+    directory = features.save_split(split, tmp_path / "split", n_buckets=5)
+    assert {p.name for p in directory.iterdir()} == {"train.csv", "val.csv", "test.csv", "feature_spec.json"}
+    spec = json.loads((directory / "feature_spec.json").read_text())
+    assert spec["feature_names"] == list(schema.FEATURES)
+    assert spec["rows"] == {name: len(part) for name, part in split.parts().items()}
+    assert spec["bucket_edges"] == features.bucket_edges(split.train.features, 5)
+    loaded = features.load_split(directory)
+    for name, part in split.parts().items():
+        other = loaded.parts()[name]
+        pd.testing.assert_frame_equal(other.features, part.features)  # floats round-trip exactly
+        pd.testing.assert_series_equal(other.labels, part.labels)
+        pd.testing.assert_series_equal(other.groups, part.groups)
+    assert loaded.seed == split.seed
+
+
+def test_load_split_detects_tampering(split: features.Split, tmp_path: Path) -> None:
+    directory = features.save_split(split, tmp_path / "split")
+    test_csv = directory / "test.csv"
+    frame = pd.read_csv(test_csv)
+    frame.iloc[:-1].to_csv(test_csv, index=False)
+    with pytest.raises(ValueError, match="rows"):
+        features.load_split(directory)
+    frame.drop(columns=["inclination"]).to_csv(test_csv, index=False)
+    with pytest.raises(ValueError, match="columns"):
+        features.load_split(directory)
+    with pytest.raises(FileNotFoundError, match=r"feature_spec\.json"):
+        features.load_split(tmp_path)

@@ -1,0 +1,110 @@
+"""Training on generated data, and the saved model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from asteroid import evaluate, features, schema, train
+
+
+@pytest.fixture(scope="module")
+def split(sample_frame: pd.DataFrame) -> features.Split:
+    return features.group_split(*features.build_features(sample_frame), seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(split: features.Split) -> train.TrainResult:
+    return train.train_classifier(split, seed=0)
+
+
+def test_metrics_are_sane_and_close_to_the_rule(split: features.Split, result: train.TrainResult) -> None:
+    test = split.test
+    metrics = evaluate.classification_metrics(test.labels, train.predict_proba(result.booster, test.features))
+    baseline = evaluate.baseline_metrics(test.features, test.labels)
+    assert metrics["accuracy"] >= 0.98
+    assert metrics["recall"] >= 0.93
+    assert metrics["roc_auc"] >= 0.99
+    assert metrics["accuracy"] >= baseline["accuracy"] - 0.01
+    assert metrics["n"] == len(test)
+
+
+def test_early_stopping_keeps_the_best_iteration(result: train.TrainResult) -> None:
+    assert 0 < result.best_iteration < train.DEFAULT_PARAMS["num_boost_round"] - 1
+    assert result.booster.num_boosted_rounds() == result.best_iteration + 1
+    history = result.evals_result["val"]["logloss"]
+    assert result.best_score == pytest.approx(min(history))
+    assert history.index(min(history)) == result.best_iteration
+    assert set(result.evals_result) == {"train", "val"}
+    assert result.feature_names == list(schema.FEATURES)
+
+
+def test_most_gain_comes_from_moid_and_magnitude(result: train.TrainResult) -> None:
+    gain = result.booster.get_score(importance_type="total_gain")
+    top_two = sorted(gain, key=gain.get, reverse=True)[:2]
+    size = {"absolute_magnitude", "est_dia_km_avg"}
+    assert "minimum_orbit_intersection" in top_two and size & set(top_two)
+
+
+def test_training_is_deterministic_and_seeded(split: features.Split, result: train.TrainResult) -> None:
+    again = train.train_classifier(split, seed=0)
+    x = split.test.features
+    assert np.array_equal(train.predict_proba(again.booster, x), train.predict_proba(result.booster, x))
+    other = train.train_classifier(split, seed=1)  # subsample < 1: the seed matters
+    assert not np.array_equal(train.predict_proba(other.booster, x), train.predict_proba(result.booster, x))
+
+
+def test_params_override_defaults(split: features.Split) -> None:
+    short = train.train_classifier(split, {"num_boost_round": 3, "max_depth": 2}, seed=0)
+    assert short.booster.num_boosted_rounds() <= 3
+    assert short.params["max_depth"] == 2 and short.params["eta"] == train.DEFAULT_PARAMS["eta"]
+
+
+def test_saved_json_keeps_feature_names_and_predictions(
+    split: features.Split, result: train.TrainResult, tmp_path: Path
+) -> None:
+    path = train.save_model(result.booster, tmp_path / "models" / "model.json")
+    document = json.loads(path.read_text())
+    assert document["learner"]["feature_names"] == list(schema.FEATURES)
+    loaded = train.load_model(path)
+    assert loaded.feature_names == list(schema.FEATURES)
+    x = split.test.features
+    assert np.array_equal(train.predict_proba(loaded, x), train.predict_proba(result.booster, x))
+    assert np.array_equal(train.predict(loaded, x), train.predict(result.booster, x))
+
+
+def test_prediction_matches_columns_by_name(split: features.Split, result: train.TrainResult) -> None:
+    x = split.test.features
+    shuffled = x[list(reversed(x.columns))]
+    assert np.array_equal(
+        train.predict_proba(result.booster, shuffled), train.predict_proba(result.booster, x)
+    )
+    with pytest.raises(ValueError, match="eccentricity"):
+        train.predict_proba(result.booster, x.drop(columns=["eccentricity"]))
+
+
+def test_threshold(split: features.Split, result: train.TrainResult) -> None:
+    x = split.test.features
+    probabilities = train.predict_proba(result.booster, x)
+    assert train.DEFAULT_THRESHOLD == 0.5
+    assert np.array_equal(train.predict(result.booster, x), (probabilities >= 0.5).astype(int))
+    assert train.predict(result.booster, x, threshold=0.0).all()
+
+
+def test_model_file_errors(result: train.TrainResult, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.json"):
+        train.save_model(result.booster, tmp_path / "model.ubj")
+    with pytest.raises(FileNotFoundError):
+        train.load_model(tmp_path / "absent.json")
+
+
+def test_dmatrix_keeps_names() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    matrix = train.make_dmatrix(frame, pd.Series([0, 1]))
+    assert isinstance(matrix, xgb.DMatrix)
+    assert matrix.feature_names == ["a", "b"] and matrix.get_label().tolist() == [0.0, 1.0]
