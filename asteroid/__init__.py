@@ -1,0 +1,1 @@
+"""Potentially hazardous asteroid classification: data, features, model and reports (ClearML-free)."""

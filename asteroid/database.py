@@ -28,6 +28,7 @@ _FALSE = {"false", "0"}
 _DATE_RE = r"\d{4}-\d{2}-\d{2}"
 _DATETIME_RE = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 _DATE_FORMATS = {"date": (_DATE_RE, schema.DATE_FORMAT), "datetime": (_DATETIME_RE, schema.DATETIME_FORMAT)}
+_MAX_TEXT = 64  # length of the SQL string columns (Orbiting Body, Equinox)
 _EARLIEST_DATE = "1900-01-01"
 _LATEST_DATE = "2100-12-31"
 _SQL_TYPES = {
@@ -36,7 +37,7 @@ _SQL_TYPES = {
     "bool": sa.Boolean,
     "date": lambda: sa.String(10),
     "datetime": lambda: sa.String(19),
-    "str": lambda: sa.String(64),
+    "str": lambda: sa.String(_MAX_TEXT),
 }
 
 
@@ -183,6 +184,7 @@ def _validate_column(text: pd.Series, column: schema.ColumnSpec) -> tuple[pd.Ser
         lowered = text.str.lower()
         problems[f"{column.name}: not True/False"] = ~lowered.isin(_TRUE | _FALSE) & ~missing
         return lowered.isin(_TRUE), problems
+    problems[f"{column.name}: longer than {_MAX_TEXT} characters"] = text.str.len() > _MAX_TEXT
     return text, problems
 
 

@@ -91,7 +91,7 @@ def _split_groups(
     group_ids: np.ndarray, strata: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split distinct groups; returns (rest ids, rest strata, taken ids, taken strata)."""
-    n_take = max(1, math.ceil(fraction * group_ids.size))
+    n_take = min(max(1, math.ceil(fraction * group_ids.size)), group_ids.size - 1)
     rest, taken, rest_strata, taken_strata = train_test_split(
         group_ids, strata, test_size=n_take, random_state=seed, stratify=_stratify_key(strata, n_take)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ STEP_SCRIPTS = {
     ),
     "model_training": ("model_training.py", global_config.TRAINING_TASK, "training", model_training.DEFAULTS),
 }
+TEMPLATE_TAG = "step-template"
 # How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step).
 POLL_MINUTES = 0.01
 
@@ -56,30 +58,54 @@ def has_git_remote(path: Path) -> bool:
 
 
 def register_templates() -> dict[str, str]:
-    """Draft tasks the pipeline clones, one per step script, created from the current code.
+    """Draft tasks the pipeline clones, one per step script, for the current code.
 
     With a git remote, agents clone the repository at the recorded commit (plus the uncommitted diff).
-    Without one, a task carries its whole script and agents import the installed ``asteroid`` package.
+    Without one, a task carries its whole script and agents import the installed ``asteroid`` package; such a
+    template is reused while its script is unchanged.
     """
-    from clearml import Task
-
     standalone = not has_git_remote(global_config.ROOT)
     ids = {}
     for step, (script, task_name, task_type, defaults) in STEP_SCRIPTS.items():
-        template = Task.create(
-            project_name=global_config.PROJECT_NAME,
-            task_name=f"{task_name} (template)",
-            task_type=task_type,
-            script=str(global_config.ROOT / script),
-            working_directory=str(global_config.ROOT),
-            add_task_init_call=False,
-            packages=False,
-            force_single_script_file=standalone,
-        )
+        path = global_config.ROOT / script
+        template = _reusable_template(f"{task_name} (template)", path) if standalone else None
+        if template is None:
+            template = _create_template(f"{task_name} (template)", task_type, path, standalone)
         template.set_parameters({f"General/{key}": value for key, value in defaults.items()})
-        template.set_system_tags([*template.get_system_tags(), "step-template"])
         ids[step] = str(template.id)
     return ids
+
+
+def _reusable_template(name: str, script: Path) -> Any:
+    from clearml import Task
+
+    candidates = Task.get_tasks(
+        project_name=global_config.PROJECT_NAME,
+        task_name=f"^{re.escape(name)}$",
+        task_filter={"system_tags": [TEMPLATE_TAG], "status": ["created"], "order_by": ["-last_update"]},
+    )
+    source = script.read_text()
+    for candidate in candidates:
+        if candidate.data.script and candidate.data.script.diff == source:
+            return candidate
+    return None
+
+
+def _create_template(name: str, task_type: str, script: Path, standalone: bool) -> Any:
+    from clearml import Task
+
+    template = Task.create(
+        project_name=global_config.PROJECT_NAME,
+        task_name=name,
+        task_type=task_type,
+        script=str(script),
+        working_directory=str(global_config.ROOT),
+        add_task_init_call=False,
+        packages=False,
+        force_single_script_file=standalone,
+    )
+    template.set_system_tags([*template.get_system_tags(), TEMPLATE_TAG])
+    return template
 
 
 def build(options: PipelineOptions) -> Any:

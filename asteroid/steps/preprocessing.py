@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import features, plots
+from asteroid import features
 from asteroid.steps.get_data import RAW_FILE
 from asteroid.tracking import connect_params, dataset_local_copy, latest_dataset_id, set_output, start_task
 
@@ -76,8 +76,19 @@ def report(task: Any, split: features.Split, spec: dict[str, Any]) -> None:
         logger.report_single_value(f"rows_{part}", counts["rows"])
     # The serving metrics and drift alerts use these edges as histogram buckets.
     task.upload_artifact("bucket_edges", artifact_object=spec["bucket_edges"])
-    figure = plots.feature_distributions(split.train.features, split.test.features, "train", "test")
-    logger.report_matplotlib_figure("feature distributions", "train vs test", figure=figure, iteration=0)
+    for name, edges in spec["bucket_edges"].items():
+        counts = pd.cut(split.train.features[name], [-float("inf"), *edges, float("inf")]).value_counts(
+            sort=False
+        )
+        logger.report_histogram(
+            "training distribution",
+            name,
+            values=counts.to_list(),
+            iteration=0,
+            xlabels=[f"<= {edge:.4g}" for edge in edges] + ["> max"],
+            xaxis=name,
+            yaxis="rows",
+        )
 
 
 def main() -> None:

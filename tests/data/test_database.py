@@ -139,6 +139,7 @@ def test_several_reasons_for_one_row_are_all_kept(tmp_path: Path, sample_csv: Pa
     row[header.index("Orbit Uncertainity")] = "12"
     row[header.index("Absolute Magnitude")] = "bright"
     row[header.index("Orbit ID")] = "3.5"
+    row[header.index("Equinox")] = "J" * 65
     path = _write_rows(tmp_path / "one.csv", header, [row])
     report = database.load_csv(path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert report.rows_rejected == 1
@@ -146,7 +147,16 @@ def test_several_reasons_for_one_row_are_all_kept(tmp_path: Path, sample_csv: Pa
         "Orbit Uncertainity: out of range [0, 9]",
         "Absolute Magnitude: not a number",
         "Orbit ID: not an integer",
+        "Equinox: longer than 64 characters",
     }
+
+
+def test_header_only_file_loads_nothing(tmp_path: Path) -> None:
+    path = _write_rows(tmp_path / "header.csv", list(schema.COLUMN_NAMES), [])
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    report = database.load_csv(path, url)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (0, 0, 0)
+    assert database.query_observations(url).empty
 
 
 def test_missing_columns_are_named(tmp_path: Path, sample_frame: pd.DataFrame) -> None:
