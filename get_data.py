@@ -5,6 +5,7 @@ Run on its own (`python get_data.py`), or as a step of `pipeline.py`, which over
 """
 
 from asteroid.steps.get_data import main
+from asteroid.tracking import run_step
 
 if __name__ == "__main__":
-    main()
+    run_step(main)

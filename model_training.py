@@ -5,6 +5,7 @@ Run on its own (`python model_training.py`), or as a step of `pipeline.py`, whic
 """
 
 from asteroid.steps.model_training import main
+from asteroid.tracking import run_step
 
 if __name__ == "__main__":
-    main()
+    run_step(main)

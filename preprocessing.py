@@ -5,6 +5,7 @@ Run on its own (`python preprocessing.py`), or as a step of `pipeline.py`, which
 """
 
 from asteroid.steps.preprocessing import main
+from asteroid.tracking import run_step
 
 if __name__ == "__main__":
-    main()
+    run_step(main)

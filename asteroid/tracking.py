@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import fcntl
-import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -85,5 +85,20 @@ def latest_dataset_id(dataset_name: str) -> str:
     return str(dataset.id)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+class StepError(Exception):
+    """A step cannot do its work for a reason a person can act on (bad input, missing data)."""
+
+
+def run_step(step: Callable[[], Any]) -> None:
+    """Run a step's main; expected failures end the task as failed with one clear line, not a traceback."""
+    try:
+        step()
+    except (StepError, ValueError, FileNotFoundError) as exc:
+        from clearml import Task
+
+        message = f"{type(exc).__name__}: {exc}"
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        task = Task.current_task()
+        if task is not None:
+            task.mark_failed(status_reason=message[:255], force=True)
+        raise SystemExit(1) from None

@@ -36,7 +36,7 @@ class ApiServer(ThreadingHTTPServer):
         address: tuple[str, int],
         store: Store,
         authenticator: Authenticator,
-        context_factory: Callable[[Any], Context],
+        context_factory: Callable[[Any, str | None], Context],
         observer: Observer | None = None,
     ) -> None:
         super().__init__(address, ApiRequestHandler)
@@ -81,7 +81,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             if handler is None:
                 raise unknown_endpoint(name)
             identity = self._authenticate(name, body)
-            ctx = self.server.context_factory(identity)
+            ctx = self.server.context_factory(identity, self._worker_header())
             data = handler(ctx, body)
             self._reply(name, request_id, 200, 0, "OK", data, body)
         except ApiError as err:
@@ -117,6 +117,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         else:
             raise bad_request("Request body must be a JSON object")
         return body
+
+    def _worker_header(self) -> str | None:
+        """The worker id clients send with every call (agents: their registered worker name)."""
+        return self.headers.get("X-ClearML-Worker") or self.headers.get("X-Trains-Worker")
 
     def _authenticate(self, name: str, body: dict[str, Any]) -> Any:
         header = self.headers.get("Authorization", "")

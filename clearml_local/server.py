@@ -34,14 +34,14 @@ class EmbeddedBackend:
         self.api_url = config.api_url(self.api.server_address[1])
         self._threads: list[threading.Thread] = []
 
-    def _context(self, identity: Identity) -> Context:
+    def _context(self, identity: Identity, worker: str | None = None) -> Context:
         return Context(
             store=self.store,
             identity=identity,
             files_url=self.files_url,
             api_url=self.api_url,
             server_version=SERVER_VERSION,
-            extras={"authenticator": self.authenticator},
+            extras={"authenticator": self.authenticator, "worker": worker},
         )
 
     @property

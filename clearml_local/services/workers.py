@@ -117,3 +117,23 @@ def get_metric_keys(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 @endpoint("workers.get_stats", "workers.get_activity_report")
 def get_stats(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     return {"workers": [], "total": [], "active": []}
+
+
+@endpoint("workers.set_runtime_properties")
+def set_runtime_properties(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    worker_id = require(body, "worker")
+    with ctx.store.transaction():
+        doc = ctx.store.get("workers", worker_id) or {"id": worker_id, "key": worker_id}
+        properties = {p["key"]: p for p in doc.get("runtime_properties", [])}
+        for item in body.get("runtime_properties") or []:
+            if isinstance(item, dict) and item.get("key"):
+                properties[item["key"]] = {"key": item["key"], "value": item.get("value")}
+        doc["runtime_properties"] = list(properties.values())
+        ctx.store.put("workers", doc)
+    return {}
+
+
+@endpoint("workers.get_runtime_properties")
+def get_runtime_properties(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    doc = ctx.store.peek("workers", require(body, "worker")) or {}
+    return {"runtime_properties": list(doc.get("runtime_properties", []))}

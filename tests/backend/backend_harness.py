@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -187,18 +188,28 @@ class BackendHarness:
     # --- subprocesses -------------------------------------------------------------------------------------
 
     def run(
-        self, script: Path, *args: str, timeout: float = DEFAULT_TIMEOUT_S, check: bool = True
+        self,
+        script: Path,
+        *args: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> ProcessResult:
         """Run ``python script args...`` in a fresh process pointed at this backend."""
-        return self.run_command([sys.executable, str(script), *args], timeout=timeout, check=check)
+        argv = [sys.executable, str(script), *args]
+        return self.run_command(argv, timeout=timeout, check=check, extra_env=extra_env)
 
     def run_command(
-        self, argv: list[str], timeout: float = DEFAULT_TIMEOUT_S, check: bool = True
+        self,
+        argv: list[str],
+        timeout: float = DEFAULT_TIMEOUT_S,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> ProcessResult:
         completed = subprocess.run(
             argv,
             cwd=self.workdir,
-            env=self.env,
+            env={**self.env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -209,3 +220,32 @@ class BackendHarness:
         if check:
             assert result.returncode == 0, result.describe()
         return result
+
+    def spawn(
+        self, argv: list[str], log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """Start a long-running process (e.g. an agent) in its own session; see ``terminate_group``."""
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                argv,
+                cwd=self.workdir,
+                env={**self.env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+
+def terminate_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a process started by ``spawn`` and everything it started."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,137 @@
+"""pipeline.py end to end against the embedded backend: locally, on a clearml-agent, on NASA's table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import global_config
+from tests.backend.backend_harness import BackendHarness, terminate_group
+from tests.backend.test_agent import AGENT_ENV
+
+ROOT = global_config.ROOT
+FLOWS = Path(__file__).parent / "flows"
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def run_pipeline(backend: BackendHarness, env: dict[str, str], *args: str, check: bool = True) -> Any:
+    return backend.run(ROOT / "pipeline.py", *args, extra_env=env, timeout=600, check=check)
+
+
+def summary_of(env: dict[str, str]) -> dict[str, Any]:
+    return json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").read_text())
+
+
+def task(backend: BackendHarness, task_id: str) -> dict[str, Any]:
+    return backend.call("tasks.get_by_id", {"task": task_id})["task"]
+
+
+def output(task_doc: dict[str, Any], name: str) -> str:
+    return task_doc["hyperparams"]["Outputs"][name]["value"]
+
+
+def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env: dict[str, str]) -> None:
+    result = run_pipeline(backend, project_env, "--seeds", "2")
+    assert "generated" in result.stdout  # no NASA table here: the run says it uses sample data
+
+    summary = summary_of(project_env)
+    steps = summary["step_tasks"]
+    assert set(steps) == {"get_data", "preprocessing", "train_seed_0", "train_seed_1", "select_best"}
+    assert all(task(backend, task_id)["status"] == "completed" for task_id in steps.values())
+    assert set(summary["step_seconds"]) == set(steps)
+    assert summary["rows_per_split"].keys() == {"train", "val", "test"}
+    assert sum(summary["rows_per_split"].values()) == global_config.SAMPLE_ROWS
+    for section in ("validation", "test", "baseline_validation", "baseline_test"):
+        assert {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"} <= summary[section].keys()
+    assert summary["test"]["accuracy"] > 0.9
+
+    # the winner is the best candidate on validation, published and the only one tagged
+    candidates = summary["candidates"]
+    assert summary["winner"]["model_id"] == candidates[0]["model_id"]
+    assert candidates[0]["val_pr_auc"] == max(c["val_pr_auc"] for c in candidates)
+    models = {
+        c["model_id"]: backend.call("models.get_by_id", {"model": c["model_id"]})["model"] for c in candidates
+    }
+    winner = models.pop(summary["winner"]["model_id"])
+    assert winner["ready"] is True and global_config.WINNER_TAG in winner["tags"]
+    assert winner["uri"].startswith(backend.files_url)
+    assert all(global_config.WINNER_TAG not in m["tags"] and not m["ready"] for m in models.values())
+
+    # dataset lineage: the preprocessed version is a child of the raw one
+    raw_id = output(task(backend, steps["get_data"]), "raw_dataset_id")
+    preprocessed_id = output(task(backend, steps["preprocessing"]), "preprocessed_dataset_id")
+    datasets = backend.run(FLOWS / "inspect_datasets.py", preprocessed_id, extra_env=project_env).last_json()
+    assert datasets["graph"] == {raw_id: [], preprocessed_id: [raw_id]}
+    assert {"split/train.csv", "split/val.csv", "split/test.csv", "split/feature_spec.json"} <= set(
+        datasets["files"]
+    )
+
+    # same content again: get data reuses the version instead of registering a new one
+    rerun = backend.run(ROOT / "get_data.py", extra_env=project_env)
+    assert f"reusing dataset {global_config.RAW_DATASET_NAME} version {raw_id}" in rerun.stdout
+    backend.log.assert_clean(backend.log.mark())
+
+
+def test_failing_step_fails_the_pipeline_with_a_clear_message(
+    backend: BackendHarness, project_env: dict[str, str]
+) -> None:
+    result = run_pipeline(backend, project_env, "--seeds", "1", "--query-date", "1990-01-01", check=False)
+    assert result.returncode == 1, result.describe()
+    assert "step 'get_data': failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (Path(project_env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").exists()
+
+
+def test_bad_arguments_are_rejected_before_any_work(
+    backend: BackendHarness, project_env: dict[str, str]
+) -> None:
+    bad_date = run_pipeline(backend, project_env, "--query-date", "2016-13-45", check=False)
+    assert bad_date.returncode == 1 and "query_date" in bad_date.stderr and "Traceback" not in bad_date.stderr
+    bad_seeds = run_pipeline(backend, project_env, "--seeds", "0", check=False)
+    assert bad_seeds.returncode == 1 and "seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
+
+
+def test_pipeline_steps_run_on_a_clearml_agent(
+    backend: BackendHarness, project_env: dict[str, str], tmp_path: Path
+) -> None:
+    queue = "pipeline-agents"
+    argv = [
+        sys.executable,
+        "-m",
+        "clearml_agent",
+        "daemon",
+        "--queue",
+        queue,
+        "--foreground",
+        "--create-queue",
+    ]
+    agent = backend.spawn(argv, tmp_path / "agent.log", extra_env={**AGENT_ENV, **project_env})
+    try:
+        result = run_pipeline(backend, project_env, "--seeds", "1", "--queue", queue, check=False)
+    finally:
+        terminate_group(agent)
+    assert result.returncode == 0, result.describe() + (tmp_path / "agent.log").read_text()[-3000:]
+    steps = summary_of(project_env)["step_tasks"]
+    for name, task_id in steps.items():
+        doc = task(backend, task_id)
+        assert doc["status"] == "completed", name
+        assert doc["execution"]["queue"], f"step {name} was not enqueued"
+
+
+@pytest.mark.skipif(
+    not global_config.SHARED_NASA_CSV.exists(), reason="NASA's table (../shared/data/nasa.csv) absent"
+)
+def test_pipeline_on_nasa_table_meets_the_quality_bar(
+    backend: BackendHarness, project_env: dict[str, str]
+) -> None:
+    env = {**project_env, "NEO_SOURCE_CSV": str(global_config.SHARED_NASA_CSV)}
+    run_pipeline(backend, env, "--seeds", "3")
+    summary = summary_of(env)
+    assert sum(summary["rows_per_split"].values()) == 4687
+    assert summary["test"]["accuracy"] >= 0.99
+    assert summary["test"]["recall"] >= 0.97
+    assert summary["baseline_test"]["accuracy"] > 0.98  # the CNEOS rule is reported beside the model
