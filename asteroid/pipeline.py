@@ -190,13 +190,27 @@ def _failure_message(failed: dict[str, str], nodes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _step_seconds(task_id: str) -> float | None:
+def step_timing(task_id: str, origin: dt.datetime) -> dict[str, float | None]:
+    """When a step's task was created, started and completed (seconds after ``origin``), and how much of
+    its run was the step's own compute (the rest is process start, ClearML reporting and uploads)."""
     from clearml import Task
 
-    data = Task.get_task(task_id=task_id).data
-    if data.started and data.completed:
-        return round((data.completed - data.started).total_seconds(), 2)
-    return None
+    task = Task.get_task(task_id=task_id)
+    data = task.data
+
+    def offset(moment: dt.datetime | None) -> float | None:
+        return round((moment - origin).total_seconds(), 2) if moment else None
+
+    summary_values = task.get_last_scalar_metrics().get("Summary", {})
+    compute = summary_values.get("compute_seconds", {}).get("last")
+    run_seconds = (data.completed - data.started).total_seconds() if data.started and data.completed else None
+    return {
+        "created": offset(data.created),
+        "started": offset(data.started),
+        "completed": offset(data.completed),
+        "run_seconds": round(run_seconds, 2) if run_seconds is not None else None,
+        "compute_seconds": compute,
+    }
 
 
 def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
@@ -210,6 +224,8 @@ def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> di
         for key, value in preprocessing_task.get_last_scalar_metrics().get("Summary", {}).items()
         if key.startswith("rows_") and (part := key[len("rows_") :])
     }
+    origin = Task.get_task(task_id=pipe.id).data.created
+    timeline = {name: step_timing(node.executed, origin) for name, node in nodes.items() if node.executed}
     return {
         "pipeline_id": pipe.id,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -222,7 +238,8 @@ def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> di
         "baseline_test": selection["baseline_test"],
         "candidates": selection["candidates"],
         "rows_per_split": split_rows,
-        "step_seconds": {name: _step_seconds(node.executed) for name, node in nodes.items() if node.executed},
+        "step_seconds": {name: timing["run_seconds"] for name, timing in timeline.items()},
+        "timeline": timeline,
         "step_tasks": {name: node.executed for name, node in nodes.items()},
     }
 

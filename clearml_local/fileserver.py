@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import tempfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,6 +22,7 @@ from python_multipart.multipart import parse_options_header
 
 from clearml_local.auth_tokens import Authenticator
 from clearml_local.errors import ApiError
+from clearml_local.http_base import ThreadedServer
 
 log = logging.getLogger("clearml_local.files")
 CHUNK = 1024 * 1024
@@ -52,10 +52,7 @@ def safe_path(root: Path, object_path: str) -> Path:
     return candidate
 
 
-class FileServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class FileServer(ThreadedServer):
     def __init__(
         self, address: tuple[str, int], root: Path, authenticator: Authenticator, max_bytes: int
     ) -> None:
@@ -64,12 +61,6 @@ class FileServer(ThreadingHTTPServer):
         self.root = root.resolve()
         self.authenticator = authenticator
         self.max_bytes = max_bytes
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):  # the client went away, e.g. an aborted upload
-            log.debug("client %s disconnected mid-request", client_address)
-            return
-        super().handle_error(request, client_address)
 
 
 class FileRequestHandler(BaseHTTPRequestHandler):

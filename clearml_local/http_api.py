@@ -9,7 +9,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +17,7 @@ from clearml_local import services  # noqa: F401  (registers the endpoints)
 from clearml_local.api import ENDPOINTS, PUBLIC_ENDPOINTS, Context
 from clearml_local.auth_tokens import Authenticator
 from clearml_local.errors import ApiError, bad_request, unauthorized, unknown_endpoint
+from clearml_local.http_base import ThreadedServer
 from clearml_local.storage import Store
 
 log = logging.getLogger("clearml_local.api")
@@ -27,10 +28,7 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 Observer = Callable[[str, dict[str, Any], dict[str, Any] | None, int], None]
 
 
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ApiServer(ThreadedServer):
     def __init__(
         self,
         address: tuple[str, int],

@@ -11,7 +11,7 @@ import pandas as pd
 
 import global_config
 from asteroid import database
-from asteroid.tracking import connect_params, set_output, start_task
+from asteroid.tracking import ComputeClock, connect_params, set_output, start_task
 
 RAW_FILE = "asteroid_observations.csv"
 DEFAULTS: dict[str, Any] = {
@@ -69,15 +69,19 @@ def register_dataset(frame_path: Path, query_date: str) -> tuple[str, bool]:
 
 def run(task: Any, params: dict[str, Any]) -> str:
     database_url = global_config.DATABASE_URL
-    ensure_database(database_url)
-    frame = database.query_observations(database_url, params["query_date"] or None)
+    clock = ComputeClock()
+    with clock.measure():
+        ensure_database(database_url)
+        frame = database.query_observations(database_url, params["query_date"] or None)
     if frame.empty:
         raise ValueError(f"query_date={params['query_date']!r} selects no observations")
     with tempfile.TemporaryDirectory() as work_dir:
         path = Path(work_dir) / RAW_FILE
-        frame.to_csv(path, index=False)
+        with clock.measure():
+            frame.to_csv(path, index=False)
         dataset_id, created = register_dataset(path, params["query_date"])
     report(task, frame, dataset_id, created)
+    clock.report(task)
     set_output(task, "raw_dataset_id", dataset_id)
     return dataset_id
 

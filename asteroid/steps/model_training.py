@@ -12,7 +12,14 @@ import pandas as pd
 import global_config
 from asteroid import evaluate, features, plots, train
 from asteroid.steps.preprocessing import SPLIT_DIR
-from asteroid.tracking import connect_params, dataset_local_copy, latest_dataset_id, set_output, start_task
+from asteroid.tracking import (
+    ComputeClock,
+    connect_params,
+    dataset_local_copy,
+    latest_dataset_id,
+    set_output,
+    start_task,
+)
 
 # Hyperparameters are connected one by one so that the UI and pipeline overrides can change each.
 HYPERPARAMS = {
@@ -92,11 +99,14 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
         global_config.PREPROCESSED_DATASET_NAME
     )
     split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
-    split = features.load_split(split_dir)
-    spec = features.load_feature_spec(split_dir)
-    result = train.train_classifier(split, hyperparams, seed=params["seed"])
-    metrics = evaluate_split(result, split, params["threshold"])
+    clock = ComputeClock()
+    with clock.measure():
+        split = features.load_split(split_dir)
+        spec = features.load_feature_spec(split_dir)
+        result = train.train_classifier(split, hyperparams, seed=params["seed"])
+        metrics = evaluate_split(result, split, params["threshold"])
     report(task, result, metrics, split)
+    clock.report(task)
     model_id = register_model(task, result, metrics, spec)
     set_output(task, "model_id", model_id)
     set_output(task, "val_pr_auc", metrics["val"]["pr_auc"])

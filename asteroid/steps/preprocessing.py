@@ -11,7 +11,14 @@ import pandas as pd
 import global_config
 from asteroid import features
 from asteroid.steps.get_data import RAW_FILE
-from asteroid.tracking import connect_params, dataset_local_copy, latest_dataset_id, set_output, start_task
+from asteroid.tracking import (
+    ComputeClock,
+    connect_params,
+    dataset_local_copy,
+    latest_dataset_id,
+    set_output,
+    start_task,
+)
 
 SPLIT_DIR = "split"
 DEFAULTS: dict[str, Any] = {
@@ -54,10 +61,13 @@ def register_child(split: features.Split, parent_id: str, n_buckets: int) -> tup
 
 def run(task: Any, params: dict[str, Any]) -> str:
     raw_id = params["raw_dataset_id"] or latest_dataset_id(global_config.RAW_DATASET_NAME)
-    raw = pd.read_csv(dataset_local_copy(raw_id) / RAW_FILE)
-    split = build_split(raw, params)
+    raw_path = dataset_local_copy(raw_id) / RAW_FILE
+    clock = ComputeClock()
+    with clock.measure():
+        split = build_split(pd.read_csv(raw_path), params)
     dataset_id, spec = register_child(split, raw_id, params["n_buckets"])
     report(task, split, spec)
+    clock.report(task)
     set_output(task, "preprocessed_dataset_id", dataset_id)
     print(
         f"registered {global_config.PREPROCESSED_DATASET_NAME} {dataset_id} (parent {raw_id}): "

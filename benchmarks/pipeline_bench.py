@@ -1,0 +1,158 @@
+"""End-to-end pipeline wall time, and how much of it is ClearML orchestration versus the job's own compute.
+
+Runs ``pipeline.py --seeds 3`` (NASA's table when ../shared/data/nasa.csv exists, else generated sample data)
+against a fresh embedded backend on free ports, then breaks the wall time down with the step timeline the
+pipeline writes to summary.json (task created → started → completed, and each step's measured compute).
+For reference it also times the same job with no ClearML at all, in one process.
+
+    python benchmarks/pipeline_bench.py [--runs 2] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import global_config
+from clearml_local.config import BackendConfig
+from clearml_local.server import EmbeddedBackend
+
+
+def source_csv() -> tuple[str, str]:
+    if global_config.SHARED_NASA_CSV.exists():
+        return str(global_config.SHARED_NASA_CSV), "NASA table (4,687 rows)"
+    return "", f"generated sample data ({global_config.SAMPLE_ROWS} rows)"
+
+
+def child_env(backend: EmbeddedBackend, work: Path, csv: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
+    env.update(backend.client_env())
+    env.update(
+        {
+            "ASTEROID_DATA_DIR": str(work / "data"),
+            "ASTEROID_RUNS_DIR": str(work / "runs"),
+            "NEO_DATABASE_URL": f"sqlite:///{work / 'data' / 'asteroids.db'}",
+            "NEO_SOURCE_CSV": csv,
+            "CLEARML_CACHE_DIR": str(work / "cache"),
+            "MPLBACKEND": "Agg",
+        }
+    )
+    return env
+
+
+def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, dict[str, Any]]:
+    began = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, str(global_config.ROOT / "pipeline.py"), "--seeds", str(seeds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    wall = time.perf_counter() - began
+    if completed.returncode != 0:
+        raise SystemExit(f"pipeline failed:\n{completed.stderr[-3000:]}")
+    summary = json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").read_text())
+    return wall, summary
+
+
+def breakdown(wall: float, summary: dict[str, Any]) -> dict[str, float]:
+    """Critical-path compute versus everything else."""
+    timeline = summary["timeline"]
+    training = [t for name, t in timeline.items() if name.startswith("train_seed_")]
+    compute = (
+        (timeline["get_data"]["compute_seconds"] or 0)
+        + (timeline["preprocessing"]["compute_seconds"] or 0)
+        + max(t["compute_seconds"] or 0 for t in training)
+    )
+    launch = sum(
+        (timeline[name]["started"] or 0) - (timeline[name]["created"] or 0)
+        for name in ("get_data", "preprocessing")
+    )
+    launch += max((t["started"] or 0) - (t["created"] or 0) for t in training)
+    launch += (timeline["select_best"]["started"] or 0) - (timeline["select_best"]["created"] or 0)
+    in_steps = sum(
+        timeline[name]["run_seconds"] or 0 for name in ("get_data", "preprocessing", "select_best")
+    )
+    in_steps += max(t["run_seconds"] or 0 for t in training)
+    return {
+        "wall": wall,
+        "compute (critical path)": compute,
+        "step start: process + imports + Task.init": launch,
+        "inside steps: ClearML reporting, uploads, close": in_steps - compute,
+        "controller: templates, polling, summary, start-up": wall - launch - in_steps,
+    }
+
+
+def without_clearml(csv: str, seeds: int, work: Path) -> float:
+    """The same job with no tracking at all: load, query, features, split, train and evaluate N seeds."""
+    code = f"""
+import time
+began = time.perf_counter()
+from asteroid import database, features, train, evaluate
+url = "sqlite:///{work / "plain.db"}"
+csv, _ = database.resolve_source_csv({csv!r} or None)
+database.load_csv(csv, url)
+frame = database.query_observations(url, "2016-09-08")
+x, y, g = features.build_features(frame)
+split = features.group_split(x, y, g, seed=42)
+for seed in range({seeds}):
+    result = train.train_classifier(split, seed=seed)
+    evaluate.classification_metrics(split.val.labels, train.predict_proba(result.booster, split.val.features))
+print(time.perf_counter() - began)
+"""
+    env = {**os.environ, "ASTEROID_DATA_DIR": str(work / "plain-data")}
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)
+    return time.perf_counter() - began
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    csv, description = source_csv()
+    print(f"pipeline benchmark — {description}, {args.seeds} seeds — {machine()}")
+    rows: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        backend = EmbeddedBackend(BackendConfig(work / "backend", api_port=0, files_port=0)).start()
+        try:
+            for run in range(args.runs):
+                wall, summary = run_pipeline(child_env(backend, work / f"run{run}", csv), args.seeds)
+                rows.append(breakdown(wall, summary))
+        finally:
+            backend.stop()
+        plain = without_clearml(csv, args.seeds, work)
+    print(f"\n{'seconds':<52}" + "".join(f"run {i + 1:>4}" for i in range(len(rows))))
+    for key in rows[0]:
+        print(f"{key:<52}" + "".join(f"{row[key]:>8.1f}" for row in rows))
+    print(f"{'same job without ClearML (one process)':<52}{plain:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
