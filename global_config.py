@@ -47,6 +47,12 @@ REJECTED_TABLE = "neo_rejected_rows"
 SAMPLE_ROWS = _env_int("ASTEROID_SAMPLE_ROWS", 4687)
 SAMPLE_SEED = _env_int("ASTEROID_SAMPLE_SEED", 7)
 
+# --- Pipeline --------------------------------------------------------------------------------------------
+# How step tasks carry their code: "repository" (agents clone the recorded commit), "standalone" (each task
+# holds its whole script; agents import the installed package), or "auto" (repository when there is a git
+# remote, else standalone).
+STEP_CODE = os.environ.get("ASTEROID_STEP_CODE", "auto")
+
 # --- Runs and outputs --------------------------------------------------------------------------------
 RUNS_DIR = _env_path("ASTEROID_RUNS_DIR", ROOT / "runs")
 

@@ -57,6 +57,13 @@ def has_git_remote(path: Path) -> bool:
     return remotes.returncode == 0 and bool(remotes.stdout.strip())
 
 
+def uses_standalone_code(mode: str | None = None) -> bool:
+    mode = mode or global_config.STEP_CODE
+    if mode not in ("auto", "standalone", "repository"):
+        raise ValueError(f"ASTEROID_STEP_CODE must be auto, standalone or repository, got {mode!r}")
+    return mode == "standalone" or (mode == "auto" and not has_git_remote(global_config.ROOT))
+
+
 def register_templates() -> dict[str, str]:
     """Draft tasks the pipeline clones, one per step script, for the current code.
 
@@ -64,7 +71,7 @@ def register_templates() -> dict[str, str]:
     Without one, a task carries its whole script and agents import the installed ``asteroid`` package; such a
     template is reused while its script is unchanged.
     """
-    standalone = not has_git_remote(global_config.ROOT)
+    standalone = uses_standalone_code()
     ids = {}
     for step, (script, task_name, task_type, defaults) in STEP_SCRIPTS.items():
         path = global_config.ROOT / script

@@ -11,7 +11,7 @@ import pytest
 
 import global_config
 from tests.backend.backend_harness import BackendHarness, terminate_group
-from tests.backend.test_agent import AGENT_ENV
+from tests.backend.test_agent import AGENT_ENV, STANDALONE_CODE
 
 ROOT = global_config.ROOT
 FLOWS = Path(__file__).parent / "flows"
@@ -109,9 +109,10 @@ def test_pipeline_steps_run_on_a_clearml_agent(
         "--foreground",
         "--create-queue",
     ]
-    agent = backend.spawn(argv, tmp_path / "agent.log", extra_env={**AGENT_ENV, **project_env})
+    env = {**project_env, **STANDALONE_CODE}
+    agent = backend.spawn(argv, tmp_path / "agent.log", extra_env={**AGENT_ENV, **env})
     try:
-        result = run_pipeline(backend, project_env, "--seeds", "1", "--queue", queue, check=False)
+        result = run_pipeline(backend, env, "--seeds", "1", "--queue", queue, check=False)
     finally:
         terminate_group(agent)
     assert result.returncode == 0, result.describe() + (tmp_path / "agent.log").read_text()[-3000:]
