@@ -18,10 +18,15 @@ AGENT_ENV = {
     "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL": "1",
     "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL": sys.executable,
 }
+# Agents on this machine run tasks that carry their whole script (there may be no git remote to clone).
+STANDALONE_CODE = {"ASTEROID_STEP_CODE": "standalone"}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def start_agent(backend: BackendHarness, queue: str, log: Path) -> Any:
+def start_agent(
+    backend: BackendHarness, queue: str, log: Path, extra_env: dict[str, str] | None = None
+) -> Any:
+    """A clearml-agent daemon serving ``queue`` with this Python environment; stop it with terminate_group."""
     argv = [
         sys.executable,
         "-m",
@@ -32,7 +37,7 @@ def start_agent(backend: BackendHarness, queue: str, log: Path) -> Any:
         "--foreground",
         "--create-queue",
     ]
-    return backend.spawn(argv, log, extra_env=AGENT_ENV)
+    return backend.spawn(argv, log, extra_env={**AGENT_ENV, **(extra_env or {})})
 
 
 @pytest.fixture

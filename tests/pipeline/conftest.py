@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.backend.backend_harness import BackendHarness
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness]:
-    harness = BackendHarness(tmp_path_factory.mktemp("pipeline-backend")).start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
+# The same module-scoped embedded backend (free ports, contract checking) as the backend tests.
+from tests.backend.conftest import backend  # noqa: F401
 
 
 @pytest.fixture

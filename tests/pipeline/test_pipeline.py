@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 import global_config
 from tests.backend.backend_harness import BackendHarness, terminate_group
-from tests.backend.test_agent import AGENT_ENV, STANDALONE_CODE
+from tests.backend.test_agent import STANDALONE_CODE, start_agent
 
 ROOT = global_config.ROOT
 FLOWS = Path(__file__).parent / "flows"
@@ -99,18 +98,8 @@ def test_pipeline_steps_run_on_a_clearml_agent(
     backend: BackendHarness, project_env: dict[str, str], tmp_path: Path
 ) -> None:
     queue = "pipeline-agents"
-    argv = [
-        sys.executable,
-        "-m",
-        "clearml_agent",
-        "daemon",
-        "--queue",
-        queue,
-        "--foreground",
-        "--create-queue",
-    ]
     env = {**project_env, **STANDALONE_CODE}
-    agent = backend.spawn(argv, tmp_path / "agent.log", extra_env={**AGENT_ENV, **env})
+    agent = start_agent(backend, queue, tmp_path / "agent.log", extra_env=env)
     try:
         result = run_pipeline(backend, env, "--seeds", "1", "--queue", queue, check=False)
     finally:
