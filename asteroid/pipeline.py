@@ -129,10 +129,14 @@ def build(options: PipelineOptions) -> Any:
     )
     if options.queue:
         pipe.set_default_execution_queue(options.queue)
+    # Pipeline parameters: visible on the pipeline task, and editable when it is cloned and re-run.
+    pipe.add_parameter("query_date", options.query_date, "last close-approach date of the ingested rows")
+    pipe.add_parameter("split_seed", options.split_seed, "seed of the group-aware train/val/test split")
+    pipe.add_parameter("seeds", options.seeds, "number of training runs (one step per seed)")
     pipe.add_step(
         name="get_data",
         base_task_id=templates["get_data"],
-        parameter_override={"General/query_date": options.query_date},
+        parameter_override={"General/query_date": "${pipeline.query_date}"},
     )
     pipe.add_step(
         name="preprocessing",
@@ -140,7 +144,7 @@ def build(options: PipelineOptions) -> Any:
         base_task_id=templates["preprocessing"],
         parameter_override={
             "General/raw_dataset_id": "${get_data.parameters.Outputs/raw_dataset_id}",
-            "General/split_seed": options.split_seed,
+            "General/split_seed": "${pipeline.split_seed}",
         },
     )
     training_steps = [f"train_seed_{seed}" for seed in range(options.seeds)]

@@ -37,7 +37,28 @@ def start_agent(
         "--foreground",
         "--create-queue",
     ]
-    return backend.spawn(argv, log, extra_env={**AGENT_ENV, **(extra_env or {})})
+    process = backend.spawn(argv, log, extra_env={**AGENT_ENV, **(extra_env or {})})
+    try:
+        wait_until_serving(backend, queue, process, log)
+    except BaseException:
+        terminate_group(process)
+        raise
+    return process
+
+
+def wait_until_serving(
+    backend: BackendHarness, queue: str, process: Any, log: Path, deadline_s: float = 120
+) -> None:
+    """Until a registered worker listens on ``queue`` (the agent creates the queue at start-up)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the agent exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        workers = backend.call("workers.get_all")["workers"]
+        if any(q["name"] == queue for worker in workers for q in worker.get("queues", [])):
+            return
+        time.sleep(0.2)  # polling interval, bounded by the deadline above
+    raise AssertionError(f"no agent serves queue {queue!r} after {deadline_s}s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture
