@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 demo: setup
 	$(PY) demo.py

@@ -77,16 +77,21 @@ def single_values(task_id: str) -> dict[str, float]:
 
 
 def publish_winner(winner: Candidate) -> None:
-    """Publish the model and move the winner tag to it (earlier winners lose the tag)."""
-    from clearml import Model
+    """Publish the winner's model, move it to the main project and move the winner tag to it.
+
+    Training runs register their models in the pipeline's own (hidden) project; the published winner goes to
+    the main project, where serving looks for it (``--project <project> --name <model> --tags <tag>``).
+    """
+    from clearml import Model, Task
 
     for previous in Model.query_models(
-        project_name=global_config.PROJECT_NAME, tags=[global_config.WINNER_TAG], include_archived=True
+        model_name=global_config.MODEL_NAME, tags=[global_config.WINNER_TAG], include_archived=True
     ):
         if previous.id != winner.model_id:
             previous.tags = [t for t in previous.tags if t != global_config.WINNER_TAG]
     model = Model(model_id=winner.model_id)
     model.tags = sorted({*model.tags, global_config.WINNER_TAG})
+    model.project = Task.get_project_id(global_config.PROJECT_NAME)
     model.publish()
 
 

@@ -120,8 +120,11 @@ def get_frameworks(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 def _edit(ctx: Context, model_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     with ctx.store.transaction():
         model = load(ctx, "models", model_id, "model")
-        if model.get("ready") and not body.get("force") and set(body) & {"uri", "design", "labels"}:
-            raise ApiError(400, 105, f"Model {model['id']} is published: its weights cannot change")
+        changed = [k for k in ("uri", "design", "labels") if k in body and body[k] != model.get(k)]
+        if model.get("ready") and not body.get("force") and changed:
+            raise ApiError(
+                400, 105, f"Model {model['id']} is published: its {', '.join(changed)} cannot change"
+            )
         fields = {k: body[k] for k in EDITABLE if k in body}
         if "project" in fields:
             fields["project"] = _project(ctx, fields["project"])

@@ -435,3 +435,18 @@ def test_models_filtered_by_task_uri_project_and_tags(backend: BackendHarness, m
     assert model_ids(tags=["-winner"], project=[first_project, second_project]) == {other}
     assert model_ids(name="^best$") == {best}
     assert_valid_replies(backend, mark)
+
+
+def test_published_model_keeps_its_weights_but_not_its_tags(backend: BackendHarness, mark: Mark) -> None:
+    uri = "http://files/published.bin"
+    model = backend.call("models.create", {"name": "published", "uri": uri, "tags": ["winner"]})["id"]
+    backend.call("models.set_ready", {"model": model})
+
+    backend.call("models.edit", {"model": model, "uri": uri, "tags": []})  # same weights, new tags
+    assert backend.call("models.get_by_id", {"model": model})["model"]["tags"] == []
+
+    reply = backend.post("models.edit", {"model": model, "uri": "http://files/other.bin"})
+    assert reply.status_code == 400
+    assert "published" in reply.json()["meta"]["result_msg"] and "uri" in reply.json()["meta"]["result_msg"]
+    assert backend.call("models.get_by_id", {"model": model})["model"]["uri"] == uri
+    assert_valid_replies(backend, mark)

@@ -58,6 +58,8 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     winner = models.pop(summary["winner"]["model_id"])
     assert winner["ready"] is True and global_config.WINNER_TAG in winner["tags"]
     assert winner["uri"].startswith(backend.files_url)
+    main_project = backend.call("projects.get_all", {"name": f"^{global_config.PROJECT_NAME}$"})["projects"]
+    assert winner["project"] == main_project[0]["id"]  # where serving looks for the published model
     assert all(global_config.WINNER_TAG not in m["tags"] and not m["ready"] for m in models.values())
 
     # dataset lineage: the preprocessed version is a child of the raw one
@@ -110,6 +112,9 @@ def test_pipeline_steps_run_on_a_clearml_agent(
         doc = task(backend, task_id)
         assert doc["status"] == "completed", name
         assert doc["execution"]["queue"], f"step {name} was not enqueued"
+    # an earlier run's winner (published, so only its tags may change) has lost the tag to this one
+    tagged = backend.call("models.get_all", {"tags": [global_config.WINNER_TAG]})["models"]
+    assert [m["id"] for m in tagged] == [summary_of(project_env)["winner"]["model_id"]]
 
 
 @pytest.mark.skipif(
