@@ -1,5 +1,5 @@
 """Throughput of the embedded ClearML backend: ``tasks.get_by_id`` requests/s and ``events.add_batch``
-events/s for several batch sizes, over one keep-alive HTTP connection to an in-process server on free ports.
+events/s for several batch sizes, over one keep-alive HTTP connection to a backend server process on free ports.
 
 Usage: python benchmarks/backend_bench.py [--seconds S] [--batch-sizes 1,100,1000]
 """
@@ -11,17 +11,21 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from clearml_local.config import BackendConfig
-from clearml_local.server import EmbeddedBackend
+from clearml_local.auth_tokens import Credentials
+from clearml_local.cli import read_state
+from clearml_local.config import BackendConfig, load_or_create_credentials
 
 API_PREFIX = "/v2.23/"
 MAX_CALLS = 1_000_000  # the loops stop at the time budget or here, whichever comes first
@@ -46,10 +50,9 @@ class Result:
 class Client:
     """One keep-alive session with a token, failing loudly on any non-200 reply."""
 
-    def __init__(self, backend: EmbeddedBackend) -> None:
-        self.url = backend.api_url + API_PREFIX
+    def __init__(self, api_url: str, creds: Credentials) -> None:
+        self.url = api_url + API_PREFIX
         self.session = requests.Session()
-        creds = backend.credentials
         login = self.session.post(
             self.url + "auth.login", auth=(creds.access_key, creds.secret_key), timeout=10
         )
@@ -100,21 +103,41 @@ def add_batch_call(client: Client, task_id: str, batch_size: int) -> Callable[[]
     return call
 
 
+@contextmanager
+def server_process(data_dir: Path) -> Iterator[tuple[str, Credentials]]:
+    """The backend in its own process (as users run it), so the client does not share its interpreter."""
+    config = BackendConfig(data_dir, api_port=0, files_port=0)
+    argv = [sys.executable, "-m", "clearml_local", "serve", "--data-dir", str(data_dir), "--api-port", "0"]
+    process = subprocess.Popen(
+        [*argv, "--files-port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        state = None
+        while state is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the backend did not start")
+            state = read_state(config)
+            time.sleep(0.05)  # start-up polling, bounded by the deadline
+        yield state["api_url"], load_or_create_credentials(config)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def run(seconds: float, batch_sizes: list[int]) -> list[Result]:
-    with tempfile.TemporaryDirectory() as data_dir:
-        config = BackendConfig(Path(data_dir), api_port=0, files_port=0)
-        with EmbeddedBackend(config) as backend:
-            client = Client(backend)
-            task_id = client.post("tasks.create", json={"name": "bench", "type": "training"})["id"]
-            results = [
-                measure(
-                    "tasks.get_by_id", lambda: client.post("tasks.get_by_id", json={"task": task_id}), seconds
-                )
-            ]
-            for size in batch_sizes:
-                call = add_batch_call(client, task_id, size)
-                results.append(measure(f"events.add_batch x{size}", call, seconds, items_per_call=size))
-            client.session.close()
+    with tempfile.TemporaryDirectory() as data_dir, server_process(Path(data_dir)) as (api_url, creds):
+        client = Client(api_url, creds)
+        task_id = client.post("tasks.create", json={"name": "bench", "type": "training"})["id"]
+        results = [
+            measure(
+                "tasks.get_by_id", lambda: client.post("tasks.get_by_id", json={"task": task_id}), seconds
+            )
+        ]
+        for size in batch_sizes:
+            call = add_batch_call(client, task_id, size)
+            results.append(measure(f"events.add_batch x{size}", call, seconds, items_per_call=size))
+        client.session.close()
     return results
 
 

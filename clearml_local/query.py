@@ -7,7 +7,6 @@ Covers what the SDK sends: ids, ``name`` as a regular expression, list filters o
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -223,7 +222,7 @@ def paginate(docs: list[Document], body: dict[str, Any]) -> list[Document]:
 def project(doc: Document, only_fields: list[str] | None) -> Document:
     """A MongoDB-like projection: dotted paths keep nested keys; ``id`` is always returned."""
     if not only_fields:
-        return copy.deepcopy(doc)
+        return doc  # cached documents are replaced, never changed in place: no copy needed to reply
     out: Document = {"id": doc.get("id")}
     for path in only_fields:
         parts = path.split(".")
@@ -234,7 +233,7 @@ def project(doc: Document, only_fields: list[str] | None) -> Document:
                 break
             source = source[part]
             if i == len(parts) - 1:
-                target[part] = copy.deepcopy(source)
+                target[part] = source
             else:
                 if not isinstance(source, dict):
                     break

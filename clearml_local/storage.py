@@ -98,7 +98,8 @@ class Store:
             return copy.deepcopy(doc) if doc is not None else None
 
     def peek(self, collection: str, doc_id: str) -> Document | None:
-        """The cached document itself: read-only use under no further writes (cheap polling)."""
+        """The cached document itself, for reading only. Cached documents are never changed in place
+        (``put`` replaces them), so a peeked document stays consistent while it is serialised."""
         return self._cache.get(collection, {}).get(doc_id)
 
     def all(self, collection: str) -> list[Document]:

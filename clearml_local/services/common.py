@@ -15,15 +15,28 @@ KINDS = {"tasks": "task", "models": "model", "projects": "project", "queues": "q
 
 
 def load(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
-    """A copy of one document, or a 400 naming the field and the id."""
-    if not isinstance(doc_id, str) or not doc_id:
-        raise ApiError(
-            400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string"
-        )
+    """A copy of one document, to change and ``put`` back; or a 400 naming the field and the id."""
+    _check_id(collection, doc_id, field)
     doc = ctx.store.get(collection, doc_id)
     if doc is None:
         raise not_found(KINDS[collection], doc_id, SUBCODES.get(collection, 0))
     return doc
+
+
+def view(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
+    """One document to read and reply with, not to change (no copy: polling endpoints stay cheap)."""
+    _check_id(collection, doc_id, field)
+    doc = ctx.store.peek(collection, doc_id)
+    if doc is None:
+        raise not_found(KINDS[collection], doc_id, SUBCODES.get(collection, 0))
+    return doc
+
+
+def _check_id(collection: str, doc_id: Any, field: str | None) -> None:
+    if not isinstance(doc_id, str) or not doc_id:
+        raise ApiError(
+            400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string"
+        )
 
 
 def is_hidden(doc: Document) -> bool:

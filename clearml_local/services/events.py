@@ -14,7 +14,7 @@ from typing import Any
 
 from clearml_local.api import Context, endpoint, id_list, now_iso, require
 from clearml_local.errors import bad_request
-from clearml_local.services.common import load
+from clearml_local.services.common import view
 
 Document = dict[str, Any]
 EVENT_TYPES = {"training_stats_scalar", "training_stats_vector", "training_debug_image", "plot", "log"}
@@ -154,7 +154,7 @@ def _downsample(line: dict[str, Any], samples: int | None) -> dict[str, Any]:
 
 @endpoint("events.scalar_metrics_iter_histogram")
 def scalar_metrics_iter_histogram(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     wanted = _metric_filter(body.get("metrics"))
     series = _scalar_series(ctx, task_id, body.get("key") or "iter")
     samples = body.get("samples")
@@ -178,7 +178,7 @@ def _metric_filter(metrics: Any) -> set[str] | None:
 def multi_task_histogram(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for task_id in id_list(body, "tasks"):
-        task = load(ctx, "tasks", task_id, "tasks")
+        task = view(ctx, "tasks", task_id, "tasks")
         for metric, variants in _scalar_series(ctx, task_id, body.get("key") or "iter").items():
             for variant, line in variants.items():
                 result.setdefault(metric, {}).setdefault(variant, {})[task_id] = {
@@ -190,7 +190,7 @@ def multi_task_histogram(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("events.scalar_metrics_iter_raw")
 def scalar_metrics_iter_raw(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     metric = body.get("metric") or {}
     variants = _scalar_series(ctx, task_id).get(metric.get("metric", ""), {})
     wanted = metric.get("variants")
@@ -201,7 +201,7 @@ def scalar_metrics_iter_raw(ctx: Context, body: dict[str, Any]) -> dict[str, Any
 
 @endpoint("events.get_scalar_metrics_and_variants")
 def scalar_metrics_and_variants(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task = load(ctx, "tasks", body.get("task"), "task")
+    task = view(ctx, "tasks", body.get("task"), "task")
     metrics: dict[str, dict[str, Any]] = {}
     for variants in (task.get("last_metrics") or {}).values():
         for entry in variants.values():
@@ -211,7 +211,7 @@ def scalar_metrics_and_variants(ctx: Context, body: dict[str, Any]) -> dict[str,
 
 @endpoint("events.get_task_latest_scalar_values")
 def latest_scalar_values(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task = load(ctx, "tasks", body.get("task"), "task")
+    task = view(ctx, "tasks", body.get("task"), "task")
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for variants in (task.get("last_metrics") or {}).values():
         for entry in variants.values():
@@ -271,27 +271,27 @@ def _scroll(
 
 @endpoint("events.get_task_log")
 def get_task_log(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     newest_first = body.get("navigate_earlier", True) is not False
     return _scroll(ctx, task_id, ["log"], body, newest_first)
 
 
 @endpoint("events.get_task_events")
 def get_task_events(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     types = [body["event_type"]] if body.get("event_type") else sorted(EVENT_TYPES)
     return _scroll(ctx, task_id, types, body, body.get("order") == "desc")
 
 
 @endpoint("events.get_scalar_metric_data")
 def get_scalar_metric_data(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     return _scroll(ctx, task_id, [SCALAR], body, False, metric=body.get("metric"))
 
 
 @endpoint("events.get_task_plots")
 def get_task_plots(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     if body.get("iters") is not None:
         plots = _latest_plots(ctx, task_id, body["iters"])
         return {"plots": plots, "returned": len(plots), "total": len(plots), "scroll_id": None}
@@ -331,7 +331,7 @@ def debug_images(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     result = []
     for item in body.get("metrics") or []:
         task_id = require(item, "task")
-        load(ctx, "tasks", task_id, "task")
+        view(ctx, "tasks", task_id, "task")
         by_iter: dict[int, list[Document]] = defaultdict(list)
         for _, event in ctx.store.query_events(
             [task_id], ["training_debug_image"], metric=item.get("metric")
@@ -344,11 +344,11 @@ def debug_images(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("events.delete_for_task")
 def delete_for_task(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     return {"deleted": ctx.store.delete_events(task_id)}
 
 
 @endpoint("events.clear_task_log")
 def clear_task_log(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    task_id = load(ctx, "tasks", body.get("task"), "task")["id"]
+    task_id = view(ctx, "tasks", body.get("task"), "task")["id"]
     return {"deleted": ctx.store.delete_events(task_id, "log")}

@@ -8,7 +8,7 @@ from clearml_local.api import Context, endpoint, new_id, now_iso, require
 from clearml_local.errors import ApiError, bad_request
 from clearml_local.query import run_query
 from clearml_local.services import projects
-from clearml_local.services.common import load, many, touch, visible
+from clearml_local.services.common import load, many, touch, view, visible
 
 Document = dict[str, Any]
 EDITABLE = (
@@ -90,7 +90,7 @@ def create(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("models.get_by_id")
 def get_by_id(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"model": load(ctx, "models", body.get("model"), "model")}
+    return {"model": view(ctx, "models", body.get("model"), "model")}
 
 
 @endpoint("models.get_by_task_id")

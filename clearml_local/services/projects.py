@@ -7,7 +7,7 @@ from typing import Any
 from clearml_local.api import Context, endpoint, new_id, now_iso, optional, require
 from clearml_local.errors import ApiError
 from clearml_local.query import run_query
-from clearml_local.services.common import load, touch, visible
+from clearml_local.services.common import load, touch, view, visible
 
 Document = dict[str, Any]
 
@@ -77,7 +77,7 @@ def create(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("projects.get_by_id")
 def get_by_id(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"project": load(ctx, "projects", body.get("project"), "project")}
+    return {"project": view(ctx, "projects", body.get("project"), "project")}
 
 
 @endpoint("projects.get_all", "projects.get_all_ex")
@@ -140,8 +140,7 @@ def delete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
                 if body.get("delete_contents"):
                     ctx.store.delete(kind, item["id"])
                 else:
-                    item["project"] = None
-                    ctx.store.put(kind, item)
+                    ctx.store.put(kind, {**item, "project": None})
     return {"deleted": len(ids), "disassociated_tasks": len(tasks), "deleted_models": 0, "deleted_tasks": 0}
 
 

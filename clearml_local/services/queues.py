@@ -7,7 +7,7 @@ from typing import Any
 from clearml_local.api import Context, endpoint, new_id, now_iso, require
 from clearml_local.errors import ApiError, bad_request
 from clearml_local.query import run_query
-from clearml_local.services.common import load, touch
+from clearml_local.services.common import load, touch, view
 
 Document = dict[str, Any]
 DEFAULT_QUEUE = "default"
@@ -86,7 +86,7 @@ def create(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("queues.get_by_id")
 def get_by_id(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"queue": load(ctx, "queues", body.get("queue"), "queue")}
+    return {"queue": view(ctx, "queues", body.get("queue"), "queue")}
 
 
 @endpoint("queues.get_all", "queues.get_all_ex")

@@ -12,7 +12,7 @@ from clearml_local.api import Context, endpoint, id_list, new_id, now_iso, optio
 from clearml_local.errors import ApiError, bad_request, wrong_type
 from clearml_local.query import run_query
 from clearml_local.services import projects, queues
-from clearml_local.services.common import load, many, touch, visible
+from clearml_local.services.common import load, many, touch, view, visible
 
 Document = dict[str, Any]
 
@@ -150,7 +150,7 @@ def validate(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint("tasks.get_by_id")
 def get_by_id(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"task": load(ctx, "tasks", body.get("task"), "task")}
+    return {"task": view(ctx, "tasks", body.get("task"), "task")}
 
 
 @endpoint("tasks.get_all", "tasks.get_all_ex")
