@@ -1,5 +1,6 @@
 """Throughput of the embedded ClearML backend: ``tasks.get_by_id`` requests/s and ``events.add_batch``
-events/s for several batch sizes, over one keep-alive HTTP connection to a backend server process on free ports.
+events/s for several batch sizes, over one keep-alive HTTP connection to a backend server process on free
+ports.
 
 Usage: python benchmarks/backend_bench.py [--seconds S] [--batch-sizes 1,100,1000]
 """

@@ -98,6 +98,10 @@ class FileRequestHandler(BaseHTTPRequestHandler):
         except UnsafePath as err:
             self._drain()
             self._text(403, f"Forbidden: {err}")
+        except ConnectionError:
+            # the client went away (e.g. it read only the start of a download): nobody to answer
+            self.close_connection = True
+            log.debug("client disconnected during %s %s", self.command, self.path)
         except Exception as exc:
             log.exception("file server error")
             self._drain()
