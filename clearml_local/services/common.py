@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -14,29 +15,22 @@ SUBCODES = {"tasks": 101, "models": 102, "projects": 103, "queues": 701, "worker
 KINDS = {"tasks": "task", "models": "model", "projects": "project", "queues": "queue", "workers": "worker"}
 
 
-def load(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
-    """A copy of one document, to change and ``put`` back; or a 400 naming the field and the id."""
-    _check_id(collection, doc_id, field)
-    doc = ctx.store.get(collection, doc_id)
-    if doc is None:
-        raise not_found(KINDS[collection], doc_id, SUBCODES.get(collection, 0))
-    return doc
-
-
 def view(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
-    """One document to read and reply with, not to change (no copy: polling endpoints stay cheap)."""
-    _check_id(collection, doc_id, field)
+    """One document to read and reply with, not to change (no copy: polling endpoints stay cheap);
+    a 400 naming the field and the id when there is no such document."""
+    if not isinstance(doc_id, str) or not doc_id:
+        raise ApiError(
+            400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string"
+        )
     doc = ctx.store.peek(collection, doc_id)
     if doc is None:
         raise not_found(KINDS[collection], doc_id, SUBCODES.get(collection, 0))
     return doc
 
 
-def _check_id(collection: str, doc_id: Any, field: str | None) -> None:
-    if not isinstance(doc_id, str) or not doc_id:
-        raise ApiError(
-            400, 11, f"Validation error: field '{field or KINDS[collection]}' must be an id string"
-        )
+def load(ctx: Context, collection: str, doc_id: Any, field: str | None = None) -> Document:
+    """A copy of one document, to change and ``put`` back (cached documents are never changed in place)."""
+    return copy.deepcopy(view(ctx, collection, doc_id, field))
 
 
 def is_hidden(doc: Document) -> bool:
