@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from asteroid import schema
 from asteroid.train import DEFAULT_THRESHOLD
@@ -89,3 +89,29 @@ def cneos_baseline(data: pd.DataFrame) -> np.ndarray:
 def baseline_metrics(data: pd.DataFrame, y_true: Any) -> dict[str, Any]:
     """`classification_metrics` of the CNEOS rule (its hard 0/1 predictions serve as scores)."""
     return classification_metrics(y_true, cneos_baseline(data).astype(float), threshold=0.5)
+
+
+def feature_importance(booster: Any, importance_type: str = "total_gain") -> dict[str, float]:
+    """Importance per feature, largest first; features the trees never split on get 0."""
+    scores = booster.get_score(importance_type=importance_type)
+    for name in booster.feature_names or []:
+        scores.setdefault(name, 0.0)
+    return dict(sorted(scores.items(), key=lambda item: item[1], reverse=True))
+
+
+def roc_points(y_true: Any, y_prob: Any) -> tuple[list[float], list[float]]:
+    """(false positive rates, true positive rates) of the ROC curve; empty when only one class is present."""
+    truth, prob = np.asarray(y_true, dtype=int), np.asarray(y_prob, dtype=float)
+    if np.unique(truth).size < 2:
+        return [], []
+    fpr, tpr, _ = roc_curve(truth, prob)
+    return fpr.tolist(), tpr.tolist()
+
+
+def pr_points(y_true: Any, y_prob: Any) -> tuple[list[float], list[float]]:
+    """(recalls, precisions) of the precision-recall curve; empty when only one class is present."""
+    truth, prob = np.asarray(y_true, dtype=int), np.asarray(y_prob, dtype=float)
+    if np.unique(truth).size < 2:
+        return [], []
+    precision, recall, _ = precision_recall_curve(truth, prob)
+    return recall.tolist(), precision.tolist()

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from matplotlib.figure import Figure
-from sklearn import metrics as skmetrics
 
-from asteroid.evaluate import classification_metrics
+from asteroid import evaluate
 
 
 def _single_class(y_true: np.ndarray) -> bool:
@@ -27,10 +26,7 @@ def feature_importance(
     booster: xgb.Booster, importance_type: str = "total_gain", max_features: int = 20
 ) -> Figure:
     """Horizontal bars of feature importance (total gain by default), largest at the top."""
-    scores = booster.get_score(importance_type=importance_type)
-    for name in booster.feature_names or []:
-        scores.setdefault(name, 0.0)
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:max_features]
+    ranked = list(evaluate.feature_importance(booster, importance_type).items())[:max_features]
     names, values = [name for name, _ in ranked][::-1], [value for _, value in ranked][::-1]
     figure = Figure(figsize=(8, 0.35 * max(len(names), 4) + 1.2), layout="constrained")
     axes = figure.subplots()
@@ -75,8 +71,8 @@ def roc_curve(y_true: Any, y_prob: Any) -> Figure:
     if _single_class(truth):
         axes.set_title("ROC curve (undefined: one class only)")
     else:
-        fpr, tpr, _ = skmetrics.roc_curve(truth, prob)
-        auc = classification_metrics(truth, prob)["roc_auc"]
+        fpr, tpr = evaluate.roc_points(truth, prob)
+        auc = evaluate.classification_metrics(truth, prob)["roc_auc"]
         axes.plot(fpr, tpr, color="tab:blue", label=f"model (AUC = {auc:.4f})")
         axes.set_title("ROC curve")
     axes.set_xlabel("false positive rate")
@@ -95,8 +91,8 @@ def pr_curve(y_true: Any, y_prob: Any) -> Figure:
     if _single_class(truth):
         axes.set_title("Precision-recall curve (undefined: one class only)")
     else:
-        precision, recall, _ = skmetrics.precision_recall_curve(truth, prob)
-        average_precision = classification_metrics(truth, prob)["pr_auc"]
+        recall, precision = evaluate.pr_points(truth, prob)
+        average_precision = evaluate.classification_metrics(truth, prob)["pr_auc"]
         axes.plot(recall, precision, color="tab:orange", label=f"model (AP = {average_precision:.4f})")
         axes.axhline(truth.mean(), linestyle="--", color="grey", label=f"chance ({truth.mean():.3f})")
         axes.set_title("Precision-recall curve")

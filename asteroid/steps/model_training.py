@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import evaluate, features, plots, train
+from asteroid import evaluate, features, train
 from asteroid.steps.preprocessing import SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
@@ -83,15 +83,49 @@ def report(task: Any, result: train.TrainResult, metrics: dict[str, Any], split:
         "metrics", "model vs CNEOS rule", iteration=0, table_plot=table.reset_index(names="metric")
     )
     test = split.test
-    probabilities = train.predict_proba(result.booster, test.features)
-    figures = {
-        ("feature importance", "gain"): plots.feature_importance(result.booster),
-        ("confusion matrix", "test"): plots.confusion_matrix(metrics["test"]),
-        ("ROC curve", "test"): plots.roc_curve(test.labels, probabilities),
-        ("precision-recall curve", "test"): plots.pr_curve(test.labels, probabilities),
-    }
-    for (title, series), figure in figures.items():
-        logger.report_matplotlib_figure(title, series, figure=figure, iteration=0, report_image=True)
+    report_plots(
+        logger, result, metrics["test"], test.labels, train.predict_proba(result.booster, test.features)
+    )
+
+
+def report_plots(
+    logger: Any, result: train.TrainResult, test_metrics: dict[str, Any], labels: Any, scores: Any
+) -> None:
+    """Feature importance, confusion matrix, ROC and PR curves as native (interactive) ClearML plots."""
+    importance = evaluate.feature_importance(result.booster)
+    logger.report_histogram(
+        "feature importance",
+        "total gain",
+        values=list(importance.values()),
+        iteration=0,
+        xlabels=list(importance),
+        xaxis="feature",
+        yaxis="total gain",
+    )
+    matrix = [[test_metrics["tn"], test_metrics["fp"]], [test_metrics["fn"], test_metrics["tp"]]]
+    logger.report_confusion_matrix(
+        "confusion matrix",
+        "test",
+        matrix=matrix,
+        iteration=0,
+        xaxis="predicted",
+        yaxis="actual",
+        xlabels=["not hazardous", "hazardous"],
+        ylabels=["not hazardous", "hazardous"],
+    )
+    for title, (x, y), (xaxis, yaxis) in (
+        ("ROC curve", evaluate.roc_points(labels, scores), ("false positive rate", "true positive rate")),
+        ("precision-recall curve", evaluate.pr_points(labels, scores), ("recall", "precision")),
+    ):
+        logger.report_scatter2d(
+            title,
+            "test",
+            scatter=list(zip(x, y, strict=True)),
+            iteration=0,
+            xaxis=xaxis,
+            yaxis=yaxis,
+            mode="lines",
+        )
 
 
 def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:

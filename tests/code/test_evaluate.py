@@ -86,3 +86,14 @@ def test_baseline_metrics() -> None:
 def test_baseline_on_sample_data_is_nearly_perfect(sample_frame: pd.DataFrame) -> None:
     m = evaluate.baseline_metrics(sample_frame, sample_frame["Hazardous"].astype(int))
     assert 0.985 <= m["accuracy"] < 1.0
+
+
+def test_curve_points_span_the_unit_square_and_are_empty_for_one_class() -> None:
+    labels, scores = [0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9]
+    fpr, tpr = evaluate.roc_points(labels, scores)
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert fpr == sorted(fpr) and tpr == sorted(tpr)
+    recall, precision = evaluate.pr_points(labels, scores)
+    assert len(recall) == len(precision) and max(recall) == 1.0
+    assert evaluate.roc_points([1, 1], [0.2, 0.9]) == ([], [])
+    assert evaluate.pr_points([0, 0], [0.2, 0.9]) == ([], [])

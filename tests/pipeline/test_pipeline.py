@@ -63,6 +63,11 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     assert winner["project"] == main_project[0]["id"]  # where serving looks for the published model
     assert all(global_config.WINNER_TAG not in m["tags"] and not m["ready"] for m in models.values())
 
+    # the winner's training task carries its plots, beside the metrics table
+    plots = backend.call("events.get_task_plots", {"task": summary["winner"]["task_id"], "iters": 1})["plots"]
+    expected = {"feature importance", "confusion matrix", "ROC curve", "precision-recall curve", "metrics"}
+    assert expected <= {plot["metric"] for plot in plots}
+
     # dataset lineage: the preprocessed version is a child of the raw one
     raw_id = output(task(backend, steps["get_data"]), "raw_dataset_id")
     preprocessed_id = output(task(backend, steps["preprocessing"]), "preprocessed_dataset_id")
