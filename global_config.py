@@ -33,6 +33,8 @@ RAW_DATASET_NAME = "raw_asteroid_dataset"
 PREPROCESSED_DATASET_NAME = "preprocessed_asteroid_dataset"
 MODEL_NAME = "asteroid-xgboost"
 WINNER_TAG = "pipeline_winner"
+# Probability above which an asteroid is called hazardous (training metrics and serving alike).
+HAZARD_THRESHOLD = 0.5
 
 # --- Data --------------------------------------------------------------------------------------------
 DATA_DIR = _env_path("ASTEROID_DATA_DIR", ROOT / "data")

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.steps import get_data, model_training, preprocessing
+from asteroid.steps.interface import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
 
 STEP_SCRIPTS = {
-    "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", get_data.DEFAULTS),
+    "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
     "preprocessing": (
         "preprocessing.py",
         global_config.PREPROCESS_TASK,
         "data_processing",
-        preprocessing.DEFAULTS,
+        PREPROCESSING_DEFAULTS,
     ),
-    "model_training": ("model_training.py", global_config.TRAINING_TASK, "training", model_training.DEFAULTS),
+    "model_training": ("model_training.py", global_config.TRAINING_TASK, "training", TRAINING_DEFAULTS),
 }
 TEMPLATE_TAG = "step-template"
 # How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step).
@@ -39,8 +39,8 @@ class PipelineFailed(RuntimeError):
 class PipelineOptions:
     seeds: int = 3
     queue: str | None = None
-    query_date: str = get_data.DEFAULTS["query_date"]
-    split_seed: int = preprocessing.DEFAULTS["split_seed"]
+    query_date: str = GET_DATA_DEFAULTS["query_date"]
+    split_seed: int = PREPROCESSING_DEFAULTS["split_seed"]
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:

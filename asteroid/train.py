@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+import global_config
 from asteroid.features import Split
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = global_config.HAZARD_THRESHOLD
 
 # Training-loop settings in the params dict; everything else goes to xgboost as a booster parameter.
 _LOOP_KEYS = ("num_boost_round", "early_stopping_rounds")

@@ -11,13 +11,10 @@ import pandas as pd
 
 import global_config
 from asteroid import database
+from asteroid.steps.interface import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task
 
-RAW_FILE = "asteroid_observations.csv"
-DEFAULTS: dict[str, Any] = {
-    # Observations with a close approach on or before this date (the NASA table ends 2016-09-08).
-    "query_date": "2016-09-08",
-}
+DEFAULTS = GET_DATA_DEFAULTS
 
 
 def content_hash(path: Path) -> str:

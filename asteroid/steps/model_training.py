@@ -11,7 +11,7 @@ import pandas as pd
 
 import global_config
 from asteroid import evaluate, features, train
-from asteroid.steps.preprocessing import SPLIT_DIR
+from asteroid.steps.interface import SPLIT_DIR, TRAINING_DEFAULTS
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -25,7 +25,7 @@ from asteroid.tracking import (
 HYPERPARAMS = {
     k: v for k, v in train.DEFAULT_PARAMS.items() if k not in ("objective", "eval_metric", "tree_method")
 }
-DEFAULTS: dict[str, Any] = {"preprocessed_dataset_id": "", "seed": 0, "threshold": train.DEFAULT_THRESHOLD}
+DEFAULTS = TRAINING_DEFAULTS
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 import global_config
 from asteroid import features
-from asteroid.steps.get_data import RAW_FILE
+from asteroid.steps.interface import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -20,14 +20,7 @@ from asteroid.tracking import (
     start_task,
 )
 
-SPLIT_DIR = "split"
-DEFAULTS: dict[str, Any] = {
-    "raw_dataset_id": "",  # empty: the latest raw dataset version
-    "split_seed": 42,
-    "val_fraction": 0.15,
-    "test_fraction": 0.15,
-    "n_buckets": 10,
-}
+DEFAULTS = PREPROCESSING_DEFAULTS
 
 
 def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> features.Split:

@@ -1,0 +1,29 @@
+"""What the steps agree on — parameter defaults, file names inside dataset versions — in a module light
+enough for the pipeline controller to import without the steps' heavy dependencies (xgboost, scikit-learn)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import global_config
+
+# File of the raw dataset version, and folder of the split inside the preprocessed version.
+RAW_FILE = "asteroid_observations.csv"
+SPLIT_DIR = "split"
+
+GET_DATA_DEFAULTS: dict[str, Any] = {
+    # Observations with a close approach on or before this date (the NASA table ends 2016-09-08).
+    "query_date": "2016-09-08",
+}
+PREPROCESSING_DEFAULTS: dict[str, Any] = {
+    "raw_dataset_id": "",  # empty: the latest raw dataset version
+    "split_seed": 42,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "n_buckets": 10,
+}
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "preprocessed_dataset_id": "",  # empty: the latest preprocessed dataset version
+    "seed": 0,
+    "threshold": global_config.HAZARD_THRESHOLD,
+}
