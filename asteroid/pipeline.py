@@ -178,10 +178,8 @@ def run(options: PipelineOptions) -> dict[str, Any]:
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     pipe = build(options)
-    if options.queue:
-        pipe.start_locally(run_pipeline_steps_locally=False)
-    else:
-        pipe.start_locally(run_pipeline_steps_locally=True)
+    # The controller always runs here; its steps run here too unless a queue hands them to agents.
+    pipe.start_locally(run_pipeline_steps_locally=not options.queue)
     nodes = pipe.get_pipeline_dag()
     failed = {name: node.status for name, node in nodes.items() if node.status not in ("completed", "cached")}
     if failed:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import database
+from asteroid import database, schema
 from asteroid.steps.interface import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task
 
@@ -88,8 +88,8 @@ def report(task: Any, frame: pd.DataFrame, dataset_id: str, created: bool) -> No
     logger.report_table("raw data", "preview (first 20 rows)", iteration=0, table_plot=frame.head(20))
     counts = {
         "rows": len(frame),
-        "asteroids": int(frame[database.schema.GROUP].nunique()),
-        "hazardous": int(frame[database.schema.LABEL].sum()),
+        "asteroids": int(frame[schema.GROUP].nunique()),
+        "hazardous": int(frame[schema.LABEL].sum()),
         "rejected_at_load": database.count_rejected(global_config.DATABASE_URL),
     }
     for name, value in counts.items():
