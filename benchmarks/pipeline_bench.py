@@ -148,7 +148,7 @@ def main() -> None:
         finally:
             backend.stop()
         plain = without_clearml(csv, args.seeds, work)
-    print(f"\n{'seconds':<52}" + "".join(f"run {i + 1:>4}" for i in range(len(rows))))
+    print(f"\n{'seconds':<52}" + "".join(f"{f'run {i + 1}':>8}" for i in range(len(rows))))
     for key in rows[0]:
         print(f"{key:<52}" + "".join(f"{row[key]:>8.1f}" for row in rows))
     print(f"{'same job without ClearML (one process)':<52}{plain:>8.1f}")
