@@ -152,7 +152,8 @@ def start(config: BackendConfig, quiet: bool = False) -> dict:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
-                f"the embedded ClearML backend exited with code {process.returncode}; see {config.log_path}"
+                f"the embedded ClearML backend exited with code {process.returncode}: "
+                f"{_last_line(config.log_path)} (log: {config.log_path})"
             )
         state = read_state(config)
         if state and state.get("pid") == process.pid and is_answering(state["api_url"], timeout=0.5):
@@ -164,6 +165,11 @@ def start(config: BackendConfig, quiet: bool = False) -> dict:
     raise RuntimeError(
         f"the embedded ClearML backend did not answer within {STARTUP_TIMEOUT_S:.0f}s; see {config.log_path}"
     )
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
 
 
 def stop(config: BackendConfig) -> bool:

@@ -70,7 +70,11 @@ def ensure_server(verbose: bool = True) -> str:
         check_server(api_host)
         return api_host
     config = embedded_config()
-    state = start(config, quiet=not verbose)
+    try:
+        state = start(config, quiet=not verbose)
+    except RuntimeError as exc:
+        hint = "If the ports are taken, choose others with CLEARML_LOCAL_API_PORT / CLEARML_LOCAL_FILES_PORT."
+        raise ServerUnavailable(f"{exc}. {hint}") from exc
     os.environ["CLEARML_CONFIG_FILE"] = str(config.clearml_conf_path)
     if not is_answering(state["api_url"]):
         raise ServerUnavailable(f"the embedded ClearML backend at {state['api_url']} does not answer")
