@@ -99,19 +99,24 @@ def feature_importance(booster: Any, importance_type: str = "total_gain") -> dic
     return dict(sorted(scores.items(), key=lambda item: item[1], reverse=True))
 
 
+def _both_classes(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    truth, prob = np.asarray(y_true, dtype=int), np.asarray(y_prob, dtype=float)
+    return (truth, prob) if np.unique(truth).size == 2 else None
+
+
 def roc_points(y_true: Any, y_prob: Any) -> tuple[list[float], list[float]]:
     """(false positive rates, true positive rates) of the ROC curve; empty when only one class is present."""
-    truth, prob = np.asarray(y_true, dtype=int), np.asarray(y_prob, dtype=float)
-    if np.unique(truth).size < 2:
+    data = _both_classes(y_true, y_prob)
+    if data is None:
         return [], []
-    fpr, tpr, _ = roc_curve(truth, prob)
+    fpr, tpr, _ = roc_curve(*data)
     return fpr.tolist(), tpr.tolist()
 
 
 def pr_points(y_true: Any, y_prob: Any) -> tuple[list[float], list[float]]:
     """(recalls, precisions) of the precision-recall curve; empty when only one class is present."""
-    truth, prob = np.asarray(y_true, dtype=int), np.asarray(y_prob, dtype=float)
-    if np.unique(truth).size < 2:
+    data = _both_classes(y_true, y_prob)
+    if data is None:
         return [], []
-    precision, recall, _ = precision_recall_curve(truth, prob)
+    precision, recall, _ = precision_recall_curve(*data)
     return recall.tolist(), precision.tolist()
