@@ -110,15 +110,11 @@ class ComputeClock:
         task.get_logger().report_single_value("compute_seconds", round(self.seconds, 3))
 
 
-class StepError(Exception):
-    """A step cannot do its work for a reason a person can act on (bad input, missing data)."""
-
-
 def run_step(step: Callable[[], Any]) -> None:
     """Run a step's main; expected failures end the task as failed with one clear line, not a traceback."""
     try:
         step()
-    except (StepError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         from clearml import Task
 
         message = f"{type(exc).__name__}: {exc}"

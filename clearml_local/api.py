@@ -41,13 +41,10 @@ class Identity:
 
 @dataclass
 class Context:
-    """Everything a handler may use: the store, who is calling and how the servers are reached."""
+    """Everything a handler may use: the store, who is calling, and per-call extras (e.g. the worker id)."""
 
     store: Store
     identity: Identity
-    files_url: str
-    api_url: str
-    server_version: str
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clearml_local.api import Context, Identity
-from clearml_local.auth_tokens import SERVER_VERSION, Authenticator
+from clearml_local.auth_tokens import Authenticator
 from clearml_local.config import BackendConfig, load_or_create_credentials, write_clearml_conf
 from clearml_local.fileserver import FileServer
 from clearml_local.http_api import ApiServer, Observer
@@ -38,9 +38,6 @@ class EmbeddedBackend:
         return Context(
             store=self.store,
             identity=identity,
-            files_url=self.files_url,
-            api_url=self.api_url,
-            server_version=SERVER_VERSION,
             extras={"authenticator": self.authenticator, "worker": worker},
         )
 

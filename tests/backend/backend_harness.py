@@ -12,10 +12,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from clearml_local.config import BackendConfig
@@ -235,6 +238,15 @@ class BackendHarness:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+
+def wait_for(condition: Callable[[], bool], what: str, deadline_s: float, interval_s: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(interval_s)  # polling interval, bounded by the deadline
 
 
 def terminate_group(process: subprocess.Popen, timeout: float = 15.0) -> None:

@@ -6,15 +6,14 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
 
-from tests.backend.backend_harness import BackendHarness
+from tests.backend.backend_harness import BackendHarness, wait_for
 
 SMALL_LIMIT = 1024
 POLL_DEADLINE_S = 15.0
@@ -43,15 +42,6 @@ def raw_request(backend: BackendHarness, method: str, raw_path: str, token: bool
         return reply.status, reply.read()
     finally:
         connection.close()
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after a generous deadline."""
-    deadline = time.monotonic() + POLL_DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def files_outside(backend: BackendHarness) -> set[Path]:
@@ -248,8 +238,14 @@ def test_aborted_upload_leaves_no_partial_file(backend: BackendHarness) -> None:
         client.sendall(request + head + os.urandom(3 * 1024 * 1024))
         # the server is streaming the part into a temporary file beside the target
         wait_for(
-            lambda: target.parent.is_dir() and any(target.parent.glob(".upload-*")), "the upload to start"
+            lambda: target.parent.is_dir() and any(target.parent.glob(".upload-*")),
+            "the upload to start",
+            POLL_DEADLINE_S,
         )
-    wait_for(lambda: not any(target.parent.glob(".upload-*")), "the partial upload to be discarded")
+    wait_for(
+        lambda: not any(target.parent.glob(".upload-*")),
+        "the partial upload to be discarded",
+        POLL_DEADLINE_S,
+    )
     assert not target.exists()
     assert list(target.parent.iterdir()) == []

@@ -9,8 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.backend.backend_harness import API_PREFIX, child_environment
+from tests.backend.backend_harness import API_PREFIX, child_environment, wait_for
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 30.0
@@ -29,14 +28,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def answers(api_url: str) -> bool:
@@ -118,7 +109,9 @@ def serving(server: Server, log: Path) -> Iterator[subprocess.Popen[bytes]]:
             env=child_environment({}, log.parent),
         )
     try:
-        wait_for(lambda: process.poll() is not None or answers(server.api_url), "the server to answer")
+        wait_for(
+            lambda: process.poll() is not None or answers(server.api_url), "the server to answer", DEADLINE_S
+        )
         assert process.poll() is None, log.read_text()
         yield process
     finally:
@@ -228,7 +221,7 @@ def test_start_status_stop_manage_a_background_server(server: Server) -> None:
 
         stopped = run_cli(server, "stop")
         assert (stopped.returncode, f"stopped (pid {pid})" in stopped.stdout) == (0, True)
-        wait_for(lambda: not pid_alive(pid), f"server process {pid} to exit")
+        wait_for(lambda: not pid_alive(pid), f"server process {pid} to exit", DEADLINE_S)
         assert not answers(server.api_url)
         assert not (server.data_dir / "backend.pid").exists()
         after = run_cli(server, "status")
