@@ -15,8 +15,8 @@ import sys
 
 import global_config
 from asteroid import database
+from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import PipelineFailed, PipelineOptions, run
-from clearml_local.client import ServerUnavailable, ensure_server
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

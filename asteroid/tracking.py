@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from clearml_local.client import ensure_server
+from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
 

@@ -1,4 +1,4 @@
-"""Choosing the ClearML server for a run: a configured one, or else the embedded default.
+"""Choosing the ClearML server for a run: a configured one, or else the embedded default (`clearml_local`).
 
 A server is "configured" when ``CLEARML_API_HOST`` or ``CLEARML_CONFIG_FILE`` is set or ``~/clearml.conf``
 exists; switching to a real ClearML server is configuration only. Either way the server is checked before any
