@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from asteroid import schema
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -33,8 +35,7 @@ RAW_DATASET_NAME = "raw_asteroid_dataset"
 PREPROCESSED_DATASET_NAME = "preprocessed_asteroid_dataset"
 MODEL_NAME = "asteroid-xgboost"
 WINNER_TAG = "pipeline_winner"
-# Probability above which an asteroid is called hazardous (training metrics and serving alike).
-HAZARD_THRESHOLD = 0.5
+HAZARD_THRESHOLD = schema.HAZARD_THRESHOLD
 
 # --- Data --------------------------------------------------------------------------------------------
 DATA_DIR = _env_path("ASTEROID_DATA_DIR", ROOT / "data")
@@ -65,3 +66,15 @@ BACKEND_API_PORT = _env_int("CLEARML_LOCAL_API_PORT", 8008)
 BACKEND_FILES_PORT = _env_int("CLEARML_LOCAL_FILES_PORT", 8081)
 # Largest single upload the embedded file server accepts.
 BACKEND_MAX_UPLOAD_BYTES = _env_int("CLEARML_LOCAL_MAX_UPLOAD_MB", 512) * 1024 * 1024
+
+# --- Serving (clearml-serving) ------------------------------------------------------------------------
+# The clearml-serving service `make serve` creates or reuses, and the endpoint the winner is served on:
+# POST /serve/<endpoint> answers with the newest version, /serve/<endpoint>/<n> with version n.
+SERVING_SERVICE_NAME = os.environ.get("ASTEROID_SERVING_SERVICE", "asteroid hazard serving")
+SERVING_PROJECT = os.environ.get("ASTEROID_SERVING_PROJECT", "DevOps")  # clearml-serving's default project
+SERVING_ENDPOINT = os.environ.get("ASTEROID_SERVING_ENDPOINT", "asteroid")
+# Model versions kept on the service; older ones are removed when a new winner is rolled out.
+SERVING_MAX_VERSIONS = _env_int("ASTEROID_SERVING_MAX_VERSIONS", 2)
+# Whether the pipeline's selection step rolls its winner out to the service (when the service exists).
+SERVING_AUTO_ROLLOUT = os.environ.get("ASTEROID_SERVING_ROLLOUT", "1") not in ("0", "false", "no")
+SERVING_DATA_DIR = _env_path("SERVING_LOCAL_DATA_DIR", ROOT / ".serving_local")

@@ -18,6 +18,8 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # CNEOS: potentially hazardous = MOID <= 0.05 au and absolute magnitude H <= 22.0.
 CNEOS_MOID_MAX_AU = 0.05
 CNEOS_H_MAX = 22.0
+# Probability above which the model calls an asteroid hazardous (training metrics and serving alike).
+HAZARD_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,270 @@
+"""The one feature computation that training and the serving hook share, and the validation of request rows.
+
+Standard library and numpy only, and only a relative import of `schema`: `make serve` ships this module and
+`schema.py` beside the clearml-serving hook (`preprocess_serving.py`), so a stock clearml-serving container
+needs nothing of this repository installed, and training and serving cannot compute features differently.
+
+Layout: a *source matrix* has one column per `SOURCE_COLUMNS` entry (the measured columns the features are
+made of, snake_case); `compute_features` turns source columns into the model's features in `schema.FEATURES`
+order. Training calls it on the database's columns, the hook on validated request rows.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from . import schema
+
+# Largest batch one request may carry; larger batches get a 422 naming the limit.
+MAX_BATCH_ROWS = 10_000
+# How many problems one error message lists before it says how many more there are.
+MAX_REPORTED_PROBLEMS = 10
+
+
+def _source_columns() -> tuple[str, ...]:
+    columns: list[str] = []
+    for feature in schema.FEATURES:
+        sources = schema.DERIVED_FEATURES.get(feature)
+        names = [schema.snake_case(name) for name in sources] if sources else [feature]
+        columns.extend(name for name in names if name not in columns)
+    return tuple(columns)
+
+
+SOURCE_COLUMNS: tuple[str, ...] = _source_columns()
+_SPECS: dict[str, schema.ColumnSpec] = {column.snake: column for column in schema.COLUMNS}
+# Derived feature -> (index of its low, index of its high source column).
+_DERIVED_INDEX: dict[str, tuple[int, int]] = {
+    name: (SOURCE_COLUMNS.index(schema.snake_case(low)), SOURCE_COLUMNS.index(schema.snake_case(high)))
+    for name, (low, high) in schema.DERIVED_FEATURES.items()
+}
+
+
+def compute_features(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Model features in `schema.FEATURES` order from snake_case source columns (arrays or Series).
+
+    A derived feature is the mean of its two source columns (e.g. `est_dia_km_avg`).
+    """
+    features: dict[str, Any] = {}
+    for name in schema.FEATURES:
+        sources = schema.DERIVED_FEATURES.get(name)
+        if sources:
+            low, high = (columns[schema.snake_case(column)] for column in sources)
+            features[name] = (low + high) / 2.0
+        else:
+            features[name] = columns[name]
+    return features
+
+
+def feature_matrix(sources: np.ndarray) -> np.ndarray:
+    """The (rows × features) matrix, `schema.FEATURES` order, from a (rows × `SOURCE_COLUMNS`) matrix."""
+    columns = {name: sources[:, index] for index, name in enumerate(SOURCE_COLUMNS)}
+    return np.column_stack(list(compute_features(columns).values()))
+
+
+# --- request rows ---------------------------------------------------------------------------------------
+
+# Every key a row may carry: NASA's column names, their snake_case forms and the derived feature names.
+_ALIASES: dict[str, str] = {
+    **{column.name: column.snake for column in schema.COLUMNS},
+    **{column.snake: column.snake for column in schema.COLUMNS},
+    **{name: name for name in schema.DERIVED_FEATURES},
+}
+_ORIGINAL_NAMES = {column.snake: column.name for column in schema.COLUMNS}
+# Two key sets take a fast path: NASA's original names (the example client posts whole CSV rows) and exactly
+# the snake_case feature names (what the model sees).
+_ORIGINAL_KEYS = frozenset(column.name for column in schema.COLUMNS)
+_ORIGINAL_NEEDED = frozenset(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
+_get_original = operator.itemgetter(*(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS))
+_FEATURE_KEYS = frozenset(schema.FEATURES)
+
+
+def _feature_form_key(source: str) -> str:
+    """The feature-form key that carries a source column: the derived feature for its sources, else itself."""
+    for derived, indexes in _DERIVED_INDEX.items():
+        if source in (SOURCE_COLUMNS[index] for index in indexes):
+            return derived
+    return source
+
+
+_get_feature_form = operator.itemgetter(*(_feature_form_key(name) for name in SOURCE_COLUMNS))
+
+_LOW = np.array([-math.inf if _SPECS[n].minimum is None else _SPECS[n].minimum for n in SOURCE_COLUMNS])
+_HIGH = np.array([math.inf if _SPECS[n].maximum is None else _SPECS[n].maximum for n in SOURCE_COLUMNS])
+_LOW_INCLUSIVE = np.array([_SPECS[n].min_inclusive for n in SOURCE_COLUMNS])
+_HIGH_INCLUSIVE = np.array([_SPECS[n].max_inclusive for n in SOURCE_COLUMNS])
+_INTEGRAL = np.array([_SPECS[n].kind == "int" for n in SOURCE_COLUMNS])
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def validate_rows(rows: Sequence[Any]) -> np.ndarray:
+    """Validated request rows as a (rows × `SOURCE_COLUMNS`) float64 matrix.
+
+    A row is a JSON object whose keys are NASA's column names, their snake_case forms, or the snake_case
+    feature names (a derived feature such as `est_dia_km_avg` may stand in for its two source columns).
+    Columns the model does not use (`Name`, dates, `Orbiting Body`, `Hazardous`, ...) are ignored; any other
+    key is an error. Raises `ValueError` naming the row index and the field of every problem (up to
+    `MAX_REPORTED_PROBLEMS`): missing or unknown field, a value that is not a number, NaN or infinity, a
+    value outside its physical range, a minimum diameter above the maximum, an empty or oversized batch.
+    """
+    if len(rows) == 0:
+        raise ValueError("the batch is empty: send at least one row")
+    if len(rows) > MAX_BATCH_ROWS:
+        raise ValueError(f"the batch has {len(rows)} rows; at most {MAX_BATCH_ROWS} are allowed per request")
+    values = _fast_values(rows)
+    if values is None:
+        values = _checked_values(rows)
+    matrix = _to_matrix(values)
+    if matrix is None:
+        values = _checked_values(rows)  # reports the value that does not convert
+        matrix = np.array(values, dtype=np.float64)
+    problems = _range_problems(matrix)
+    if problems:
+        raise ValueError(_summarise(problems))
+    return matrix
+
+
+def _fast_values(rows: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """Source values of rows in one of the two common key sets, all plain numbers; else None."""
+    values = []
+    for row in rows:
+        if type(row) is not dict:
+            return None
+        keys = row.keys()
+        if keys <= _ORIGINAL_KEYS and keys >= _ORIGINAL_NEEDED:
+            values.append(_get_original(row))
+        elif keys == _FEATURE_KEYS:
+            values.append(_get_feature_form(row))
+        else:
+            return None
+    if not set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
+        return None
+    return values
+
+
+def _checked_values(rows: Sequence[Any]) -> list[list[float]]:
+    """Row by row: source values in `SOURCE_COLUMNS` order, or ValueError listing every problem found."""
+    problems: list[str] = []
+    values = []
+    for index, row in enumerate(rows):
+        row_values, row_problems = _row_values(index, row)
+        values.append(row_values)
+        problems.extend(row_problems)
+        if len(problems) > MAX_REPORTED_PROBLEMS * 10:
+            break
+    if problems:
+        raise ValueError(_summarise(problems))
+    return values
+
+
+def _row_values(index: int, row: Any) -> tuple[list[float], list[str]]:
+    where = f"row {index}"
+    if not isinstance(row, dict):
+        return [], [f"{where}: must be a JSON object of the asteroid's fields, got {_json_type(row)}"]
+    problems: list[str] = []
+    given: dict[str, tuple[str, Any]] = {}
+    for key, value in row.items():
+        name = _ALIASES.get(key) if isinstance(key, str) else None
+        if name is None:
+            problems.append(f"{where}: unknown field {key!r}")
+        elif name in given:
+            problems.append(f"{where}: field {name!r} is given twice ({given[name][0]!r} and {key!r})")
+        else:
+            given[name] = (key, value)
+    for derived, (low_index, high_index) in _DERIVED_INDEX.items():
+        low, high = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
+        if derived in given and (low in given or high in given):
+            problems.append(f"{where}: give either {derived!r} or {low!r} and {high!r}, not both")
+        elif derived in given:
+            given[low] = given[high] = given[derived]
+    row_values = []
+    for name in SOURCE_COLUMNS:
+        if name not in given:
+            problems.append(f"{where}: missing field {_ORIGINAL_NAMES[name]!r} (or {name!r})")
+            continue
+        key, value = given[name]
+        number, problem = _as_number(value)
+        if problem:
+            problems.append(f"{where}: field {key!r} {problem}")
+        row_values.append(number)
+    return row_values, problems
+
+
+def _as_number(value: Any) -> tuple[float, str | None]:
+    if type(value) not in _NUMBER_TYPES:
+        return math.nan, f"must be a number, got {_json_type(value)}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.nan, "is too large a number"
+    if not math.isfinite(number):
+        return number, f"must be a finite number, got {value}"
+    return number, None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"string {value[:40]!r}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _to_matrix(values: list[Any]) -> np.ndarray | None:
+    try:
+        return np.array(values, dtype=np.float64).reshape(len(values), len(SOURCE_COLUMNS))
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _range_problems(matrix: np.ndarray) -> list[str]:
+    """Problems of a numeric source matrix: non-finite values, physical ranges, whole numbers, diameters."""
+    with np.errstate(invalid="ignore"):
+        too_low = np.where(_LOW_INCLUSIVE, matrix < _LOW, matrix <= _LOW)
+        too_high = np.where(_HIGH_INCLUSIVE, matrix > _HIGH, matrix >= _HIGH)
+        not_whole = _INTEGRAL & (np.floor(matrix) != matrix)
+        bad = ~np.isfinite(matrix) | too_low | too_high | not_whole
+        swapped = np.zeros(len(matrix), dtype=bool)
+        for low_index, high_index in _DERIVED_INDEX.values():
+            swapped |= matrix[:, low_index] > matrix[:, high_index]
+    if not bad.any() and not swapped.any():
+        return []
+    problems: list[tuple[int, str]] = []
+    for row, column in zip(*np.nonzero(bad), strict=True):
+        name, value = SOURCE_COLUMNS[column], matrix[row, column]
+        if not math.isfinite(value):
+            problem = f"must be a finite number, got {value}"
+        elif not_whole[row, column]:
+            problem = f"must be a whole number, got {value:g}"
+        else:
+            problem = f"must be in {_SPECS[name].range_text()}, got {value:g}"
+        problems.append((int(row), f"row {row}: field {name!r} {problem}"))
+    for row in np.nonzero(swapped)[0]:
+        for low_index, high_index in _DERIVED_INDEX.values():
+            low, high = matrix[row, low_index], matrix[row, high_index]
+            if low > high:
+                low_name, high_name = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
+                problems.append(
+                    (
+                        int(row),
+                        f"row {row}: field {low_name!r} ({low:g}) is larger than {high_name!r} ({high:g})",
+                    )
+                )
+    return [text for _, text in sorted(problems, key=lambda item: item[0])]
+
+
+def _summarise(problems: list[str]) -> str:
+    shown = "; ".join(problems[:MAX_REPORTED_PROBLEMS])
+    more = len(problems) - MAX_REPORTED_PROBLEMS
+    return f"invalid input: {shown}" + (f"; and {more} more problem(s)" if more > 0 else "")

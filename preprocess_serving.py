@@ -1,0 +1,161 @@
+"""clearml-serving hook for the asteroid model: validates request rows, builds the training features,
+reports them to the statistics controller and turns the model's probabilities into answers.
+
+    POST /serve/asteroid   {"Absolute Magnitude": 21.3, "Est Dia in KM(min)": 0.13, ...}     one row
+    POST /serve/asteroid   {"rows": [{...}, {...}]}                                             a batch
+
+A row carries NASA's column names (a whole CSV row is fine: `Name`, dates, `Orbiting Body`, `Hazardous` and
+the other columns the model does not use are ignored) or the snake_case feature names. Any problem — a
+missing or unknown field, a string, NaN, a physically impossible value, an empty or oversized batch — raises
+`ValueError` naming the row and the field, which clearml-serving answers with HTTP 422. clearml-serving's
+own request parsing refuses a bare JSON array sent as `application/json`; send `{"rows": [...]}` instead
+(an array sent with another content type arrives as bytes and is accepted here).
+
+`make serve` deploys this file as the `__init__.py` of a folder that also holds `feature_rows.py` and
+`schema.py`, so a stock clearml-serving container needs nothing of this repository. The `xgboost` engine
+calls `self._model.predict(data)`; `load()` gives it a predictor that runs `Booster.inplace_predict` on the
+numpy matrix (a one-row `DMatrix` costs milliseconds at the tail).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+try:  # deployed as a folder: the shared feature code travels beside this file
+    from . import feature_rows, schema
+except ImportError:  # loaded as a single file, or imported from a checkout: the installed project
+    from asteroid import feature_rows, schema
+
+BATCH_KEY = "rows"
+PROBABILITY_STAT = "probability"
+# Booster attribute, saved in the model file, holding the probability threshold training used.
+THRESHOLD_ATTRIBUTE = "hazard_threshold"
+
+
+class Predictor:
+    """What the xgboost engine calls `predict` on: P(hazardous) per row of a feature matrix."""
+
+    def __init__(self, booster: Any, threshold: float) -> None:
+        self.booster = booster
+        self.threshold = threshold
+        self.feature_names = list(booster.feature_names or [])
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        # float32, as the model was trained: a float64 value between two float32 values could take the
+        # other branch of a split.
+        return self.booster.inplace_predict(features.astype(np.float32, copy=False)).astype(np.float64)
+
+
+class Preprocess:
+    """The clearml-serving `Preprocess` class (one instance per endpoint and process; thread-safe)."""
+
+    def __init__(self) -> None:
+        self.model_endpoint: Any = None  # set by clearml-serving before load()
+        self._predictor: Predictor | None = None
+        self._model_info: dict[str, Any] = {}
+
+    def load(self, local_file_name: str) -> Predictor:
+        """Load the XGBoost model; its feature names must be the features this hook computes, in order."""
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(local_file_name)
+        booster.set_param({"nthread": 1})
+        names = list(booster.feature_names or [])
+        if names != list(schema.FEATURES):
+            raise ValueError(
+                f"the model's features {names} differ from the hook's features {list(schema.FEATURES)}"
+            )
+        endpoint = self.model_endpoint
+        self._model_info = {
+            "id": getattr(endpoint, "model_id", None),
+            "version": getattr(endpoint, "version", None),
+            "endpoint": _endpoint_url(endpoint),
+        }
+        self._predictor = Predictor(booster, threshold_of(booster))
+        return self._predictor
+
+    def preprocess(
+        self, body: Any, state: dict, collect_custom_statistics_fn: Callable[[dict], None] | None = None
+    ) -> np.ndarray:
+        rows, state["batch"] = parse_body(body)
+        features = feature_rows.feature_matrix(feature_rows.validate_rows(rows))
+        if collect_custom_statistics_fn:
+            collect_custom_statistics_fn(_statistics(features, state["batch"]))
+        return features
+
+    def postprocess(
+        self, data: Any, state: dict, collect_custom_statistics_fn: Callable[[dict], None] | None = None
+    ) -> dict:
+        probabilities = np.asarray(data, dtype=np.float64).reshape(-1)
+        threshold = self._predictor.threshold if self._predictor else schema.HAZARD_THRESHOLD
+        values = probabilities.tolist()
+        if collect_custom_statistics_fn:
+            collect_custom_statistics_fn({PROBABILITY_STAT: values if state.get("batch") else values[0]})
+        predictions = [{"hazardous": value >= threshold, "probability": value} for value in values]
+        model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
+        if state.get("batch"):
+            return {"predictions": predictions, "model": model}
+        return {**predictions[0], "model": model}
+
+
+def threshold_of(booster: Any) -> float:
+    """The threshold training recorded in the model (`hazard_threshold` attribute), else the default."""
+    value = booster.attr(THRESHOLD_ATTRIBUTE)
+    return float(value) if value else schema.HAZARD_THRESHOLD
+
+
+def parse_body(body: Any) -> tuple[list, bool]:
+    """(rows, is_batch) of a body: an object, `{"rows": [...]}`, or JSON text of either or of an array."""
+    if isinstance(body, (bytes, bytearray)):
+        body = _parse_json(bytes(body))
+    if body is None:
+        raise ValueError("the request body is empty: send a JSON object of the asteroid's fields")
+    if isinstance(body, list):
+        return body, True
+    if not isinstance(body, dict):
+        raise ValueError(f"the request body must be a JSON object or array, got {type(body).__name__}")
+    if BATCH_KEY in body:
+        rows = body[BATCH_KEY]
+        if len(body) > 1:
+            extra = sorted(str(key) for key in body if key != BATCH_KEY)
+            raise ValueError(f"a batch body holds only {BATCH_KEY!r}; unexpected field(s) {extra}")
+        if not isinstance(rows, list):
+            raise ValueError(f"field {BATCH_KEY!r} must be an array of row objects")
+        return rows, True
+    return [body], False
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the request body is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"the request body holds {name}, which is not a number JSON allows")
+
+
+def _statistics(features: np.ndarray, batch: bool) -> dict[str, Any]:
+    """Every input feature under its snake_case name: one value per row (a list for a batch)."""
+    columns = features.T.tolist()
+    return {
+        name: column if batch else column[0] for name, column in zip(schema.FEATURES, columns, strict=True)
+    }
+
+
+def _endpoint_url(endpoint: Any) -> str | None:
+    if endpoint is None:
+        return None
+    url = str(getattr(endpoint, "serving_url", "") or "").strip("/")
+    version = getattr(endpoint, "version", None)
+    return f"{url}/{version}" if version else url

@@ -1,0 +1,72 @@
+"""Deploy the pipeline winner with clearml-serving and run it on the local serving stack.
+
+    python serve.py                 # create or reuse the service, roll out the winner, start the stack
+    python serve.py --deploy-only   # only configure the service (serving containers elsewhere pick it up)
+
+Every change is printed as the equivalent `clearml-serving` command. Running it again changes nothing
+unless a new winner was published. The stack keeps running in the background: `make serve-stop` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import global_config
+from asteroid.clearml_server import ServerUnavailable, ensure_server
+from asteroid.serving.deploy import DeployError, ensure_service, rollout
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deploy-only", action="store_true", help="configure the service; start no stack")
+    parser.add_argument("--port", type=int, help="inference port of the local stack (default 8080)")
+    parser.add_argument("--metrics-port", type=int, help="statistics controller port (default 9999)")
+    parser.add_argument("--broker-port", type=int, help="Kafka-protocol broker port (default 9092)")
+    parser.add_argument("--workers", type=int, help="inference worker processes (default 1)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        ensure_server()
+        service_id, created = ensure_service()
+        print(f"{'created' if created else 'using'} clearml-serving service {service_id} "
+              f"({global_config.SERVING_SERVICE_NAME!r})")  # fmt: skip
+        result = rollout(service_id)
+        verb = "rolled out as" if result.changed else "served as"
+        print(f"winner {result.model_id} {verb} /serve/{result.url}")
+        if args.deploy_only:
+            return 0
+        from serving_local.cli import start
+        from serving_local.config import StackConfig
+        from serving_local.processes import StackError
+
+        config = StackConfig.from_env().with_overrides(
+            service_id=service_id,
+            data_dir=global_config.SERVING_DATA_DIR,
+            port=args.port,
+            metrics_port=args.metrics_port,
+            broker_port=args.broker_port,
+            workers=args.workers,
+        )
+        try:
+            state = start(config)
+        except StackError as exc:
+            raise DeployError(str(exc)) from exc
+    except (ServerUnavailable, DeployError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    endpoint = f"{state['serve_url']}/{global_config.SERVING_ENDPOINT}"
+    print(f"\nendpoint: POST {endpoint}   (service id {service_id})")
+    print(f"  curl -s -X POST {endpoint} -H 'Content-Type: application/json' \\")
+    print("       -d '{\"rows\": [ ...rows of data/nasa.csv as JSON objects... ]}'")
+    print("  python inference.py --count 200       # send real rows and report latency")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Request, error and latency metrics of the inference app, per endpoint and status code.
+
+clearml-serving's own statistics only see requests that succeeded, so error rates and latency percentiles
+come from here: an ASGI middleware around the stock app (whose code stays unmodified) that counts every
+`/serve/...` request and answers `GET /metrics` in Prometheus' text format. With several worker processes
+the metrics go through prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SERVE_PREFIX = "/serve/"
+# Label for requests to endpoints that do not exist (404): keeps the label set bounded whatever is posted.
+UNKNOWN_ENDPOINT = "_unknown"
+# Cumulative buckets (seconds), fine enough for a p99 of a few milliseconds.
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Counter(
+    "clearml_serving_requests",
+    "Requests to /serve/<endpoint>, by endpoint and HTTP status code",
+    ["endpoint", "code"],
+)
+LATENCY = Histogram(
+    "clearml_serving_request_duration_seconds",
+    "Time from request to the end of the response, by endpoint",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+def endpoint_label(path: str, status: int) -> str:
+    """`/serve/asteroid/3` -> `asteroid/3`; requests to unknown endpoints share one label."""
+    if status == 404:
+        return UNKNOWN_ENDPOINT
+    return path[len(SERVE_PREFIX) :].strip("/")[:100] or UNKNOWN_ENDPOINT
+
+
+def metrics_text() -> bytes:
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not multiproc_dir:
+        from prometheus_client import REGISTRY
+
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+    return generate_latest(registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: measures `/serve/...` requests and serves `GET /metrics`; everything else passes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == "/metrics" and scope.get("method") == "GET":
+            await _send_metrics(send)
+            return
+        if not path.startswith(SERVE_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            endpoint = endpoint_label(path, status)
+            REQUESTS.labels(endpoint=endpoint, code=str(status)).inc()
+            LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - began)
+
+
+async def _send_metrics(send: Send) -> None:
+    body = metrics_text()
+    headers = [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
