@@ -32,8 +32,6 @@ except ImportError:  # loaded as a single file, or imported from a checkout: the
 
 BATCH_KEY = "rows"
 PROBABILITY_STAT = "probability"
-# Booster attribute, saved in the model file, holding the probability threshold training used.
-THRESHOLD_ATTRIBUTE = "hazard_threshold"
 
 
 class Predictor:
@@ -104,8 +102,8 @@ class Preprocess:
 
 
 def threshold_of(booster: Any) -> float:
-    """The threshold training recorded in the model (`hazard_threshold` attribute), else the default."""
-    value = booster.attr(THRESHOLD_ATTRIBUTE)
+    """The threshold training recorded in the model file, else the default."""
+    value = booster.attr(schema.MODEL_THRESHOLD_ATTRIBUTE)
     return float(value) if value else schema.HAZARD_THRESHOLD
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -64,7 +65,10 @@ def compute_features(columns: Mapping[str, Any]) -> dict[str, Any]:
 def feature_matrix(sources: np.ndarray) -> np.ndarray:
     """The (rows × features) matrix, `schema.FEATURES` order, from a (rows × `SOURCE_COLUMNS`) matrix."""
     columns = {name: sources[:, index] for index, name in enumerate(SOURCE_COLUMNS)}
-    return np.column_stack(list(compute_features(columns).values()))
+    matrix = np.empty((len(sources), len(schema.FEATURES)), dtype=np.float64)
+    for index, values in enumerate(compute_features(columns).values()):
+        matrix[:, index] = values  # cheaper than np.column_stack for the one-row requests that dominate
+    return matrix
 
 
 # --- request rows ---------------------------------------------------------------------------------------
@@ -108,91 +112,110 @@ def validate_rows(rows: Sequence[Any]) -> np.ndarray:
     A row is a JSON object whose keys are NASA's column names, their snake_case forms, or the snake_case
     feature names (a derived feature such as `est_dia_km_avg` may stand in for its two source columns).
     Columns the model does not use (`Name`, dates, `Orbiting Body`, `Hazardous`, ...) are ignored; any other
-    key is an error. Raises `ValueError` naming the row index and the field of every problem (up to
-    `MAX_REPORTED_PROBLEMS`): missing or unknown field, a value that is not a number, NaN or infinity, a
-    value outside its physical range, a minimum diameter above the maximum, an empty or oversized batch.
+    key is an error. Raises `ValueError` naming the row index and the field (as the row spelled it) of every
+    problem, the first `MAX_REPORTED_PROBLEMS` of them: missing or unknown field, a value that is not a
+    number, NaN or infinity, a value outside its physical range, a minimum diameter above the maximum, an
+    empty or oversized batch.
     """
     if len(rows) == 0:
         raise ValueError("the batch is empty: send at least one row")
     if len(rows) > MAX_BATCH_ROWS:
         raise ValueError(f"the batch has {len(rows)} rows; at most {MAX_BATCH_ROWS} are allowed per request")
-    values = _fast_values(rows)
-    if values is None:
-        values = _checked_values(rows)
-    matrix = _to_matrix(values)
-    if matrix is None:
-        values = _checked_values(rows)  # reports the value that does not convert
-        matrix = np.array(values, dtype=np.float64)
-    problems = _range_problems(matrix)
+    parsed = _fast_parse(rows) or _careful_parse(rows)
+    problems = parsed.problems + _range_problems(parsed)
     if problems:
         raise ValueError(_summarise(problems))
-    return matrix
+    return parsed.matrix
 
 
-def _fast_values(rows: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-    """Source values of rows in one of the two common key sets, all plain numbers; else None."""
-    values = []
+@dataclass
+class _Parsed:
+    matrix: np.ndarray  # rows × SOURCE_COLUMNS; NaN where a value was missing or not a number
+    keys: list[tuple[str, ...]]  # per row, the key that carried each source column
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    reported: np.ndarray | None = None  # cells whose problem is already in `problems`
+
+
+_ORIGINAL_KEY_NAMES = tuple(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
+_FEATURE_KEY_NAMES = tuple(_feature_form_key(name) for name in SOURCE_COLUMNS)
+
+
+def _fast_parse(rows: Sequence[Any]) -> _Parsed | None:
+    """Rows in one of the two common key sets, all plain numbers; None sends them to `_careful_parse`."""
+    values, keys = [], []
     for row in rows:
         if type(row) is not dict:
             return None
-        keys = row.keys()
-        if keys <= _ORIGINAL_KEYS and keys >= _ORIGINAL_NEEDED:
+        row_keys = row.keys()
+        if row_keys <= _ORIGINAL_KEYS and row_keys >= _ORIGINAL_NEEDED:
             values.append(_get_original(row))
-        elif keys == _FEATURE_KEYS:
+            keys.append(_ORIGINAL_KEY_NAMES)
+        elif row_keys == _FEATURE_KEYS:
             values.append(_get_feature_form(row))
+            keys.append(_FEATURE_KEY_NAMES)
         else:
             return None
     if not set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
         return None
-    return values
+    try:
+        matrix = np.array(values, dtype=np.float64).reshape(len(values), len(SOURCE_COLUMNS))
+    except (OverflowError, ValueError):
+        return None
+    return _Parsed(matrix, keys)
 
 
-def _checked_values(rows: Sequence[Any]) -> list[list[float]]:
-    """Row by row: source values in `SOURCE_COLUMNS` order, or ValueError listing every problem found."""
-    problems: list[str] = []
-    values = []
+def _careful_parse(rows: Sequence[Any]) -> _Parsed:
+    """Row by row and field by field, collecting every problem."""
+    matrix = np.full((len(rows), len(SOURCE_COLUMNS)), np.nan)
+    parsed = _Parsed(matrix, [], reported=np.zeros(matrix.shape, dtype=bool))
     for index, row in enumerate(rows):
-        row_values, row_problems = _row_values(index, row)
-        values.append(row_values)
-        problems.extend(row_problems)
-        if len(problems) > MAX_REPORTED_PROBLEMS * 10:
-            break
-    if problems:
-        raise ValueError(_summarise(problems))
-    return values
+        parsed.keys.append(_parse_row(index, row, parsed))
+    return parsed
 
 
-def _row_values(index: int, row: Any) -> tuple[list[float], list[str]]:
+def _parse_row(index: int, row: Any, parsed: _Parsed) -> tuple[str, ...]:
+    """Fill the row's cells of `parsed.matrix`; returns the key that carried each source column."""
     where = f"row {index}"
+    problems = parsed.problems
     if not isinstance(row, dict):
-        return [], [f"{where}: must be a JSON object of the asteroid's fields, got {_json_type(row)}"]
-    problems: list[str] = []
+        problems.append(
+            (index, f"{where}: must be a JSON object of the asteroid's fields, got {_json_type(row)}")
+        )
+        parsed.reported[index, :] = True
+        return _ORIGINAL_KEY_NAMES
     given: dict[str, tuple[str, Any]] = {}
     for key, value in row.items():
         name = _ALIASES.get(key) if isinstance(key, str) else None
         if name is None:
-            problems.append(f"{where}: unknown field {key!r}")
+            problems.append((index, f"{where}: unknown field {key!r}"))
         elif name in given:
-            problems.append(f"{where}: field {name!r} is given twice ({given[name][0]!r} and {key!r})")
+            problems.append(
+                (index, f"{where}: field {name!r} is given twice ({given[name][0]!r} and {key!r})")
+            )
         else:
             given[name] = (key, value)
     for derived, (low_index, high_index) in _DERIVED_INDEX.items():
         low, high = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
         if derived in given and (low in given or high in given):
-            problems.append(f"{where}: give either {derived!r} or {low!r} and {high!r}, not both")
+            problems.append((index, f"{where}: give either {derived!r} or {low!r} and {high!r}, not both"))
         elif derived in given:
             given[low] = given[high] = given[derived]
-    row_values = []
-    for name in SOURCE_COLUMNS:
+    keys = []
+    for column, name in enumerate(SOURCE_COLUMNS):
         if name not in given:
-            problems.append(f"{where}: missing field {_ORIGINAL_NAMES[name]!r} (or {name!r})")
+            problems.append((index, f"{where}: missing field {_ORIGINAL_NAMES[name]!r} (or {name!r})"))
+            parsed.reported[index, column] = True
+            keys.append(name)
             continue
         key, value = given[name]
+        keys.append(key)
         number, problem = _as_number(value)
         if problem:
-            problems.append(f"{where}: field {key!r} {problem}")
-        row_values.append(number)
-    return row_values, problems
+            problems.append((index, f"{where}: field {key!r} {problem}"))
+            parsed.reported[index, column] = True
+        else:
+            parsed.matrix[index, column] = number
+    return tuple(keys)
 
 
 def _as_number(value: Any) -> tuple[float, str | None]:
@@ -221,15 +244,9 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _to_matrix(values: list[Any]) -> np.ndarray | None:
-    try:
-        return np.array(values, dtype=np.float64).reshape(len(values), len(SOURCE_COLUMNS))
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def _range_problems(matrix: np.ndarray) -> list[str]:
-    """Problems of a numeric source matrix: non-finite values, physical ranges, whole numbers, diameters."""
+def _range_problems(parsed: _Parsed) -> list[tuple[int, str]]:
+    """Problems of the numeric cells: non-finite values, physical ranges, whole numbers, swapped diameters."""
+    matrix = parsed.matrix
     with np.errstate(invalid="ignore"):
         too_low = np.where(_LOW_INCLUSIVE, matrix < _LOW, matrix <= _LOW)
         too_high = np.where(_HIGH_INCLUSIVE, matrix > _HIGH, matrix >= _HIGH)
@@ -238,6 +255,8 @@ def _range_problems(matrix: np.ndarray) -> list[str]:
         swapped = np.zeros(len(matrix), dtype=bool)
         for low_index, high_index in _DERIVED_INDEX.values():
             swapped |= matrix[:, low_index] > matrix[:, high_index]
+    if parsed.reported is not None:
+        bad &= ~parsed.reported
     if not bad.any() and not swapped.any():
         return []
     problems: list[tuple[int, str]] = []
@@ -249,22 +268,23 @@ def _range_problems(matrix: np.ndarray) -> list[str]:
             problem = f"must be a whole number, got {value:g}"
         else:
             problem = f"must be in {_SPECS[name].range_text()}, got {value:g}"
-        problems.append((int(row), f"row {row}: field {name!r} {problem}"))
+        problems.append((int(row), f"row {row}: field {parsed.keys[row][column]!r} {problem}"))
     for row in np.nonzero(swapped)[0]:
         for low_index, high_index in _DERIVED_INDEX.values():
             low, high = matrix[row, low_index], matrix[row, high_index]
             if low > high:
-                low_name, high_name = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
+                low_key, high_key = parsed.keys[row][low_index], parsed.keys[row][high_index]
                 problems.append(
                     (
                         int(row),
-                        f"row {row}: field {low_name!r} ({low:g}) is larger than {high_name!r} ({high:g})",
+                        f"row {row}: field {low_key!r} ({low:g}) is larger than {high_key!r} ({high:g})",
                     )
                 )
-    return [text for _, text in sorted(problems, key=lambda item: item[0])]
+    return problems
 
 
-def _summarise(problems: list[str]) -> str:
-    shown = "; ".join(problems[:MAX_REPORTED_PROBLEMS])
-    more = len(problems) - MAX_REPORTED_PROBLEMS
+def _summarise(problems: list[tuple[int, str]]) -> str:
+    texts = [text for _, text in sorted(problems, key=lambda item: item[0])]
+    shown = "; ".join(texts[:MAX_REPORTED_PROBLEMS])
+    more = len(texts) - MAX_REPORTED_PROBLEMS
     return f"invalid input: {shown}" + (f"; and {more} more problem(s)" if more > 0 else "")

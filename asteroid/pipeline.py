@@ -246,6 +246,7 @@ def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> di
         "baseline_validation": selection["baseline_validation"],
         "baseline_test": selection["baseline_test"],
         "candidates": selection["candidates"],
+        "serving": selection.get("serving"),
         "rows_per_split": split_rows,
         "step_seconds": {name: timing["run_seconds"] for name, timing in timeline.items()},
         "timeline": timeline,

@@ -20,6 +20,8 @@ CNEOS_MOID_MAX_AU = 0.05
 CNEOS_H_MAX = 22.0
 # Probability above which the model calls an asteroid hazardous (training metrics and serving alike).
 HAZARD_THRESHOLD = 0.5
+# Attribute of a saved XGBoost model holding the threshold it was trained with (read by the serving hook).
+MODEL_THRESHOLD_ATTRIBUTE = "hazard_threshold"
 
 
 @dataclass(frozen=True)

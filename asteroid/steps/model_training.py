@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import evaluate, features, train
+from asteroid import evaluate, features, schema, train
 from asteroid.steps.interface import SPLIT_DIR, TRAINING_DEFAULTS
 from asteroid.tracking import (
     ComputeClock,
@@ -138,6 +138,8 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
         split = features.load_split(split_dir)
         spec = features.load_feature_spec(split_dir)
         result = train.train_classifier(split, hyperparams, seed=params["seed"])
+        # the serving hook answers "hazardous" at the threshold the model was evaluated with
+        result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(params["threshold"])})
         metrics = evaluate_split(result, split, params["threshold"])
     report(task, result, metrics, split)
     clock.report(task)

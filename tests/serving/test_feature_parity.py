@@ -1,0 +1,34 @@
+"""No train/serve skew: the hook computes exactly the training features, for every row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from asteroid import feature_rows, features, schema
+
+
+def hook_features(frame: pd.DataFrame) -> np.ndarray:
+    # a JSON round trip, as the example client's `requests.post(json=row.to_dict())` makes it (exact floats)
+    rows = json.loads(json.dumps(frame.to_dict(orient="records")))
+    matrices = [
+        feature_rows.feature_matrix(feature_rows.validate_rows(rows[i : i + 5000]))
+        for i in range(0, len(rows), 5000)
+    ]
+    return np.vstack(matrices)
+
+
+def assert_same_features(frame: pd.DataFrame) -> None:
+    training = features.build_features(frame)[0]
+    assert list(training.columns) == list(schema.FEATURES)
+    np.testing.assert_array_equal(hook_features(frame), training.to_numpy())
+
+
+def test_hook_features_equal_training_features_on_sample_data(sample_frame: pd.DataFrame) -> None:
+    assert_same_features(sample_frame)
+
+
+def test_hook_features_equal_training_features_on_nasa_table(nasa_frame: pd.DataFrame) -> None:
+    assert_same_features(nasa_frame)
