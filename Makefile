@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint format backend-start backend-stop backend-status clean
+.PHONY: setup test demo bench lint format serve serve-stop serve-status backend-start backend-stop backend-status clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/backend_bench.py
 	$(PY) benchmarks/pipeline_bench.py
+	$(PY) benchmarks/serving_bench.py
 
 lint: setup
 	$(PY) -m ruff check .
@@ -33,6 +34,15 @@ lint: setup
 format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+serve: setup
+	$(PY) serve.py
+
+serve-stop: setup
+	$(PY) -m serving_local stop
+
+serve-status: setup
+	$(PY) -m serving_local status
 
 backend-start: setup
 	$(PY) -m clearml_local start
@@ -44,5 +54,6 @@ backend-status: setup
 	$(PY) -m clearml_local status
 
 clean:
+	-$(PY) -m serving_local stop
 	-$(PY) -m clearml_local stop
-	rm -rf .clearml_local runs data/*.db data/sample_asteroids.csv
+	rm -rf .clearml_local .serving_local runs data/*.db data/sample_asteroids.csv

@@ -95,6 +95,7 @@ def components(config: StackConfig) -> list[Component]:
             [
                 sys.executable, "-m", "uvicorn", "serving_local.inference_app:app",
                 "--host", config.host, "--port", str(config.port), "--workers", str(config.workers),
+                "--loop", "uvloop", "--http", "httptools",  # as clearml-serving's inference image runs it
                 "--no-access-log", "--timeout-graceful-shutdown", "2",
             ],
             inference_env,
