@@ -25,6 +25,7 @@ from serving_local.processes import (
     wait_ready,
     write_json_atomically,
 )
+from serving_local.statistics_probe import StatisticsProbe
 
 # Seconds each part may take to answer: the inference app downloads every endpoint's code before it listens.
 READY_TIMEOUT_S = {"broker": 15.0, "statistics": 90.0, "inference": 180.0}
@@ -36,8 +37,7 @@ class Component:
     name: str
     command: list[str]
     env: dict[str, str]
-    ready_url: str | None = None  # polled with GET; None: the port accepting connections is enough
-    port: int = 0
+    ready: Callable[[], bool]  # polled until it holds
     process: subprocess.Popen | None = None
 
 
@@ -81,14 +81,13 @@ def components(config: StackConfig) -> list[Component]:
             "broker",
             [broker_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
             {**os.environ},
-            port=config.broker_port,
+            ready=lambda: accepts_connections(config.host, config.broker_port),
         ),
         Component(
             "statistics",
             [sys.executable, "-m", "serving_local.statistics_controller"],
             env,
-            ready_url=f"{config.statistics_url}/",
-            port=config.metrics_port,
+            ready=StatisticsProbe(config.broker_address, f"{config.statistics_url}/metrics"),
         ),
         Component(
             "inference",
@@ -99,8 +98,7 @@ def components(config: StackConfig) -> list[Component]:
                 "--no-access-log", "--timeout-graceful-shutdown", "2",
             ],
             inference_env,
-            ready_url=f"{config.inference_url}/metrics",
-            port=config.port,
+            ready=lambda: http_ok(f"{config.inference_url}/metrics", timeout=1.0),
         ),
     ]  # fmt: skip
 
@@ -147,22 +145,14 @@ class Stack:
                 raise StackError("stopped while starting")
             log = self.config.component_log(part.name)
             part.process = spawn(part.command, part.env, log)
-            ready = self._readiness(part)
             timings[part.name] = round(
-                wait_ready(part.name, ready, part.process, READY_TIMEOUT_S[part.name], log), 2
+                wait_ready(part.name, part.ready, part.process, READY_TIMEOUT_S[part.name], log), 2
             )
             print(
                 f"{part.name} ready in {timings[part.name]:.1f} s (pid {part.process.pid}, log {log})",
                 flush=True,
             )
         return timings
-
-    def _readiness(self, part: Component) -> Callable[[], bool]:
-        if part.ready_url:
-            url = part.ready_url
-            return lambda: http_ok(url, timeout=1.0)
-        host, port = self.config.host, part.port
-        return lambda: accepts_connections(host, port)
 
     def _watch(self) -> int:
         while not self._stop.wait(0.5):
