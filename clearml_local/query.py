@@ -11,9 +11,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from clearml_local.errors import bad_request, wrong_type
+import re2
 
-Document = dict[str, Any]
+from clearml_local.errors import bad_request, wrong_type
+from clearml_local.storage import Document
+
+MAX_PATTERN_CHARS = 4096
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False
 
 # Keys that steer the query instead of naming a field.
 CONTROL_KEYS = {
@@ -61,9 +67,16 @@ def get_path(doc: Document, path: str) -> Any:
     return value
 
 
+def _strings(value: Any) -> list[str]:
+    """The strings of a stored list field; anything else (a record written before validation) is empty."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
 def match_tags(doc_tags: Iterable[str] | None, spec: list[str]) -> bool:
     """Server semantics: terms are OR-ed unless ``__$all``; ``-tag`` and ``__$not tag`` exclude."""
-    present = set(doc_tags or [])
+    present = set(_strings(doc_tags))
     operator, negate_next = "any", False
     any_terms: list[tuple[bool, str]] = []
     all_terms: list[tuple[bool, str]] = []
@@ -95,22 +108,34 @@ def match_tags(doc_tags: Iterable[str] | None, spec: list[str]) -> bool:
     return not (exclude_all and all(tag in present for tag in exclude_all))
 
 
-def _compile(pattern: str, field: str) -> re.Pattern[str]:
+def _compile(pattern: str, field: str) -> Any:
+    """A case-insensitive RE2 pattern: matching takes time linear in the text, whatever the pattern.
+
+    RE2 takes the syntax clients send (``^name$``, ``re.escape``'d names, classes, groups, alternation);
+    what it cannot run in linear time (backreferences, lookarounds) is a 400."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise bad_request(f"Invalid regular expression in field '{field}': longer than {MAX_PATTERN_CHARS}")
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise bad_request(f"Invalid regular expression in field '{field}': {exc}") from exc
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise bad_request(
+            f"Invalid regular expression in field '{field}' (it must run in linear time): {reason}"
+        ) from None
 
 
 def _field_predicate(field: str, value: Any) -> Callable[[Document], bool]:
+    if field in TAG_FIELDS or field == "id":
+        spec = [value] if isinstance(value, str) else value
+        if not isinstance(spec, list) or not all(isinstance(v, str) for v in spec):
+            raise wrong_type(field, "a string or a list of strings", value)
     if field in TAG_FIELDS:
-        spec = [value] if isinstance(value, str) else list(value or [])
         return lambda doc: match_tags(doc.get(field), spec)
     if field in PATTERN_FIELDS and isinstance(value, str):
         regex = _compile(value, field)
         return lambda doc: isinstance(doc.get(field), str) and regex.search(doc[field]) is not None
     if field == "id":
-        ids = {value} if isinstance(value, str) else set(value or [])
+        ids = set(spec)
         return lambda doc: doc.get("id") in ids
     wanted = value if isinstance(value, list) else [value]
     # "__$not" and "-x" also work on plain list fields (e.g. status: ["-completed"]).
@@ -190,7 +215,9 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 def order(docs: list[Document], order_by: Any) -> list[Document]:
     if not order_by:
         return docs
-    keys = [order_by] if isinstance(order_by, str) else list(order_by)
+    keys = [order_by] if isinstance(order_by, str) else order_by
+    if not isinstance(keys, list):
+        raise wrong_type("order_by", "a list of field names", order_by)
     result = list(docs)
     for key in reversed(keys):
         if not isinstance(key, str) or not key.strip("-+"):

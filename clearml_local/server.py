@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from clearml_local import records
 from clearml_local.api import Context, Identity
 from clearml_local.auth_tokens import Authenticator
 from clearml_local.config import BackendConfig, load_or_create_credentials, write_clearml_conf
@@ -23,7 +24,7 @@ class EmbeddedBackend:
         self.config = config
         self.credentials = load_or_create_credentials(config)
         self.authenticator = Authenticator(self.credentials)
-        self.store = Store(config.db_path)
+        self.store = Store(config.db_path, repair=records.repair)
         self.files = FileServer(
             (config.host, config.files_port), config.files_root, self.authenticator, config.max_upload_bytes
         )

@@ -32,15 +32,29 @@ def _validate_event(event: Any, index: int) -> str | None:
     """None for a valid event, or a message naming the field and the problem."""
     if not isinstance(event, dict):
         return f"event #{index}: must be a JSON object"
-    if event.get("type") not in EVENT_TYPES:
-        return f"event #{index}: field 'type' must be one of {sorted(EVENT_TYPES)}, got {event.get('type')!r}"
+    if not isinstance(event.get("type"), str) or event["type"] not in EVENT_TYPES:
+        return f"event #{index}: field 'type' must be one of {sorted(EVENT_TYPES)}"
     if not isinstance(event.get("task"), str) or not event["task"]:
         return f"event #{index}: field 'task' is required"
-    if event["type"] == SCALAR and not isinstance(event.get("value"), int | float):
+    if event["type"] == SCALAR and not _is_number(event.get("value")):
         return f"event #{index}: field 'value' of a scalar event must be a number"
-    if "iter" in event and event["iter"] is not None and not isinstance(event["iter"], int):
+    if event.get("iter") is not None and not _is_integer(event["iter"]):
         return f"event #{index}: field 'iter' must be an integer"
+    timestamp = event.get("timestamp")
+    if timestamp is not None and not (_is_number(timestamp) and 0 <= timestamp < 2**62):
+        return f"event #{index}: field 'timestamp' must be milliseconds since the epoch"
+    for field in ("metric", "variant"):
+        if event.get(field) is not None and not isinstance(event[field], str):
+            return f"event #{index}: field '{field}' must be a string"
     return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _is_number(value: Any) -> bool:
+    return _is_integer(value) or isinstance(value, float)
 
 
 @endpoint("events.add_batch")
@@ -61,7 +75,8 @@ def add_batch(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             if problem is not None:
                 errors[problem.split(": ", 1)[1]] += 1
                 continue
-            event.setdefault("timestamp", _now_ms())
+            if event.get("timestamp") is None:
+                event["timestamp"] = _now_ms()
             iteration = event.get("iter") if event.get("iter") is not None else 0
             rows.append(
                 (
