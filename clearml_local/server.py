@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from clearml_local import records
+from clearml_local import process, records
 from clearml_local.api import Context, Identity
 from clearml_local.auth_tokens import Authenticator
 from clearml_local.config import BackendConfig, load_or_create_credentials, write_clearml_conf
@@ -63,14 +61,8 @@ class EmbeddedBackend:
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._write_state()
+        process.write_state(self.config, self.api_url, self.files_url)
         return self
-
-    def _write_state(self) -> None:
-        state = {"pid": os.getpid(), "api_url": self.api_url, "files_url": self.files_url}
-        temp = self.config.state_path.with_suffix(".tmp")
-        temp.write_text(json.dumps(state))
-        os.replace(temp, self.config.state_path)
 
     def stop(self) -> None:
         for server in (self.api, self.files):
@@ -79,10 +71,7 @@ class EmbeddedBackend:
         for thread in self._threads:
             thread.join(timeout=5)
         self.store.close()
-        if self.config.state_path.exists():
-            state = json.loads(self.config.state_path.read_text() or "{}")
-            if state.get("pid") == os.getpid():
-                self.config.state_path.unlink(missing_ok=True)
+        process.clear_state(self.config)
 
     def __enter__(self) -> EmbeddedBackend:
         return self.start()

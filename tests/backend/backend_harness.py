@@ -240,12 +240,14 @@ class BackendHarness:
             )
 
 
-def wait_for(condition: Callable[[], bool], what: str, deadline_s: float, interval_s: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline_s``."""
+def wait_for(
+    condition: Callable[[], bool], what: str | Callable[[], str], deadline_s: float, interval_s: float = 0.05
+) -> None:
+    """Poll ``condition`` until it holds; after ``deadline_s`` fail naming ``what`` (or what it returns)."""
     deadline = time.monotonic() + deadline_s
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(interval_s)  # polling interval, bounded by the deadline
 
 
