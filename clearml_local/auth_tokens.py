@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import jwt
 
-from clearml_local.api import Identity
 from clearml_local.errors import unauthorized
 
 API_VERSION = "2.23"
@@ -25,6 +24,15 @@ COMPANY_ID = "embedded"
 COMPANY_NAME = "clearml-local"
 USER_ID = "local-user"
 USER_NAME = "Local User"
+
+
+@dataclass
+class Identity:
+    user_id: str
+    user_name: str
+    company_id: str
+    company_name: str
+    role: str = "admin"
 
 
 @dataclass(frozen=True)

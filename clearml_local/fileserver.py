@@ -51,9 +51,9 @@ def safe_path(root: Path, object_path: str) -> Path:
         raise UnsafePath("the object path leaves the file server root")
     if len(cleaned) > MAX_PATH_CHARS or any(len(p.encode(errors="replace")) > MAX_NAME_BYTES for p in parts):
         raise ApiError(
-            400,
-            0,
-            f"Object path too long: at most {MAX_PATH_CHARS} characters, {MAX_NAME_BYTES} bytes a name",
+            status=400,
+            subcode=0,
+            message=f"Object path too long: at most {MAX_PATH_CHARS} chars, {MAX_NAME_BYTES} bytes a name",
         )
     if any(p.startswith(LEGACY_TEMP_PREFIX) for p in parts):
         raise UnsafePath("names starting with '.upload-' are reserved for uploads in progress")
@@ -149,7 +149,11 @@ class FileRequestHandler(EnvelopeHandler):
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            raise ApiError(401, 20, "Unauthorized: the file server needs the Bearer token from auth.login")
+            raise ApiError(
+                status=401,
+                subcode=20,
+                message="Unauthorized: the file server needs the Bearer token from auth.login",
+            )
         self.server.authenticator.identity_from_token(header[len("Bearer ") :])
 
     def _object(self) -> Path:
@@ -158,7 +162,7 @@ class FileRequestHandler(EnvelopeHandler):
     def _download(self) -> None:
         path = self._object()
         if not path.is_file():
-            raise ApiError(404, 0, "Not found: no object at this path")
+            raise ApiError(status=404, subcode=0, message="Not found: no object at this path")
         size = path.stat().st_size
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -171,14 +175,16 @@ class FileRequestHandler(EnvelopeHandler):
     def _delete(self) -> None:
         path = self._object()
         if not path.is_file():
-            raise ApiError(404, 0, "Not found: no object at this path")
+            raise ApiError(status=404, subcode=0, message="Not found: no object at this path")
         path.unlink()
         self._text(200, "deleted")
 
     def _upload(self) -> None:
         content_type, params = parse_options_header(self.headers.get("Content-Type", ""))
         if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-            raise ApiError(400, 0, "Upload must be multipart/form-data with a boundary")
+            raise ApiError(
+                status=400, subcode=0, message="Upload must be multipart/form-data with a boundary"
+            )
         receiver = _UploadReceiver(self.server.root, self.server.staging, urlsplit(self.path).path)
         parser = MultipartParser(params[b"boundary"], receiver.callbacks())
         try:
@@ -186,14 +192,18 @@ class FileRequestHandler(EnvelopeHandler):
                 chunk = self.rfile.read(min(CHUNK, self._unread))
                 if not chunk:
                     self.close_connection = True
-                    raise ApiError(400, 0, "Upload ended before Content-Length bytes arrived")
+                    raise ApiError(
+                        status=400, subcode=0, message="Upload ended before Content-Length bytes arrived"
+                    )
                 self._unread -= len(chunk)
                 parser.write(chunk)
             parser.finalize()
             receiver.check_complete()
             stored = receiver.commit()
         except MultipartParseError as exc:
-            raise ApiError(400, 0, f"Malformed multipart body: {str(exc)[:120]}") from None
+            raise ApiError(
+                status=400, subcode=0, message=f"Malformed multipart body: {str(exc)[:120]}"
+            ) from None
         finally:
             receiver.discard()
         self._text(200, "uploaded: " + ", ".join(stored))
@@ -253,7 +263,7 @@ class _UploadReceiver:
         else:
             self._header_value += data
         if len(self._header_field) + len(self._header_value) > 16 * 1024:
-            raise ApiError(400, 0, "Multipart part header too long")
+            raise ApiError(status=400, subcode=0, message="Multipart part header too long")
 
     def _header_end(self) -> None:
         self._headers[self._header_field.lower()] = self._header_value
@@ -264,7 +274,7 @@ class _UploadReceiver:
         try:
             name = params.get(b"name", b"").decode("utf-8")
         except UnicodeDecodeError:
-            raise ApiError(400, 0, "Multipart field name is not UTF-8") from None
+            raise ApiError(status=400, subcode=0, message="Multipart field name is not UTF-8") from None
         # The SDK sends "/project/task/artifacts/..." meaning "from the file server root".
         if len(name) > 1 and name[1] == ":":
             raise UnsafePath("absolute object path")
@@ -292,9 +302,11 @@ class _UploadReceiver:
 
     def check_complete(self) -> None:
         if not self._ended or self._current is not None:
-            raise ApiError(400, 0, "Upload incomplete: the multipart body has no closing boundary")
+            raise ApiError(
+                status=400, subcode=0, message="Upload incomplete: the multipart body has no closing boundary"
+            )
         if not self._done:
-            raise ApiError(400, 0, "Upload contained no file field")
+            raise ApiError(status=400, subcode=0, message="Upload contained no file field")
 
     def commit(self) -> list[str]:
         stored = []
@@ -304,7 +316,9 @@ class _UploadReceiver:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp, target)
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
-                raise ApiError(409, 0, f"Path conflict at {relative_name(self.root, target)!r}") from None
+                raise ApiError(
+                    status=409, subcode=0, message=f"Path conflict at {relative_name(self.root, target)!r}"
+                ) from None
             stored.append(relative_name(self.root, target))
         self._done = []
         return stored
@@ -320,6 +334,12 @@ def _check_no_conflict(root: Path, target: Path) -> None:
     """409 when a folder of the path is a file, or the object itself is a folder."""
     for parent in reversed(target.parents):
         if parent.is_relative_to(root) and parent.exists() and not parent.is_dir():
-            raise ApiError(409, 0, f"Path conflict: {relative_name(root, parent)!r} is a file, not a folder")
+            raise ApiError(
+                status=409,
+                subcode=0,
+                message=f"Path conflict: {relative_name(root, parent)!r} is a file, not a folder",
+            )
     if target.is_dir():
-        raise ApiError(409, 0, f"Path conflict: {relative_name(root, target)!r} is a folder")
+        raise ApiError(
+            status=409, subcode=0, message=f"Path conflict: {relative_name(root, target)!r} is a folder"
+        )

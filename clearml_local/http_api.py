@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from clearml_local import services  # noqa: F401  (registers the endpoints)
 from clearml_local.api import ENDPOINTS, PUBLIC_ENDPOINTS, Context
-from clearml_local.auth_tokens import Authenticator
+from clearml_local.auth_tokens import API_VERSION, Authenticator
 from clearml_local.errors import ApiError, bad_request, unauthorized, unknown_endpoint
-from clearml_local.http_base import API_VERSION, EnvelopeHandler, ThreadedServer, envelope
+from clearml_local.http_base import EnvelopeHandler, ThreadedServer, envelope
 from clearml_local.storage import Store
 from clearml_local.validation import RequestValidator, default_validator
 

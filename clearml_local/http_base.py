@@ -11,11 +11,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from clearml_local.auth_tokens import API_VERSION
 from clearml_local.errors import ApiError
 
 log = logging.getLogger("clearml_local.http")
 
-API_VERSION = "2.23"
 # A client that stops sending for this long (mid-request or idle on a keep-alive connection) is dropped.
 READ_TIMEOUT_S = 30.0
 # Connections served at once; further clients wait in the listen backlog for a free slot.
@@ -119,19 +119,31 @@ class EnvelopeHandler(BaseHTTPRequestHandler):
         A rejected length leaves the body unread, so the connection is closed after the reply."""
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
-            raise ApiError(411, 0, "Chunked bodies are not supported: send a Content-Length header")
+            raise ApiError(
+                status=411,
+                subcode=0,
+                message="Chunked bodies are not supported: send a Content-Length header",
+            )
         raw = self.headers.get("Content-Length")
         if raw is None:
             if required:
                 self.close_connection = True
-                raise ApiError(411, 0, "This request needs a Content-Length header")
+                raise ApiError(status=411, subcode=0, message="This request needs a Content-Length header")
             return 0
         value = raw.strip()
         if not (value.isascii() and value.isdigit()) or len(value) > 18:
             self.close_connection = True
-            raise ApiError(400, 0, f"Invalid Content-Length header {raw[:40]!r}: expected a byte count")
+            raise ApiError(
+                status=400,
+                subcode=0,
+                message=f"Invalid Content-Length header {raw[:40]!r}: expected a byte count",
+            )
         length = int(value)
         if length > limit:
             self.close_connection = True
-            raise ApiError(413, 0, f"Request body of {length} bytes exceeds the limit of {limit} bytes")
+            raise ApiError(
+                status=413,
+                subcode=0,
+                message=f"Request body of {length} bytes exceeds the limit of {limit} bytes",
+            )
         return length

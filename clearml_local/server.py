@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from clearml_local import process, records
-from clearml_local.api import Context, Identity
-from clearml_local.auth_tokens import Authenticator
+from clearml_local.api import Context
+from clearml_local.auth_tokens import Authenticator, Identity
 from clearml_local.config import BackendConfig, load_or_create_credentials, write_clearml_conf
 from clearml_local.fileserver import FileServer
 from clearml_local.http_api import ApiServer, Observer
+from clearml_local.state import State
 from clearml_local.storage import Store
 
 
@@ -34,11 +35,7 @@ class EmbeddedBackend:
         self._threads: list[threading.Thread] = []
 
     def _context(self, identity: Identity, worker: str | None = None) -> Context:
-        return Context(
-            store=self.store,
-            identity=identity,
-            extras={"authenticator": self.authenticator, "worker": worker},
-        )
+        return Context(State(self.store, identity, worker), identity, self.authenticator)
 
     @property
     def clearml_conf(self) -> Path:

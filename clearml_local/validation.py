@@ -49,11 +49,18 @@ class RequestValidator:
         }
 
     def knows(self, endpoint: str) -> bool:
-        return endpoint in self._validators
+        return self._validator(endpoint) is not None
+
+    def _validator(self, endpoint: str) -> jsonschema.Draft7Validator | None:
+        """The endpoint's request validator; ``x.get_all_ex`` takes the schema of ``x.get_all``."""
+        found = self._validators.get(endpoint)
+        if found is None and endpoint.endswith("_ex"):
+            found = self._validators.get(endpoint.removesuffix("_ex"))
+        return found
 
     def property_types(self, endpoint: str) -> dict[str, set[str]]:
         """The JSON types each top-level request field may have (to read query-string values)."""
-        validator = self._validators.get(endpoint)
+        validator = self._validator(endpoint)
         if validator is None:
             return {}
         return {name: _types(spec) for name, spec in validator.schema.get("properties", {}).items()}
@@ -65,12 +72,12 @@ class RequestValidator:
             if field in body:
                 check_shape(body[field], field, depth)
         cleaned: dict[str, Any] = strip_nulls(body)
-        validator = self._validators.get(endpoint)
+        validator = self._validator(endpoint)
         if validator is not None:
             schema_body = {k: v for k, v in cleaned.items() if k not in REQUEST_EXTRAS}
             error = jsonschema.exceptions.best_match(validator.iter_errors(schema_body))
             if error is not None:
-                raise ApiError(400, 12, describe(error))
+                raise ApiError(status=400, subcode=12, message=describe(error))
         return cleaned
 
 
@@ -79,14 +86,26 @@ def check_shape(value: Any, field: str = "", max_depth: int = MAX_DEPTH) -> None
     for nodes, (path, item, depth) in enumerate(_walk(value), start=1):
         if depth > max_depth:
             raise ApiError(
-                400, 12, f"Validation error: field '{_join(field, path)}' nests deeper than {max_depth}"
+                status=400,
+                subcode=12,
+                message=f"Validation error: field '{_join(field, path)}' nests deeper than {max_depth}",
             )
         if nodes > MAX_NODES:
-            raise ApiError(400, 12, f"Validation error: field '{field or '<body>'}' has too many values")
+            raise ApiError(
+                status=400,
+                subcode=12,
+                message=f"Validation error: field '{field or '<body>'}' has too many values",
+            )
         if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
-            raise ApiError(400, 12, f"Validation error: field '{_join(field, path)}' is beyond int64")
+            raise ApiError(
+                status=400,
+                subcode=12,
+                message=f"Validation error: field '{_join(field, path)}' is beyond int64",
+            )
         if field and isinstance(item, dict | list) and len(item) > MAX_OPEN_FIELD_ENTRIES:
-            raise ApiError(400, 12, f"Validation error: field '{_join(field, path)}' is too long")
+            raise ApiError(
+                status=400, subcode=12, message=f"Validation error: field '{_join(field, path)}' is too long"
+            )
 
 
 def _walk(value: Any) -> Iterator[tuple[tuple[Any, ...], Any, int]]:
