@@ -74,8 +74,17 @@ class Collection:
         """A get_all query over the collection (or the documents ``among`` it); hidden documents only with
         ``search_hidden`` or when asked for by id."""
         extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
-        docs = self.all() if among is None else among
-        return run_query(docs, body, extra=extra, default_order=default_order)
+        if among is None:
+            among = self._by_ids(body.get("id")) if body.get("id") else self.all()
+        return run_query(among, body, extra=extra, default_order=default_order)
+
+    def _by_ids(self, ids: Any) -> list[Document]:
+        """The documents a query names by id, looked up rather than scanned for (status polls dominate)."""
+        wanted = [ids] if isinstance(ids, str) else ids
+        if not isinstance(wanted, list):
+            return self.all()  # the query itself rejects the value
+        found = (self.store.peek(self.collection, i) for i in dict.fromkeys(wanted) if isinstance(i, str))
+        return [doc for doc in found if doc is not None]
 
     # --- writing ----------------------------------------------------------------------------------------
 
