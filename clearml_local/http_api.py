@@ -84,7 +84,8 @@ class ApiRequestHandler(EnvelopeHandler):
             self._reply(name, 500, 0, f"Internal error in {name} (incident {incident})", None, body)
 
     def _read_raw_body(self) -> bytes:
-        length = self.content_length(MAX_REQUEST_BYTES)
+        # A POST must say how long its body is (GET calls, like auth.login, may have none).
+        length = self.content_length(MAX_REQUEST_BYTES, required=self.command == "POST")
         raw = self.rfile.read(length) if length else b""
         if len(raw) < length:
             self.close_connection = True

@@ -29,13 +29,19 @@ class ThreadedServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+    ) -> None:
         super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.max_connections = MAX_CONNECTIONS
+        self.slot_wait_s = SLOT_WAIT_S
+        self._slots = threading.BoundedSemaphore(self.max_connections)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(timeout=SLOT_WAIT_S):
-            log.warning("refusing %s: %d connections already open", client_address, MAX_CONNECTIONS)
+        if not self._slots.acquire(timeout=self.slot_wait_s):
+            log.warning("refusing %s: %d connections already open", client_address, self.max_connections)
             self.shutdown_request(request)
             return
         try:

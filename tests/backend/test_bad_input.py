@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.backend.backend_harness import API_PREFIX, BackendHarness
+from clearml_local import http_base
+from tests.backend.backend_harness import API_PREFIX, BackendHarness, wait_for
 
 DEEP = 600
 
@@ -226,30 +227,29 @@ def raw_exchange(url: str, request: bytes, timeout: float = 10.0) -> tuple[int, 
     address = urlsplit(url)
     with socket.create_connection((address.hostname, address.port), timeout=timeout) as client:
         client.sendall(request)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        head, _, rest = received.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = next(
-            (
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            ),
-            0,
-        )
-        if request.startswith(b"HEAD "):
-            return status, b""
-        while len(rest) < length:
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return status, rest[:length]
+        return read_reply(client, with_body=not request.startswith(b"HEAD "))
+
+
+def read_reply(client: socket.socket, with_body: bool = True) -> tuple[int, bytes]:
+    """The status and body of one HTTP reply (the socket's timeout bounds a server that never answers)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    lengths = [
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    ]
+    length = lengths[0] if lengths and with_body else 0
+    while len(rest) < length:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, rest[:length]
 
 
 def headers_request(method: str, path: str, token: str, extra: str) -> bytes:
@@ -398,3 +398,62 @@ def test_poison_records_already_stored_do_not_break_reads(tmp_path: Path) -> Non
             restarted.call("tasks.delete", {"task": doc["id"], "force": True})
     finally:
         restarted.stop()
+
+
+# --- read timeout and the bound on connections --------------------------------------------------------------
+
+
+def stalled_client(url: str, token: str) -> socket.socket:
+    """A connection that announces a body of 500 bytes and sends one."""
+    address = urlsplit(url)
+    client = socket.create_connection((address.hostname, address.port), timeout=10)
+    client.sendall(
+        headers_request("POST", f"{API_PREFIX}tasks.get_all", token, "Content-Length: 500\r\n") + b"{"
+    )
+    return client
+
+
+def test_a_client_that_stops_sending_gets_408_after_the_read_timeout(
+    backend: BackendHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_base.EnvelopeHandler, "timeout", 0.5)
+    with stalled_client(backend.api_url, backend.token) as client:
+        status, payload = read_reply(
+            client
+        )  # the client's own 10 s timeout bounds a server that never answers
+    assert status == 408
+    assert json.loads(payload)["meta"]["result_code"] == 408
+
+
+def test_connections_beyond_the_bound_are_refused_and_the_server_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_base, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(http_base, "SLOT_WAIT_S", 0.2)
+    harness = BackendHarness(tmp_path).start()
+    try:
+        token = harness.token  # logs in on the harness's keep-alive connection, which holds one slot
+        stalled = [stalled_client(harness.api_url, token) for _ in range(2)]
+        with stalled_client(harness.api_url, token) as refused:
+            assert refused.recv(65536) == b""  # closed without a reply: no thread was spent on it
+        for client in stalled:
+            client.close()
+
+        def answers() -> bool:
+            url = f"{harness.api_url}{API_PREFIX}debug.ping"
+            try:
+                return requests.post(url, data=b"{}", headers={"Connection": "close"}, timeout=5).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_for(answers, "the server to answer once the stalled clients left", 10.0)
+    finally:
+        harness.stop()
+
+
+def test_a_post_without_content_length_is_411(backend: BackendHarness) -> None:
+    status, payload = raw_exchange(
+        backend.api_url, headers_request("POST", f"{API_PREFIX}tasks.get_all", backend.token, "")
+    )
+    assert status == 411
+    assert json.loads(payload)["meta"]["result_code"] == 411
