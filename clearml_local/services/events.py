@@ -7,7 +7,7 @@ from typing import Any
 
 from clearml_local.api import Context, endpoint, ids, required
 from clearml_local.errors import BadRequest
-from clearml_local.state.events import EVENT_TYPES, SCALAR, downsample
+from clearml_local.state.events import EVENT_TYPES, SCALAR
 
 Body = dict[str, Any]
 
@@ -31,12 +31,7 @@ def _task(ctx: Context, body: Body, field: str = "task") -> dict[str, Any]:
 def scalar_metrics_iter_histogram(ctx: Context, body: Body) -> Body:
     task = _task(ctx, body)
     wanted = {m.get("metric") if isinstance(m, dict) else str(m) for m in body.get("metrics") or []}
-    series = ctx.state.events.scalar_series(task["id"], body.get("key") or "iter")
-    return {
-        metric: {variant: downsample(line, body.get("samples")) for variant, line in variants.items()}
-        for metric, variants in series.items()
-        if not wanted or metric in wanted
-    }
+    return ctx.state.events.histogram(task["id"], body.get("key") or "iter", wanted, body.get("samples"))
 
 
 @endpoint("events.multi_task_scalar_metrics_iter_histogram")

@@ -52,52 +52,24 @@ def validate_delete(ctx: Context, body: Body) -> Body:
 
 @endpoint("projects.get_task_tags", "projects.get_model_tags", "projects.get_project_tags")
 def get_tags(ctx: Context, body: Body) -> Body:
-    tags: set[str] = set()
-    system_tags: set[str] = set()
-    for backend in (ctx.state.tasks, ctx.state.models, ctx.state.projects):
-        for doc in backend.all():
-            tags.update(doc.get("tags") or [])
-            system_tags.update(doc.get("system_tags") or [])
-    return {"tags": sorted(tags), "system_tags": sorted(system_tags)}
-
-
-def _tasks_of(ctx: Context, project: str | None) -> list[dict[str, Any]]:
-    if not project:
-        return ctx.state.tasks.all()
-    return ctx.state.tasks.in_projects(ctx.state.projects.descendants(project))
+    tags, system_tags = ctx.state.projects.all_tags()
+    return {"tags": tags, "system_tags": system_tags}
 
 
 @endpoint("projects.get_unique_metric_variants")
 def unique_metric_variants(ctx: Context, body: Body) -> Body:
-    seen: dict[tuple[str, str], dict[str, str]] = {}
-    for task in _tasks_of(ctx, body.get("project")):
-        for metric_hash, variants in (task.get("last_metrics") or {}).items():
-            for variant_hash, entry in variants.items():
-                key = (entry.get("metric", ""), entry.get("variant", ""))
-                seen[key] = {
-                    "metric": key[0],
-                    "variant": key[1],
-                    "metric_hash": metric_hash,
-                    "variant_hash": variant_hash,
-                }
-    return {"metrics": list(seen.values())}
+    return {"metrics": ctx.state.projects.metric_variants(body.get("project"))}
 
 
 @endpoint("projects.get_hyper_parameters")
 def hyper_parameters(ctx: Context, body: Body) -> Body:
-    found: set[tuple[str, str]] = set()
-    for task in _tasks_of(ctx, body.get("project")):
-        for section, params in (task.get("hyperparams") or {}).items():
-            found.update((section, name) for name in params)
-    parameters = [{"section": s, "name": n} for s, n in sorted(found)]
+    parameters = ctx.state.projects.hyper_parameter_names(body.get("project"))
     return {"parameters": parameters, "total": len(parameters), "remaining": 0}
 
 
 @endpoint("projects.get_task_parents")
 def task_parents(ctx: Context, body: Body) -> Body:
-    parent_ids = {t.get("parent") for t in ctx.state.tasks.all() if t.get("parent")}
-    parents = [ctx.state.store.peek("tasks", pid) for pid in parent_ids]
-    return {"parents": [{"id": p["id"], "name": p["name"]} for p in parents if p]}
+    return {"parents": ctx.state.projects.task_parents()}
 
 
 @endpoint("projects.make_private", "projects.make_public")

@@ -128,6 +128,16 @@ class EventBackend:
             line["y"].append(event.get("value"))
         return series
 
+    def histogram(
+        self, task_id: str, key: str, metrics: set[str], samples: int | None
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """The scalar series of the wanted metrics (all when none is named), downsampled to ``samples``."""
+        return {
+            metric: {variant: downsample(line, samples) for variant, line in variants.items()}
+            for metric, variants in self.scalar_series(task_id, key).items()
+            if not metrics or metric in metrics
+        }
+
     def single_values(self, task_id: str) -> list[dict[str, Any]]:
         return [
             {k: e.get(k) for k in ("metric", "variant", "value", "timestamp")}

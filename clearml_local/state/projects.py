@@ -141,3 +141,47 @@ class ProjectBackend(Collection):
             "models": len(models),
             "non_archived_models": sum(1 for m in models if ARCHIVED not in (m.get("system_tags") or [])),
         }
+
+    # --- summaries over the tasks and models of projects ---------------------------------------------------
+
+    def all_tags(self) -> tuple[list[str], list[str]]:
+        """Every tag and system tag in use on tasks, models and projects."""
+        tags: set[str] = set()
+        system_tags: set[str] = set()
+        for backend in (self.state.tasks, self.state.models, self):
+            for doc in backend.all():
+                tags.update(doc.get("tags") or [])
+                system_tags.update(doc.get("system_tags") or [])
+        return sorted(tags), sorted(system_tags)
+
+    def _tasks_under(self, project_id: str | None) -> list[Document]:
+        if not project_id:
+            return self.state.tasks.all()
+        return self.state.tasks.in_projects(self.descendants(project_id))
+
+    def metric_variants(self, project_id: str | None) -> list[dict[str, str]]:
+        """The (metric, variant) pairs the tasks of a project (or of all) reported, with their hashes."""
+        seen: dict[tuple[str, str], dict[str, str]] = {}
+        for task in self._tasks_under(project_id):
+            for metric_hash, variants in (task.get("last_metrics") or {}).items():
+                for variant_hash, entry in variants.items():
+                    key = (entry.get("metric", ""), entry.get("variant", ""))
+                    seen[key] = {
+                        "metric": key[0],
+                        "variant": key[1],
+                        "metric_hash": metric_hash,
+                        "variant_hash": variant_hash,
+                    }
+        return list(seen.values())
+
+    def hyper_parameter_names(self, project_id: str | None) -> list[dict[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for task in self._tasks_under(project_id):
+            for section, params in (task.get("hyperparams") or {}).items():
+                found.update((section, name) for name in params)
+        return [{"section": s, "name": n} for s, n in sorted(found)]
+
+    def task_parents(self) -> list[dict[str, str]]:
+        parent_ids = {t.get("parent") for t in self.state.tasks.all() if t.get("parent")}
+        parents = [self.store.peek("tasks", pid) for pid in parent_ids]
+        return [{"id": p["id"], "name": p["name"]} for p in parents if p]

@@ -161,3 +161,26 @@ def test_deleting_a_task_cascades_to_queue_events_models_and_children(state: Sta
     assert queue is not None and queue["entries"] == []
     assert state.tasks.view(child)["parent"] is None
     assert state.models.view(model_id)["task"] is None
+
+
+def test_project_summaries_cover_its_subprojects_only(state: State) -> None:
+    inside, outside = state.projects.ensure("p/sub"), state.projects.ensure("q")
+    params = {"General": {"lr": {"section": "General", "name": "lr", "value": "0.1"}}}
+    for project, metric in ((inside, "loss"), (outside, "other")):
+        task_id = new_task(state, project=project, hyperparams=params if project == inside else {})
+        state.events.add_batch(
+            [
+                {
+                    "type": "training_stats_scalar",
+                    "task": task_id,
+                    "metric": metric,
+                    "variant": "v",
+                    "value": 1.0,
+                }
+            ]
+        )
+    parent = state.projects.find("p")
+    assert parent is not None
+    assert [m["metric"] for m in state.projects.metric_variants(parent["id"])] == ["loss"]
+    assert state.projects.hyper_parameter_names(parent["id"]) == [{"section": "General", "name": "lr"}]
+    assert len(state.projects.metric_variants(None)) == 2
