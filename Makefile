@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -rs
 
 demo: setup

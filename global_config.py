@@ -59,14 +59,6 @@ STEP_CODE = os.environ.get("ASTEROID_STEP_CODE", "auto")
 # --- Runs and outputs --------------------------------------------------------------------------------
 RUNS_DIR = _env_path("ASTEROID_RUNS_DIR", ROOT / "runs")
 
-# --- Embedded ClearML backend --------------------------------------------------------------------------
-BACKEND_DATA_DIR = _env_path("CLEARML_LOCAL_DATA_DIR", ROOT / ".clearml_local")
-BACKEND_HOST = os.environ.get("CLEARML_LOCAL_HOST", "127.0.0.1")
-BACKEND_API_PORT = _env_int("CLEARML_LOCAL_API_PORT", 8008)
-BACKEND_FILES_PORT = _env_int("CLEARML_LOCAL_FILES_PORT", 8081)
-# Largest single upload the embedded file server accepts.
-BACKEND_MAX_UPLOAD_BYTES = _env_int("CLEARML_LOCAL_MAX_UPLOAD_MB", 512) * 1024 * 1024
-
 # --- Serving (clearml-serving) ------------------------------------------------------------------------
 # The clearml-serving service `make serve` creates or reuses, and the endpoint the winner is served on:
 # POST /serve/<endpoint> answers with the newest version, /serve/<endpoint>/<n> with version n.

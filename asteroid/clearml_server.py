@@ -13,8 +13,8 @@ from pathlib import Path
 import requests
 
 import global_config
-from clearml_local.cli import is_answering, start
-from clearml_local.config import BackendConfig
+from clearml_local.config import BackendConfig, ConfigError
+from clearml_local.process import is_answering, start
 
 
 class ServerUnavailable(RuntimeError):
@@ -30,13 +30,8 @@ def configured_externally() -> bool:
 
 
 def embedded_config() -> BackendConfig:
-    return BackendConfig(
-        data_dir=global_config.BACKEND_DATA_DIR,
-        host=global_config.BACKEND_HOST,
-        api_port=global_config.BACKEND_API_PORT,
-        files_port=global_config.BACKEND_FILES_PORT,
-        max_upload_bytes=global_config.BACKEND_MAX_UPLOAD_BYTES,
-    )
+    """The backend's own ``CLEARML_LOCAL_*`` settings; its data lives in the project by default."""
+    return BackendConfig.from_env(default_data_dir=global_config.ROOT / ".clearml_local")
 
 
 def configured_api_host() -> str:
@@ -69,9 +64,11 @@ def ensure_server(verbose: bool = True) -> str:
         api_host = configured_api_host()
         check_server(api_host)
         return api_host
-    config = embedded_config()
     try:
+        config = embedded_config()
         state = start(config, quiet=not verbose)
+    except ConfigError as exc:
+        raise ServerUnavailable(f"the embedded ClearML backend is misconfigured: {exc}") from exc
     except RuntimeError as exc:
         hint = "If the ports are taken, choose others with CLEARML_LOCAL_API_PORT / CLEARML_LOCAL_FILES_PORT."
         raise ServerUnavailable(f"{exc}. {hint}") from exc

@@ -1,8 +1,8 @@
-"""Throughput of the embedded ClearML backend: ``tasks.get_by_id`` requests/s and ``events.add_batch``
-events/s for several batch sizes, over one keep-alive HTTP connection to a backend server process on free
-ports.
+"""Throughput of the embedded ClearML backend: ``tasks.get_by_id`` requests/s, ``events.add_batch``
+events/s for several batch sizes, and ``tasks.get_all`` requests/s once the backend holds many tasks, over
+one keep-alive HTTP connection to a backend server process on free ports.
 
-Usage: python benchmarks/backend_bench.py [--seconds S] [--batch-sizes 1,100,1000]
+Usage: python benchmarks/backend_bench.py [--seconds S] [--batch-sizes 1,100,1000] [--tasks 10000]
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 import requests
 
 from clearml_local.auth_tokens import Credentials
-from clearml_local.cli import read_state
 from clearml_local.config import BackendConfig, load_or_create_credentials
+from clearml_local.process import read_state
 
 API_PREFIX = "/v2.23/"
 MAX_CALLS = 1_000_000  # the loops stop at the time budget or here, whichever comes first
@@ -126,7 +126,27 @@ def server_process(data_dir: Path) -> Iterator[tuple[str, Credentials]]:
         process.wait(timeout=10)
 
 
-def run(seconds: float, batch_sizes: list[int]) -> list[Result]:
+def get_all_calls(client: Client, task_ids: list[str]) -> dict[str, Callable[[], None]]:
+    """The get_all queries clients send most: the SDK's status poll of a few tasks by id, a name lookup
+    (regular expression), and the newest page of a project, as the pipeline's run-number lookup does."""
+    project = client.post("tasks.get_by_id", json={"task": task_ids[0]})["task"]["project"]
+    queries = {
+        "status poll (3 ids)": {"id": task_ids[-3:], "only_fields": ["status", "status_message", "id"]},
+        "name regex": {"name": f"^bench-{len(task_ids) // 2}$", "only_fields": ["id", "name"]},
+        "newest page of 100": {
+            "project": [project],
+            "order_by": ["-created"],
+            "page": 0,
+            "page_size": 100,
+            "only_fields": ["id", "name", "last_update", "system_tags"],
+        },
+    }
+    return {
+        name: (lambda body=body: client.post("tasks.get_all", json=body)) for name, body in queries.items()
+    }
+
+
+def run(seconds: float, batch_sizes: list[int], tasks: int) -> list[Result]:
     with tempfile.TemporaryDirectory() as data_dir, server_process(Path(data_dir)) as (api_url, creds):
         client = Client(api_url, creds)
         task_id = client.post("tasks.create", json={"name": "bench", "type": "training"})["id"]
@@ -138,6 +158,14 @@ def run(seconds: float, batch_sizes: list[int]) -> list[Result]:
         for size in batch_sizes:
             call = add_batch_call(client, task_id, size)
             results.append(measure(f"events.add_batch x{size}", call, seconds, items_per_call=size))
+        if tasks:
+            project = client.post("projects.create", json={"name": "bench"})["id"]
+            body = {"type": "training", "project": project}
+            task_ids = [
+                client.post("tasks.create", json={**body, "name": f"bench-{i}"})["id"] for i in range(tasks)
+            ]
+            for name, call in get_all_calls(client, task_ids).items():
+                results.append(measure(f"get_all {tasks}: {name}", call, seconds))
         client.session.close()
     return results
 
@@ -158,10 +186,10 @@ def report(results: list[Result], seconds: float) -> str:
         f"machine: nproc={os.cpu_count()}  cpu={cpu_model()}",
         f"python: {platform.python_version()}  budget: {seconds:g}s per row, one keep-alive connection",
         "",
-        f"{'benchmark':<24}{'calls':>9}{'seconds':>9}{'requests/s':>12}{'items/s':>12}",
+        f"{'benchmark':<42}{'calls':>9}{'seconds':>9}{'requests/s':>12}{'items/s':>12}",
     ]
     for r in results:
-        lines.append(f"{r.name:<24}{r.calls:>9}{r.seconds:>9.2f}{r.calls_per_s:>12.0f}{r.items_per_s:>12.0f}")
+        lines.append(f"{r.name:<42}{r.calls:>9}{r.seconds:>9.2f}{r.calls_per_s:>12.0f}{r.items_per_s:>12.0f}")
     return "\n".join(lines)
 
 
@@ -171,9 +199,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget of each measurement")
     parser.add_argument("--batch-sizes", default="1,100,1000", help="events per events.add_batch call")
+    parser.add_argument("--tasks", type=int, default=10_000, help="tasks stored before measuring get_all")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
-    print(report(run(args.seconds, sizes), args.seconds))
+    print(report(run(args.seconds, sizes, args.tasks), args.seconds))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
-"""Endpoint registry and request context shared by the service modules.
+"""Endpoint registry and the request context the service handlers get.
 
-Service modules register plain functions ``handler(ctx, body) -> dict`` under ``"service.action"`` names;
-the HTTP layer (``http_api.py``) knows nothing about services and services know nothing about HTTP.
+Service modules register plain functions ``handler(ctx, body) -> dict`` under ``"service.action"`` names. A
+handler turns a validated request body into a call of the state layer (``ctx.state``) and its result into
+reply data; the HTTP layer (``http_api.py``) knows nothing about services and services know nothing about
+HTTP.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from clearml_local.errors import missing_field, wrong_type
-from clearml_local.storage import Store
+from clearml_local.auth_tokens import Authenticator, Identity
+from clearml_local.errors import ApiError, MissingField
+from clearml_local.state import State
 
 Handler = Callable[["Context", dict[str, Any]], dict[str, Any]]
 ENDPOINTS: dict[str, Handler] = {}
@@ -31,63 +32,35 @@ def endpoint(*names: str) -> Callable[[Handler], Handler]:
 
 
 @dataclass
-class Identity:
-    user_id: str
-    user_name: str
-    company_id: str
-    company_name: str
-    role: str = "admin"
-
-
-@dataclass
 class Context:
-    """Everything a handler may use: the store, who is calling, and per-call extras (e.g. the worker id)."""
+    """What a handler may use: the state layer as the caller sees it, who is calling, the authenticator."""
 
-    store: Store
+    state: State
     identity: Identity
-    extras: dict[str, Any] = field(default_factory=dict)
+    authenticator: Authenticator
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def require(body: dict[str, Any], name: str, kind: type | tuple[type, ...] = str) -> Any:
-    """A required field, checked for presence and type (the error names the field)."""
+def required(body: dict[str, Any], name: str) -> Any:
+    """A field the handler cannot do without (the schema requires most; this covers the rest)."""
     if body.get(name) in (None, ""):
-        raise missing_field(name)
-    value = body[name]
-    if not isinstance(value, kind):
-        raise wrong_type(name, _type_name(kind), value)
-    return value
+        raise MissingField(name)
+    return body[name]
 
 
-def optional(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise wrong_type(name, _type_name(kind), value)
-    return value
-
-
-def id_list(body: dict[str, Any], name: str) -> list[str]:
-    """A field that may be one id or a list of ids."""
+def ids(body: dict[str, Any], name: str) -> list[str]:
+    """A field that may hold one id or a list of ids (the schema has checked the types)."""
     value = body.get(name)
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise wrong_type(name, "a string or a list of strings", value)
+    return [value] if isinstance(value, str) else list(value)
 
 
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", dict: "an object", list: "a list", bool: "a boolean"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
+def many(ids_: list[str], action: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """Run an action per id and report successes and failures the way ``*_many`` endpoints do."""
+    succeeded, failed = [], []
+    for doc_id in ids_:
+        try:
+            succeeded.append({"id": doc_id, **action(doc_id)})
+        except ApiError as err:
+            failed.append({"id": doc_id, "error": {"codes": [err.status, err.subcode], "msg": err.message}})
+    return {"succeeded": succeeded, "failed": failed}

@@ -7,7 +7,6 @@ The SDK decodes the token without checking its signature (it only reads ``api_ve
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import threading
 import time
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 
 import jwt
 
-from clearml_local.api import Identity
 from clearml_local.errors import unauthorized
 
 API_VERSION = "2.23"
@@ -26,6 +24,15 @@ COMPANY_ID = "embedded"
 COMPANY_NAME = "clearml-local"
 USER_ID = "local-user"
 USER_NAME = "Local User"
+
+
+@dataclass
+class Identity:
+    user_id: str
+    user_name: str
+    company_id: str
+    company_name: str
+    role: str = "admin"
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,13 @@ class Authenticator:
                 "Unauthorized (missing credentials): auth.login needs HTTP Basic access:secret keys"
             )
         try:
-            decoded = base64.b64decode(header[len("Basic ") :], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise unauthorized("Unauthorized (malformed Basic credentials)") from exc
-        access_key, _, secret_key = decoded.partition(":")
-        valid_access = hmac.compare_digest(access_key, self.credentials.access_key)
-        valid_secret = hmac.compare_digest(secret_key, self.credentials.secret_key)
+            decoded = base64.b64decode(header[len("Basic ") :], validate=True)
+        except ValueError:  # binascii.Error, and non-ASCII text in the header
+            raise unauthorized("Unauthorized (malformed Basic credentials)") from None
+        access_key, _, secret_key = decoded.partition(b":")
+        # Compared as bytes: keys with non-ASCII characters are simply wrong keys.
+        valid_access = hmac.compare_digest(access_key, self.credentials.access_key.encode())
+        valid_secret = hmac.compare_digest(secret_key, self.credentials.secret_key.encode())
         if not (valid_access and valid_secret):
             raise unauthorized("Unauthorized (invalid credentials): unknown access key or wrong secret key")
         return self.identity()
@@ -84,8 +92,10 @@ class Authenticator:
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("Unauthorized (token expired): log in again") from exc
         except jwt.InvalidTokenError as exc:
-            raise unauthorized(f"Unauthorized (invalid token): {exc}") from exc
-        identity = claims.get("identity") or {}
+            raise unauthorized(f"Unauthorized (invalid token): {str(exc)[:100]}") from exc
+        identity = claims.get("identity")
+        if not isinstance(identity, dict):
+            identity = {}
         verified = Identity(
             identity.get("user", USER_ID),
             identity.get("user_name", USER_NAME),

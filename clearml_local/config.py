@@ -1,23 +1,54 @@
-"""Layout of the backend's data directory, its credentials, and the ``clearml.conf`` it writes for clients."""
+"""The backend's settings (from ``CLEARML_LOCAL_*`` variables), the layout of its data directory, its
+credentials, and the ``clearml.conf`` it writes for clients."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from clearml_local.auth_tokens import Credentials
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8008
+DEFAULT_FILES_PORT = 8081
+DEFAULT_MAX_UPLOAD_MB = 512
+DATA_DIR_NAME = ".clearml_local"
+
+
+class ConfigError(ValueError):
+    """A ``CLEARML_LOCAL_*`` variable that cannot be used (the message names it)."""
+
 
 @dataclass(frozen=True)
 class BackendConfig:
     data_dir: Path
-    host: str = "127.0.0.1"
-    api_port: int = 8008
-    files_port: int = 8081
-    max_upload_bytes: int = 512 * 1024 * 1024
+    host: str = DEFAULT_HOST
+    api_port: int = DEFAULT_API_PORT
+    files_port: int = DEFAULT_FILES_PORT
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+
+    @classmethod
+    def from_env(
+        cls, default_data_dir: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> BackendConfig:
+        """Settings from ``CLEARML_LOCAL_DATA_DIR`` (default ``default_data_dir``, else
+        ``<cwd>/.clearml_local``), ``CLEARML_LOCAL_HOST``, ``CLEARML_LOCAL_API_PORT``,
+        ``CLEARML_LOCAL_FILES_PORT`` and ``CLEARML_LOCAL_MAX_UPLOAD_MB``."""
+        env = os.environ if environ is None else environ
+        data_dir = env.get("CLEARML_LOCAL_DATA_DIR") or default_data_dir or Path.cwd() / DATA_DIR_NAME
+        return cls(
+            data_dir=Path(data_dir).expanduser().resolve(),
+            host=env.get("CLEARML_LOCAL_HOST") or DEFAULT_HOST,
+            api_port=_port(env, "CLEARML_LOCAL_API_PORT", DEFAULT_API_PORT),
+            files_port=_port(env, "CLEARML_LOCAL_FILES_PORT", DEFAULT_FILES_PORT),
+            max_upload_bytes=_positive(env, "CLEARML_LOCAL_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)
+            * 1024
+            * 1024,
+        )
 
     @property
     def db_path(self) -> Path:
@@ -36,12 +67,8 @@ class BackendConfig:
         return self.data_dir / "clearml.conf"
 
     @property
-    def pid_path(self) -> Path:
-        return self.data_dir / "backend.pid"
-
-    @property
     def state_path(self) -> Path:
-        """Where a running server records the ports it actually bound (port 0 means any free port)."""
+        """Where a running server records its pid and the ports it actually bound (0 means any free port)."""
         return self.data_dir / "backend.json"
 
     @property
@@ -53,6 +80,30 @@ class BackendConfig:
 
     def files_url(self, port: int | None = None) -> str:
         return f"http://{_url_host(self.host)}:{port or self.files_port}"
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = _integer(env, name, default)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}={port} is not a TCP port (0 picks a free one)")
+    return port
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _integer(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name}={value} must be at least 1")
+    return value
 
 
 def _url_host(host: str) -> str:

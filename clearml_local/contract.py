@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -18,7 +19,7 @@ import jsonschema
 
 SERVICES_PACKAGE = "clearml.backend_api.services.v2_23"
 # Keys the SDK adds to requests outside the schema, and the query-language keys of get_all calls.
-_REQUEST_EXTRAS = {"_allow_extra_fields_", "method"}
+REQUEST_EXTRAS = {"_allow_extra_fields_", "method"}
 
 
 @dataclass
@@ -31,7 +32,9 @@ class Violation:
         return f"{self.endpoint} {self.direction}: {self.message}"
 
 
-def _schema_classes() -> dict[str, dict[str, Any]]:
+@functools.cache
+def schema_classes() -> dict[str, dict[str, Any]]:
+    """Request and response JSON schemas by ``service.action``, read from the SDK's schema classes."""
     package = importlib.import_module(SERVICES_PACKAGE)
     found: dict[str, dict[str, Any]] = {}
     for module_info in pkgutil.iter_modules(package.__path__):
@@ -48,18 +51,18 @@ def _schema_classes() -> dict[str, dict[str, Any]]:
     return found
 
 
-def _strip_nulls(value: Any) -> Any:
+def strip_nulls(value: Any) -> Any:
     """The SDK drops None values before checking types, so a null reads as 'absent'."""
     if isinstance(value, dict):
-        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_strip_nulls(v) for v in value]
+        return [strip_nulls(v) for v in value]
     return value
 
 
 @dataclass
 class ContractChecker:
-    schemas: dict[str, dict[str, Any]] = field(default_factory=_schema_classes)
+    schemas: dict[str, dict[str, Any]] = field(default_factory=schema_classes)
     violations: list[Violation] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
@@ -76,11 +79,11 @@ class ContractChecker:
         problems = []
         request_schema = self.schemas[endpoint].get("request")
         if request_schema and endpoint != "events.add_batch":
-            request = {k: v for k, v in body.items() if k not in _REQUEST_EXTRAS}
-            problems += [("request", msg) for msg in self._errors(request_schema, _strip_nulls(request))]
+            request = {k: v for k, v in body.items() if k not in REQUEST_EXTRAS}
+            problems += [("request", msg) for msg in self._errors(request_schema, strip_nulls(request))]
         response_schema = self.schemas[endpoint].get("response")
         if response_schema and status == 200 and data is not None:
-            problems += [("response", msg) for msg in self._errors(response_schema, _strip_nulls(data))]
+            problems += [("response", msg) for msg in self._errors(response_schema, strip_nulls(data))]
         with self._lock:
             self.checked[endpoint] = self.checked.get(endpoint, 0) + 1
             self.violations += [Violation(endpoint, direction, msg) for direction, msg in problems]

@@ -1,21 +1,155 @@
-"""What the API server and the file server share: a threaded HTTP server that outlives its clients."""
+"""What the API server and the file server share: a threaded HTTP server with a bound on connections and a
+read timeout, ClearML's reply envelope, and the parsing of ``Content-Length``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from http.server import ThreadingHTTPServer
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from clearml_local.auth_tokens import API_VERSION
+from clearml_local.errors import ApiError
+
 log = logging.getLogger("clearml_local.http")
+
+# A client that stops sending for this long (mid-request or idle on a keep-alive connection) is dropped.
+READ_TIMEOUT_S = 30.0
+# Connections served at once; further clients wait in the listen backlog for a free slot.
+MAX_CONNECTIONS = 128
+# How long the accept loop waits for a free slot before it refuses a connection.
+SLOT_WAIT_S = 10.0
 
 
 class ThreadedServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+    ) -> None:
+        super().__init__(address, handler)
+        self.max_connections = MAX_CONNECTIONS
+        self.slot_wait_s = SLOT_WAIT_S
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(timeout=self.slot_wait_s):
+            log.warning("refusing %s: %d connections already open", client_address, self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):  # the client went away mid-request
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):  # the client went away or stalled
             log.debug("client %s disconnected mid-request", client_address)
             return
-        super().handle_error(request, client_address)
+        log.exception("unhandled error serving %s", client_address)
+
+
+def envelope(endpoint: str, status: int, subcode: int, message: str, data: dict[str, Any] | None) -> bytes:
+    """ClearML's reply: ``meta``, parsed strictly by clients, and ``data`` (``{}`` on errors, never null)."""
+    request_id = uuid.uuid4().hex
+    reply = {
+        "meta": {
+            "id": request_id,
+            "trx": request_id,
+            "endpoint": {"name": endpoint, "requested_version": API_VERSION, "actual_version": API_VERSION},
+            "result_code": status,
+            "result_subcode": subcode,
+            "result_msg": message,
+            "error_stack": None,
+            "error_data": {},
+            "alarms": {},
+        },
+        "data": data if data is not None else {},
+    }
+    return json.dumps(reply, default=str).encode()
+
+
+class EnvelopeHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1 with a read timeout; every error, including the ones ``http.server`` raises
+    itself (bad request line, unsupported method), goes out as a ClearML envelope."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_S
+    # Headers and body go out in separate writes: with Nagle's algorithm on, every keep-alive reply waits
+    # for the client's delayed ACK (~40 ms per call).
+    disable_nagle_algorithm = True
+    endpoint_name = ""
+
+    def send_json(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def send_error_envelope(self, status: int, subcode: int, message: str) -> None:
+        self.send_json(status, envelope(self.endpoint_name, status, subcode, message, None))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if code == 501:  # http.server's answer to a method no do_* handles
+            code, message = 405, f"Method {self.command} is not allowed"
+        self.close_connection = True
+        self.send_error_envelope(code, 0, message or self.responses.get(code, ("Error",))[0])
+
+    def not_allowed(self) -> None:
+        self.close_connection = True
+        self.send_error_envelope(405, 0, f"Method {self.command} is not allowed")
+
+    do_PUT = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = not_allowed
+
+    def content_length(self, limit: int, required: bool = False) -> int:
+        """The announced body length: a 4xx for chunked, non-numeric, negative or too large values.
+
+        A rejected length leaves the body unread, so the connection is closed after the reply."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise ApiError(
+                status=411,
+                subcode=0,
+                message="Chunked bodies are not supported: send a Content-Length header",
+            )
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            if required:
+                self.close_connection = True
+                raise ApiError(status=411, subcode=0, message="This request needs a Content-Length header")
+            return 0
+        value = raw.strip()
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
+            self.close_connection = True
+            raise ApiError(
+                status=400,
+                subcode=0,
+                message=f"Invalid Content-Length header {raw[:40]!r}: expected a byte count",
+            )
+        length = int(value)
+        if length > limit:
+            self.close_connection = True
+            raise ApiError(
+                status=413,
+                subcode=0,
+                message=f"Request body of {length} bytes exceeds the limit of {limit} bytes",
+            )
+        return length

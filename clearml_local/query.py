@@ -11,9 +11,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from clearml_local.errors import bad_request, wrong_type
+import re2
 
-Document = dict[str, Any]
+from clearml_local.errors import bad_request, wrong_type
+from clearml_local.storage import Document
+
+MAX_PATTERN_CHARS = 4096
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False
 
 # Keys that steer the query instead of naming a field.
 CONTROL_KEYS = {
@@ -53,17 +59,36 @@ _MISSING = object()
 
 
 def get_path(doc: Document, path: str) -> Any:
-    value: Any = doc
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+    return getter(path)(doc)
+
+
+def getter(path: str) -> Callable[[Document], Any]:
+    """A function reading a (dotted) field, ``_MISSING`` when absent (built once per query)."""
+    if "." not in path:
+        return lambda doc: doc.get(path, _MISSING)
+    parts = path.split(".")
+
+    def read(doc: Document) -> Any:
+        value: Any = doc
+        for part in parts:
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+
+    return read
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings of a stored list field; anything else (a record written before validation) is empty."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
 
 
 def match_tags(doc_tags: Iterable[str] | None, spec: list[str]) -> bool:
     """Server semantics: terms are OR-ed unless ``__$all``; ``-tag`` and ``__$not tag`` exclude."""
-    present = set(doc_tags or [])
+    present = set(_strings(doc_tags))
     operator, negate_next = "any", False
     any_terms: list[tuple[bool, str]] = []
     all_terms: list[tuple[bool, str]] = []
@@ -95,37 +120,100 @@ def match_tags(doc_tags: Iterable[str] | None, spec: list[str]) -> bool:
     return not (exclude_all and all(tag in present for tag in exclude_all))
 
 
-def _compile(pattern: str, field: str) -> re.Pattern[str]:
+def _compile(pattern: str, field: str) -> Any:
+    """A case-insensitive RE2 pattern: matching takes time linear in the text, whatever the pattern.
+
+    RE2 takes the syntax clients send (``^name$``, ``re.escape``'d names, classes, groups, alternation);
+    what it cannot run in linear time (backreferences, lookarounds) is a 400."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise bad_request(f"Invalid regular expression in field '{field}': longer than {MAX_PATTERN_CHARS}")
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise bad_request(f"Invalid regular expression in field '{field}': {exc}") from exc
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise bad_request(
+            f"Invalid regular expression in field '{field}' (it must run in linear time): {reason}"
+        ) from None
+
+
+_REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
+
+
+def literal_of(pattern: str) -> tuple[str, bool] | None:
+    """(text, anchored) when ``pattern`` is a plain name — ``^name$`` as the SDK sends it, or
+    ``re.escape(name)`` as clearml-agent does — else None. Plain names are compared, not searched."""
+    anchored = (
+        len(pattern) >= 2
+        and pattern.startswith("^")
+        and pattern.endswith("$")
+        and not pattern.endswith("\\$")
+    )
+    body = pattern[1:-1] if anchored else pattern
+    text, escaped = [], False
+    for char in body:
+        if escaped:
+            if char.isalnum():
+                return None  # \d, \w, \b ...: a class, not a character
+            text.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _REGEX_SYNTAX:
+            return None
+        else:
+            text.append(char)
+    return None if escaped else ("".join(text), anchored)
+
+
+def _pattern_predicate(field: str, pattern: str) -> Callable[[Document], bool]:
+    regex = _compile(pattern, field)
+    literal = literal_of(pattern)
+    if literal is not None:
+        wanted, anchored = literal[0].lower(), literal[1]
+        if anchored:
+            return lambda doc: isinstance(doc.get(field), str) and doc[field].lower() == wanted
+        return lambda doc: isinstance(doc.get(field), str) and wanted in doc[field].lower()
+    return lambda doc: isinstance(doc.get(field), str) and regex.search(doc[field]) is not None
 
 
 def _field_predicate(field: str, value: Any) -> Callable[[Document], bool]:
+    if field in TAG_FIELDS or field == "id":
+        spec = [value] if isinstance(value, str) else value
+        if not isinstance(spec, list) or not all(isinstance(v, str) for v in spec):
+            raise wrong_type(field, "a string or a list of strings", value)
     if field in TAG_FIELDS:
-        spec = [value] if isinstance(value, str) else list(value or [])
         return lambda doc: match_tags(doc.get(field), spec)
     if field in PATTERN_FIELDS and isinstance(value, str):
-        regex = _compile(value, field)
-        return lambda doc: isinstance(doc.get(field), str) and regex.search(doc[field]) is not None
+        return _pattern_predicate(field, value)
     if field == "id":
-        ids = {value} if isinstance(value, str) else set(value or [])
+        ids = set(spec)
         return lambda doc: doc.get("id") in ids
     wanted = value if isinstance(value, list) else [value]
     # "__$not" and "-x" also work on plain list fields (e.g. status: ["-completed"]).
     if wanted and all(isinstance(w, str) for w in wanted) and any(w.startswith(("-", "__$")) for w in wanted):
-        return lambda doc: _match_scalar_list(get_path(doc, field), wanted)
+        read = getter(field)
+        return lambda doc: _match_scalar_list(read(doc), wanted)
+    read = getter(field)
+    hashable = {w for w in wanted if isinstance(w, str | int | float | bool)}
+    if len(hashable) == len(wanted):
+        wanted = hashable  # set membership for the common case of ids, names and statuses
 
     def predicate(doc: Document) -> bool:
-        actual = get_path(doc, field)
+        actual = read(doc)
         if actual is _MISSING:
             return None in wanted
         if isinstance(actual, list):
-            return any(item in wanted for item in actual)
-        return actual in wanted
+            return any(_member(item, wanted) for item in actual)
+        return _member(actual, wanted)
 
     return predicate
+
+
+def _member(value: Any, wanted: Any) -> bool:
+    try:
+        return value in wanted
+    except TypeError:  # an unhashable stored value against a set of wanted scalars
+        return False
 
 
 def _match_scalar_list(actual: Any, spec: list[str]) -> bool:
@@ -176,7 +264,10 @@ def build_filter(
         predicates.append(
             lambda doc: any(regex.search(str(doc.get(f) or "")) for f in ("name", "comment", "id"))
         )
-    return lambda doc: all(p(doc) for p in predicates)
+    if len(predicates) == 1:
+        return predicates[0]
+
+    return lambda doc: all(predicate(doc) for predicate in predicates)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -190,14 +281,17 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 def order(docs: list[Document], order_by: Any) -> list[Document]:
     if not order_by:
         return docs
-    keys = [order_by] if isinstance(order_by, str) else list(order_by)
+    keys = [order_by] if isinstance(order_by, str) else order_by
+    if not isinstance(keys, list):
+        raise wrong_type("order_by", "a list of field names", order_by)
     result = list(docs)
     for key in reversed(keys):
         if not isinstance(key, str) or not key.strip("-+"):
             raise bad_request(f"Invalid order_by entry: {key!r}")
         descending = key.startswith("-")
         field = key.lstrip("-+")
-        result.sort(key=lambda doc, f=field: _sort_key(get_path(doc, f)), reverse=descending)
+        read = getter(field)
+        result.sort(key=lambda doc, read=read: _sort_key(read(doc)), reverse=descending)
     return result
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from clearml_local.api import Context, Identity
-from clearml_local.auth_tokens import Authenticator
+from clearml_local import process, records
+from clearml_local.api import Context
+from clearml_local.auth_tokens import Authenticator, Identity
 from clearml_local.config import BackendConfig, load_or_create_credentials, write_clearml_conf
 from clearml_local.fileserver import FileServer
 from clearml_local.http_api import ApiServer, Observer
+from clearml_local.state import State
 from clearml_local.storage import Store
 
 
@@ -23,7 +23,7 @@ class EmbeddedBackend:
         self.config = config
         self.credentials = load_or_create_credentials(config)
         self.authenticator = Authenticator(self.credentials)
-        self.store = Store(config.db_path)
+        self.store = Store(config.db_path, repair=records.repair)
         self.files = FileServer(
             (config.host, config.files_port), config.files_root, self.authenticator, config.max_upload_bytes
         )
@@ -35,11 +35,7 @@ class EmbeddedBackend:
         self._threads: list[threading.Thread] = []
 
     def _context(self, identity: Identity, worker: str | None = None) -> Context:
-        return Context(
-            store=self.store,
-            identity=identity,
-            extras={"authenticator": self.authenticator, "worker": worker},
-        )
+        return Context(State(self.store, identity, worker), identity, self.authenticator)
 
     @property
     def clearml_conf(self) -> Path:
@@ -62,14 +58,8 @@ class EmbeddedBackend:
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._write_state()
+        process.write_state(self.config, self.api_url, self.files_url)
         return self
-
-    def _write_state(self) -> None:
-        state = {"pid": os.getpid(), "api_url": self.api_url, "files_url": self.files_url}
-        temp = self.config.state_path.with_suffix(".tmp")
-        temp.write_text(json.dumps(state))
-        os.replace(temp, self.config.state_path)
 
     def stop(self) -> None:
         for server in (self.api, self.files):
@@ -78,10 +68,7 @@ class EmbeddedBackend:
         for thread in self._threads:
             thread.join(timeout=5)
         self.store.close()
-        if self.config.state_path.exists():
-            state = json.loads(self.config.state_path.read_text() or "{}")
-            if state.get("pid") == os.getpid():
-                self.config.state_path.unlink(missing_ok=True)
+        process.clear_state(self.config)
 
     def __enter__(self) -> EmbeddedBackend:
         return self.start()

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 Document = dict[str, Any]
+log = logging.getLogger("clearml_local.storage")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS settings (
 class Store:
     """Thread-safe document and event store backed by one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, repair: Callable[[str, Document], Document] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
@@ -55,9 +57,9 @@ class Store:
         # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash could lose the last commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._repair = repair
         self._cache: dict[str, dict[str, Document]] = {}
-        for collection, doc_id, body in self._db.execute("SELECT collection, id, body FROM documents"):
-            self._cache.setdefault(collection, {})[doc_id] = json.loads(body)
+        self._load_all()
         self._in_transaction = False
 
     def close(self) -> None:
@@ -84,10 +86,23 @@ class Store:
             finally:
                 self._in_transaction = False
 
-    def _reload(self) -> None:
+    def _load_all(self) -> None:
+        """Fill the cache from the database; a record that cannot be read is left out, not fatal."""
         self._cache = {}
         for collection, doc_id, body in self._db.execute("SELECT collection, id, body FROM documents"):
-            self._cache.setdefault(collection, {})[doc_id] = json.loads(body)
+            try:
+                doc = json.loads(body)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                if self._repair is not None:
+                    doc = self._repair(collection, doc)
+            except (ValueError, RecursionError) as exc:
+                log.warning("skipping unreadable %s record %s: %s", collection, doc_id, str(exc)[:100])
+                continue
+            self._cache.setdefault(collection, {})[doc_id] = doc
+
+    def _reload(self) -> None:
+        self._load_all()
 
     # --- documents ----------------------------------------------------------------------------------
 

@@ -240,12 +240,14 @@ class BackendHarness:
             )
 
 
-def wait_for(condition: Callable[[], bool], what: str, deadline_s: float, interval_s: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline_s``."""
+def wait_for(
+    condition: Callable[[], bool], what: str | Callable[[], str], deadline_s: float, interval_s: float = 0.05
+) -> None:
+    """Poll ``condition`` until it holds; after ``deadline_s`` fail naming ``what`` (or what it returns)."""
     deadline = time.monotonic() + deadline_s
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(interval_s)  # polling interval, bounded by the deadline
 
 
@@ -261,3 +263,50 @@ def terminate_group(process: subprocess.Popen, timeout: float = 15.0) -> None:
         process.wait(timeout=timeout)
     except ProcessLookupError:
         pass
+
+
+# --- clearml-agent ------------------------------------------------------------------------------------
+
+AGENT_ENV = {
+    "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL": "1",
+    "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL": sys.executable,
+}
+# Agents on this machine run tasks that carry their whole script (there may be no git remote to clone).
+STANDALONE_CODE = {"ASTEROID_STEP_CODE": "standalone"}
+
+
+def start_agent(
+    backend: BackendHarness, queue: str, log: Path, extra_env: dict[str, str] | None = None
+) -> Any:
+    """A clearml-agent daemon serving ``queue`` with this Python environment; stop it with terminate_group."""
+    argv = [
+        sys.executable,
+        "-m",
+        "clearml_agent",
+        "daemon",
+        "--queue",
+        queue,
+        "--foreground",
+        "--create-queue",
+    ]
+    process = backend.spawn(argv, log, extra_env={**AGENT_ENV, **(extra_env or {})})
+    try:
+        wait_until_serving(backend, queue, process, log)
+    except BaseException:
+        terminate_group(process)
+        raise
+    return process
+
+
+def wait_until_serving(
+    backend: BackendHarness, queue: str, process: Any, log: Path, deadline_s: float = 120
+) -> None:
+    """Until a registered worker listens on ``queue`` (the agent creates the queue at start-up)."""
+
+    def serving() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the agent exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        workers = backend.call("workers.get_all")["workers"]
+        return any(q["name"] == queue for worker in workers for q in worker.get("queues", []))
+
+    wait_for(serving, f"an agent serving queue {queue!r}", deadline_s, interval_s=0.2)

@@ -3,62 +3,15 @@ backend's queue and runs it to completion on this machine."""
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.backend.backend_harness import BackendHarness, Mark, terminate_group
+from tests.backend.backend_harness import BackendHarness, Mark, start_agent, terminate_group, wait_for
 
 FLOWS = Path(__file__).parent / "flows"
-AGENT_ENV = {
-    "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL": "1",
-    "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL": sys.executable,
-}
-# Agents on this machine run tasks that carry their whole script (there may be no git remote to clone).
-STANDALONE_CODE = {"ASTEROID_STEP_CODE": "standalone"}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def start_agent(
-    backend: BackendHarness, queue: str, log: Path, extra_env: dict[str, str] | None = None
-) -> Any:
-    """A clearml-agent daemon serving ``queue`` with this Python environment; stop it with terminate_group."""
-    argv = [
-        sys.executable,
-        "-m",
-        "clearml_agent",
-        "daemon",
-        "--queue",
-        queue,
-        "--foreground",
-        "--create-queue",
-    ]
-    process = backend.spawn(argv, log, extra_env={**AGENT_ENV, **(extra_env or {})})
-    try:
-        wait_until_serving(backend, queue, process, log)
-    except BaseException:
-        terminate_group(process)
-        raise
-    return process
-
-
-def wait_until_serving(
-    backend: BackendHarness, queue: str, process: Any, log: Path, deadline_s: float = 120
-) -> None:
-    """Until a registered worker listens on ``queue`` (the agent creates the queue at start-up)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the agent exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        workers = backend.call("workers.get_all")["workers"]
-        if any(q["name"] == queue for worker in workers for q in worker.get("queues", [])):
-            return
-        time.sleep(0.2)  # polling interval, bounded by the deadline above
-    raise AssertionError(f"no agent serves queue {queue!r} after {deadline_s}s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture
@@ -72,16 +25,19 @@ def agent(backend: BackendHarness, tmp_path: Path) -> Iterator[tuple[str, Path]]
 
 
 def wait_for_status(backend: BackendHarness, task_id: str, log: Path, deadline_s: float = 240) -> str:
-    deadline = time.monotonic() + deadline_s
-    status = ""
-    while time.monotonic() < deadline:
-        status = backend.call("tasks.get_by_id", {"task": task_id})["task"]["status"]
-        if status in ("completed", "failed", "stopped"):
-            return status
-        time.sleep(0.5)  # polling interval, bounded by the deadline above
-    raise AssertionError(
-        f"task {task_id} still {status!r} after {deadline_s}s; agent log:\n{log.read_text()[-4000:]}"
+    """The final status of a task an agent runs; fails with the agent's log after ``deadline_s``."""
+    final = ("completed", "failed", "stopped")
+
+    def status() -> str:
+        return str(backend.call("tasks.get_by_id", {"task": task_id})["task"]["status"])
+
+    wait_for(
+        lambda: status() in final,
+        lambda: f"task {task_id} to finish; agent log:\n{log.read_text()[-4000:]}",
+        deadline_s,
+        0.5,
     )
+    return status()
 
 
 def test_agent_pulls_and_completes_an_enqueued_task(

@@ -234,18 +234,97 @@ def test_aborted_upload_leaves_no_partial_file(backend: BackendHarness) -> None:
         f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {declared}\r\n\r\n"
     ).encode()
     address = urlsplit(backend.files_url)
+    staging = backend.backend.files.staging
     with socket.create_connection((address.hostname, address.port), timeout=30) as client:
         client.sendall(request + head + os.urandom(3 * 1024 * 1024))
-        # the server is streaming the part into a temporary file beside the target
-        wait_for(
-            lambda: target.parent.is_dir() and any(target.parent.glob(".upload-*")),
-            "the upload to start",
-            POLL_DEADLINE_S,
-        )
-    wait_for(
-        lambda: not any(target.parent.glob(".upload-*")),
-        "the partial upload to be discarded",
-        POLL_DEADLINE_S,
-    )
+        # the server is streaming the part into a staging file outside the served tree
+        wait_for(lambda: any(staging.iterdir()), "the upload to start", POLL_DEADLINE_S)
+        assert not target.exists()
+    wait_for(lambda: not any(staging.iterdir()), "the partial upload to be discarded", POLL_DEADLINE_S)
     assert not target.exists()
-    assert list(target.parent.iterdir()) == []
+    assert not target.parent.exists()
+
+
+# --- incomplete bodies, conflicts, names, leftovers ---------------------------------------------------------
+
+
+def multipart(
+    name: str, content: bytes, boundary: str = "b0undary", closed: bool = True
+) -> tuple[bytes, str]:
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="f.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content
+    if closed:
+        body += f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_multipart(backend: BackendHarness, body: bytes, content_type: str) -> requests.Response:
+    headers = {**auth(backend), "Content-Type": content_type}
+    return requests.post(backend.files_url + "/", data=body, headers=headers, timeout=30)
+
+
+def assert_no_server_path(backend: BackendHarness, reply: requests.Response) -> None:
+    assert str(backend.root) not in reply.text
+    assert "Traceback" not in reply.text
+
+
+def test_upload_without_its_closing_boundary_is_not_stored(backend: BackendHarness) -> None:
+    body, content_type = multipart("truncated/object.bin", b"x" * 5000, closed=False)
+    reply = post_multipart(backend, body, content_type)
+    assert reply.status_code == 400
+    assert "closing boundary" in reply.json()["meta"]["result_msg"]
+    assert not (backend.files_root / "truncated").exists()
+    assert (
+        requests.get(
+            object_url(backend, "truncated/object.bin"), headers=auth(backend), timeout=30
+        ).status_code
+        == 404
+    )
+    complete, content_type = multipart("truncated/object.bin", b"x" * 5000)
+    assert post_multipart(backend, complete, content_type).status_code == 200
+
+
+def test_upload_under_a_file_is_409_without_server_paths(backend: BackendHarness) -> None:
+    assert upload(backend, "conflict/file.txt", b"a file").status_code == 200
+    reply = upload(backend, "conflict/file.txt/child.txt", b"under a file")
+    assert reply.status_code == 409
+    assert "conflict/file.txt" in reply.json()["meta"]["result_msg"]
+    assert_no_server_path(backend, reply)
+    onto_folder = upload(backend, "conflict", b"onto a folder")
+    assert onto_folder.status_code == 409
+    assert (backend.files_root / "conflict" / "file.txt").read_bytes() == b"a file"
+
+
+@pytest.mark.parametrize(
+    "name", ["n" * 300 + ".bin", "/".join(["deep"] * 300) + "/x.bin"], ids=["long-name", "long-path"]
+)
+def test_over_long_names_are_400(backend: BackendHarness, name: str) -> None:
+    reply = upload(backend, name, b"x")
+    assert reply.status_code == 400
+    assert "too long" in reply.json()["meta"]["result_msg"]
+    assert_no_server_path(backend, reply)
+    got = requests.get(object_url(backend, name), headers=auth(backend), timeout=30)
+    assert got.status_code == 400
+    assert_no_server_path(backend, got)
+
+
+def test_leftovers_of_interrupted_uploads_are_removed_at_start_and_never_served(tmp_path: Path) -> None:
+    first = BackendHarness(tmp_path).start()
+    staging = first.backend.files.staging
+    first.stop()
+    (staging / "upload-crashed").write_bytes(b"half an upload")
+    legacy = first.files_root / "models" / ".upload-abc123"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"half an upload")
+
+    second = BackendHarness(tmp_path).start()
+    try:
+        assert list(staging.iterdir()) == []
+        assert not legacy.exists()
+        reply = requests.get(object_url(second, "models/.upload-abc123"), headers=auth(second), timeout=30)
+        assert reply.status_code in (403, 404)
+        assert b"half an upload" not in reply.content
+    finally:
+        second.stop()

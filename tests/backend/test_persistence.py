@@ -1,12 +1,12 @@
 """Durability and process management: acknowledged writes survive ``kill -9`` of ``python -m clearml_local
-serve``, and the ``start``/``status``/``stop`` subcommands manage a background server through its pid file."""
+serve``, and the ``start``/``status``/``stop`` subcommands manage a background server through its one state
+file (``backend.json``: pid and URLs)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,15 +19,10 @@ import pytest
 import requests
 
 from tests.backend.backend_harness import API_PREFIX, child_environment, wait_for
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def answers(api_url: str) -> bool:
@@ -197,10 +192,17 @@ def run_cli(server: Server, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def background_pid(server: Server) -> int:
+    """The pid recorded in the server's state file (0 when there is none)."""
+    try:
+        return int(json.loads((server.data_dir / "backend.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def kill_background_server(server: Server) -> None:
-    """Clean-up: the server ``start`` launched, if it is still running (found by its pid file)."""
-    pid_file = server.data_dir / "backend.pid"
-    pid = int(pid_file.read_text()) if pid_file.exists() else 0
+    """Clean-up: the server ``start`` launched, if it is still running (found by its state file)."""
+    pid = background_pid(server)
     if pid and pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
 
@@ -209,9 +211,10 @@ def test_start_status_stop_manage_a_background_server(server: Server) -> None:
     try:
         started = run_cli(server, "start")
         assert started.returncode == 0, started.stdout + started.stderr
-        pid = int((server.data_dir / "backend.pid").read_text())
+        pid = background_pid(server)
         assert f"started (pid {pid})" in started.stdout
         assert json.loads((server.data_dir / "backend.json").read_text())["api_url"] == server.api_url
+        assert not (server.data_dir / "backend.pid").exists()  # one state file, not two
         assert answers(server.api_url)
 
         status = run_cli(server, "status")
@@ -223,7 +226,7 @@ def test_start_status_stop_manage_a_background_server(server: Server) -> None:
         assert (stopped.returncode, f"stopped (pid {pid})" in stopped.stdout) == (0, True)
         wait_for(lambda: not pid_alive(pid), f"server process {pid} to exit", DEADLINE_S)
         assert not answers(server.api_url)
-        assert not (server.data_dir / "backend.pid").exists()
+        assert not (server.data_dir / "backend.json").exists()
         after = run_cli(server, "status")
         assert (after.returncode, after.stdout.strip()) == (1, "not running")
     finally:

@@ -243,7 +243,7 @@ def test_name_type_parent_and_project_filters(
     in_project = {"project": [tagged["project"]]}
     assert set(task_ids(backend, {**in_project, "name": "^tagged-a"})) == {tagged["ab"], tagged["a"]}
     assert set(task_ids(backend, {**in_project, "type": ["testing"]})) == {tagged["b"], tagged["child"]}
-    assert task_ids(backend, {"parent": [tagged["ab"]]}) == [tagged["child"]]
+    assert task_ids(backend, {"parent": tagged["ab"]}) == [tagged["child"]]
     assert len(task_ids(backend, in_project)) == 5
     assert task_ids(backend, {"project": [new_project(backend)]}) == []
     assert_valid_replies(backend, mark)

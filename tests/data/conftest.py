@@ -6,13 +6,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 START_TIMEOUT_S = 60
 _SERVER_SETTINGS = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=20"
@@ -40,12 +41,6 @@ def _unprivileged_user() -> str | None:
         except KeyError:
             continue
     pytest.skip("running as root and neither a 'postgres' nor a 'nobody' account exists for PostgreSQL")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Cluster:
@@ -76,7 +71,7 @@ class _Cluster:
     def start(self) -> None:
         # A port taken between probing and binding makes the start fail: try a few.
         for _ in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 {_SERVER_SETTINGS}"
             # -w makes pg_ctl poll until the server accepts connections (or -t seconds pass).
             timeout = ["-t", str(START_TIMEOUT_S)]

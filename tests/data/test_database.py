@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -223,14 +222,13 @@ def test_real_table_loads_without_rejections(
     pd.testing.assert_frame_equal(back, _expected(nasa_frame))
 
 
-def test_sqlite_load_is_fast(tmp_path: Path) -> None:
+def test_sqlite_loads_five_thousand_rows_in_one_call(tmp_path: Path) -> None:
+    """A table of NASA's size and then some; how fast it loads is measured in benchmarks/, not here."""
     path = sample_data.write_sample_csv(tmp_path / "five_k.csv", n_rows=5000, seed=5)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    database.load_csv(sample_data.write_sample_csv(tmp_path / "warm.csv", 10, 5), url)  # imports, dialect
-    started = time.perf_counter()
     report = database.load_csv(path, url)
-    assert report.rows_loaded == 5000
-    assert time.perf_counter() - started < 1.5
+    assert (report.rows_loaded, report.rows_rejected) == (5000, 0)
+    assert len(database.query_observations(url, "2100-01-01")) == 5000
 
 
 def test_resolve_explicit_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

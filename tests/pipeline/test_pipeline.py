@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 import global_config
-from tests.backend.backend_harness import BackendHarness, terminate_group
-from tests.backend.test_agent import STANDALONE_CODE, start_agent
+from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 
 ROOT = global_config.ROOT
 FLOWS = Path(__file__).parent / "flows"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import global_config
+from tests.net import free_port
 
 ROOT = global_config.ROOT
 
@@ -23,12 +24,6 @@ def taken_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         yield int(listener.getsockname()[1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -20,15 +20,10 @@ from serving_local.config import StackConfig
 from serving_local.processes import pid_alive, port_is_free
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
+from tests.net import free_port
 
 FLOWS = Path(__file__).parent / "flows"
 PACKAGE = global_config.ROOT / "serving_local"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def port_arguments(port: int, metrics_port: int, broker_port: int) -> list[str]:

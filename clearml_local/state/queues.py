@@ -1,0 +1,152 @@
+"""Queues: named FIFO lists of task ids that agents pull from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clearml_local.errors import BadRequest, InvalidQueueId, NameTaken, NotEmpty
+from clearml_local.state.base import Collection, new_id, now_iso
+from clearml_local.state.tasks import QUEUED
+from clearml_local.storage import Document
+
+DEFAULT_QUEUE = "default"
+NAME_TAKEN_SUBCODE = 702
+NOT_EMPTY_SUBCODE = 703
+
+
+class QueueBackend(Collection):
+    collection = "queues"
+    missing = InvalidQueueId
+
+    def _new(
+        self, name: str, tags: list[str] | None = None, system_tags: list[str] | None = None
+    ) -> Document:
+        stamp = now_iso()
+        doc = {
+            "id": new_id(),
+            "name": name,
+            "display_name": name,
+            "user": self.state.identity.user_id,
+            "company": self.state.identity.company_id,
+            "created": stamp,
+            "last_update": stamp,
+            "tags": tags or [],
+            "system_tags": system_tags or [],
+            "entries": [],
+            "metadata": {},
+        }
+        self.store.put(self.collection, doc)
+        return doc
+
+    def find(self, name: str) -> Document | None:
+        return next((q for q in self.all() if q["name"] == name), None)
+
+    def create(self, name: str, tags: list[str] | None, system_tags: list[str] | None) -> str:
+        with self.store.transaction():
+            if self.find(name):
+                raise NameTaken("Queue", name, NAME_TAKEN_SUBCODE)
+            return str(self._new(name, tags, system_tags)["id"])
+
+    def resolve(self, queue_id: str | None, queue_name: str | None) -> Document:
+        """A queue by id, or by name (created on first use, like the real server's enqueue by name)."""
+        if queue_id:
+            return self.view(queue_id, "queue")
+        if queue_name:
+            return self.find(queue_name) or self._new(queue_name)
+        return self.default()
+
+    def default(self) -> Document:
+        with self.store.transaction():
+            for queue in self.all():
+                if DEFAULT_QUEUE in (queue.get("system_tags") or []):
+                    return queue
+            return self.find(DEFAULT_QUEUE) or self._new(DEFAULT_QUEUE, system_tags=[DEFAULT_QUEUE])
+
+    def update(self, queue_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        def apply(queue: Document) -> dict[str, Any]:
+            changed = {k: fields[k] for k in ("name", "tags", "system_tags", "display_name") if k in fields}
+            queue.update(changed)
+            return changed
+
+        return self.change(queue_id, apply, "queue")
+
+    def delete(self, queue_id: str, force: bool) -> None:
+        with self.store.transaction():
+            queue = self.view(queue_id, "queue")
+            if queue["entries"] and not force:
+                raise NotEmpty(f"Queue {queue['name']!r} is not empty: use force=true", NOT_EMPTY_SUBCODE)
+            self.store.delete(self.collection, queue_id)
+
+    def push(self, queue_id: str, task_id: str) -> None:
+        def apply(queue: Document) -> dict[str, Any]:
+            queue["entries"] = [e for e in queue["entries"] if e["task"] != task_id]
+            queue["entries"].append({"task": task_id, "added": now_iso()})
+            return {"entries": queue["entries"]}
+
+        self.change(queue_id, apply, "queue")
+
+    def remove(self, queue_id: str, task_id: str) -> int:
+        """Take a task out of a queue (a queue that no longer exists holds nothing); how many entries."""
+        queue = self.store.peek(self.collection, queue_id)
+        if queue is None or all(e["task"] != task_id for e in queue["entries"]):
+            return 0
+        removed = 0
+
+        def apply(doc: Document) -> dict[str, Any]:
+            nonlocal removed
+            kept = [e for e in doc["entries"] if e["task"] != task_id]
+            removed = len(doc["entries"]) - len(kept)
+            doc["entries"] = kept
+            return {"entries": kept}
+
+        self.change(queue_id, apply)
+        return removed
+
+    def next_task(self, queue_id: str) -> tuple[Document, Document] | None:
+        """Pop the first entry whose task is still queued, atomically: two agents never get the same task.
+        (entry, task), or None when the queue holds no queued task."""
+        with self.store.transaction():
+            queue = self.load(queue_id, "queue")
+            found = None
+            while queue["entries"] and found is None:
+                entry = queue["entries"].pop(0)
+                task = self.store.peek("tasks", entry["task"])
+                if task is not None and task.get("status") == QUEUED:
+                    found = (entry, task)
+            self.save(queue)
+        return found
+
+    def move_entry(self, queue_id: str, task_id: str, position: str, count: int) -> int:
+        """Move a task's entry to the front/back or ``count`` places forward/backward; its new index."""
+        new_index = 0
+
+        def apply(queue: Document) -> dict[str, Any]:
+            nonlocal new_index
+            index = next((i for i, e in enumerate(queue["entries"]) if e["task"] == task_id), None)
+            if index is None:
+                raise BadRequest(f"Task {task_id} is not in queue {queue['name']!r}")
+            entry = queue["entries"].pop(index)
+            targets = {
+                "front": 0,
+                "back": len(queue["entries"]),
+                "forward": max(0, index - count),
+                "backward": min(len(queue["entries"]), index + count),
+            }
+            new_index = targets[position]
+            queue["entries"].insert(new_index, entry)
+            return {"entries": queue["entries"]}
+
+        self.change(queue_id, apply, "queue")
+        return new_index
+
+    def set_metadata(self, queue_id: str, items: list[dict[str, Any]], replace: bool) -> None:
+        def apply(queue: Document) -> dict[str, Any]:
+            if replace:
+                queue["metadata"] = {}
+            for item in items:
+                if not item.get("key"):
+                    raise BadRequest("Validation error: every metadata item needs a 'key'")
+                queue["metadata"][item["key"]] = item
+            return {"metadata": queue["metadata"]}
+
+        self.change(queue_id, apply, "queue")

@@ -1,0 +1,533 @@
+"""Tasks: documents, their life cycle (one transition table), hyperparameters, configuration, artifacts and
+model references. Cascades to queues, models and events go through those collections."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from clearml_local.errors import BadRequest, InvalidTaskId, InvalidTaskStatus
+from clearml_local.state.base import Collection, new_id, now_iso
+from clearml_local.storage import Document
+
+CREATED, QUEUED, IN_PROGRESS = "created", "queued", "in_progress"
+STOPPED, FAILED, COMPLETED, PUBLISHED, CLOSED = "stopped", "failed", "completed", "published", "closed"
+ALL_STATUSES = frozenset({CREATED, QUEUED, IN_PROGRESS, STOPPED, FAILED, COMPLETED, PUBLISHED, CLOSED})
+
+
+@dataclass(frozen=True)
+class Transition:
+    target: str
+    allowed_from: frozenset[str]
+    # the task timestamp the transition sets to now, if any
+    stamp: str | None = None
+
+
+# The task state machine: which status each action leads to and from which statuses it may start without
+# force. Finishing actions are open to every unpublished status: clients report completed/failed/stopped
+# after whatever the task went through (the pipeline marks a completed step failed, agents stop queued ones).
+_UNPUBLISHED = ALL_STATUSES - {PUBLISHED}
+TRANSITIONS: dict[str, Transition] = {
+    "started": Transition(IN_PROGRESS, frozenset({CREATED, QUEUED, IN_PROGRESS, STOPPED, FAILED}), "started"),
+    "completed": Transition(COMPLETED, _UNPUBLISHED, "completed"),
+    "failed": Transition(FAILED, _UNPUBLISHED, "completed"),
+    "stopped": Transition(STOPPED, _UNPUBLISHED, "completed"),
+    "closed": Transition(CLOSED, _UNPUBLISHED, "completed"),
+    "publish": Transition(PUBLISHED, frozenset({COMPLETED, STOPPED, PUBLISHED}), "published"),
+    "reset": Transition(CREATED, _UNPUBLISHED),
+    "enqueue": Transition(QUEUED, frozenset({CREATED, STOPPED, FAILED, QUEUED})),
+    "dequeue": Transition(CREATED, frozenset({QUEUED})),
+}
+EDITABLE_STATUSES = frozenset({CREATED, IN_PROGRESS})
+FINISHED = frozenset({COMPLETED, FAILED, STOPPED})
+
+TASK_TYPES = (
+    "training",
+    "testing",
+    "inference",
+    "data_processing",
+    "application",
+    "monitor",
+    "controller",
+    "optimizer",
+    "service",
+    "qc",
+    "custom",
+)
+EDITABLE_FIELDS = (
+    "name",
+    "tags",
+    "system_tags",
+    "type",
+    "comment",
+    "parent",
+    "project",
+    "execution",
+    "hyperparams",
+    "configuration",
+    "script",
+    "models",
+    "container",
+    "runtime",
+    "output",
+)
+# Sections every task has, so that SDK code reading e.g. task.data.execution.artifacts never meets None.
+EMPTY_SCRIPT = {
+    "binary": "python",
+    "repository": "",
+    "tag": "",
+    "branch": "",
+    "version_num": "",
+    "entry_point": "",
+    "working_dir": "",
+    "requirements": {},
+    "diff": "",
+}
+EMPTY_EXECUTION = {"parameters": {}, "model_desc": {}, "model_labels": {}, "framework": None, "artifacts": []}
+
+
+class TaskBackend(Collection):
+    collection = "tasks"
+    missing = InvalidTaskId
+
+    # --- create, edit ---------------------------------------------------------------------------------
+
+    def new_document(self, fields: dict[str, Any]) -> Document:
+        """A complete task document from create-request fields (checked, not stored)."""
+        stamp = now_iso()
+        identity = self.state.identity
+        return {
+            "id": new_id(),
+            "name": fields["name"],
+            "user": identity.user_id,
+            "company": identity.company_id,
+            "type": fields.get("type") or "training",
+            "status": CREATED,
+            "comment": fields.get("comment") or "",
+            "created": stamp,
+            "started": None,
+            "completed": None,
+            "active_duration": None,
+            "parent": fields.get("parent"),
+            "project": self.state.projects.check_id(fields.get("project")),
+            "output": {"destination": fields.get("output_dest"), **(fields.get("output") or {})},
+            "execution": {**EMPTY_EXECUTION, **(fields.get("execution") or {})},
+            "container": fields.get("container") or {},
+            "models": {"input": [], "output": [], **(fields.get("models") or {})},
+            "script": {**EMPTY_SCRIPT, **(fields.get("script") or {})},
+            "tags": fields.get("tags") or [],
+            "system_tags": fields.get("system_tags") or [],
+            "status_changed": stamp,
+            "status_message": "",
+            "status_reason": "",
+            "published": None,
+            "last_worker": None,
+            "last_update": stamp,
+            "last_change": stamp,
+            "last_changed_by": identity.user_id,
+            "last_iteration": 0,
+            "last_metrics": {},
+            "hyperparams": fields.get("hyperparams") or {},
+            "configuration": fields.get("configuration") or {},
+            "runtime": fields.get("runtime") or {},
+        }
+
+    def create(self, fields: dict[str, Any]) -> str:
+        with self.store.transaction():
+            task = self.new_document(fields)
+            self.store.put(self.collection, task)
+        return str(task["id"])
+
+    def edit(self, task_id: str, fields: dict[str, Any], force: bool) -> dict[str, Any]:
+        """Replace whole fields (``tasks.edit`` semantics); only created or running tasks without force."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            self._require(task, EDITABLE_STATUSES, "edit", force)
+            changed = {k: fields[k] for k in EDITABLE_FIELDS if k in fields}
+            if "project" in changed:
+                changed["project"] = self.state.projects.check_id(changed["project"])
+            if "output_dest" in fields:
+                task.setdefault("output", {})["destination"] = fields["output_dest"]
+            if "execution" in changed:
+                changed["execution"] = {
+                    "artifacts": task["execution"].get("artifacts", []),
+                    **changed["execution"],
+                }
+            if "script" in changed:
+                changed["script"] = {**EMPTY_SCRIPT, **changed["script"]}
+            if "models" in changed:
+                changed["models"] = {"input": [], "output": [], **changed["models"]}
+            task.update(changed)
+            return changed
+
+        return self.change(task_id, apply)
+
+    def update(self, task_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``tasks.update``: name, tags, comment and project, in any status."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            changed = {k: fields[k] for k in ("name", "tags", "system_tags", "comment") if k in fields}
+            if "project" in fields:
+                changed["project"] = self.state.projects.check_id(fields["project"])
+            if "output__error" in fields:
+                task.setdefault("output", {})["error"] = fields["output__error"]
+            task.update(changed)
+            return changed
+
+        return self.change(task_id, apply)
+
+    def set_requirements(self, task_id: str, requirements: dict[str, Any]) -> dict[str, Any]:
+        def apply(task: Document) -> dict[str, Any]:
+            task["script"]["requirements"] = requirements
+            return {"script.requirements": requirements}
+
+        return self.change(task_id, apply)
+
+    def move(self, task_ids: list[str], project_id: str | None) -> str | None:
+        project_id = self.state.projects.check_id(project_id)
+        with self.store.transaction():
+            for task_id in task_ids:
+                self.change(task_id, lambda task: task.update(project=project_id) or {"project": project_id})
+        return project_id
+
+    # --- life cycle ---------------------------------------------------------------------------------------
+
+    def _require(self, task: Document, allowed: frozenset[str], action: str, force: bool) -> None:
+        if task["status"] not in allowed and not force:
+            raise InvalidTaskStatus(task["id"], task["status"], action)
+
+    def _move_to(self, task: Document, action: str, reason: str = "", message: str = "") -> dict[str, Any]:
+        """Apply one transition of the table to a loaded task (the caller checked it is allowed)."""
+        transition = TRANSITIONS[action]
+        stamp = now_iso()
+        fields: dict[str, Any] = {
+            "status": transition.target,
+            "status_changed": stamp,
+            "status_reason": reason,
+            "status_message": message,
+        }
+        if transition.stamp:
+            fields[transition.stamp] = stamp
+        if transition.target in FINISHED and task.get("started"):
+            fields["active_duration"] = _seconds_since(task["started"])
+        task.update(fields)
+        return fields
+
+    def transition(
+        self, task_id: str, action: str, force: bool = False, reason: str = "", message: str = ""
+    ) -> dict[str, Any]:
+        """started/completed/failed/stopped/closed: the table decides; leaving a queue is a cascade."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            self._require(task, TRANSITIONS[action].allowed_from, action, force)
+            self._leave_queue(task)
+            fields = self._move_to(task, action, reason, message)
+            if action == "started":
+                task["last_worker"] = self.state.worker or task.get("last_worker")
+                fields["last_worker"] = task["last_worker"]
+            return fields
+
+        return self.change(task_id, apply)
+
+    def stop(self, task_id: str, force: bool, reason: str = "") -> dict[str, Any]:
+        """A running task is asked to stop (the SDK in it sees the message and aborts); others stop now."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            self._leave_queue(task)
+            if task["status"] == IN_PROGRESS and not force:
+                fields = {"status_message": "stopping", "status_reason": reason or "stopped"}
+                task.update(fields)
+                return fields
+            return self._move_to(task, "stopped", reason)
+
+        return self.change(task_id, apply)
+
+    def publish(
+        self, task_id: str, force: bool = False, reason: str = "", message: str = ""
+    ) -> dict[str, Any]:
+        """The one task publish: the task becomes published and its output models ready."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            self._require(task, TRANSITIONS["publish"].allowed_from, "publish", force)
+            for ref in task["models"].get("output", []):
+                self.state.models.mark_ready(ref.get("model"))
+            return self._move_to(task, "publish", reason, message)
+
+        return self.change(task_id, apply)
+
+    def reset(self, task_id: str, force: bool, reason: str = "") -> dict[str, Any]:
+        """Back to created: out of its queue, without outputs, metrics or events."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            self._require(task, TRANSITIONS["reset"].allowed_from, "reset", force)
+            self._leave_queue(task, forget=True)
+            task["execution"]["artifacts"] = [
+                a for a in task["execution"].get("artifacts", []) if a.get("mode") == "input"
+            ]
+            task["models"]["output"] = []
+            task["output"] = {"destination": (task.get("output") or {}).get("destination")}
+            task["last_metrics"] = {}
+            task["last_iteration"] = 0
+            self.state.events.delete_for_task(task["id"])
+            fields = self._move_to(task, "reset", reason)
+            task.update(started=None, completed=None, published=None)
+            return fields
+
+        return self.change(task_id, apply)
+
+    def enqueue(
+        self, task_id: str, queue_id: str | None, queue_name: str | None, force: bool
+    ) -> dict[str, Any]:
+        with self.store.transaction():
+            queue = self.state.queues.resolve(queue_id, queue_name)
+
+            def apply(task: Document) -> dict[str, Any]:
+                self._require(task, TRANSITIONS["enqueue"].allowed_from, "enqueue", force)
+                self._leave_queue(task)
+                self.state.queues.push(queue["id"], task["id"])
+                task["execution"]["queue"] = queue["id"]
+                return {**self._move_to(task, "enqueue"), "execution.queue": queue["id"]}
+
+            return self.change(task_id, apply)
+
+    def dequeue(self, task_id: str, force: bool) -> dict[str, Any]:
+        def apply(task: Document) -> dict[str, Any]:
+            self._require(task, TRANSITIONS["dequeue"].allowed_from, "dequeue", force)
+            self._leave_queue(task, forget=True)
+            return self._move_to(task, "dequeue")
+
+        return self.change(task_id, apply)
+
+    def _leave_queue(self, task: Document, forget: bool = False) -> None:
+        """Take the task out of its queue's entries; ``execution.queue`` keeps naming the queue it ran
+        from unless ``forget`` (dequeue, reset)."""
+        queue_id = (task.get("execution") or {}).get("queue")
+        if queue_id:
+            self.state.queues.remove(queue_id, task["id"])
+        if forget:
+            task["execution"]["queue"] = None
+
+    # --- clone, delete -------------------------------------------------------------------------------
+
+    def clone(self, source_id: str, options: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
+        """A new created task from ``source_id`` with the ``new_task_*`` overrides; (id, new project)."""
+        with self.store.transaction():
+            source = self.load(source_id)
+            project, new_project = source.get("project"), None
+            if options.get("new_project_name"):
+                project = self.state.projects.ensure(options["new_project_name"])
+                new_project = {"id": project, "name": options["new_project_name"]}
+            elif options.get("new_task_project"):
+                project = options["new_task_project"]
+            execution = copy.deepcopy(source.get("execution") or {})
+            execution["queue"] = None
+            execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
+            execution.update(options.get("execution_overrides") or {})
+            models = {"input": copy.deepcopy(source["models"].get("input", [])), "output": []}
+            if options.get("new_task_input_models") is not None:
+                models["input"] = options["new_task_input_models"]
+            fields = {
+                "name": options.get("new_task_name") or source["name"],
+                "type": source["type"],
+                "comment": options.get("new_task_comment", source.get("comment")),
+                "tags": options.get("new_task_tags", source.get("tags")),
+                "system_tags": options.get("new_task_system_tags", source.get("system_tags")),
+                "parent": options.get("new_task_parent", source.get("parent")),
+                "project": project,
+                "execution": execution,
+                "models": models,
+                "script": source.get("script"),
+                "container": options.get("new_task_container", source.get("container")),
+                "hyperparams": options.get("new_task_hyperparams", source.get("hyperparams")),
+                "configuration": options.get("new_task_configuration", source.get("configuration")),
+                "runtime": source.get("runtime") or {},
+                "output": {"destination": (source.get("output") or {}).get("destination")},
+            }
+            task = self.new_document(fields)
+            self.store.put(self.collection, task)
+        return str(task["id"]), new_project
+
+    def delete(self, task_id: str, force: bool) -> dict[str, Any]:
+        """Delete a task; its queue entry and events go, its models and children stay without it."""
+        with self.store.transaction():
+            task = self.load(task_id)
+            self._require(task, ALL_STATUSES - {IN_PROGRESS}, "delete", force)
+            self._leave_queue(task)
+            self.store.delete(self.collection, task["id"])
+            deleted_events = self.state.events.delete_for_task(task["id"])
+            updated_models = self.state.models.detach_task(task["id"])
+            children = [t for t in self.all() if t.get("parent") == task["id"]]
+            for child in children:
+                self.store.put(self.collection, {**child, "parent": None})
+        return {
+            "deleted": 1,
+            "updated_children": len(children),
+            "updated_models": updated_models,
+            "events": {"deleted": deleted_events},
+            "urls": {},
+        }
+
+    # --- hyperparameters and configuration ----------------------------------------------------------------
+
+    def edit_hyper_params(self, task_id: str, items: list[dict[str, Any]], replace: str) -> None:
+        def apply(task: Document) -> dict[str, Any]:
+            params = task.setdefault("hyperparams", {})
+            if replace == "all":
+                params.clear()
+            if replace == "section":
+                for section in {item.get("section") for item in items}:
+                    params.pop(section, None)
+            for item in items:
+                if not item.get("section"):
+                    raise BadRequest("Validation error: every hyperparam needs a 'section'")
+                section = params.setdefault(item["section"], {})
+                if item.get("name") is None:
+                    continue
+                entry = {
+                    "section": item["section"],
+                    "name": item["name"],
+                    "value": item.get("value") or "",
+                    "type": item.get("type"),
+                    "description": item.get("description"),
+                }
+                section[item["name"]] = {k: v for k, v in entry.items() if v is not None}
+            return {"hyperparams": params}
+
+        self.change(task_id, apply)
+
+    def delete_hyper_params(self, task_id: str, items: list[dict[str, Any]]) -> int:
+        deleted = 0
+
+        def apply(task: Document) -> dict[str, Any]:
+            nonlocal deleted
+            params = task.setdefault("hyperparams", {})
+            for item in items:
+                section, name = item.get("section"), item.get("name")
+                if section in params and name is None:
+                    deleted += len(params.pop(section))
+                elif section in params and name in params[section]:
+                    del params[section][name]
+                    deleted += 1
+            return {"hyperparams": params}
+
+        self.change(task_id, apply)
+        return deleted
+
+    def hyper_params(self, task_id: str) -> list[dict[str, Any]]:
+        sections = self.view(task_id, "tasks").get("hyperparams") or {}
+        return [dict(param) for section in sections.values() for param in section.values()]
+
+    def edit_configuration(self, task_id: str, items: list[dict[str, Any]], replace: bool) -> None:
+        def apply(task: Document) -> dict[str, Any]:
+            config = task.setdefault("configuration", {})
+            if replace:
+                config.clear()
+            for item in items:
+                if not item.get("name"):
+                    raise BadRequest("Validation error: every configuration item needs a 'name'")
+                config[item["name"]] = {
+                    k: item[k] for k in ("name", "value", "type", "description") if item.get(k) is not None
+                }
+            return {"configuration": config}
+
+        self.change(task_id, apply)
+
+    def delete_configuration(self, task_id: str, names: list[str]) -> int:
+        deleted = 0
+
+        def apply(task: Document) -> dict[str, Any]:
+            nonlocal deleted
+            config = task.setdefault("configuration", {})
+            for name in names:
+                deleted += config.pop(name, None) is not None
+            return {"configuration": config}
+
+        self.change(task_id, apply)
+        return deleted
+
+    def configuration(self, task_id: str) -> dict[str, Any]:
+        return dict(self.view(task_id, "tasks").get("configuration") or {})
+
+    # --- artifacts and model references ---------------------------------------------------------------------
+
+    def add_or_update_artifacts(self, task_id: str, items: list[dict[str, Any]]) -> int:
+        def apply(task: Document) -> dict[str, Any]:
+            current = task["execution"].setdefault("artifacts", [])
+            for item in items:
+                artifact = {**item, "mode": item.get("mode") or "output"}
+                key = (artifact["key"], artifact["mode"])
+                current[:] = [a for a in current if (a.get("key"), a.get("mode")) != key]
+                current.append(artifact)
+            return {"execution.artifacts": current}
+
+        self.change(task_id, apply)
+        return len(items)
+
+    def delete_artifacts(self, task_id: str, items: list[dict[str, Any]]) -> int:
+        keys = {(item.get("key"), item.get("mode") or "output") for item in items}
+        deleted = 0
+
+        def apply(task: Document) -> dict[str, Any]:
+            nonlocal deleted
+            current = task["execution"].setdefault("artifacts", [])
+            kept = [a for a in current if (a.get("key"), a.get("mode") or "output") not in keys]
+            deleted = len(current) - len(kept)
+            task["execution"]["artifacts"] = kept
+            return {"execution.artifacts": kept}
+
+        self.change(task_id, apply)
+        return deleted
+
+    def set_model(
+        self, task_id: str, kind: str, name: str, model_id: str, iteration: int | None = None
+    ) -> None:
+        """Point the task's input or output model ``name`` at ``model_id`` (replacing one of that name)."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            refs = task["models"].setdefault(kind, [])
+            refs[:] = [r for r in refs if r.get("name") != name]
+            refs.append({"name": name, "model": model_id, "updated": now_iso()})
+            if iteration is not None:
+                task["last_iteration"] = max(task.get("last_iteration") or 0, iteration)
+            return {f"models.{kind}": refs}
+
+        self.change(task_id, apply)
+
+    def delete_models(self, task_id: str, items: list[dict[str, Any]]) -> int:
+        deleted = 0
+
+        def apply(task: Document) -> dict[str, Any]:
+            nonlocal deleted
+            for item in items:
+                refs = task["models"].setdefault(item.get("type") or "output", [])
+                kept = [r for r in refs if r.get("name") != item.get("name")]
+                deleted += len(refs) - len(kept)
+                refs[:] = kept
+            return {"models": task["models"]}
+
+        self.change(task_id, apply)
+        return deleted
+
+    def forget_model(self, model_id: str) -> None:
+        """Cascade of a model's deletion: no task refers to it any more."""
+        for task in self.all():
+            refs = task.get("models") or {}
+            if any(r.get("model") == model_id for kind in ("input", "output") for r in refs.get(kind, [])):
+                kept = {
+                    kind: [r for r in refs.get(kind, []) if r.get("model") != model_id]
+                    for kind in ("input", "output")
+                }
+                self.store.put(self.collection, {**task, "models": kept})
+
+    def in_projects(self, project_ids: set[str]) -> list[Document]:
+        return [t for t in self.all() if t.get("project") in project_ids]
+
+
+def _seconds_since(iso: str) -> int:
+    try:
+        begin = dt.datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return 0
+    return max(0, int((dt.datetime.now(dt.UTC) - begin).total_seconds()))
