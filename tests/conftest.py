@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -37,3 +39,12 @@ def sample_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def sample_csv(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
     return sample_data.to_nasa_csv(sample_frame, tmp_path_factory.mktemp("sample") / "sample.csv")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port something else is listening on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield int(listener.getsockname()[1])

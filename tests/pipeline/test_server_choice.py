@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 import global_config
 from tests.net import free_port
 
 ROOT = global_config.ROOT
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port something else is listening on."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield int(listener.getsockname()[1])
 
 
 def run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import re
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +36,6 @@ def run_stack(env: dict[str, str], *args: str, timeout: float = 300) -> subproce
     return subprocess.run(
         stack_command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield int(listener.getsockname()[1])
 
 
 def test_serving_local_imports_nothing_of_the_application() -> None:
