@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+import preprocess_serving
 from asteroid import features, schema, train
 from asteroid.serving.hook_package import HOOK_FILES
 from tests.serving.conftest import serve
@@ -51,8 +52,18 @@ def test_a_batch_answers_in_request_order(
     np.testing.assert_array_equal(got, expected)
     assert [p["hazardous"] for p in reply["predictions"]] == (expected >= schema.HAZARD_THRESHOLD).tolist()
     assert reply["model"]["endpoint"] == "asteroid/1"
-    # one observation per row for every histogram
-    assert all(len(statistics[name]) == 300 for name in (*schema.FEATURES, "probability"))
+    # a sample of the rows is reported, each with its own features and probability
+    sample = preprocess_serving.MAX_STATISTICS_ROWS
+    assert all(len(statistics[name]) == sample for name in (*schema.FEATURES, "probability"))
+    batch_features = features.build_features(sample_frame.head(300))[0].to_numpy().tolist()
+    served = {(*row, probability) for row, probability in zip(batch_features, got, strict=True)}
+    reported = zip(*(statistics[name] for name in (*schema.FEATURES, "probability")), strict=True)
+    assert all(tuple(values) in served for values in reported)
+
+
+def test_small_batches_report_every_row(engine: Any, sample_records: list[dict]) -> None:
+    _, statistics = serve(engine, {"rows": sample_records[:7]})
+    assert all(len(statistics[name]) == 7 for name in (*schema.FEATURES, "probability"))
 
 
 def test_snake_case_feature_names_and_raw_json_bodies(
