@@ -67,6 +67,10 @@ SERVING_PROJECT = os.environ.get("ASTEROID_SERVING_PROJECT", "DevOps")  # clearm
 SERVING_ENDPOINT = os.environ.get("ASTEROID_SERVING_ENDPOINT", "asteroid")
 # Model versions kept on the service; older ones are removed when a new winner is rolled out.
 SERVING_MAX_VERSIONS = _env_int("ASTEROID_SERVING_MAX_VERSIONS", 2)
+# Fraction of requests whose statistics are collected (clearml-serving's `metrics add --log-freq`). 1.0 suits
+# drift watching at modest traffic; above a few hundred requests/s per worker lower it: the stock sender
+# serializes everything queued in the last 10 s in one go, stalling its worker (benchmarks/serving_bench.py).
+SERVING_METRIC_LOG_FREQ = float(os.environ.get("ASTEROID_SERVING_METRIC_LOG_FREQ") or 1.0)
 # Whether the pipeline's selection step rolls its winner out to the service (when the service exists).
 SERVING_AUTO_ROLLOUT = os.environ.get("ASTEROID_SERVING_ROLLOUT", "1") not in ("0", "false", "no")
 SERVING_DATA_DIR = _env_path("SERVING_LOCAL_DATA_DIR", ROOT / ".serving_local")

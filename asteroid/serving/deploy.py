@@ -131,12 +131,20 @@ def bucket_edges(model: Any) -> dict[str, list[float]]:
     return {name: [float(edge) for edge in edges[name]] for name in schema.FEATURES}
 
 
-def metric_logging(endpoint_url: str, edges: dict[str, list[float]]) -> Any:
+def metric_logging(
+    endpoint_url: str,
+    edges: dict[str, list[float]],
+    log_frequency: float = global_config.SERVING_METRIC_LOG_FREQ,
+) -> Any:
+    """Histograms of every feature (buckets: the training data's edges) and of the probability, for the given
+    fraction of requests."""
     from clearml_serving.serving.endpoints import EndpointMetricLogging
 
+    if not 0 < log_frequency <= 1:
+        raise DeployError(f"metric log frequency must be in (0, 1], got {log_frequency}")
     metrics = {name: {"type": "scalar", "buckets": _usable_buckets(edges[name])} for name in schema.FEATURES}
     metrics[PROBABILITY_STAT] = {"type": "scalar", "buckets": PROBABILITY_BUCKETS}
-    return EndpointMetricLogging(endpoint=endpoint_url, metrics=metrics)
+    return EndpointMetricLogging(endpoint=endpoint_url, log_frequency=log_frequency, metrics=metrics)
 
 
 def _usable_buckets(edges: list[float]) -> list[float]:
@@ -212,8 +220,8 @@ def _add_version(processor: Any, result: Rollout, model: Any) -> None:
     logging_config = metric_logging(result.url, bucket_edges(model))
     processor.add_metric_logging(logging_config)
     result.commands.append(
-        cli(result.service_id, "metrics", "add", "--endpoint", result.url, "--variable-scalar",
-            *_scalar_arguments(logging_config.metrics))
+        cli(result.service_id, "metrics", "add", "--endpoint", result.url, "--log-freq",
+            logging_config.log_frequency, "--variable-scalar", *_scalar_arguments(logging_config.metrics))
     )  # fmt: skip
 
 

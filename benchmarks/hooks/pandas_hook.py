@@ -13,6 +13,8 @@ import xgboost as xgb
 from asteroid import schema
 
 RENAME = {column.name: column.snake for column in schema.COLUMNS}
+# As the project's hook: statistics for at most this many rows of a batch (here simply the first ones).
+STATISTICS_ROWS = 50
 
 
 class Preprocess:
@@ -23,7 +25,9 @@ class Preprocess:
         features = frame[list(schema.FEATURES)].astype(float)
         if collect_custom_statistics_fn:
             collect_custom_statistics_fn(
-                features.to_dict(orient="list") if state["batch"] else features.iloc[0].to_dict()
+                features.head(STATISTICS_ROWS).to_dict(orient="list")
+                if state["batch"]
+                else features.iloc[0].to_dict()
             )
         return xgb.DMatrix(features)
 
