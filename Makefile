@@ -25,6 +25,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/backend_bench.py
 	$(PY) benchmarks/pipeline_bench.py
+	$(PY) benchmarks/model_bench.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -42,6 +42,17 @@ def evaluate_split(
     return out
 
 
+def rule_comparison(result: train.TrainResult, split: features.Split, threshold: float) -> pd.DataFrame:
+    """Per split part (val, test): the rows only the model or only the rule gets right, and who wins."""
+    rows = {}
+    for name in ("val", "test"):
+        part = getattr(split, name)
+        predicted = train.predict(result.booster, part.features, threshold)
+        counts = evaluate.rule_disagreements(part.labels, predicted, evaluate.cneos_baseline(part.features))
+        rows[name] = {"rows": len(part), **counts, "model vs rule": evaluate.outcome(counts)}
+    return pd.DataFrame(rows).T
+
+
 def register_model(
     task: Any, result: train.TrainResult, metrics: dict[str, Any], spec: dict[str, Any]
 ) -> str:
@@ -69,7 +80,13 @@ def register_model(
     return str(model.id)
 
 
-def report(task: Any, result: train.TrainResult, metrics: dict[str, Any], split: features.Split) -> None:
+def report(
+    task: Any,
+    result: train.TrainResult,
+    metrics: dict[str, Any],
+    comparison: pd.DataFrame,
+    split: features.Split,
+) -> None:
     logger = task.get_logger()
     for dataset_name, history in result.evals_result.items():
         for metric_name, values in history.items():
@@ -82,10 +99,31 @@ def report(task: Any, result: train.TrainResult, metrics: dict[str, Any], split:
     logger.report_table(
         "metrics", "model vs CNEOS rule", iteration=0, table_plot=table.reset_index(names="metric")
     )
+    report_rule_comparison(logger, comparison)
     test = split.test
     report_plots(
         logger, result, metrics["test"], test.labels, train.predict_proba(result.booster, test.features)
     )
+
+
+def report_rule_comparison(logger: Any, comparison: pd.DataFrame) -> None:
+    """The model against the rule per split part: a table, and the rows each one alone gets right as bars."""
+    logger.report_table(
+        "model vs CNEOS rule",
+        "rows only one of them gets right",
+        iteration=0,
+        table_plot=comparison.reset_index(names="split"),
+    )
+    for series in (evaluate.MODEL_ONLY_RIGHT, evaluate.RULE_ONLY_RIGHT):
+        logger.report_histogram(
+            "model vs CNEOS rule per split",
+            series,
+            values=[int(value) for value in comparison[series]],
+            iteration=0,
+            xlabels=list(comparison.index),
+            xaxis="split",
+            yaxis="rows",
+        )
 
 
 def report_plots(
@@ -139,7 +177,8 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
         spec = features.load_feature_spec(split_dir)
         result = train.train_classifier(split, hyperparams, seed=params["seed"])
         metrics = evaluate_split(result, split, params["threshold"])
-    report(task, result, metrics, split)
+        comparison = rule_comparison(result, split, params["threshold"])
+    report(task, result, metrics, comparison, split)
     clock.report(task)
     model_id = register_model(task, result, metrics, spec)
     set_output(task, "model_id", model_id)

@@ -66,6 +66,7 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     # the winner's training task carries its plots, beside the metrics table
     plots = backend.call("events.get_task_plots", {"task": summary["winner"]["task_id"], "iters": 1})["plots"]
     expected = {"feature importance", "confusion matrix", "ROC curve", "precision-recall curve", "metrics"}
+    expected |= {"model vs CNEOS rule", "model vs CNEOS rule per split"}
     assert expected <= {plot["metric"] for plot in plots}
 
     # dataset lineage: the preprocessed version is a child of the raw one
