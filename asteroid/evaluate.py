@@ -98,12 +98,11 @@ RULE_ONLY_RIGHT = "rule right, model wrong"
 def rule_disagreements(y_true: Any, model_predicted: Any, rule_predicted: Any) -> dict[str, int]:
     """Rows where exactly one of model and rule is right, counted by which one (0/1 predictions)."""
     truth = np.asarray(y_true, dtype=int).ravel()
-    model_right = np.asarray(model_predicted, dtype=int).ravel() == truth
-    rule_right = np.asarray(rule_predicted, dtype=int).ravel() == truth
-    if not truth.size == model_right.size == rule_right.size:
-        raise ValueError(
-            f"lengths differ: {truth.size} labels, {model_right.size} and {rule_right.size} predictions"
-        )
+    model = np.asarray(model_predicted, dtype=int).ravel()
+    rule = np.asarray(rule_predicted, dtype=int).ravel()
+    if not truth.size == model.size == rule.size:
+        raise ValueError(f"lengths differ: {truth.size} labels, {model.size} and {rule.size} predictions")
+    model_right, rule_right = model == truth, rule == truth
     return {
         MODEL_ONLY_RIGHT: int((model_right & ~rule_right).sum()),
         RULE_ONLY_RIGHT: int((rule_right & ~model_right).sum()),
