@@ -66,24 +66,12 @@ def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, dict[str, Any]
 
 
 def breakdown(wall: float, summary: dict[str, Any]) -> dict[str, float]:
-    """Critical-path compute versus everything else."""
+    """Critical-path compute versus everything else, from the steps' timeline."""
     timeline = summary["timeline"]
-    training = [t for name, t in timeline.items() if name.startswith("train_seed_")]
-    compute = (
-        (timeline["get_data"]["compute_seconds"] or 0)
-        + (timeline["preprocessing"]["compute_seconds"] or 0)
-        + max(t["compute_seconds"] or 0 for t in training)
-    )
-    launch = sum(
-        (timeline[name]["started"] or 0) - (timeline[name]["created"] or 0)
-        for name in ("get_data", "preprocessing")
-    )
-    launch += max((t["started"] or 0) - (t["created"] or 0) for t in training)
-    launch += (timeline["select_best"]["started"] or 0) - (timeline["select_best"]["created"] or 0)
-    in_steps = sum(
-        timeline[name]["run_seconds"] or 0 for name in ("get_data", "preprocessing", "select_best")
-    )
-    in_steps += max(t["run_seconds"] or 0 for t in training)
+    steps = ("get_data", "preprocessing", "training", "select_best")
+    compute = sum(timeline[name]["compute_seconds"] or 0 for name in steps)
+    launch = sum((timeline[name]["started"] or 0) - (timeline[name]["created"] or 0) for name in steps)
+    in_steps = sum(timeline[name]["run_seconds"] or 0 for name in steps)
     return {
         "wall": wall,
         "compute (critical path)": compute,

@@ -2,11 +2,11 @@
 copies the module-level imports of a function step's module into the script it generates."""
 
 
-def select_best(training_steps: str) -> dict:
-    """Choose the best training run on validation, publish and tag its model (runs as a ClearML task)."""
+def select_best(training_step: str) -> dict:
+    """Choose the training step's best model on validation, publish and tag it (runs as a ClearML task)."""
     from clearml import Task
 
-    from asteroid.steps.selection import select_and_publish, step_task_ids
+    from asteroid.steps.selection import select_and_publish, step_task_id
 
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
-    return select_and_publish(step_task_ids(pipeline_id, training_steps.split(",")))
+    return select_and_publish(step_task_id(pipeline_id, training_step))
