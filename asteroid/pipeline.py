@@ -15,6 +15,7 @@ from typing import Any
 import global_config
 from asteroid.steps.interface import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
+from asteroid.tracking import skip_request_schema_checks
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -29,8 +30,9 @@ STEP_SCRIPTS = {
 TEMPLATE_TAG = "step-template"
 # One training task trains every seed (one model each): cheaper than a process per seed on two cores.
 TRAINING_STEP = "training"
-# How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step).
-POLL_MINUTES = 0.01
+# How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step; 0.01
+# still added ~0.5 s per step).
+POLL_MINUTES = 0.002
 
 
 class PipelineFailed(RuntimeError):
@@ -173,6 +175,7 @@ def build(options: PipelineOptions) -> Any:
 def run(options: PipelineOptions) -> dict[str, Any]:
     """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary."""
     options.validate()
+    skip_request_schema_checks()
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     pipe = build(options)

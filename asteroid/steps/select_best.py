@@ -7,6 +7,8 @@ def select_best(training_step: str) -> dict:
     from clearml import Task
 
     from asteroid.steps.selection import select_and_publish, step_task_id
+    from asteroid.tracking import skip_request_schema_checks
 
+    skip_request_schema_checks()
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
     return select_and_publish(step_task_id(pipeline_id, training_step))
