@@ -6,6 +6,7 @@ import fcntl
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +108,16 @@ def dataset_local_copy(dataset_id: str) -> Path:
 
     with machine_lock(f"dataset-{dataset_id}"):
         return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+
+
+def upload_and_finalize(dataset: Any) -> None:
+    """Upload a dataset version's files stored, not deflated, and close the version.
+
+    Measured on NASA's table: deflating the raw CSV and the split costs ~0.3 s of the pipeline's critical path
+    for files of 2.4 and 1.2 MB (1.0 and 0.5 MB deflated).
+    """
+    dataset.upload(show_progress=False, compression=zipfile.ZIP_STORED)
+    dataset.finalize()
 
 
 def latest_dataset_id(dataset_name: str) -> str:
