@@ -26,6 +26,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/backend_bench.py
 	$(PY) benchmarks/pipeline_bench.py
+	$(PY) benchmarks/model_bench.py
 	$(PY) benchmarks/serving_bench.py
 
 lint: setup

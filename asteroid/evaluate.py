@@ -91,6 +91,30 @@ def baseline_metrics(data: pd.DataFrame, y_true: Any) -> dict[str, Any]:
     return classification_metrics(y_true, cneos_baseline(data).astype(float), threshold=0.5)
 
 
+MODEL_ONLY_RIGHT = "model right, rule wrong"
+RULE_ONLY_RIGHT = "rule right, model wrong"
+
+
+def rule_disagreements(y_true: Any, model_predicted: Any, rule_predicted: Any) -> dict[str, int]:
+    """Rows where exactly one of model and rule is right, counted by which one (0/1 predictions)."""
+    truth = np.asarray(y_true, dtype=int).ravel()
+    model = np.asarray(model_predicted, dtype=int).ravel()
+    rule = np.asarray(rule_predicted, dtype=int).ravel()
+    if not truth.size == model.size == rule.size:
+        raise ValueError(f"lengths differ: {truth.size} labels, {model.size} and {rule.size} predictions")
+    model_right, rule_right = model == truth, rule == truth
+    return {
+        MODEL_ONLY_RIGHT: int((model_right & ~rule_right).sum()),
+        RULE_ONLY_RIGHT: int((rule_right & ~model_right).sum()),
+    }
+
+
+def outcome(disagreements: dict[str, int]) -> str:
+    """win / tie / loss of the model against the rule: whose accuracy is higher on the same rows."""
+    margin = disagreements[MODEL_ONLY_RIGHT] - disagreements[RULE_ONLY_RIGHT]
+    return "win" if margin > 0 else "loss" if margin < 0 else "tie"
+
+
 def feature_importance(booster: Any, importance_type: str = "total_gain") -> dict[str, float]:
     """Importance per feature, largest first; features the trees never split on get 0."""
     scores = booster.get_score(importance_type=importance_type)

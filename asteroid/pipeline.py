@@ -1,4 +1,4 @@
-"""The ClearML pipeline: get data → preprocessing → training × N seeds (parallel) → select and publish."""
+"""The ClearML pipeline: get data → preprocessing → training (one model per seed) → select and publish."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import global_config
 from asteroid.steps.interface import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
+from asteroid.tracking import skip_request_schema_checks
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -27,8 +28,11 @@ STEP_SCRIPTS = {
     "model_training": ("model_training.py", global_config.TRAINING_TASK, "training", TRAINING_DEFAULTS),
 }
 TEMPLATE_TAG = "step-template"
-# How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step).
-POLL_MINUTES = 0.01
+# One training task trains every seed (one model each): cheaper than a process per seed on two cores.
+TRAINING_STEP = "training"
+# How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step; 0.01
+# still added ~0.5 s per step).
+POLL_MINUTES = 0.002
 
 
 class PipelineFailed(RuntimeError):
@@ -132,7 +136,7 @@ def build(options: PipelineOptions) -> Any:
     # Pipeline parameters: visible on the pipeline task, and editable when it is cloned and re-run.
     pipe.add_parameter("query_date", options.query_date, "last close-approach date of the ingested rows")
     pipe.add_parameter("split_seed", options.split_seed, "seed of the group-aware train/val/test split")
-    pipe.add_parameter("seeds", options.seeds, "number of training runs (one step per seed)")
+    pipe.add_parameter("seeds", options.seeds, "number of training seeds (one model each)")
     pipe.add_step(
         name="get_data",
         base_task_id=templates["get_data"],
@@ -147,26 +151,22 @@ def build(options: PipelineOptions) -> Any:
             "General/split_seed": "${pipeline.split_seed}",
         },
     )
-    training_steps = [f"train_seed_{seed}" for seed in range(options.seeds)]
-    for seed, step in enumerate(training_steps):
-        overrides = {
+    pipe.add_step(
+        name=TRAINING_STEP,
+        parents=["preprocessing"],
+        base_task_id=templates["model_training"],
+        parameter_override={
             "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
-            "General/seed": seed,
+            "General/seeds": "${pipeline.seeds}",
             **{f"xgboost/{key}": value for key, value in options.hyperparams.items()},
-        }
-        pipe.add_step(
-            name=step,
-            parents=["preprocessing"],
-            base_task_id=templates["model_training"],
-            parameter_override=overrides,
-        )
+        },
+    )
     pipe.add_function_step(
         name="select_best",
         function=select_best,
-        # A parameter holds one ${step.id} reference at most, so the step finds its siblings by name.
-        function_kwargs={"training_steps": ",".join(training_steps)},
+        function_kwargs={"training_step": TRAINING_STEP},
         function_return=["summary"],
-        parents=training_steps,
+        parents=[TRAINING_STEP],
         cache_executed_step=False,
     )
     return pipe
@@ -175,6 +175,7 @@ def build(options: PipelineOptions) -> Any:
 def run(options: PipelineOptions) -> dict[str, Any]:
     """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary."""
     options.validate()
+    skip_request_schema_checks()
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     pipe = build(options)

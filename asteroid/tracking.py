@@ -6,6 +6,7 @@ import fcntl
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,11 +16,41 @@ import global_config
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def skip_request_schema_checks() -> None:
+    """Make the SDK validate each API request against its schema without first re-validating the schema.
+
+    The clearml SDK validates every request with ``jsonschema.validate``, which checks the (fixed, shipped)
+    schema against the JSON-Schema meta-schema each time before checking the request: ~9 ms of CPU per
+    request, seconds per pipeline step on this 2-core machine. This keeps the request validation — same
+    validator class, same errors — and builds each schema's validator once. Idempotent.
+    """
+    from clearml.backend_api.session import datamodel
+
+    validator_class = getattr(datamodel, "_CustomValidator", None)
+    if validator_class is None or getattr(datamodel.DataModel.validate, "schema_checks_skipped", False):
+        return
+    from jsonschema.exceptions import best_match
+
+    def validate(self: Any, schema: dict[str, Any] | None = None) -> None:
+        schema = schema or self._schema
+        cached = _VALIDATORS.get(id(schema))
+        if cached is None or cached[0] is not schema:
+            cached = _VALIDATORS[id(schema)] = (schema, validator_class(schema))
+        error = best_match(cached[1].iter_errors(self.to_dict()))
+        if error is not None:
+            raise error
+
+    validate.schema_checks_skipped = True  # type: ignore[attr-defined]
+    datamodel.DataModel.validate = validate
 
 
 def start_task(task_name: str, task_type: str) -> Any:
     """Connect to the ClearML server (embedded default when none is configured) and init the step's task."""
     ensure_server(verbose=False)
+    skip_request_schema_checks()
     from clearml import Task
 
     return Task.init(
@@ -77,6 +108,16 @@ def dataset_local_copy(dataset_id: str) -> Path:
 
     with machine_lock(f"dataset-{dataset_id}"):
         return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+
+
+def upload_and_finalize(dataset: Any) -> None:
+    """Upload a dataset version's files stored, not deflated, and close the version.
+
+    Measured on NASA's table: deflating the raw CSV and the split costs ~0.3 s of the pipeline's critical path
+    for files of 2.4 and 1.2 MB (1.0 and 0.5 MB deflated).
+    """
+    dataset.upload(show_progress=False, compression=zipfile.ZIP_STORED)
+    dataset.finalize()
 
 
 def latest_dataset_id(dataset_name: str) -> str:

@@ -11,12 +11,26 @@ import pandas as pd
 import xgboost as xgb
 
 import global_config
-from asteroid.features import Split
+from asteroid.features import Split, SplitPart
 
 DEFAULT_THRESHOLD = global_config.HAZARD_THRESHOLD
 
-# Training-loop settings in the params dict; everything else goes to xgboost as a booster parameter.
-_LOOP_KEYS = ("num_boost_round", "early_stopping_rounds")
+# Training-loop and data settings in the params dict; everything else goes to xgboost as a booster
+# parameter.
+_LOOP_KEYS = (
+    "num_boost_round",
+    "early_stopping_rounds",
+    "split_features",
+    "monotone_decreasing",
+    "sample_weighting",
+)
+SAMPLE_WEIGHTINGS = ("per_asteroid", "per_row")
+MOID = "minimum_orbit_intersection"
+MAGNITUDE = "absolute_magnitude"
+# The defaults were chosen on validation over 20 group-split seeds of NASA's table (benchmarks/model_bench.py,
+# README "Model quality"). NASA's label is the CNEOS definition (MOID <= 0.05 au and H <= 22.0) with noise at
+# H 21.9-22.6 that no column resolves: trees free to split on the other 15 orbital columns, or weighting the
+# rows of often-observed asteroids up, only learn that noise and lose to the rule on half of the splits.
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
     "eval_metric": ["aucpr", "logloss"],  # early stopping watches the last one: logloss
@@ -25,14 +39,25 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "eta": 0.1,
     "subsample": 0.9,
     "colsample_bytree": 1.0,
-    "min_child_weight": 1.0,
+    # Leaves need weight behind them and splits need gain: a handful of noisy rows near H = 22 cannot carve
+    # out a leaf of their own.
+    "min_child_weight": 5.0,
+    "gamma": 1.0,
     "lambda": 1.0,
-    # Labels near H = 22 are a coin flip (NASA's H was rounded/updated); weighting positives up trades a
-    # few false alarms for recall there. Early stopping on aucpr instead of logloss stops far too early.
-    "scale_pos_weight": 2.0,
-    "nthread": 1,  # measured: 5x faster than 2 threads on 3k rows, and seeds train in parallel
+    # Positives weighted up called H = 22.1 hazardous (43 % of its rows are) and lost to the rule.
+    "scale_pos_weight": 1.0,
+    "nthread": 1,  # measured: 5x faster than 2 threads on 3k rows
     "num_boost_round": 400,
     "early_stopping_rounds": 40,
+    # Comma-separated features the trees may split on ("" = all). The model still takes every feature in
+    # `feature_names` order as input; the others are hidden from the trees (missing) during training.
+    "split_features": f"{MOID},{MAGNITUDE}",
+    # Comma-separated features in which the predicted risk never increases (MOID and H: closer and larger
+    # is never safer).
+    "monotone_decreasing": f"{MOID},{MAGNITUDE}",
+    # per_asteroid: every asteroid weighs 1 in total, however many close approaches it has in the table
+    # (one asteroid with three rows otherwise decides a whole H value); per_row: every row weighs 1.
+    "sample_weighting": "per_asteroid",
 }
 
 
@@ -48,11 +73,14 @@ class TrainResult:
     feature_names: list[str]
 
 
-def make_dmatrix(features: pd.DataFrame, labels: pd.Series | None = None) -> xgb.DMatrix:
+def make_dmatrix(
+    features: pd.DataFrame, labels: pd.Series | None = None, weights: np.ndarray | None = None
+) -> xgb.DMatrix:
     """A DMatrix that keeps the feature names (they travel into the saved model)."""
     return xgb.DMatrix(
         features.to_numpy(dtype=np.float32),
         label=None if labels is None else labels.to_numpy(dtype=np.float32),
+        weight=weights,
         feature_names=[str(name) for name in features.columns],
     )
 
@@ -62,13 +90,56 @@ def merge_params(params: dict[str, Any] | None) -> dict[str, Any]:
     return {**DEFAULT_PARAMS, **(params or {})}
 
 
+def _feature_list(value: str, feature_names: list[str], key: str) -> list[str]:
+    """Parse a comma-separated list of feature names, each of which must be a model feature."""
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    unknown = [name for name in names if name not in feature_names]
+    if unknown:
+        raise ValueError(f"{key}: not model features: {', '.join(unknown)}")
+    return names
+
+
+def monotone_constraints(decreasing: str, feature_names: list[str]) -> str:
+    """XGBoost's constraint vector, e.g. ``(0,-1,0)``: -1 for the named features, 0 for the rest."""
+    named = set(_feature_list(decreasing, feature_names, "monotone_decreasing"))
+    return "(" + ",".join("-1" if name in named else "0" for name in feature_names) + ")"
+
+
+def hidden_from_trees(features: pd.DataFrame, split_features: str) -> pd.DataFrame:
+    """The features with every column outside ``split_features`` set to missing, so no tree splits on it."""
+    allowed = _feature_list(split_features, list(features.columns), "split_features")
+    if not allowed:
+        return features
+    return features.assign(**{name: np.nan for name in features.columns if name not in allowed})
+
+
+def sample_weights(groups: pd.Series, weighting: str) -> np.ndarray | None:
+    """Row weights: per_asteroid gives each row 1 / (rows of its asteroid); per_row gives none (all 1)."""
+    if weighting not in SAMPLE_WEIGHTINGS:
+        raise ValueError(f"sample_weighting must be one of {SAMPLE_WEIGHTINGS}, got {weighting!r}")
+    if weighting == "per_row":
+        return None
+    return (1.0 / groups.map(groups.value_counts())).to_numpy(dtype=np.float32)
+
+
+def training_matrix(part: SplitPart, merged: dict[str, Any]) -> xgb.DMatrix:
+    """The DMatrix one split part trains or early-stops on, as the params ask (hidden features, weights)."""
+    return make_dmatrix(
+        hidden_from_trees(part.features, merged["split_features"]),
+        part.labels,
+        sample_weights(part.groups, merged["sample_weighting"]),
+    )
+
+
 def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: int = 0) -> TrainResult:
     """Train on split.train with early stopping on split.val."""
     merged = merge_params(params)
     booster_params = {key: value for key, value in merged.items() if key not in _LOOP_KEYS}
     booster_params["seed"] = seed
-    dtrain = make_dmatrix(split.train.features, split.train.labels)
-    dval = make_dmatrix(split.val.features, split.val.labels)
+    names = list(split.train.features.columns)
+    booster_params["monotone_constraints"] = monotone_constraints(merged["monotone_decreasing"], names)
+    dtrain = training_matrix(split.train, merged)
+    dval = training_matrix(split.val, merged)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         booster_params,

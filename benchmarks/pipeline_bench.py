@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,15 @@ def child_env(backend: EmbeddedBackend, work: Path, csv: str) -> dict[str, str]:
     return env
 
 
-def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, dict[str, Any]]:
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, float, dict[str, Any]]:
+    """(wall seconds, CPU seconds of pipeline.py and its step processes, summary) of one run."""
+    cpu_before = children_cpu_seconds()
     began = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, str(global_config.ROOT / "pipeline.py"), "--seeds", str(seeds)],
@@ -59,38 +68,40 @@ def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, dict[str, Any]
         check=False,
     )
     wall = time.perf_counter() - began
+    cpu = children_cpu_seconds() - cpu_before
     if completed.returncode != 0:
         raise SystemExit(f"pipeline failed:\n{completed.stderr[-3000:]}")
     summary = json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").read_text())
-    return wall, summary
+    return wall, cpu, summary
 
 
-def breakdown(wall: float, summary: dict[str, Any]) -> dict[str, float]:
-    """Critical-path compute versus everything else."""
+def breakdown(wall: float, cpu: float, summary: dict[str, Any]) -> dict[str, float]:
+    """Critical-path compute versus everything else, from the steps' timeline."""
     timeline = summary["timeline"]
-    training = [t for name, t in timeline.items() if name.startswith("train_seed_")]
-    compute = (
-        (timeline["get_data"]["compute_seconds"] or 0)
-        + (timeline["preprocessing"]["compute_seconds"] or 0)
-        + max(t["compute_seconds"] or 0 for t in training)
-    )
-    launch = sum(
-        (timeline[name]["started"] or 0) - (timeline[name]["created"] or 0)
-        for name in ("get_data", "preprocessing")
-    )
-    launch += max((t["started"] or 0) - (t["created"] or 0) for t in training)
-    launch += (timeline["select_best"]["started"] or 0) - (timeline["select_best"]["created"] or 0)
-    in_steps = sum(
-        timeline[name]["run_seconds"] or 0 for name in ("get_data", "preprocessing", "select_best")
-    )
-    in_steps += max(t["run_seconds"] or 0 for t in training)
+    steps = ("get_data", "preprocessing", "training", "select_best")
+    compute = sum(timeline[name]["compute_seconds"] or 0 for name in steps)
+    launch = sum((timeline[name]["started"] or 0) - (timeline[name]["created"] or 0) for name in steps)
+    in_steps = sum(timeline[name]["run_seconds"] or 0 for name in steps)
     return {
         "wall": wall,
+        "CPU of all its processes (2 cores)": cpu,
         "compute (critical path)": compute,
         "step start: process + imports + Task.init": launch,
         "inside steps: ClearML reporting, uploads, close": in_steps - compute,
         "controller: templates, polling, summary, start-up": wall - launch - in_steps,
     }
+
+
+def timeline_lines(summary: dict[str, Any]) -> list[str]:
+    """Per step: seconds after the pipeline task's creation when its task was created, started, completed."""
+    lines = [f"{'step':<14}{'created':>9}{'started':>9}{'completed':>11}{'compute':>9}"]
+    for name, step in summary["timeline"].items():
+        compute = step["compute_seconds"]
+        lines.append(
+            f"{name:<14}{step['created']:>9.1f}{step['started']:>9.1f}{step['completed']:>11.1f}"
+            + (f"{compute:>9.2f}" if compute is not None else f"{'-':>9}")
+        )
+    return lines
 
 
 def without_clearml(csv: str, seeds: int, work: Path) -> float:
@@ -143,8 +154,8 @@ def main() -> None:
         backend = EmbeddedBackend(BackendConfig(work / "backend", api_port=0, files_port=0)).start()
         try:
             for run in range(args.runs):
-                wall, summary = run_pipeline(child_env(backend, work / f"run{run}", csv), args.seeds)
-                rows.append(breakdown(wall, summary))
+                wall, cpu, summary = run_pipeline(child_env(backend, work / f"run{run}", csv), args.seeds)
+                rows.append(breakdown(wall, cpu, summary))
         finally:
             backend.stop()
         plain = without_clearml(csv, args.seeds, work)
@@ -152,6 +163,10 @@ def main() -> None:
     for key in rows[0]:
         print(f"{key:<52}" + "".join(f"{row[key]:>8.1f}" for row in rows))
     print(f"{'same job without ClearML (one process)':<52}{plain:>8.1f}")
+    print(
+        "\ntimeline of the last run (seconds after the pipeline task was created):\n"
+        + "\n".join(timeline_lines(summary))
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pandas as pd
 import global_config
 from asteroid import database, schema
 from asteroid.steps.interface import GET_DATA_DEFAULTS, RAW_FILE
-from asteroid.tracking import ComputeClock, connect_params, set_output, start_task
+from asteroid.tracking import ComputeClock, connect_params, set_output, start_task, upload_and_finalize
 
 DEFAULTS = GET_DATA_DEFAULTS
 
@@ -60,7 +60,7 @@ def register_dataset(frame_path: Path, query_date: str) -> tuple[str, bool]:
         description=f"NEO observations with close approach <= {query_date}",
     )
     dataset.add_files(str(frame_path))
-    dataset.finalize(auto_upload=True)
+    upload_and_finalize(dataset)
     return str(dataset.id), True
 
 

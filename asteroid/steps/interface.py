@@ -24,6 +24,13 @@ PREPROCESSING_DEFAULTS: dict[str, Any] = {
 }
 TRAINING_DEFAULTS: dict[str, Any] = {
     "preprocessed_dataset_id": "",  # empty: the latest preprocessed dataset version
-    "seed": 0,
+    "seeds": 3,  # one model per seed 0..seeds-1, all trained by the one training task
     "threshold": global_config.HAZARD_THRESHOLD,
 }
+# The training task's output parameter listing its models: JSON [{seed, model_id, val_pr_auc, val_logloss}].
+MODELS_OUTPUT = "models"
+
+
+def seed_prefix(seed: int) -> str:
+    """Prefix of one seed's single values on the training task, e.g. ``seed_1/test/accuracy``."""
+    return f"seed_{seed}/"

@@ -1,4 +1,9 @@
-"""Step 3 — train one XGBoost classifier (one seed), evaluate it beside the CNEOS rule, register the model."""
+"""Step 3 — train one XGBoost classifier per seed in one task, evaluate each beside the CNEOS rule, register
+one model per seed.
+
+One process trains every seed: on two cores, three step processes spent most of their time importing
+clearml, pandas and xgboost side by side, while training one seed takes a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pandas as pd
 
 import global_config
 from asteroid import evaluate, features, schema, train
-from asteroid.steps.interface import SPLIT_DIR, TRAINING_DEFAULTS
+from asteroid.steps.interface import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -42,60 +47,116 @@ def evaluate_split(
     return out
 
 
+def rule_comparison(result: train.TrainResult, split: features.Split, threshold: float) -> pd.DataFrame:
+    """Per split part (val, test): the rows only the model or only the rule gets right, and who wins."""
+    rows = {}
+    for name in ("val", "test"):
+        part = getattr(split, name)
+        predicted = train.predict(result.booster, part.features, threshold)
+        counts = evaluate.rule_disagreements(part.labels, predicted, evaluate.cneos_baseline(part.features))
+        rows[name] = {"rows": len(part), **counts, "model vs rule": evaluate.outcome(counts)}
+    return pd.DataFrame(rows).T
+
+
 def register_model(
-    task: Any, result: train.TrainResult, metrics: dict[str, Any], spec: dict[str, Any]
+    task: Any, seed: int, result: train.TrainResult, metrics: dict[str, Any], work_dir: Path
 ) -> str:
+    """Register one seed's model; its file (in work_dir, which must outlive the upload) uploads in the
+    background."""
     from clearml import OutputModel
 
     model = OutputModel(
         task=task,
         name=global_config.MODEL_NAME,
         framework="XGBoost",
-        tags=[f"seed-{task.get_parameter('General/seed')}"],
+        tags=[f"seed-{seed}"],
         comment="XGBoost binary:logistic; input: features in feature_names order; output: P(hazardous)",
     )
     model.set_metadata("feature_names", json.dumps(result.feature_names), "json")
+    model.set_metadata("seed", str(seed), "int")
     model.set_metadata("val_pr_auc", str(metrics["val"]["pr_auc"]), "float")
     model.set_metadata("val_logloss", str(result.best_score), "float")
-    with tempfile.TemporaryDirectory() as work_dir:
-        path = train.save_model(result.booster, Path(work_dir) / "asteroid_xgb.json")
-        (Path(work_dir) / "feature_spec.json").write_text(json.dumps(spec))
-        model.update_weights(
-            weights_filename=str(path), auto_delete_file=False, iteration=result.best_iteration
-        )
-        task.upload_artifact(
-            "feature_spec", artifact_object=str(Path(work_dir) / "feature_spec.json"), wait_on_upload=True
-        )
+    # one file name per seed: the models of one task are uploaded into the same folder
+    path = train.save_model(result.booster, work_dir / f"asteroid_xgb_seed{seed}.json")
+    model.update_weights(weights_filename=str(path), auto_delete_file=False, iteration=result.best_iteration)
     return str(model.id)
 
 
-def report(task: Any, result: train.TrainResult, metrics: dict[str, Any], split: features.Split) -> None:
-    logger = task.get_logger()
+def upload_feature_spec(task: Any, spec: dict[str, Any], work_dir: Path) -> None:
+    path = work_dir / "feature_spec.json"
+    path.write_text(json.dumps(spec))
+    task.upload_artifact("feature_spec", artifact_object=str(path), wait_on_upload=True)
+
+
+def report(
+    logger: Any,
+    seed: int,
+    result: train.TrainResult,
+    metrics: dict[str, Any],
+    comparison: pd.DataFrame,
+    split: features.Split,
+) -> None:
+    """One seed's learning curves, metrics beside the rule's, rule comparison and plots (series: the seed)."""
     for dataset_name, history in result.evals_result.items():
         for metric_name, values in history.items():
             for iteration, value in enumerate(values):
-                logger.report_scalar(metric_name, dataset_name, value=float(value), iteration=iteration)
-    for split_name, values in metrics.items():
+                logger.report_scalar(
+                    metric_name, f"{dataset_name} seed {seed}", value=float(value), iteration=iteration
+                )
+    for split_name in ("val", "test"):
         for metric in METRICS:
-            logger.report_single_value(f"{split_name}/{metric}", float(values[metric]))
+            logger.report_single_value(
+                f"{seed_prefix(seed)}{split_name}/{metric}", float(metrics[split_name][metric])
+            )
     table = pd.DataFrame({name: {m: values[m] for m in METRICS} for name, values in metrics.items()}).round(5)
     logger.report_table(
-        "metrics", "model vs CNEOS rule", iteration=0, table_plot=table.reset_index(names="metric")
+        "metrics",
+        f"seed {seed}: model vs CNEOS rule",
+        iteration=0,
+        table_plot=table.reset_index(names="metric"),
     )
+    report_rule_comparison(logger, seed, comparison)
     test = split.test
     report_plots(
-        logger, result, metrics["test"], test.labels, train.predict_proba(result.booster, test.features)
+        logger, seed, result, metrics["test"], test.labels, train.predict_proba(result.booster, test.features)
     )
+
+
+def report_baseline(logger: Any, metrics: dict[str, Any]) -> None:
+    """The CNEOS rule's metrics: the same rows for every seed, so reported once."""
+    for split_name in ("baseline_val", "baseline_test"):
+        for metric in METRICS:
+            logger.report_single_value(f"{split_name}/{metric}", float(metrics[split_name][metric]))
+
+
+def report_rule_comparison(logger: Any, seed: int, comparison: pd.DataFrame) -> None:
+    """The model against the rule per split part: a table, and the rows each one alone gets right as bars."""
+    logger.report_table(
+        "model vs CNEOS rule",
+        f"seed {seed}: rows only one of them gets right",
+        iteration=0,
+        table_plot=comparison.reset_index(names="split"),
+    )
+    for series in (evaluate.MODEL_ONLY_RIGHT, evaluate.RULE_ONLY_RIGHT):
+        logger.report_histogram(
+            f"model vs CNEOS rule per split, seed {seed}",
+            series,
+            values=[int(value) for value in comparison[series]],
+            iteration=0,
+            xlabels=list(comparison.index),
+            xaxis="split",
+            yaxis="rows",
+        )
 
 
 def report_plots(
-    logger: Any, result: train.TrainResult, test_metrics: dict[str, Any], labels: Any, scores: Any
+    logger: Any, seed: int, result: train.TrainResult, test_metrics: dict[str, Any], labels: Any, scores: Any
 ) -> None:
     """Feature importance, confusion matrix, ROC and PR curves as native (interactive) ClearML plots."""
     importance = evaluate.feature_importance(result.booster)
     logger.report_histogram(
         "feature importance",
-        "total gain",
+        f"total gain, seed {seed}",
         values=list(importance.values()),
         iteration=0,
         xlabels=list(importance),
@@ -105,7 +166,7 @@ def report_plots(
     matrix = [[test_metrics["tn"], test_metrics["fp"]], [test_metrics["fn"], test_metrics["tp"]]]
     logger.report_confusion_matrix(
         "confusion matrix",
-        "test",
+        f"test, seed {seed}",
         matrix=matrix,
         iteration=0,
         xaxis="predicted",
@@ -119,7 +180,7 @@ def report_plots(
     ):
         logger.report_scatter2d(
             title,
-            "test",
+            f"test, seed {seed}",
             scatter=list(zip(x, y, strict=True)),
             iteration=0,
             xaxis=xaxis,
@@ -128,7 +189,39 @@ def report_plots(
         )
 
 
-def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
+def train_seed(
+    task: Any,
+    split: features.Split,
+    seed: int,
+    params: dict[str, Any],
+    hyperparams: dict[str, Any],
+    clock: ComputeClock,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Train, evaluate, report and register one seed's model; returns what selection needs to know of it."""
+    with clock.measure():
+        result = train.train_classifier(split, hyperparams, seed=seed)
+        # the serving hook answers "hazardous" at the threshold the model was evaluated with
+        result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(params["threshold"])})
+        metrics = evaluate_split(result, split, params["threshold"])
+        comparison = rule_comparison(result, split, params["threshold"])
+    logger = task.get_logger()
+    report(logger, seed, result, metrics, comparison, split)
+    if seed == 0:
+        report_baseline(logger, metrics)
+    model_id = register_model(task, seed, result, metrics, work_dir)
+    val, test = metrics["val"], metrics["test"]
+    print(
+        f"seed {seed}: best iteration {result.best_iteration}, "
+        f"val pr_auc {val['pr_auc']:.4f} f1 {val['f1']:.4f}; test accuracy {test['accuracy']:.4f} "
+        f"recall {test['recall']:.4f}; model {model_id}"
+    )
+    return {"seed": seed, "model_id": model_id, "val_pr_auc": val["pr_auc"], "val_logloss": result.best_score}
+
+
+def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[dict[str, Any]]:
+    if params["seeds"] < 1:
+        raise ValueError(f"seeds must be at least 1, got {params['seeds']}")
     dataset_id = params["preprocessed_dataset_id"] or latest_dataset_id(
         global_config.PREPROCESSED_DATASET_NAME
     )
@@ -137,23 +230,16 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> str:
     with clock.measure():
         split = features.load_split(split_dir)
         spec = features.load_feature_spec(split_dir)
-        result = train.train_classifier(split, hyperparams, seed=params["seed"])
-        # the serving hook answers "hazardous" at the threshold the model was evaluated with
-        result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(params["threshold"])})
-        metrics = evaluate_split(result, split, params["threshold"])
-    report(task, result, metrics, split)
+    with tempfile.TemporaryDirectory() as work_dir:
+        models = [
+            train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir))
+            for seed in range(params["seeds"])
+        ]
+        upload_feature_spec(task, spec, Path(work_dir))
+        task.flush(wait_for_uploads=True)  # the model files upload in the background from work_dir
     clock.report(task)
-    model_id = register_model(task, result, metrics, spec)
-    set_output(task, "model_id", model_id)
-    set_output(task, "val_pr_auc", metrics["val"]["pr_auc"])
-    set_output(task, "val_logloss", result.best_score)
-    val, test = metrics["val"], metrics["test"]
-    print(
-        f"seed {params['seed']}: best iteration {result.best_iteration}, "
-        f"val pr_auc {val['pr_auc']:.4f} f1 {val['f1']:.4f}; test accuracy {test['accuracy']:.4f} "
-        f"recall {test['recall']:.4f}; model {model_id}"
-    )
-    return model_id
+    set_output(task, MODELS_OUTPUT, json.dumps(models))
+    return models
 
 
 def main() -> None:

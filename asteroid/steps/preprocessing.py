@@ -18,6 +18,7 @@ from asteroid.tracking import (
     latest_dataset_id,
     set_output,
     start_task,
+    upload_and_finalize,
 )
 
 DEFAULTS = PREPROCESSING_DEFAULTS
@@ -48,7 +49,7 @@ def register_child(split: features.Split, parent_id: str, n_buckets: int) -> tup
             description=f"features, labels and group split (seed {split.seed}) of raw dataset {parent_id}",
         )
         dataset.add_files(str(split_dir), dataset_path=SPLIT_DIR)
-        dataset.finalize(auto_upload=True)
+        upload_and_finalize(dataset)
     return str(dataset.id), spec
 
 

@@ -2,18 +2,19 @@
 copies the module-level imports of a function step's module into the script it generates."""
 
 
-def select_best(training_steps: str) -> dict:
-    """Choose the best training run on validation, publish and tag its model, and roll it out to the
+def select_best(training_step: str) -> dict:
+    """Choose the training step's best model on validation, publish and tag it, and roll it out to the
     clearml-serving service when one is deployed (runs as a ClearML task)."""
     from clearml import Task
 
     from asteroid.serving.deploy import rollout_if_served
-    from asteroid.steps.selection import select_and_publish, step_task_ids
+    from asteroid.steps.selection import select_and_publish, step_task_id
+    from asteroid.tracking import skip_request_schema_checks
 
+    skip_request_schema_checks()
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
-    summary = select_and_publish(step_task_ids(pipeline_id, training_steps.split(",")))
+    summary = select_and_publish(step_task_id(pipeline_id, training_step))
     rollout = rollout_if_served(summary["winner"]["model_id"])
-    summary["serving"] = (
-        None if rollout is None else {"service_id": rollout.service_id, "endpoint": rollout.url}
-    )
+    if rollout is not None:
+        summary["serving"] = {"service_id": rollout.service_id, "endpoint": rollout.url}
     return summary

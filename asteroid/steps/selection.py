@@ -6,11 +6,13 @@ metrics optimistic.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import global_config
+from asteroid.steps.interface import MODELS_OUTPUT, seed_prefix
 from asteroid.tracking import get_output
 
 SELECTION_METRIC = "val_pr_auc"  # higher is better; ties broken by lower validation log loss
@@ -29,37 +31,38 @@ class Candidate:
         return (-pr_auc, self.val_logloss, self.seed)
 
 
-def load_candidate(task_id: str) -> Candidate:
+def load_candidates(task_id: str) -> list[Candidate]:
+    """The models a training task registered, one per seed, with their validation metrics."""
     from clearml import Task
 
     task = Task.get_task(task_id=task_id)
-    model_id = get_output(task, "model_id")
-    if not model_id:
+    listed = get_output(task, MODELS_OUTPUT)
+    if not listed:
         raise RuntimeError(f"training task {task_id} ({task.name}) registered no model")
-    return Candidate(
-        task_id=task_id,
-        seed=int(task.get_parameter("General/seed") or 0),
-        model_id=model_id,
-        val_pr_auc=float(get_output(task, "val_pr_auc") or "nan"),
-        val_logloss=float(get_output(task, "val_logloss") or "inf"),
-    )
+    return [
+        Candidate(
+            task_id=task_id,
+            seed=int(entry["seed"]),
+            model_id=str(entry["model_id"]),
+            val_pr_auc=float(entry["val_pr_auc"]),
+            val_logloss=float(entry["val_logloss"]),
+        )
+        for entry in json.loads(listed)
+    ]
 
 
-def step_task_ids(pipeline_id: str, step_names: list[str]) -> list[str]:
-    """The completed tasks the pipeline ran for these steps (the newest one per step)."""
+def step_task_id(pipeline_id: str, step_name: str) -> str:
+    """The completed task the pipeline ran for this step (the newest one)."""
     from clearml import Task
 
     tasks = Task.query_tasks(
         task_filter={"parent": pipeline_id, "status": ["completed"], "order_by": ["-last_update"]},
         additional_return_fields=["name"],
     )
-    found: dict[str, str] = {}
     for task in tasks:
-        found.setdefault(task["name"], task["id"])
-    missing = [name for name in step_names if name not in found]
-    if missing:
-        raise RuntimeError(f"pipeline {pipeline_id} has no completed task for step(s) {missing}")
-    return [found[name] for name in step_names]
+        if task["name"] == step_name:
+            return str(task["id"])
+    raise RuntimeError(f"pipeline {pipeline_id} has no completed task for step {step_name!r}")
 
 
 def choose(candidates: list[Candidate]) -> Candidate:
@@ -95,17 +98,17 @@ def publish_winner(winner: Candidate) -> None:
     model.publish()
 
 
-def select_and_publish(training_task_ids: list[str]) -> dict[str, Any]:
-    candidates = [load_candidate(task_id) for task_id in training_task_ids]
+def select_and_publish(training_task_id: str) -> dict[str, Any]:
+    candidates = load_candidates(training_task_id)
     winner = choose(candidates)
     publish_winner(winner)
-    values = single_values(winner.task_id)
+    values = single_values(training_task_id)
     summary = {
         "selection_metric": SELECTION_METRIC,
         "winner": {"task_id": winner.task_id, "model_id": winner.model_id, "seed": winner.seed},
         "candidates": [c.__dict__ for c in sorted(candidates, key=Candidate.rank_key)],
-        "validation": _section(values, "val/"),
-        "test": _section(values, "test/"),
+        "validation": _section(values, f"{seed_prefix(winner.seed)}val/"),
+        "test": _section(values, f"{seed_prefix(winner.seed)}test/"),
         "baseline_validation": _section(values, "baseline_val/"),
         "baseline_test": _section(values, "baseline_test/"),
     }

@@ -1,27 +1,27 @@
-"""The pipeline's target on NASA's real table (skipped when it is absent): test accuracy >= 0.99 and
-recall >= 0.97 on the group-split test set.
+"""Model quality on NASA's real table (skipped when it is absent), judged on what the pipeline publishes: the
+winner on validation of one model per training seed, on the pipeline's default split — and over 20 splits,
+against the CNEOS rule on the same test rows.
 
-The target is not met on every possible split: ~1 in 10 random splits puts too many of the few asteroids
-whose label contradicts the CNEOS rule (H 22.0-22.6) in the test set. These seeds are fixed, so the
-assertions are deterministic.
+NASA's label is the CNEOS rule with noise at H 21.9-22.6 that no column resolves, so the rule is the ceiling:
+the model is asked to match it, and where it differs from it to differ only at the rule's boundary.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pytest
 
-from asteroid import evaluate, features, train
+from asteroid import comparison, evaluate, features, schema, train
+from asteroid.steps.interface import PREPROCESSING_DEFAULTS
 
 TARGET_ACCURACY = 0.99
 TARGET_RECALL = 0.97
-MODEL_SEEDS = (0, 1, 2)
-
-
-def _meets(metrics: dict[str, Any]) -> bool:
-    return metrics["accuracy"] >= TARGET_ACCURACY and metrics["recall"] >= TARGET_RECALL
+PIPELINE_SEEDS = 3
+SPLITS = range(20)
+MAX_LOSSES = 3  # measured: 3 of 20, all one asteroid at H = 22.07 (README, "Model quality")
+# How close to the CNEOS boundary a row must be for the model to be allowed to differ from the rule there.
+H_MARGIN = 0.15
+MOID_MARGIN_AU = 0.001
 
 
 @pytest.fixture(scope="module")
@@ -29,39 +29,48 @@ def nasa_features(nasa_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd
     return features.build_features(nasa_frame)
 
 
-def _run(split: features.Split, seed: int) -> dict[str, dict[str, Any]]:
-    booster = train.train_classifier(split, seed=seed).booster
-    return {
-        name: evaluate.classification_metrics(part.labels, train.predict_proba(booster, part.features))
-        for name, part in (("val", split.val), ("test", split.test))
-    }
+@pytest.fixture(scope="module")
+def default_run(nasa_features) -> tuple[features.Split, comparison.Winner]:
+    """The split and the winner a default `pipeline.py --seeds 3` run publishes."""
+    split = features.group_split(*nasa_features, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    return split, comparison.pipeline_winner(split, n_models=PIPELINE_SEEDS)
 
 
-def test_each_seed_beats_the_accuracy_target(nasa_features) -> None:
-    results = []
-    for seed in MODEL_SEEDS:
-        split = features.group_split(*nasa_features, seed=seed)
-        test = _run(split, seed)["test"]
-        baseline = evaluate.baseline_metrics(split.test.features, split.test.labels)
-        results.append(test)
-        assert test["accuracy"] >= TARGET_ACCURACY, (seed, test)
-        assert test["recall"] >= 0.95, (seed, test)
-        assert test["accuracy"] >= baseline["accuracy"] - 0.005, (seed, test, baseline)
-    assert any(_meets(test) for test in results)
+def test_the_default_runs_winner_meets_the_target(default_run) -> None:
+    split, winner = default_run
+    test = evaluate.classification_metrics(
+        split.test.labels, train.predict_proba(winner.result.booster, split.test.features)
+    )
+    rule = evaluate.baseline_metrics(split.test.features, split.test.labels)
+    assert test["accuracy"] >= TARGET_ACCURACY and test["recall"] >= TARGET_RECALL, test
+    assert test["recall"] >= rule["recall"], (test, rule)
 
 
-@pytest.mark.parametrize("split_seed", [0, 42])
-def test_winner_by_validation_pr_auc_meets_the_target(nasa_features, split_seed: int) -> None:
-    """What the pipeline does: one split, a model per seed, the best validation PR-AUC wins."""
-    split = features.group_split(*nasa_features, seed=split_seed)
-    runs = [_run(split, seed) for seed in MODEL_SEEDS]
-    winner = max(runs, key=lambda run: run["val"]["pr_auc"])
-    assert _meets(winner["test"]), winner["test"]
+def test_the_default_runs_winner_differs_from_the_rule_only_at_its_boundary(default_run) -> None:
+    split, winner = default_run
+    rows = split.test.features
+    differs = train.predict(winner.result.booster, rows) != evaluate.cneos_baseline(rows)
+    near_h = (rows["absolute_magnitude"] - schema.CNEOS_H_MAX).abs() <= H_MARGIN
+    near_moid = (rows["minimum_orbit_intersection"] - schema.CNEOS_MOID_MAX_AU).abs() <= MOID_MARGIN_AU
+    assert not (differs & ~(near_h | near_moid)).any(), rows[differs]
+
+
+@pytest.mark.slow
+def test_over_20_splits_the_model_is_at_least_as_good_as_the_rule(nasa_frame: pd.DataFrame) -> None:
+    comparisons = comparison.compare_over_splits(nasa_frame, SPLITS, PIPELINE_SEEDS)
+    summary = comparison.summarize(comparisons)
+    metrics = summary["metrics"]
+    for name in ("accuracy", "f1"):
+        model_mean, rule_mean = metrics[name]["model"][0], metrics[name]["rule"][0]
+        assert model_mean >= rule_mean, (name, summary)
+    assert summary["outcomes"]["loss"] <= MAX_LOSSES, summary
+    assert summary["outcomes"]["win"] > summary["outcomes"]["loss"], summary
+    assert metrics["recall"]["model"][0] >= metrics["recall"]["rule"][0] - 0.001, summary  # ~1 positive in 20
 
 
 @pytest.mark.parametrize("split_seed", [0, 1, 2, 42])
 def test_cneos_rule_on_the_same_test_rows(nasa_features, split_seed: int) -> None:
     split = features.group_split(*nasa_features, seed=split_seed)
     baseline = evaluate.baseline_metrics(split.test.features, split.test.labels)
-    assert _meets(baseline), baseline
+    assert baseline["accuracy"] >= TARGET_ACCURACY and baseline["recall"] >= TARGET_RECALL, baseline
     assert baseline["accuracy"] < 1.0  # the label is not exactly the rule

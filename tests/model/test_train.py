@@ -108,3 +108,50 @@ def test_dmatrix_keeps_names() -> None:
     matrix = train.make_dmatrix(frame, pd.Series([0, 1]))
     assert isinstance(matrix, xgb.DMatrix)
     assert matrix.feature_names == ["a", "b"] and matrix.get_label().tolist() == [0.0, 1.0]
+
+
+def test_trees_split_only_on_the_split_features(split: features.Split, result: train.TrainResult) -> None:
+    allowed = set(train.DEFAULT_PARAMS["split_features"].split(","))
+    used = set(result.booster.get_score(importance_type="weight"))
+    assert used and used <= allowed
+    x = split.test.features
+    others = [name for name in x.columns if name not in allowed]
+    shuffled = x.assign(**{name: x[name].sample(frac=1.0, random_state=0).to_numpy() for name in others})
+    assert np.array_equal(
+        train.predict_proba(result.booster, shuffled), train.predict_proba(result.booster, x)
+    )
+    assert result.booster.feature_names == list(schema.FEATURES)  # the input is still every feature
+
+
+def test_all_features_can_be_split_on(split: features.Split) -> None:
+    free = train.train_classifier(split, {"split_features": "", "monotone_decreasing": ""}, seed=0)
+    assert len(free.booster.get_score(importance_type="weight")) > 2
+
+
+def test_monotone_constraints_follow_the_feature_order() -> None:
+    names = ["a", "minimum_orbit_intersection", "b", "absolute_magnitude"]
+    assert (
+        train.monotone_constraints("absolute_magnitude, minimum_orbit_intersection", names) == "(0,-1,0,-1)"
+    )
+    assert train.monotone_constraints("", names) == "(0,0,0,0)"
+    with pytest.raises(ValueError, match="not model features: moid"):
+        train.monotone_constraints("moid", names)
+
+
+def test_hidden_features_are_missing() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    hidden = train.hidden_from_trees(frame, "a")
+    assert hidden["a"].tolist() == [1.0, 2.0] and hidden["b"].isna().all()
+    assert train.hidden_from_trees(frame, "").equals(frame)
+    with pytest.raises(ValueError, match="split_features"):
+        train.hidden_from_trees(frame, "c")
+
+
+def test_each_asteroid_weighs_one_in_total() -> None:
+    groups = pd.Series([7, 7, 7, 8, 9, 9])
+    weights = train.sample_weights(groups, "per_asteroid")
+    assert weights.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0, 0.5, 0.5])
+    assert weights.sum() == pytest.approx(groups.nunique())
+    assert train.sample_weights(groups, "per_row") is None
+    with pytest.raises(ValueError, match="sample_weighting"):
+        train.sample_weights(groups, "per_day")

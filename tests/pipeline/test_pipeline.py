@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import global_config
+from asteroid import comparison, evaluate, features, train
+from asteroid.steps.interface import PREPROCESSING_DEFAULTS
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 
 ROOT = global_config.ROOT
@@ -39,7 +42,7 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
 
     summary = summary_of(project_env)
     steps = summary["step_tasks"]
-    assert set(steps) == {"get_data", "preprocessing", "train_seed_0", "train_seed_1", "select_best"}
+    assert set(steps) == {"get_data", "preprocessing", "training", "select_best"}
     assert all(task(backend, task_id)["status"] == "completed" for task_id in steps.values())
     assert set(summary["step_seconds"]) == set(steps)
     assert summary["rows_per_split"].keys() == {"train", "val", "test"}
@@ -48,8 +51,11 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
         assert {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"} <= summary[section].keys()
     assert summary["test"]["accuracy"] > 0.9
 
-    # the winner is the best candidate on validation, published and the only one tagged
+    # one model per seed, all from the training task; the winner is the best on validation, published and
+    # the only one tagged
     candidates = summary["candidates"]
+    assert sorted(c["seed"] for c in candidates) == [0, 1]
+    assert {c["task_id"] for c in candidates} == {steps["training"]} == {summary["winner"]["task_id"]}
     assert summary["winner"]["model_id"] == candidates[0]["model_id"]
     assert candidates[0]["val_pr_auc"] == max(c["val_pr_auc"] for c in candidates)
     models = {
@@ -58,14 +64,21 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     winner = models.pop(summary["winner"]["model_id"])
     assert winner["ready"] is True and global_config.WINNER_TAG in winner["tags"]
     assert winner["uri"].startswith(backend.files_url)
+    assert len({m["uri"] for m in [winner, *models.values()]}) == len(
+        candidates
+    )  # no upload overwrote another
+    assert f"seed-{summary['winner']['seed']}" in winner["tags"]
     main_project = backend.call("projects.get_all", {"name": f"^{global_config.PROJECT_NAME}$"})["projects"]
     assert winner["project"] == main_project[0]["id"]  # where serving looks for the published model
     assert all(global_config.WINNER_TAG not in m["tags"] and not m["ready"] for m in models.values())
 
-    # the winner's training task carries its plots, beside the metrics table
-    plots = backend.call("events.get_task_plots", {"task": summary["winner"]["task_id"], "iters": 1})["plots"]
+    # the training task carries every seed's plots, beside the metrics tables
+    plots = backend.call("events.get_task_plots", {"task": steps["training"], "iters": 1})["plots"]
     expected = {"feature importance", "confusion matrix", "ROC curve", "precision-recall curve", "metrics"}
-    assert expected <= {plot["metric"] for plot in plots}
+    expected |= {"model vs CNEOS rule"} | {f"model vs CNEOS rule per split, seed {seed}" for seed in (0, 1)}
+    reported = {(plot["metric"], plot["variant"]) for plot in plots}
+    assert expected <= {metric for metric, _ in reported}
+    assert {("confusion matrix", f"test, seed {seed}") for seed in (0, 1)} <= reported
 
     # dataset lineage: the preprocessed version is a child of the raw one
     raw_id = output(task(backend, steps["get_data"]), "raw_dataset_id")
@@ -131,10 +144,22 @@ def test_pipeline_steps_run_on_a_clearml_agent(
 def test_pipeline_on_nasa_table_meets_the_quality_bar(
     backend: BackendHarness, project_env: dict[str, str]
 ) -> None:
+    """The published winner of a default run: the quality target, the rule's recall, and the very model the
+    in-process quality tests (tests/model/test_nasa.py) judge."""
     env = {**project_env, "NEO_SOURCE_CSV": str(global_config.SHARED_NASA_CSV)}
     run_pipeline(backend, env, "--seeds", "3")
     summary = summary_of(env)
     assert sum(summary["rows_per_split"].values()) == 4687
-    assert summary["test"]["accuracy"] >= 0.99
-    assert summary["test"]["recall"] >= 0.97
-    assert summary["baseline_test"]["accuracy"] > 0.98  # the CNEOS rule is reported beside the model
+    test, rule = summary["test"], summary["baseline_test"]
+    assert test["accuracy"] >= 0.99 and test["recall"] >= 0.97, test
+    assert test["recall"] >= rule["recall"], (test, rule)
+    assert rule["accuracy"] > 0.98  # the CNEOS rule is reported beside the model
+
+    frame_features, labels, groups = features.build_features(pd.read_csv(global_config.SHARED_NASA_CSV))
+    split = features.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    in_process = comparison.pipeline_winner(split, n_models=3)
+    assert summary["winner"]["seed"] == in_process.seed
+    probabilities = train.predict_proba(in_process.result.booster, split.test.features)
+    expected = evaluate.classification_metrics(split.test.labels, probabilities)
+    assert test["accuracy"] == pytest.approx(expected["accuracy"])
+    assert test["f1"] == pytest.approx(expected["f1"])
