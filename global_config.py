@@ -1,4 +1,5 @@
-"""All project configuration in one place; every value can be overridden from the environment."""
+"""All project configuration in one place: names, paths and defaults, most of them overridable from the
+environment (the variable is named beside each)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ DATA_DIR = _env_path("ASTEROID_DATA_DIR", ROOT / "data")
 DEFAULT_SOURCE_CSV = DATA_DIR / "nasa.csv"
 # The real table beside the project checkout (tests use it when present).
 SHARED_NASA_CSV = ROOT.parent / "shared" / "data" / "nasa.csv"
-SOURCE_CSV = os.environ.get("NEO_SOURCE_CSV") or None
 DATABASE_URL = os.environ.get("NEO_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'asteroids.db'}"
 OBSERVATIONS_TABLE = "neo_observations"
 REJECTED_TABLE = "neo_rejected_rows"
@@ -55,6 +55,11 @@ SAMPLE_SEED = _env_int("ASTEROID_SAMPLE_SEED", 7)
 # holds its whole script; agents import the installed package), or "auto" (repository when there is a git
 # remote, else standalone).
 STEP_CODE = os.environ.get("ASTEROID_STEP_CODE", "auto")
+
+# Split and histogram defaults of the preprocessing step (fractions are of asteroids, not rows).
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
+HISTOGRAM_BUCKETS = 10  # bucket edges per feature: training quantiles, also the serving histograms' buckets
 
 # --- Runs and outputs --------------------------------------------------------------------------------
 RUNS_DIR = _env_path("ASTEROID_RUNS_DIR", ROOT / "runs")

@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--queue", help="enqueue the steps on this ClearML queue instead of running them here"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="number of training runs (different seeds)")
+    parser.add_argument(
+        "--seeds", type=int, default=PipelineOptions.seeds, help="number of training runs (different seeds)"
+    )
     parser.add_argument(
         "--source-csv",
         help="CSV to load into the database first (default: NEO_SOURCE_CSV, "
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database.validate_query_date(args.query_date)
         ensure_server()
-        source, description = database.resolve_source_csv(args.source_csv or global_config.SOURCE_CSV)
+        source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
         print(database.load_csv(source, global_config.DATABASE_URL).summary())
         options = PipelineOptions(

@@ -1,1 +1,2 @@
-"""Potentially hazardous asteroid classification: data, features, model and reports (ClearML-free)."""
+"""Potentially hazardous asteroid classification: the domain (schema, data, features, model, evaluation)
+without ClearML, and the ClearML side in `steps/`, `pipeline`, `tracking` and `serving/`."""

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+import global_config
 from asteroid import feature_rows, schema
 
 SPLIT_NAMES = ("train", "val", "test")
 FEATURE_SPEC_FILE = "feature_spec.json"
-DEFAULT_BUCKETS = 10
+DEFAULT_BUCKETS = global_config.HISTOGRAM_BUCKETS
 
 
 def build_features(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -117,8 +118,8 @@ def group_split(
     labels: pd.Series,
     groups: pd.Series,
     seed: int,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    val_fraction: float = global_config.VAL_FRACTION,
+    test_fraction: float = global_config.TEST_FRACTION,
 ) -> Split:
     """Split by asteroid so none appears on two sides. Fractions are of asteroids. Deterministic per seed.
 

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,10 @@ class PipelineFailed(RuntimeError):
 
 @dataclass
 class PipelineOptions:
-    seeds: int = 3
+    seeds: int = TRAINING_DEFAULTS["seeds"]
     queue: str | None = None
     query_date: str = GET_DATA_DEFAULTS["query_date"]
     split_seed: int = PREPROCESSING_DEFAULTS["split_seed"]
-    hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not 1 <= self.seeds <= 32:
@@ -158,7 +157,6 @@ def build(options: PipelineOptions) -> Any:
         parameter_override={
             "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
             "General/seeds": "${pipeline.seeds}",
-            **{f"xgboost/{key}": value for key, value in options.hyperparams.items()},
         },
     )
     pipe.add_function_step(

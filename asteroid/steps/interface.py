@@ -18,9 +18,9 @@ GET_DATA_DEFAULTS: dict[str, Any] = {
 PREPROCESSING_DEFAULTS: dict[str, Any] = {
     "raw_dataset_id": "",  # empty: the latest raw dataset version
     "split_seed": 42,
-    "val_fraction": 0.15,
-    "test_fraction": 0.15,
-    "n_buckets": 10,
+    "val_fraction": global_config.VAL_FRACTION,
+    "test_fraction": global_config.TEST_FRACTION,
+    "n_buckets": global_config.HISTOGRAM_BUCKETS,
 }
 TRAINING_DEFAULTS: dict[str, Any] = {
     "preprocessed_dataset_id": "",  # empty: the latest preprocessed dataset version

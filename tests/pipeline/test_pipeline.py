@@ -131,7 +131,7 @@ def test_pipeline_steps_run_on_a_clearml_agent(
         doc = task(backend, task_id)
         assert doc["status"] == "completed", name
         assert doc["execution"]["queue"], f"step {name} was not enqueued"
-    # an earlier run's winner (published, so only its tags may change) has lost the tag to this one
+    # exactly one model carries the winner tag: this run's (winners of other runs in this module lose it)
     tagged = backend.call("models.get_all", {"tags": [global_config.WINNER_TAG]})["models"]
     assert [m["id"] for m in tagged] == [summary_of(project_env)["winner"]["model_id"]]
     # the agent speaks older API versions; what the backend answered it still matches the SDK's schema
