@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid import schema
+from asteroid import features, schema
 from asteroid.serving.hook_package import build_hook_folder
 
 ENGINE = "xgboost"
@@ -134,15 +134,11 @@ def bucket_edges(model: Any) -> dict[str, list[float]]:
 def metric_logging(endpoint_url: str, edges: dict[str, list[float]]) -> Any:
     from clearml_serving.serving.endpoints import EndpointMetricLogging
 
-    metrics = {name: {"type": "scalar", "buckets": _usable_buckets(edges[name])} for name in schema.FEATURES}
+    metrics = {
+        name: {"type": "scalar", "buckets": features.usable_buckets(edges[name])} for name in schema.FEATURES
+    }
     metrics[PROBABILITY_STAT] = {"type": "scalar", "buckets": PROBABILITY_BUCKETS}
     return EndpointMetricLogging(endpoint=endpoint_url, metrics=metrics)
-
-
-def _usable_buckets(edges: list[float]) -> list[float]:
-    """clearml-serving's histogram needs at least two bucket edges, strictly increasing."""
-    edges = sorted(set(edges))
-    return edges if len(edges) >= 2 else [edges[0], edges[0] + 1.0]
 
 
 def _scalar_arguments(metrics: dict[str, Any]) -> list[str]:
