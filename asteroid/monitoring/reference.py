@@ -20,6 +20,11 @@ def le_label(edge: float) -> str:
     return floatToGoString(edge)
 
 
+def promql_regex(text: str) -> str:
+    """`text` matched literally by a PromQL regex matcher (escaped for RE2, then for the string literal)."""
+    return re.escape(text).replace("\\", "\\\\")
+
+
 def metric_prefix(endpoint: str, version: int, variable: str) -> str:
     """clearml-serving's metric name for a statistic of `<endpoint>/<version>` (statistics/metrics.py)."""
     return re.sub(r"[^(a-zA-Z0-9_:)]", "_", f"{endpoint}/{version}:{variable}")
@@ -45,7 +50,15 @@ class TrainingReference:
     probability_edges: list[float]
 
     def metric(self, variable: str, suffix: str) -> str:
+        """The name the statistics controller gives the metric (`asteroid_1:absolute_magnitude_bucket`)."""
         return f"{metric_prefix(self.endpoint, self.version, variable)}{suffix}"
+
+    def selector(self, variable: str, suffix: str) -> str:
+        """A PromQL selector for that metric under either name Prometheus may store: prometheus_client 0.26
+        writes the ':' as '_' when Prometheus negotiates OpenMetrics (Prometheus 2.42 does), and keeps it in
+        the classic text format (`curl /metrics`)."""
+        endpoint_part, variable_part = self.metric(variable, suffix).split(":", 1)
+        return f'{{__name__=~"{promql_regex(endpoint_part)}[:_]{promql_regex(variable_part)}"}}'
 
     @property
     def hazardous_labels(self) -> list[str]:

@@ -9,13 +9,12 @@ fractions floored at `epsilon` so an empty bucket gives a large finite term inst
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
 
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import PROBABILITY, TrainingReference
+from asteroid.monitoring.reference import PROBABILITY, TrainingReference, promql_regex
 
 OBSERVATIONS = "asteroid:observations:increase"
 LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
@@ -31,11 +30,6 @@ def _labels(reference: TrainingReference, **extra: str) -> dict[str, str]:
     return {"endpoint": reference.endpoint, "version": str(reference.version), **extra}
 
 
-def promql_regex(text: str) -> str:
-    """`text` matched literally by a PromQL regex matcher (escaped for RE2, then for the string literal)."""
-    return re.escape(text).replace("\\", "\\\\")
-
-
 def _number(value: float) -> str:
     return repr(float(value))
 
@@ -45,7 +39,7 @@ def live_rules(reference: TrainingReference, config: MonitoringConfig) -> list[d
     rules = []
     window = config.window
     for name in [feature.name for feature in reference.features] + [PROBABILITY]:
-        buckets, count = reference.metric(name, "_bucket"), reference.metric(name, "_sum")
+        buckets, count = reference.selector(name, "_bucket"), reference.selector(name, "_sum")
         labels = _labels(reference, feature=name)
         # `_sum` repeats the same count under every `le`: take one of them with max().
         rules.append({"record": OBSERVATIONS, "expr": f"max(increase({count}[{window}]))", "labels": labels})
@@ -231,7 +225,10 @@ def rule_groups(reference: TrainingReference, config: MonitoringConfig) -> dict[
 
 
 class _BlockDumper(yaml.SafeDumper):
-    """Writes multi-line strings (PromQL expressions) as YAML block literals."""
+    """Writes multi-line strings (PromQL expressions) as YAML block literals, and no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -113,8 +113,8 @@ def published_winner() -> Any:
     return models[0]
 
 
-def bucket_edges(model: Any) -> dict[str, list[float]]:
-    """Histogram bucket edges of the model's training data (from its training task's `feature_spec`)."""
+def feature_spec(model: Any) -> dict[str, Any]:
+    """The `feature_spec` of the model's training data (an artifact of its training task)."""
     from clearml import Task
 
     task = Task.get_task(task_id=model.task)
@@ -124,7 +124,12 @@ def bucket_edges(model: Any) -> dict[str, list[float]]:
     spec = artifact.get()
     if not isinstance(spec, dict):  # stored as a file: get() gives its local path
         spec = json.loads(Path(str(spec)).read_text())
-    edges = spec.get("bucket_edges") or {}
+    return spec
+
+
+def bucket_edges(model: Any) -> dict[str, list[float]]:
+    """Histogram bucket edges of the model's training data (from its training task's `feature_spec`)."""
+    edges = feature_spec(model).get("bucket_edges") or {}
     missing = [name for name in schema.FEATURES if not edges.get(name)]
     if missing:
         raise DeployError(f"feature_spec of task {model.task} has no bucket edges for {missing}")
@@ -251,7 +256,11 @@ def rollout_if_served(model_id: str) -> Rollout | None:
         return None
     from clearml import Model
 
-    result = rollout(service_id, Model(model_id=model_id))
+    model = Model(model_id=model_id)
+    result = rollout(service_id, model)
     verb = "rolled out as" if result.changed else "already served as"
     print(f"winner {model_id} {verb} /serve/{result.url} on service {service_id}")
+    from asteroid.monitoring.publish import publish_rules
+
+    publish_rules(result, model)
     return result

@@ -1,25 +1,49 @@
 """Input series for `promtool test rules`, produced by clearml-serving's own statistics classes: the rows of
 each scrape step are observed by the controller's `ScalarHistogram` (as `statistics/metrics.py` does for every
-request record), the registry is rendered as the `/metrics` page Prometheus scrapes, and every sample of that
-page becomes one series with its value per step."""
+request record), the registry is rendered as the `/metrics` page for the Accept header Prometheus 2.42 sends
+(prometheus_client then answers OpenMetrics and writes the names' ':' as '_'), or as the classic text format
+(`curl`), and every sample of that page becomes one series with its value per step."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from asteroid.monitoring.reference import PROBABILITY, TrainingReference
 
 SCRAPE_LABELS = {"instance": "127.0.0.1:9999", "job": "clearml-serving-statistics"}
+# What Prometheus 2.42 asks a target for (scrape/scrape.go), and what `curl` gets.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+CURL_ACCEPT = "*/*"
+SAMPLE_LINE = re.compile(r"^(?P<name>[^{\s]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def page_samples(page: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample line of a /metrics page, in either format."""
+    samples = []
+    for line in page.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        match = SAMPLE_LINE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        labels = dict(LABEL.findall(match.group("labels") or ""))
+        samples.append((match.group("name"), labels, float(match.group("value"))))
+    return samples
 
 
 class ControllerSimulation:
     """The statistics controller's metrics for one served version, fed step by step."""
 
-    def __init__(self, reference: TrainingReference) -> None:
+    def __init__(self, reference: TrainingReference, accept: str = PROMETHEUS_ACCEPT) -> None:
+        self.accept = accept
         from clearml_serving.statistics.metrics import ScalarHistogram
 
         self.registry = CollectorRegistry()
@@ -40,15 +64,17 @@ class ControllerSimulation:
         )
         self.values: dict[str, list[float]] = {}
 
+    def scrape_page(self) -> str:
+        """The /metrics page, as the controller's HTTP server renders it for this Accept header."""
+        encoder, _ = choose_encoder(self.accept)
+        return encoder(self.registry).decode()
+
     def scrape(self) -> dict[str, float]:
-        """The /metrics page as Prometheus would read it: series text -> value."""
-        page = generate_latest(self.registry).decode()
+        """The /metrics page as Prometheus stores it: series text -> value."""
         samples = {}
-        for family in text_string_to_metric_families(page):
-            for sample in family.samples:
-                labels = {**sample.labels, **SCRAPE_LABELS}
-                text = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-                samples[f"{sample.name}{{{text}}}"] = sample.value
+        for name, labels, value in page_samples(self.scrape_page()):
+            text = ", ".join(f'{key}="{value}"' for key, value in sorted({**labels, **SCRAPE_LABELS}.items()))
+            samples[f"{name}{{{text}}}"] = value
         return samples
 
     def step(self, rows: pd.DataFrame | None, probabilities: Sequence[float] = ()) -> None:
@@ -61,6 +87,14 @@ class ControllerSimulation:
             self.histograms[PROBABILITY].observe(list(probabilities))
         for series, value in self.scrape().items():
             self.values.setdefault(series, []).append(value)
+
+    def bucket_values(self, metric: str, le: str) -> list[float]:
+        """Values per step of one bucket series, under whichever name this page format gives the metric."""
+        for name in (metric, metric.replace(":", "_")):
+            key = ", ".join(f'{k}="{v}"' for k, v in sorted({**SCRAPE_LABELS, "le": le}.items()))
+            if f"{name}{{{key}}}" in self.values:
+                return self.values[f"{name}{{{key}}}"]
+        raise KeyError(f"no series {metric} le={le}")
 
     def input_series(self) -> list[dict[str, str]]:
         return [

@@ -20,7 +20,7 @@ from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
 from asteroid.monitoring.reference import PROBABILITY, TrainingReference
 from tests.monitoring.conftest import tool
-from tests.monitoring.controller_series import ControllerSimulation
+from tests.monitoring.controller_series import CURL_ACCEPT, PROMETHEUS_ACCEPT, ControllerSimulation
 
 # One scrape and one rule evaluation every 15 s; a 1-minute window holds four scrape intervals.
 STEP_S = 15
@@ -39,9 +39,9 @@ class Phase:
 
 
 def simulate(reference: TrainingReference, phases: list[Phase], normal: pd.DataFrame, drifted: pd.DataFrame,
-             seed: int = 0) -> ControllerSimulation:  # fmt: skip
-    rng = np.random.default_rng(seed)
-    simulation = ControllerSimulation(reference)
+             accept: str = PROMETHEUS_ACCEPT) -> ControllerSimulation:  # fmt: skip
+    rng = np.random.default_rng(0)
+    simulation = ControllerSimulation(reference, accept)
     simulation.step(None)  # the controller's metrics exist (all zero) before the first request
     for phase in phases:
         source = drifted if phase.drifted else normal
@@ -61,9 +61,7 @@ def python_psi(simulation: ControllerSimulation, reference: TrainingReference, s
     for feature in reference.features:
         increases = []
         for label in feature.labels:
-            name = f'{reference.metric(feature.name, "_bucket")}{{instance="127.0.0.1:9999", ' \
-                   f'job="clearml-serving-statistics", le="{label}"}}'  # fmt: skip
-            values = simulation.values[name]
+            values = simulation.bucket_values(reference.metric(feature.name, "_bucket"), label)
             increases.append(values[step] - values[step - WINDOW_STEPS])
         total = sum(increases)
         live = [max(count / total, CONFIG.epsilon) for count in increases]
@@ -137,10 +135,16 @@ def series_test(simulation: ControllerSimulation, alerts: list[dict], exprs: lis
     }
 
 
+@pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, CURL_ACCEPT], ids=["openmetrics", "text"])
 def test_drift_fires_for_the_shifted_features_only(
-    tmp_path: Path, reference: TrainingReference, normal_rows: pd.DataFrame, drifted_rows: pd.DataFrame
+    tmp_path: Path,
+    reference: TrainingReference,
+    normal_rows: pd.DataFrame,
+    drifted_rows: pd.DataFrame,
+    accept: str,
 ) -> None:
-    simulation = simulate(reference, [Phase(8), Phase(8, drifted=True)], normal_rows, drifted_rows)
+    """Under the names Prometheus stores (':' written as '_') and under the controller's own names."""
+    simulation = simulate(reference, [Phase(8), Phase(8, drifted=True)], normal_rows, drifted_rows, accept)
     end = 16  # the last step; the window holds drifted rows only
     psi = python_psi(simulation, reference, end)
     assert {name for name, score in psi.items() if score >= CONFIG.psi_warning} == SHIFTED
@@ -283,3 +287,16 @@ def test_training_fractions_count_values_as_the_statistics_controller_does(norma
     histogram.observe(values.tolist())
     counts = [sample.value for sample in histogram.collect()[0].samples if sample.name == "h_bucket"]
     assert features.bucket_fractions(values, edges) == [count / len(values) for count in counts]
+
+
+@pytest.mark.parametrize(
+    "shift", ["absolute_magnitude", "relative_velocity_km_per_sec", "miss_dist_astronomical"]
+)
+def test_each_shift_changes_exactly_the_features_it_names(sample_frame: pd.DataFrame, shift: str) -> None:
+    from asteroid import features
+    from asteroid.serving import traffic
+
+    normal = features.build_features(sample_frame)[0]
+    shifted = features.build_features(traffic.drifted(sample_frame, (shift,)))[0]
+    changed = [name for name in normal.columns if not np.allclose(normal[name], shifted[name])]
+    assert changed == traffic.affected_features((shift,))
