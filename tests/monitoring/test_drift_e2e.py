@@ -10,7 +10,8 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import requests
 
 import global_config
 from asteroid.monitoring import config as monitoring_config
+from asteroid.monitoring import dashboard
 from asteroid.monitoring.drill import Drill, DrillResult, DrillSettings
 from asteroid.monitoring.prometheus_api import Prometheus
 from asteroid.monitoring.publish import RULES_ARTIFACT
@@ -160,3 +162,31 @@ def test_request_latency_and_rates_come_from_the_inference_metrics(
         "histogram_quantile(0.99, sum by (le) (rate(clearml_serving_request_duration_seconds_bucket[1m])))"
     )
     assert p99 and float(p99[0]["value"][1]) > 0
+
+
+def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus(
+    stack: MonitoredStack, drill: DrillResult
+) -> None:
+    """Grafana cannot be installed here: each PromQL expression of the dashboard and of the Grafana alert
+    rules is evaluated over the drill's time range; it must parse and run, and return data (the traffic
+    created every series they read; one bad request creates the error series)."""
+    bad = requests.post(
+        f"{stack.state['serve_url']}/asteroid", json={"rows": [{"colour": "red"}]}, timeout=30
+    )
+    assert bad.status_code == 422
+    errors = 'clearml_serving_requests_total{code="422"}'
+    poll_until(lambda: bool(stack.prometheus.query(errors)), "the 422 in Prometheus", 30)
+    start, end = drill.started_at, time.time()
+    empty = []
+    for expr in dashboard.expressions(dashboard.generated_files()):
+        concrete = expr.replace(dashboard.RATE, "1m")
+        if not stack.prometheus.query_range(concrete, start, end, 2):  # raises on a PromQL error
+            empty.append(expr)
+    assert empty == [], "expressions without data"
+
+
+def poll_until(condition: Callable[[], bool], what: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {deadline_s} s"
+        time.sleep(0.5)
