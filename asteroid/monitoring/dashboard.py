@@ -150,8 +150,7 @@ def dashboard_provisioning() -> dict[str, Any]:
 
 
 def _grafana_rule(config: MonitoringConfig, severity: str, threshold: float) -> dict[str, Any]:
-    expr = (f'{rules.PSI}{{feature!="probability"}} and on (endpoint, version, feature) '
-            f"{rules.OBSERVATIONS} >= {config.min_observations}")  # fmt: skip
+    expr = rules.gated_psi(config).replace("\n", " ")
     return {
         "uid": f"asteroid-feature-drift-{severity}",
         "title": f"AsteroidFeatureDrift ({severity})",

@@ -43,7 +43,7 @@ class DrillResult:
     drift_max_psi: dict[str, float] = field(default_factory=dict)
     firing_seen_at: dict[str, float] = field(default_factory=dict)  # feature -> first poll that saw firing
     firing_delivered_at: dict[str, float] = field(default_factory=dict)  # feature -> webhook received_at
-    resolved_delivered_at: dict[str, float] = field(default_factory=dict)
+    resolved_delivered_at: dict[str, float] = field(default_factory=dict)  # feature -> its last resolution
     notifications: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -79,17 +79,25 @@ def read_notifications(path: Path) -> list[dict[str, Any]]:
         return []
 
 
-def drift_notifications(path: Path, since: float, status: str) -> dict[str, float]:
-    """feature -> first received_at of a drift alert notification with this status after `since`."""
-    first: dict[str, float] = {}
+def drift_notifications(path: Path, since: float, status: str) -> dict[tuple[str, str], float]:
+    """(feature, severity) -> first received_at of a drift alert notification with this status after
+    `since`."""
+    first: dict[tuple[str, str], float] = {}
     for record in read_notifications(path):
         if record["received_at"] < since:
             continue
         for alert in record["alerts"]:
             labels = alert["labels"]
             if labels.get("alertname") == DRIFT_ALERT and alert["status"] == status:
-                first.setdefault(labels["feature"], record["received_at"])
+                first.setdefault((labels["feature"], labels.get("severity", "")), record["received_at"])
     return first
+
+
+def per_feature(times: dict[tuple[str, str], float], pick: Callable[..., float]) -> dict[str, float]:
+    features: dict[str, list[float]] = {}
+    for (feature, _), moment in times.items():
+        features.setdefault(feature, []).append(moment)
+    return {feature: pick(moments) for feature, moments in features.items()}
 
 
 class Drill:
@@ -109,6 +117,7 @@ class Drill:
         self.settings = settings or DrillSettings()
         self.say = say
         self.traffic: subprocess.Popen | None = None
+        self.fired: dict[tuple[str, str], float] = {}
         self.result = DrillResult(started_at=time.time())
 
     # --- traffic -------------------------------------------------------------------------------------------
@@ -155,7 +164,8 @@ class Drill:
             time.sleep(POLL_S)
 
     def psi(self) -> dict[str, float]:
-        return self.prometheus.values(f'{rules.PSI}{{feature!="probability"}}', "feature")
+        """The scores the drift alert sees: only where the window holds enough observations."""
+        return self.prometheus.values(rules.gated_psi(self.config), "feature")
 
     def observations(self) -> float:
         values = self.prometheus.values(f'{rules.OBSERVATIONS}{{feature="{schema.FEATURES[0]}"}}', "feature")
@@ -219,7 +229,8 @@ class Drill:
             now = time.time()
             for alert in self.drift_alerts("firing"):
                 self.result.firing_seen_at.setdefault(alert["labels"]["feature"], now)
-            self.result.firing_delivered_at = drift_notifications(self.alerts_file, since, "firing")
+            self.fired = drift_notifications(self.alerts_file, since, "firing")
+            self.result.firing_delivered_at = per_feature(self.fired, min)
             return shifted <= self.result.fired_features
 
         self._poll_until(delivered, f"{DRIFT_ALERT} notification for each of {sorted(shifted)}")
@@ -230,18 +241,27 @@ class Drill:
     def recover(self) -> None:
         self._phase("recover")
         fired = self.result.fired_features
-        self.say(f"normal traffic again until every {DRIFT_ALERT} is delivered as resolved ...")
+        self.say(
+            f"normal traffic again until every {DRIFT_ALERT} (each severity) is delivered as resolved ..."
+        )
         self._start_traffic(drifted=False)
         since = self.result.phases["recover"]["start"]
 
         def resolved() -> bool:
-            self.result.resolved_delivered_at = drift_notifications(self.alerts_file, since, "resolved")
-            return fired <= set(self.result.resolved_delivered_at) and not self.drift_alerts()
+            # every (feature, severity) notified as firing since the drift began must be notified as resolved
+            fired_pairs = set(
+                drift_notifications(self.alerts_file, self.result.phases["drift"]["start"], "firing")
+            )
+            done = drift_notifications(self.alerts_file, since, "resolved")
+            self.result.resolved_delivered_at = per_feature(done, max)
+            return fired_pairs <= set(done) and not self.drift_alerts()
 
         self._poll_until(resolved, f"resolved notification for each of {sorted(fired)}")
         for feature in sorted(fired):
             seconds = self.result.resolved_delivered_at[feature] - since
-            self.say(f"  {feature}: resolved and delivered {seconds:.1f} s after the drift stopped")
+            self.say(
+                f"  {feature}: resolved (each severity), delivered {seconds:.1f} s after the drift stopped"
+            )
 
     def expected_features(self) -> list[str]:
         """The model features the shifts change (est_dia_km_avg follows the absolute magnitude)."""

@@ -96,11 +96,18 @@ def score_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
     ]
 
 
+def gated_psi(config: MonitoringConfig, threshold: float | None = None) -> str:
+    """PSI per feature where the window holds at least the minimum of observations (what the alert sees);
+    with a threshold, only the scores at or above it."""
+    above = "" if threshold is None else f" >= {_number(threshold)}"
+    return (f'{PSI}{{feature!="{PROBABILITY}"}}{above}\n'
+            f"and on (endpoint, version, feature) {OBSERVATIONS} >= {config.min_observations}")  # fmt: skip
+
+
 def _drift_alert(config: MonitoringConfig, severity: str, threshold: float) -> dict[str, Any]:
     return {
         "alert": "AsteroidFeatureDrift",
-        "expr": f'{PSI}{{feature!="{PROBABILITY}"}} >= {_number(threshold)}\n'
-                f"and on (endpoint, version, feature) {OBSERVATIONS} >= {config.min_observations}",
+        "expr": gated_psi(config, threshold),
         "for": config.for_,
         "labels": {"severity": severity},
         "annotations": {
