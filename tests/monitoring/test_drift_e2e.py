@@ -174,8 +174,9 @@ def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus
         f"{stack.state['serve_url']}/asteroid", json={"rows": [{"colour": "red"}]}, timeout=30
     )
     assert bad.status_code == 422
-    errors = 'clearml_serving_requests_total{code="422"}'
-    poll_until(lambda: bool(stack.prometheus.query(errors)), "the 422 in Prometheus", 30)
+    # rate() needs two samples of the new 422 series in its range: wait until the panel's query has them
+    errors = 'sum by (code) (rate(clearml_serving_requests_total{code=~"4..|5.."}[1m]))'
+    poll_until(lambda: bool(stack.prometheus.query(errors)), "the 422 in Prometheus", 60)
     start, end = drill.started_at, time.time()
     empty = []
     for expr in dashboard.expressions(dashboard.generated_files()):
