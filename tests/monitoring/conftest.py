@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -43,7 +42,3 @@ def normal_rows(sample_frame: pd.DataFrame) -> pd.DataFrame:
 def drifted_rows(sample_frame: pd.DataFrame) -> pd.DataFrame:
     frame, labels, _ = features.build_features(traffic.drifted(sample_frame))
     return frame.assign(hazardous=labels)
-
-
-def promtool_path() -> Path:
-    return Path(tool("promtool"))
