@@ -10,10 +10,12 @@ unless a new winner was published. The stack keeps running in the background: `m
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import global_config
 from asteroid.clearml_server import ServerUnavailable, ensure_server
+from asteroid.monitoring.publish import publish_rules
 from asteroid.serving.deploy import DeployError, ensure_service, rollout
 
 
@@ -30,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clearml import Model
+
     args = parse_args(argv)
     try:
         ensure_server()
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         result = rollout(service_id)
         verb = "rolled out as" if result.changed else "served as"
         print(f"winner {result.model_id} {verb} /serve/{result.url}")
+        publish_rules(result, Model(model_id=result.model_id))
         if args.deploy_only:
             return 0
         from serving_local.cli import start
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             broker_port=args.broker_port,
             workers=args.workers,
+            # Prometheus, Alertmanager and the webhook receiver whenever they are installed
+            monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or "auto",
         )
         try:
             state = start(config)
@@ -65,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  curl -s -X POST {endpoint} -H 'Content-Type: application/json' \\")
     print("       -d '{\"rows\": [ ...rows of data/nasa.csv as JSON objects... ]}'")
     print("  python inference.py --count 200       # send real rows and report latency")
+    if state.get("prometheus_url"):
+        print(f"\nmonitoring: Prometheus {state['prometheus_url']}/alerts,")
+        print(f"  Alertmanager {state['alertmanager_url']},")
+        print(f"  notifications in {state['alerts_file']} (python -m serving_local alerts --follow)")
     return 0
 
 

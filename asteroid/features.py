@@ -190,6 +190,37 @@ def bucket_edges(train_features: pd.DataFrame, n_buckets: int = DEFAULT_BUCKETS)
     return edges
 
 
+def usable_buckets(edges: list[float]) -> list[float]:
+    """The bucket edges clearml-serving gets: strictly increasing, at least two (its histogram needs two)."""
+    edges = sorted(set(edges))
+    return edges if len(edges) >= 2 else [edges[0], edges[0] + 1.0]
+
+
+def bucket_fractions(values: pd.Series, edges: list[float]) -> list[float]:
+    """Fraction of the values per bucket as clearml-serving's statistics controller counts them: each value in
+    the first bucket with value <= edge (non-cumulative), one more bucket (+Inf) for values above the last
+    edge. Returns len(edges) + 1 fractions summing to 1; non-finite values are left out."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    numbers = numbers[np.isfinite(numbers)]
+    if numbers.size == 0:
+        raise ValueError("no finite values to count")
+    index = np.searchsorted(np.asarray(edges, dtype=float), numbers, side="left")
+    counts = np.bincount(index, minlength=len(edges) + 1)
+    return [float(count) / numbers.size for count in counts]
+
+
+def training_reference(train_features: pd.DataFrame, n_buckets: int = DEFAULT_BUCKETS) -> dict[str, dict]:
+    """Per feature: the served bucket edges and the training fraction per bucket (the drift reference)."""
+    edges = bucket_edges(train_features, n_buckets)
+    return {
+        name: {
+            "edges": usable_buckets(edges[name]),
+            "fractions": bucket_fractions(train_features[name], usable_buckets(edges[name])),
+        }
+        for name in train_features.columns
+    }
+
+
 # --- persistence: a split travels between pipeline steps as a directory of files ---------------------
 
 
@@ -207,6 +238,11 @@ def save_split(split: Split, directory: str | Path, n_buckets: int = DEFAULT_BUC
         "rows": {name: len(part) for name, part in split.parts().items()},
         "positives": {name: part.positives for name, part in split.parts().items()},
         "bucket_edges": bucket_edges(split.train.features, n_buckets),
+        # The drift reference: training fraction per served bucket (edges as served, then +Inf).
+        "bucket_fractions": {
+            name: reference["fractions"]
+            for name, reference in training_reference(split.train.features, n_buckets).items()
+        },
     }
     (directory / FEATURE_SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     return directory

@@ -1,8 +1,13 @@
-"""``python -m serving_local serve|start|stop|status``: the local clearml-serving stack in the foreground,
-or in the background with a state file in its data directory (``.serving_local`` by default).
+"""``python -m serving_local serve|start|stop|status|reload|alerts``: the local clearml-serving stack in the
+foreground, or in the background with a state file in its data directory (``.serving_local`` by default).
 
     python -m serving_local start --service-id <id> [--port 8080] [--metrics-port 9999] [--broker-port 9092]
                                   [--workers N] [--poll-seconds S] [--data-dir DIR]
+                                  [--monitoring auto|on|off] [--prometheus-port 9090]
+                                  [--alertmanager-port 9093] [--webhook-port 9097] [--scrape-seconds 15]
+                                  [--rules-dir DIR] [--alertmanager-config FILE]
+    python -m serving_local reload            # Prometheus re-reads the rule files of the rules directory
+    python -m serving_local alerts [--follow] # the notifications the webhook receiver got
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from serving_local import monitoring
+from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.processes import (
     StackError,
@@ -93,7 +100,14 @@ def _arguments(config: StackConfig) -> list[str]:
         "--service-id", config.service_id, "--data-dir", str(config.data_dir), "--host", config.host,
         "--port", str(config.port), "--metrics-port", str(config.metrics_port),
         "--broker-port", str(config.broker_port), "--workers", str(config.workers),
-        "--poll-seconds", str(config.poll_seconds),
+        "--poll-seconds", str(config.poll_seconds), "--monitoring", config.monitoring,
+        "--prometheus-port", str(config.prometheus_port),
+        "--alertmanager-port", str(config.alertmanager_port),
+        "--webhook-port", str(config.webhook_port), "--scrape-seconds", str(config.scrape_seconds),
+        "--rules-dir", str(config.rules_path), "--alert-group-wait", config.alert_group_wait,
+        "--alert-group-interval", config.alert_group_interval,
+        "--alert-repeat-interval", config.alert_repeat_interval,
+        *(["--alertmanager-config", str(config.alertmanager_config)] if config.alertmanager_config else []),
     ]  # fmt: skip
 
 
@@ -122,6 +136,45 @@ def print_state(state: dict) -> None:
     print(f"  request metrics:  {state['request_metrics_url']}")
     print(f"  statistics:       {state['statistics_url']}")
     print(f"  broker (Kafka):   {state['broker']}")
+    if state.get("prometheus_url"):
+        print(f"  prometheus:       {state['prometheus_url']}  (rules: {state['rules_dir']})")
+        print(f"  alertmanager:     {state['alertmanager_url']}")
+        print(f"  alert webhook:    {state['webhook_url']}  (-> {state['alerts_file']})")
+
+
+def reload(config: StackConfig) -> int:
+    """Make the running stack's Prometheus re-read its rule files."""
+    state = read_state(config)
+    if not state or not state.get("prometheus_url"):
+        print("no serving stack with monitoring is running")
+        return 1
+    monitoring.reload_prometheus(state["prometheus_url"])
+    print(f"Prometheus reloaded its rules from {state['rules_dir']}")
+    return 0
+
+
+def describe_notification(record: dict) -> str:
+    def one(alert: dict) -> str:
+        labels = sorted((key, value) for key, value in alert["labels"].items() if key != "alertname")
+        text = ",".join(f"{key}={value}" for key, value in labels)
+        return f"{alert['labels'].get('alertname')}{{{text}}} {alert['status']}"
+
+    alerts = ", ".join(one(alert) for alert in record.get("alerts", []))
+    received = time.strftime("%H:%M:%S", time.localtime(record["received_at"]))
+    return f"{received} {record.get('status')}: {alerts}"
+
+
+def alerts(config: StackConfig, follow: bool) -> int:
+    """Print the webhook receiver's notifications; with follow, keep printing new ones (Ctrl-C stops)."""
+    shown = 0
+    while True:
+        records = read_notifications(config.alerts_file)
+        for record in records[shown:]:
+            print(describe_notification(record), flush=True)
+        shown = len(records)
+        if not follow:
+            return 0
+        time.sleep(1.0)
 
 
 def status(config: StackConfig) -> int:
@@ -137,14 +190,14 @@ def status(config: StackConfig) -> int:
     return 0
 
 
-def parse_args(argv: list[str] | None) -> tuple[str, StackConfig]:
+def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:
     defaults = StackConfig.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m serving_local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["serve", "start", "stop", "status"])
+    parser.add_argument("command", choices=["serve", "start", "stop", "status", "reload", "alerts"])
     parser.add_argument("--service-id", help="the clearml-serving service to run (clearml-serving list)")
     parser.add_argument("--data-dir", help=f"logs and state (default {defaults.data_dir})")
     parser.add_argument("--host", help=f"interface every part listens on (default {defaults.host})")
@@ -163,6 +216,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, StackConfig]:
         type=float,
         help=f"configuration and model sync period (default {defaults.poll_seconds})",
     )
+    add_monitoring_arguments(parser, defaults)
     args = parser.parse_args(argv)
     config = defaults.with_overrides(
         service_id=args.service_id,
@@ -173,12 +227,45 @@ def parse_args(argv: list[str] | None) -> tuple[str, StackConfig]:
         broker_port=args.broker_port,
         workers=args.workers,
         poll_seconds=args.poll_seconds,
+        monitoring=args.monitoring,
+        prometheus_port=args.prometheus_port,
+        alertmanager_port=args.alertmanager_port,
+        webhook_port=args.webhook_port,
+        scrape_seconds=args.scrape_seconds,
+        rules_dir=None if args.rules_dir is None else Path(args.rules_dir).expanduser().resolve(),
+        alertmanager_config=None
+        if args.alertmanager_config is None
+        else Path(args.alertmanager_config).expanduser().resolve(),
+        alert_group_wait=args.alert_group_wait,
+        alert_group_interval=args.alert_group_interval,
+        alert_repeat_interval=args.alert_repeat_interval,
     )
-    return args.command, config
+    return args.command, config, args.follow
+
+
+def add_monitoring_arguments(parser: argparse.ArgumentParser, defaults: StackConfig) -> None:
+    group = parser.add_argument_group("monitoring (Prometheus, Alertmanager, alert webhook receiver)")
+    group.add_argument(
+        "--monitoring",
+        choices=["auto", "on", "off"],
+        help=f"run them: auto = when installed (default {defaults.monitoring})",
+    )
+    group.add_argument("--prometheus-port", type=int, help=f"default {defaults.prometheus_port}")
+    group.add_argument("--alertmanager-port", type=int, help=f"default {defaults.alertmanager_port}")
+    group.add_argument("--webhook-port", type=int, help=f"default {defaults.webhook_port}")
+    group.add_argument(
+        "--scrape-seconds", type=float, help=f"scrape/evaluation period (default {defaults.scrape_seconds})"
+    )
+    group.add_argument("--rules-dir", help="Prometheus rule files, *.yml (default <data dir>/rules)")
+    group.add_argument("--alertmanager-config", help="your alertmanager.yml (default: generated)")
+    group.add_argument("--alert-group-wait", help=f"default {defaults.alert_group_wait}")
+    group.add_argument("--alert-group-interval", help=f"default {defaults.alert_group_interval}")
+    group.add_argument("--alert-repeat-interval", help=f"default {defaults.alert_repeat_interval}")
+    group.add_argument("--follow", action="store_true", help="alerts: keep printing new notifications")
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, config = parse_args(argv)
+    command, config, follow = parse_args(argv)
     try:
         if command == "serve":
             return serve(config)
@@ -188,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         if command == "stop":
             stop(config)
             return 0
+        if command == "reload":
+            return reload(config)
+        if command == "alerts":
+            return alerts(config, follow)
         return status(config)
+    except KeyboardInterrupt:
+        return 0
     except (StackError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,14 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "")
+    return Path(value).expanduser().resolve() if value else None
+
+
+MONITORING_MODES = ("on", "off", "auto")
+
+
 @dataclass(frozen=True)
 class StackConfig:
     data_dir: Path
@@ -36,6 +44,18 @@ class StackConfig:
     # How often the inference app and the statistics controller re-read the service's configuration
     # (clearml-serving's own default is 5 minutes).
     poll_seconds: float = 5.0
+    # Prometheus, Alertmanager and the alert webhook receiver: "on", "off", or "auto" (on when Prometheus and
+    # Alertmanager are installed).
+    monitoring: str = "off"
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    webhook_port: int = 9097  # receives Alertmanager's notifications, appends them to alerts.jsonl
+    scrape_seconds: float = 15.0  # Prometheus scrape and default rule evaluation period
+    rules_dir: Path | None = None  # Prometheus rule files (*.yml); default <data dir>/rules
+    alertmanager_config: Path | None = None  # default: generated, routing every alert to the webhook
+    alert_group_wait: str = "10s"  # Alertmanager timings of the generated configuration
+    alert_group_interval: str = "1m"
+    alert_repeat_interval: str = "4h"
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -50,6 +70,18 @@ class StackConfig:
             broker_port=_env_int("SERVING_LOCAL_BROKER_PORT", cls.broker_port),
             workers=_env_int("SERVING_LOCAL_WORKERS", cls.workers),
             poll_seconds=_env_float("SERVING_LOCAL_POLL_SECONDS", cls.poll_seconds),
+            monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or cls.monitoring,
+            prometheus_port=_env_int("SERVING_LOCAL_PROMETHEUS_PORT", cls.prometheus_port),
+            alertmanager_port=_env_int("SERVING_LOCAL_ALERTMANAGER_PORT", cls.alertmanager_port),
+            webhook_port=_env_int("SERVING_LOCAL_WEBHOOK_PORT", cls.webhook_port),
+            scrape_seconds=_env_float("SERVING_LOCAL_SCRAPE_SECONDS", cls.scrape_seconds),
+            rules_dir=_env_path("SERVING_LOCAL_RULES_DIR"),
+            alertmanager_config=_env_path("SERVING_LOCAL_ALERTMANAGER_CONFIG"),
+            alert_group_wait=os.environ.get("SERVING_LOCAL_ALERT_GROUP_WAIT") or cls.alert_group_wait,
+            alert_group_interval=os.environ.get("SERVING_LOCAL_ALERT_GROUP_INTERVAL")
+            or cls.alert_group_interval,
+            alert_repeat_interval=os.environ.get("SERVING_LOCAL_ALERT_REPEAT_INTERVAL")
+            or cls.alert_repeat_interval,
         )
 
     def with_overrides(self, **values: object) -> StackConfig:
@@ -58,16 +90,51 @@ class StackConfig:
     def validate(self) -> None:
         if not self.service_id:
             raise ValueError("no serving service id: pass --service-id (see `clearml-serving list`)")
-        for name in ("port", "metrics_port", "broker_port"):
-            value = getattr(self, name)
+        if self.monitoring not in MONITORING_MODES:
+            raise ValueError(f"monitoring must be one of {MONITORING_MODES}, got {self.monitoring!r}")
+        ports = self.ports()
+        for flag, value in ports.items():
             if not 1 <= value <= 65535:
-                raise ValueError(f"{name.replace('_', '-')} must be a TCP port (1-65535), got {value}")
-        if len({self.port, self.metrics_port, self.broker_port}) < 3:
-            raise ValueError("--port, --metrics-port and --broker-port must differ")
+                raise ValueError(f"{flag} must be a TCP port (1-65535), got {value}")
+        if len(set(ports.values())) < len(ports):
+            raise ValueError(f"{', '.join(ports)} must differ")
+        if not self.scrape_seconds > 0:
+            raise ValueError(f"scrape seconds must be positive, got {self.scrape_seconds}")
         if not 1 <= self.workers <= 32:
             raise ValueError(f"workers must be between 1 and 32, got {self.workers}")
         if not self.poll_seconds > 0:
             raise ValueError(f"poll seconds must be positive, got {self.poll_seconds}")
+
+    def ports(self, monitoring: bool | None = None) -> dict[str, int]:
+        """Flag -> port of every part that listens (the monitoring parts unless monitoring is off)."""
+        ports = {"--port": self.port, "--metrics-port": self.metrics_port, "--broker-port": self.broker_port}
+        if self.monitoring != "off" if monitoring is None else monitoring:
+            ports |= {
+                "--prometheus-port": self.prometheus_port,
+                "--alertmanager-port": self.alertmanager_port,
+                "--webhook-port": self.webhook_port,
+            }
+        return ports
+
+    @property
+    def rules_path(self) -> Path:
+        return self.rules_dir or self.data_dir / "rules"
+
+    @property
+    def alerts_file(self) -> Path:
+        return self.data_dir / "alerts.jsonl"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.host}:{self.alertmanager_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{self.host}:{self.webhook_port}"
 
     @property
     def state_path(self) -> Path:

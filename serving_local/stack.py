@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from serving_local import monitoring
 from serving_local.config import StackConfig
 from serving_local.processes import (
     StackError,
@@ -28,7 +29,10 @@ from serving_local.processes import (
 from serving_local.statistics_probe import StatisticsProbe
 
 # Seconds each part may take to answer: the inference app downloads every endpoint's code before it listens.
-READY_TIMEOUT_S = {"broker": 15.0, "statistics": 90.0, "inference": 180.0}
+READY_TIMEOUT_S = {
+    "broker": 15.0, "statistics": 90.0, "inference": 180.0, "webhook": 15.0, "alertmanager": 30.0,
+    "prometheus": 60.0,
+}  # fmt: skip
 STOP_GRACE_S = 5.0
 
 
@@ -72,7 +76,26 @@ def serving_env(config: StackConfig) -> dict[str, str]:
     }
 
 
+def monitoring_components(config: StackConfig) -> list[Component]:
+    """Webhook receiver, Alertmanager, Prometheus (see serving_local/monitoring.py)."""
+    commands = monitoring.commands(config)
+    ready = {
+        "webhook": f"{config.webhook_url}/healthz",
+        "alertmanager": f"{config.alertmanager_url}/-/ready",
+        "prometheus": f"{config.prometheus_url}/-/ready",
+    }
+    return [
+        Component(name, command, {**os.environ}, ready=lambda url=ready[name]: http_ok(url, timeout=1.0))
+        for name, command in commands.items()
+    ]
+
+
 def components(config: StackConfig) -> list[Component]:
+    parts = serving_components(config)
+    return parts + monitoring_components(config) if monitoring.enabled(config) else parts
+
+
+def serving_components(config: StackConfig) -> list[Component]:
     env = serving_env(config)
     listener = f"tcp://{config.broker_address}"
     inference_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.prometheus_multiproc_dir)}
@@ -104,8 +127,7 @@ def components(config: StackConfig) -> list[Component]:
 
 
 def check_ports(config: StackConfig) -> None:
-    for flag, port in (("--port", config.port), ("--metrics-port", config.metrics_port),
-                       ("--broker-port", config.broker_port)):  # fmt: skip
+    for flag, port in config.ports(monitoring=monitoring.enabled(config)).items():
         if not port_is_free(config.host, port):
             raise StackError(f"port {config.host}:{port} ({flag}) is taken; choose another with {flag}")
 
@@ -172,6 +194,18 @@ class Stack:
             if part.process:
                 stop_process(part.process, STOP_GRACE_S)
 
+    def _monitoring_state(self) -> dict[str, str]:
+        config = self.config
+        if not any(part.name == "prometheus" for part in self.parts):
+            return {}
+        return {
+            "prometheus_url": config.prometheus_url,
+            "alertmanager_url": config.alertmanager_url,
+            "webhook_url": f"{config.webhook_url}/alerts",
+            "alerts_file": str(config.alerts_file),
+            "rules_dir": str(config.rules_path),
+        }
+
     def _write_state(self, timings: dict[str, float]) -> None:
         config = self.config
         write_json_atomically(
@@ -189,6 +223,7 @@ class Stack:
                 "workers": config.workers,
                 "poll_seconds": config.poll_seconds,
                 "ready_seconds": timings,
+                **self._monitoring_state(),
                 "pids": {part.name: part.process.pid for part in self.parts if part.process},
                 "logs": {part.name: str(config.component_log(part.name)) for part in self.parts},
             },

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid import schema
+from asteroid import features, schema
 from asteroid.serving.hook_package import build_hook_folder
 
 ENGINE = "xgboost"
@@ -113,8 +113,8 @@ def published_winner() -> Any:
     return models[0]
 
 
-def bucket_edges(model: Any) -> dict[str, list[float]]:
-    """Histogram bucket edges of the model's training data (from its training task's `feature_spec`)."""
+def feature_spec(model: Any) -> dict[str, Any]:
+    """The `feature_spec` of the model's training data (an artifact of its training task)."""
     from clearml import Task
 
     task = Task.get_task(task_id=model.task)
@@ -124,7 +124,12 @@ def bucket_edges(model: Any) -> dict[str, list[float]]:
     spec = artifact.get()
     if not isinstance(spec, dict):  # stored as a file: get() gives its local path
         spec = json.loads(Path(str(spec)).read_text())
-    edges = spec.get("bucket_edges") or {}
+    return spec
+
+
+def bucket_edges(model: Any) -> dict[str, list[float]]:
+    """Histogram bucket edges of the model's training data (from its training task's `feature_spec`)."""
+    edges = feature_spec(model).get("bucket_edges") or {}
     missing = [name for name in schema.FEATURES if not edges.get(name)]
     if missing:
         raise DeployError(f"feature_spec of task {model.task} has no bucket edges for {missing}")
@@ -142,15 +147,11 @@ def metric_logging(
 
     if not 0 < log_frequency <= 1:
         raise DeployError(f"metric log frequency must be in (0, 1], got {log_frequency}")
-    metrics = {name: {"type": "scalar", "buckets": _usable_buckets(edges[name])} for name in schema.FEATURES}
+    metrics = {
+        name: {"type": "scalar", "buckets": features.usable_buckets(edges[name])} for name in schema.FEATURES
+    }
     metrics[PROBABILITY_STAT] = {"type": "scalar", "buckets": PROBABILITY_BUCKETS}
     return EndpointMetricLogging(endpoint=endpoint_url, log_frequency=log_frequency, metrics=metrics)
-
-
-def _usable_buckets(edges: list[float]) -> list[float]:
-    """clearml-serving's histogram needs at least two bucket edges, strictly increasing."""
-    edges = sorted(set(edges))
-    return edges if len(edges) >= 2 else [edges[0], edges[0] + 1.0]
 
 
 def _scalar_arguments(metrics: dict[str, Any]) -> list[str]:
@@ -263,7 +264,11 @@ def rollout_if_served(model_id: str) -> Rollout | None:
         return None
     from clearml import Model
 
-    result = rollout(service_id, Model(model_id=model_id))
+    model = Model(model_id=model_id)
+    result = rollout(service_id, model)
     verb = "rolled out as" if result.changed else "already served as"
     print(f"winner {model_id} {verb} /serve/{result.url} on service {service_id}")
+    from asteroid.monitoring.publish import publish_rules
+
+    publish_rules(result, model)
     return result

@@ -53,6 +53,17 @@ DRIFTS: dict[str, Callable[[pd.DataFrame], None]] = {
     "miss_dist_astronomical": _closer,
 }
 DEFAULT_DRIFT = ("absolute_magnitude", "relative_velocity_km_per_sec")
+# Shift -> the model features it changes: the diameters follow the absolute magnitude.
+AFFECTED_FEATURES: dict[str, tuple[str, ...]] = {
+    "absolute_magnitude": ("absolute_magnitude", "est_dia_km_avg"),
+    "relative_velocity_km_per_sec": ("relative_velocity_km_per_sec",),
+    "miss_dist_astronomical": ("miss_dist_astronomical",),
+}
+
+
+def affected_features(shifts: tuple[str, ...]) -> list[str]:
+    """The model features these shifts change, sorted."""
+    return sorted({feature for shift in shifts for feature in AFFECTED_FEATURES[shift]})
 
 
 def load_rows(source_csv: str | Path | None = None) -> pd.DataFrame:

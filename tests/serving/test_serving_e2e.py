@@ -75,6 +75,7 @@ def deployment(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory
         "SERVING_LOCAL_METRICS_PORT": str(free_port()),
         "SERVING_LOCAL_BROKER_PORT": str(free_port()),
         "SERVING_LOCAL_POLL_SECONDS": str(POLL_SECONDS),
+        "SERVING_LOCAL_MONITORING": "off",  # Prometheus and Alertmanager: tests/monitoring/test_drift_e2e.py
     }
     run(backend, env, "pipeline.py", "--seeds", "1")
     try:
@@ -237,6 +238,9 @@ def test_a_new_winner_is_served_without_restarting_anything(deployment: Deployme
     new_winner = summary["winner"]["model_id"]
     assert new_winner != deployment.summary["winner"]["model_id"]
     assert summary["serving"] == {"service_id": deployment.service_id, "endpoint": "asteroid/2"}
+    # the rollout regenerated the monitoring rules for the new version's training data
+    rules = (Path(deployment.env["SERVING_LOCAL_DATA_DIR"]) / "rules" / "asteroid.yml").read_text()
+    assert "asteroid_2[:_]absolute_magnitude_bucket" in rules and "asteroid_1[" not in rules
     row = records(sample_rows(deployment).head(1))[0]
 
     def serves_new_winner() -> bool:

@@ -1,0 +1,2 @@
+"""Monitoring of the served model: Prometheus rules and Grafana files, generated from the training
+reference."""

@@ -1,0 +1,58 @@
+"""Windows and thresholds of the drift and serving alerts: a production profile and a short one for the demo
+and the tests, chosen with ``ASTEROID_MONITORING_PROFILE``; single values overridable from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Everything the generated rules depend on besides the training reference."""
+
+    window: str = "1h"  # range of increase()/rate(): the live traffic a score is computed over
+    for_: str = "15m"  # how long a condition must hold before its alert fires
+    interval: str = "1m"  # rule evaluation period
+    # Fewer observations than this in the window and no drift alert fires: PSI over ~10 buckets is noisy on
+    # small samples (its expected value on a sample of the training distribution is about buckets / n;
+    # Evidently treats up to 1,000 rows as a small sample).
+    min_observations: int = 1000
+    psi_warning: float = 0.1  # the usual PSI bands: < 0.1 stable, 0.1-0.25 moderate, >= 0.25 major shift
+    psi_critical: float = 0.25
+    epsilon: float = 1e-4  # floor of a bucket fraction, live or training, so empty buckets give finite PSI
+    # Predicted-hazardous fraction: alert when it is this far (absolute) from the training base rate.
+    prediction_tolerance: float = 0.1
+    error_ratio: float = 0.05  # 4xx + 5xx answers over all answers
+    latency_p99_seconds: float = 0.5
+    statistics_job: str = "clearml-serving-statistics"  # Prometheus job names of the scrape targets
+    inference_job: str = "clearml-serving-inference"
+
+    def with_env(self) -> MonitoringConfig:
+        """This profile with ``ASTEROID_MONITORING_<FIELD>`` overrides (ASTEROID_MONITORING_WINDOW=5m)."""
+        values: dict[str, object] = {}
+        for spec in fields(self):
+            raw = os.environ.get(f"ASTEROID_MONITORING_{spec.name.rstrip('_').upper()}")
+            if raw:
+                kind = type(getattr(self, spec.name))
+                try:
+                    values[spec.name] = kind(raw)
+                except ValueError as exc:
+                    raise ValueError(f"ASTEROID_MONITORING_{spec.name.upper()}: {exc}") from exc
+        return replace(self, **values)
+
+
+PROFILES: dict[str, MonitoringConfig] = {
+    "production": MonitoringConfig(),
+    # Seconds instead of hours, for the demo and the end-to-end test: statistics arrive every ~10 s, so a
+    # 40 s window holds about four bursts; at the demo's request rate it holds thousands of rows.
+    "short": MonitoringConfig(window="40s", for_="10s", interval="2s", min_observations=300),
+}
+
+
+def load(profile: str | None = None) -> MonitoringConfig:
+    """The named profile (default: ASTEROID_MONITORING_PROFILE, else production), with overrides."""
+    name = profile or os.environ.get("ASTEROID_MONITORING_PROFILE") or "production"
+    if name not in PROFILES:
+        raise ValueError(f"unknown monitoring profile {name!r}; choose from {sorted(PROFILES)}")
+    return PROFILES[name].with_env()

@@ -1,0 +1,83 @@
+"""After every rollout: generate the drift and serving rules of the served version from its training data,
+write them where the local stack's Prometheus reads rule files, reload it when it runs, and attach the rules
+to the winner's training task as an artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import global_config
+from asteroid.monitoring import config as monitoring_config
+from asteroid.monitoring import rules
+from asteroid.monitoring.reference import TrainingReference, from_feature_spec
+
+RULES_ARTIFACT = "prometheus_rules"
+
+
+def rules_dir() -> Path:
+    """Where the local stack's Prometheus reads rule files (the stack's `--rules-dir` default)."""
+    override = os.environ.get("SERVING_LOCAL_RULES_DIR")
+    return Path(override).expanduser().resolve() if override else global_config.SERVING_DATA_DIR / "rules"
+
+
+def reference_for(rollout: Any, model: Any) -> TrainingReference:
+    from asteroid.serving.deploy import PROBABILITY_BUCKETS, feature_spec
+
+    return from_feature_spec(feature_spec(model), rollout.endpoint, rollout.version, PROBABILITY_BUCKETS)
+
+
+def write_rules(text: str, endpoint: str, directory: Path | None = None) -> Path:
+    """One file per endpoint, replaced atomically (Prometheus never reads half a file)."""
+    directory = directory or rules_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{endpoint}.yml"
+    temporary = directory / f".{endpoint}.yml.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def reload_prometheus() -> str | None:
+    """Reload the local stack's Prometheus when it runs; returns its URL (None: no stack with Prometheus)."""
+    try:
+        state = json.loads((global_config.SERVING_DATA_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    url = state.get("prometheus_url")
+    if not url:
+        return None
+    request = urllib.request.Request(f"{url}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return url
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"Prometheus at {url} refused the new rules: {exc.read()[:300]!r}") from exc
+    except OSError:
+        return None  # a state file left by a stack that is gone
+
+
+def attach_to_training_task(model: Any, path: Path) -> None:
+    from clearml import Task
+
+    Task.get_task(task_id=model.task).upload_artifact(
+        RULES_ARTIFACT, artifact_object=str(path), wait_on_upload=True
+    )
+
+
+def publish_rules(rollout: Any, model: Any) -> Path:
+    """Generate, write, reload, attach; prints what it did."""
+    settings = monitoring_config.load()
+    reference = reference_for(rollout, model)
+    path = write_rules(rules.render(reference, settings), rollout.endpoint)
+    print(f"monitoring rules for /serve/{rollout.url} (window {settings.window}) written to {path}")
+    url = reload_prometheus()
+    if url:
+        print(f"Prometheus at {url} reloaded its rules")
+    attach_to_training_task(model, path)
+    print(f"rules attached to training task {model.task} as artifact {RULES_ARTIFACT!r}")
+    return path

@@ -1,0 +1,258 @@
+"""Prometheus recording and alerting rules for one served version, generated from its training reference.
+
+The statistics controller's histograms are not cumulative and their `_sum` is the observation count (see
+docs/notes/serving.md), so the live fraction of traffic per bucket over the window is
+``increase(<m>_bucket[w]) / increase(<m>_sum[w])``. Drift is scored against the training fractions with the
+population stability index, PSI = sum over buckets of (p_live - p_train) * ln(p_live / p_train), both
+fractions floored at `epsilon` so an empty bucket gives a large finite term instead of infinity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from asteroid.monitoring.config import MonitoringConfig
+from asteroid.monitoring.reference import PROBABILITY, TrainingReference, promql_regex
+
+OBSERVATIONS = "asteroid:observations:increase"
+LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
+TRAINING_FRACTION = "asteroid:bucket_fraction:training"
+PSI = "asteroid:feature_drift:psi"
+HAZARDOUS = "asteroid:predicted_hazardous:ratio"
+HAZARDOUS_TRAINING = "asteroid:predicted_hazardous:training"
+SERIES_LABELS = ("endpoint", "version", "feature")
+RUNBOOK = "docs/notes/monitoring.md"
+
+
+def _labels(reference: TrainingReference, **extra: str) -> dict[str, str]:
+    return {"endpoint": reference.endpoint, "version": str(reference.version), **extra}
+
+
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+def live_rules(reference: TrainingReference, config: MonitoringConfig) -> list[dict[str, Any]]:
+    """Per statistic (features and probability): observations in the window, live fraction per bucket."""
+    rules = []
+    window = config.window
+    for name in [feature.name for feature in reference.features] + [PROBABILITY]:
+        buckets, count = reference.selector(name, "_bucket"), reference.selector(name, "_sum")
+        labels = _labels(reference, feature=name)
+        # `_sum` repeats the same count under every `le`: take one of them with max().
+        rules.append({"record": OBSERVATIONS, "expr": f"max(increase({count}[{window}]))", "labels": labels})
+        rules.append({
+            "record": LIVE_FRACTION,
+            "expr": f"sum by (le) (increase({buckets}[{window}]))\n"
+                    f"  / on () group_left ()\n(max(increase({count}[{window}])) > 0)",
+            "labels": labels,
+        })  # fmt: skip
+    return rules
+
+
+def training_rules(reference: TrainingReference) -> list[dict[str, Any]]:
+    """The training fractions as constant series, one per feature and bucket, and the training base rate."""
+    rules = [
+        {
+            "record": TRAINING_FRACTION,
+            "expr": f"vector({_number(fraction)})",
+            "labels": _labels(reference, feature=feature.name, le=le),
+        }
+        for feature in reference.features
+        for le, fraction in zip(feature.labels, feature.fractions, strict=True)
+    ]
+    rules.append({
+        "record": HAZARDOUS_TRAINING, "expr": f"vector({_number(reference.base_rate)})",
+        "labels": _labels(reference),
+    })  # fmt: skip
+    return rules
+
+
+def psi_expression(epsilon: float) -> str:
+    """PSI per feature from the live and training fraction series (both floored at epsilon)."""
+    on = f"on ({', '.join((*SERIES_LABELS, 'le'))})"
+    live = f"clamp_min({LIVE_FRACTION}, {_number(epsilon)})"
+    train = f"clamp_min({TRAINING_FRACTION}, {_number(epsilon)})"
+    return (
+        f"sum by ({', '.join(SERIES_LABELS)}) (\n"
+        f"  ({live} - {on} {train})\n"
+        f"  * {on}\n"
+        f"  ln({live} / {on} {train})\n"
+        ")"
+    )
+
+
+def score_rules(reference: TrainingReference, config: MonitoringConfig) -> list[dict[str, Any]]:
+    hazardous = "|".join(promql_regex(label) for label in reference.hazardous_labels)
+    return [
+        {"record": PSI, "expr": psi_expression(config.epsilon)},
+        {
+            "record": HAZARDOUS,
+            "expr": f"sum by (endpoint, version) "
+            f'({LIVE_FRACTION}{{feature="{PROBABILITY}", le=~"{hazardous}"}})',
+        },
+    ]
+
+
+def gated_psi(config: MonitoringConfig, threshold: float | None = None) -> str:
+    """PSI per feature where the window holds at least the minimum of observations (what the alert sees);
+    with a threshold, only the scores at or above it."""
+    above = "" if threshold is None else f" >= {_number(threshold)}"
+    return (f'{PSI}{{feature!="{PROBABILITY}"}}{above}\n'
+            f"and on (endpoint, version, feature) {OBSERVATIONS} >= {config.min_observations}")  # fmt: skip
+
+
+def _drift_alert(config: MonitoringConfig, severity: str, threshold: float) -> dict[str, Any]:
+    return {
+        "alert": "AsteroidFeatureDrift",
+        "expr": gated_psi(config, threshold),
+        "for": config.for_,
+        "labels": {"severity": severity},
+        "annotations": {
+            "summary": "Feature {{ $labels.feature }} of /serve/{{ $labels.endpoint }}/{{ $labels.version }} "
+                       "has drifted from the training data: PSI {{ $value | printf \"%.3f\" }} over the last "
+                       f"{config.window} (≥ {threshold:g} is {severity})",
+            "description": "The live distribution of {{ $labels.feature }} differs from the one the model "
+                           "was trained on. Compare the live and training fractions per bucket on the "
+                           "Grafana dashboard (Asteroid serving), check the data source feeding the requests "
+                           "(units, survey, filtering), and retrain on recent data if the shift is real.",
+            "psi": "{{ $value | printf \"%.3f\" }}",
+            "runbook": RUNBOOK,
+        },
+    }  # fmt: skip
+
+
+def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[dict[str, Any]]:
+    job_stats, job_inference = config.statistics_job, config.inference_job
+    requests = f'clearml_serving_requests_total{{job="{job_inference}"}}'
+    endpoint_re = f"{promql_regex(reference.endpoint)}(/[0-9]+)?"
+    served = f'clearml_serving_requests_total{{job="{job_inference}", endpoint=~"{endpoint_re}", code="200"}}'
+    durations = (
+        f'clearml_serving_request_duration_seconds_bucket{{job="{job_inference}", endpoint=~"{endpoint_re}"}}'
+    )
+    w = config.window
+    return [
+        _drift_alert(config, "warning", config.psi_warning),
+        _drift_alert(config, "critical", config.psi_critical),
+        {
+            "alert": "AsteroidPredictionDrift",
+            "expr": f"abs({HAZARDOUS} - on (endpoint, version) {HAZARDOUS_TRAINING}) "
+                    f">= {_number(config.prediction_tolerance)}\n"
+                    f'and on (endpoint, version) {OBSERVATIONS}{{feature="{PROBABILITY}"}} '
+                    f">= {config.min_observations}",
+            "for": config.for_,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The predicted-hazardous fraction of /serve/{{ $labels.endpoint }}/"
+                           "{{ $labels.version }} is {{ $value | printf \"%.3f\" }} away from the training "
+                           f"base rate ({reference.base_rate:.3f}) over the last {w}",
+                "description": "The model flags a different share of objects as hazardous than in training: "
+                               "look at the feature drift alerts and the dashboard first; a shift without "
+                               "feature drift points at the model version.",
+                "runbook": RUNBOOK,
+            },
+        },
+        {
+            "alert": "AsteroidServingErrors",
+            "expr": f'sum by (endpoint) (rate({requests[:-1]}, code=~"4..|5.."}}[{w}]))\n'
+                    f"/ sum by (endpoint) (rate({requests}[{w}])) > {_number(config.error_ratio)}",
+            "for": config.for_,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $value | humanizePercentage }} of the requests to {{ $labels.endpoint }} "
+                           f"failed (4xx/5xx) over the last {w}",
+                "description": "Failed requests never reach clearml-serving's statistics: this counts them "
+                               "at the inference app. 422 means clients send invalid rows (the reply names "
+                               "the field), 404 an unknown endpoint, 5xx a server fault (see the inference "
+                               "log).",
+                "runbook": RUNBOOK,
+            },
+        },
+        {
+            "alert": "AsteroidLatencyHigh",
+            "expr": f"histogram_quantile(0.99, sum by (le) (rate({durations}[{w}])))\n"
+                    f"> {_number(config.latency_p99_seconds)}",
+            "for": config.for_,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": f"p99 latency of /serve/{reference.endpoint} is "
+                           "{{ $value | humanizeDuration }} "
+                           f"over the last {w} (limit {config.latency_p99_seconds:g} s)",
+                "description": "Measured at the inference app. Check its CPU (2 cores are shared), the batch "
+                               "sizes clients send, and the number of workers.",
+                "runbook": RUNBOOK,
+            },
+        },
+        {
+            "alert": "AsteroidNoTraffic",
+            "expr": f"(sum(increase({served}[{w}])) or on () vector(0)) == 0",
+            "for": config.for_,
+            "labels": {"severity": "info"},
+            "annotations": {
+                "summary": f"No successful request to /serve/{reference.endpoint} over the last {w}",
+                "description": "Without traffic there are no statistics and drift cannot be measured. Check "
+                               "the clients and the route in front of the inference app.",
+                "runbook": RUNBOOK,
+            },
+        },
+        {
+            "alert": "AsteroidStatisticsDown",
+            "expr": f'up{{job=~"{promql_regex(job_stats)}|{promql_regex(job_inference)}"}} == 0',
+            "for": config.for_,
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}",
+                "description": "Drift and serving alerts are blind while a scrape target is down: check the "
+                               "serving stack (python -m serving_local status) and the part's log.",
+                "runbook": RUNBOOK,
+            },
+        },
+    ]  # fmt: skip
+
+
+def rule_groups(reference: TrainingReference, config: MonitoringConfig) -> dict[str, Any]:
+    """The rules file's content. One group, evaluated in order: live fractions, training fractions, scores,
+    then alerts (a group's rules see the series recorded earlier in the same evaluation)."""
+    return {
+        "groups": [
+            {
+                "name": f"asteroid-{reference.endpoint}-{reference.version}",
+                "interval": config.interval,
+                "rules": [
+                    *live_rules(reference, config),
+                    *training_rules(reference),
+                    *score_rules(reference, config),
+                    *alert_rules(reference, config),
+                ],
+            }
+        ]
+    }
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (PromQL expressions) as YAML block literals, and no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, width=120, allow_unicode=True)
+
+
+def render(reference: TrainingReference, config: MonitoringConfig) -> str:
+    header = (
+        "# Generated by asteroid/monitoring/rules.py from the training reference of "
+        f"{reference.endpoint}/{reference.version}; do not edit.\n"
+    )
+    return header + dump_yaml(rule_groups(reference, config))

@@ -1,0 +1,159 @@
+"""A webhook receiver for Alertmanager: every notification (firing and resolved) is appended as one JSON line
+to a file, with the time it arrived.
+
+    python -m serving_local.alert_webhook --port 9097 --file alerts.jsonl [--host 127.0.0.1]
+
+POST /alerts   Alertmanager's webhook payload (version 4): 200, or 4xx naming what is wrong with the body
+GET  /alerts   every notification received so far, as a JSON array
+GET  /healthz  200 when it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+MAX_BODY_BYTES = 1024 * 1024
+STATUSES = ("firing", "resolved")
+
+
+class BadNotification(ValueError):
+    """The body is not an Alertmanager notification; the message says why (sent back with a 4xx)."""
+
+
+def validate(payload: Any) -> dict[str, Any]:
+    """Check the parts of Alertmanager's webhook payload this receiver relies on."""
+    if not isinstance(payload, dict):
+        raise BadNotification("the body must be a JSON object (Alertmanager's webhook payload)")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list) or not alerts:
+        raise BadNotification("'alerts' must be a non-empty list")
+    if payload.get("status") not in STATUSES:
+        raise BadNotification(f"'status' must be one of {list(STATUSES)}")
+    for number, alert in enumerate(alerts, 1):
+        if not isinstance(alert, dict):
+            raise BadNotification(f"alert {number} must be an object")
+        if alert.get("status") not in STATUSES:
+            raise BadNotification(f"alert {number}: 'status' must be one of {list(STATUSES)}")
+        if not isinstance(alert.get("labels"), dict) or "alertname" not in alert["labels"]:
+            raise BadNotification(f"alert {number}: 'labels' must be an object with an 'alertname'")
+    return payload
+
+
+class NotificationLog:
+    """The JSON-lines file, appended under a lock (one line per notification)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def append(self, payload: dict[str, Any]) -> dict[str, Any]:
+        record = {"received_at": time.time(), **payload}
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+        return record
+
+    def read(self) -> list[dict[str, Any]]:
+        return read_notifications(self.path)
+
+
+def read_notifications(path: Path) -> list[dict[str, Any]]:
+    """Every notification in a receiver's file (none when the file does not exist yet)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def make_handler(log: NotificationLog) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "serving-local-alert-webhook"
+
+        def _reply(self, status: HTTPStatus, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._reply(HTTPStatus.OK, {"ok": True})
+            elif self.path == "/alerts":
+                self._reply(HTTPStatus.OK, log.read())
+            else:
+                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path}"})
+
+        def do_POST(self) -> None:
+            if self.path != "/alerts":
+                error = f"POST notifications to /alerts, not {self.path}"
+                self._reply(HTTPStatus.NOT_FOUND, {"error": error})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                self._reply(HTTPStatus.LENGTH_REQUIRED, {"error": "a Content-Length header is required"})
+                return
+            if length > MAX_BODY_BYTES or length < 0:
+                self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"at most {MAX_BODY_BYTES} bytes"})
+                return
+            body = self.rfile.read(length)
+            try:
+                payload = validate(json.loads(body.decode("utf-8")))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"the body is not JSON: {exc}"})
+                return
+            except BadNotification as exc:
+                self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+                return
+            log.append(payload)
+            self._reply(HTTPStatus.OK, {"ok": True})
+
+        def do_PUT(self) -> None:
+            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST /alerts or GET /alerts"})
+
+        do_DELETE = do_PATCH = do_PUT
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per notification is in the file; no access log
+
+    return Handler
+
+
+def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(NotificationLog(path)))
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", type=Path, required=True, help="JSON-lines file the notifications go to")
+    args = parser.parse_args(argv)
+    server = make_server(args.host, args.port, args.file)
+    print(f"alert webhook on http://{args.host}:{args.port}/alerts -> {args.file}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""End to end with a real Prometheus and Alertmanager: pipeline on sample data, then `serve.py` (the rollout
+writes the drift rules of the winner's training data; the local stack runs Prometheus, Alertmanager and the
+webhook receiver on free ports); normal traffic from `inference.py` raises no drift alert; `inference.py
+--drift` raises AsteroidFeatureDrift for the shifted features only, delivered to the webhook; normal traffic
+resolves it. Short windows (monitoring profile "short"); delivery times are printed, not asserted."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+import requests
+
+import global_config
+from asteroid.monitoring import config as monitoring_config
+from asteroid.monitoring import dashboard
+from asteroid.monitoring.drill import Drill, DrillResult, DrillSettings
+from asteroid.monitoring.prometheus_api import Prometheus
+from asteroid.monitoring.publish import RULES_ARTIFACT
+from asteroid.monitoring.reference import from_feature_spec
+from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from tests.backend.backend_harness import BackendHarness
+from tests.backend.conftest import backend  # noqa: F401
+from tests.monitoring.conftest import tool
+from tests.monitoring.controller_series import (
+    CURL_ACCEPT,
+    PROMETHEUS_ACCEPT,
+    ControllerSimulation,
+    page_samples,
+)
+from tests.serving.test_serving_e2e import free_port
+
+ROOT = global_config.ROOT
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SHIFTED = {"absolute_magnitude", "est_dia_km_avg", "relative_velocity_km_per_sec"}
+
+
+@dataclass
+class MonitoredStack:
+    backend: BackendHarness
+    env: dict[str, str]
+    state: dict[str, Any]
+    summary: dict[str, Any]
+    serve_output: str
+
+    @property
+    def prometheus(self) -> Prometheus:
+        return Prometheus(self.state["prometheus_url"])
+
+
+@pytest.fixture(scope="module")
+def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredStack]:  # noqa: F811
+    tool("prometheus")
+    tool("prometheus-alertmanager")
+    root = tmp_path_factory.mktemp("monitoring")
+    env = {
+        "ASTEROID_DATA_DIR": str(root / "data"),
+        "ASTEROID_RUNS_DIR": str(root / "runs"),
+        "NEO_DATABASE_URL": f"sqlite:///{root / 'data' / 'asteroids.db'}",
+        "NEO_SOURCE_CSV": "",
+        "ASTEROID_SAMPLE_ROWS": "2000",
+        "ASTEROID_MONITORING_PROFILE": "short",
+        "SERVING_LOCAL_DATA_DIR": str(root / "stack"),
+        "SERVING_LOCAL_MONITORING": "on",
+        "SERVING_LOCAL_SCRAPE_SECONDS": "2",
+        "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
+        "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
+        "SERVING_LOCAL_POLL_SECONDS": "2",
+        **{
+            f"SERVING_LOCAL_{name}_PORT": str(free_port())
+            for name in ("", "METRICS", "BROKER", "PROMETHEUS", "ALERTMANAGER", "WEBHOOK")
+        },
+    }
+    env["SERVING_LOCAL_PORT"] = env.pop("SERVING_LOCAL__PORT")
+    backend.run(ROOT / "pipeline.py", "--seeds", "1", extra_env=env, timeout=600)
+    try:
+        served = backend.run(ROOT / "serve.py", extra_env=env, timeout=600)
+        state = json.loads((root / "stack" / "state.json").read_text())
+        summary = json.loads((root / "runs" / "latest" / "summary.json").read_text())
+        yield MonitoredStack(backend, env, state, summary, served.stdout)
+    finally:
+        stop = [sys.executable, "-m", "serving_local", "stop", "--data-dir", str(root / "stack")]
+        subprocess.run(stop, env=backend.env, capture_output=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def drill(stack: MonitoredStack) -> DrillResult:
+    settings = DrillSettings(deadline_s=240)
+    config = monitoring_config.PROFILES["short"]
+    env = {**stack.backend.env, **stack.env}
+    result = Drill(
+        stack.state["prometheus_url"], Path(stack.state["alerts_file"]), config, env, settings
+    ).run()
+    print(json.dumps(result.delivery_seconds(), indent=2))
+    return result
+
+
+def test_the_rollout_wrote_the_rules_and_attached_them_to_the_training_task(stack: MonitoredStack) -> None:
+    rules_file = Path(stack.state["rules_dir"]) / "asteroid.yml"
+    assert "asteroid_1[:_]absolute_magnitude_bucket" in rules_file.read_text()
+    assert "AsteroidFeatureDrift" in stack.prometheus.rule_names()
+    task_id = stack.summary["winner"]["task_id"]
+    task = stack.backend.call("tasks.get_by_id", {"task": task_id})["task"]
+    assert RULES_ARTIFACT in [artifact["key"] for artifact in task["execution"]["artifacts"]]
+
+
+def test_normal_traffic_raises_no_drift_alert(drill: DrillResult) -> None:
+    assert drill.normal_drift_alerts == []
+    assert len(drill.normal_max_psi) == 17  # every feature was scored: live and training buckets match
+
+
+def test_drifted_traffic_fires_for_the_shifted_features_only_and_it_is_delivered(drill: DrillResult) -> None:
+    assert drill.fired_features == SHIFTED
+    assert set(drill.firing_seen_at) == SHIFTED  # Prometheus showed them firing
+    firing = [alert for record in drill.notifications for alert in record["alerts"]
+              if alert["labels"]["alertname"] == "AsteroidFeatureDrift"]  # fmt: skip
+    assert {alert["labels"]["feature"] for alert in firing} == SHIFTED
+    assert all("PSI" in alert["annotations"]["summary"] for alert in firing)
+
+
+def test_stopping_the_drift_resolves_every_alert(drill: DrillResult) -> None:
+    assert set(drill.resolved_delivered_at) == SHIFTED
+
+
+@pytest.mark.parametrize("accept", [PROMETHEUS_ACCEPT, CURL_ACCEPT], ids=["openmetrics", "text"])
+def test_the_controllers_real_metrics_are_shaped_like_the_promtool_input(
+    stack: MonitoredStack, accept: str
+) -> None:
+    """The promtool cases feed series made by clearml-serving's ScalarHistogram; the running controller's page
+    has the same names and `le` labels for this version's training reference, in both formats."""
+    artifacts = stack.backend.call("tasks.get_by_id", {"task": stack.summary["winner"]["task_id"]})["task"][
+        "execution"
+    ]["artifacts"]
+    uri = next(artifact["uri"] for artifact in artifacts if artifact["key"] == "feature_spec")
+    relative = unquote(uri[len(stack.backend.files_url) :]).lstrip("/")
+    spec = json.loads((stack.backend.files_root / relative).read_text())
+    reference = from_feature_spec(spec, "asteroid", 1, PROBABILITY_BUCKETS)
+    simulated = {(name, labels.get("le")) for name, labels, _ in page_samples(
+        ControllerSimulation(reference, accept).scrape_page())}  # fmt: skip
+    page = requests.get(stack.state["statistics_url"], headers={"Accept": accept}, timeout=10).text
+    real = {
+        (name, labels.get("le"))
+        for name, labels, _ in page_samples(page)
+        if re.match(r"asteroid_1[:_](?!_)", name)
+    }
+    assert real == simulated
+
+
+def test_request_latency_and_rates_come_from_the_inference_metrics(
+    stack: MonitoredStack, drill: DrillResult
+) -> None:
+    p99 = stack.prometheus.query(
+        "histogram_quantile(0.99, sum by (le) (rate(clearml_serving_request_duration_seconds_bucket[1m])))"
+    )
+    assert p99 and float(p99[0]["value"][1]) > 0
+
+
+def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus(
+    stack: MonitoredStack, drill: DrillResult
+) -> None:
+    """Grafana cannot be installed here: each PromQL expression of the dashboard and of the Grafana alert
+    rules is evaluated over the drill's time range; it must parse and run, and return data (the traffic
+    created every series they read; one bad request creates the error series)."""
+    bad = requests.post(
+        f"{stack.state['serve_url']}/asteroid", json={"rows": [{"colour": "red"}]}, timeout=30
+    )
+    assert bad.status_code == 422
+    # rate() needs two samples of the new 422 series in its range: wait until the panel's query has them
+    errors = 'sum by (code) (rate(clearml_serving_requests_total{code=~"4..|5.."}[1m]))'
+    poll_until(lambda: bool(stack.prometheus.query(errors)), "the 422 in Prometheus", 60)
+    start, end = drill.started_at, time.time()
+    empty = []
+    for expr in dashboard.expressions(dashboard.generated_files()):
+        concrete = expr.replace(dashboard.RATE, "1m")
+        if not stack.prometheus.query_range(concrete, start, end, 2):  # raises on a PromQL error
+            empty.append(expr)
+    assert empty == [], "expressions without data"
+
+
+def poll_until(condition: Callable[[], bool], what: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {deadline_s} s"
+        time.sleep(0.5)

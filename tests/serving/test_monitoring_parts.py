@@ -1,0 +1,133 @@
+"""The stack's monitoring parts on their own: the generated Prometheus and Alertmanager configurations pass
+their own checkers, the webhook receiver refuses bad input with a 4xx and logs good notifications, and a real
+Alertmanager delivers an alert, then its resolution, to the receiver."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from serving_local import monitoring
+from serving_local.alert_webhook import read_notifications
+from serving_local.config import StackConfig
+from serving_local.processes import http_ok, spawn, stop_process, wait_ready
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed ({monitoring.INSTALL_HINT})")
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> StackConfig:
+    return StackConfig(
+        data_dir=tmp_path, service_id="x", port=free_port(), metrics_port=free_port(),
+        broker_port=free_port(), monitoring="on", prometheus_port=free_port(),
+        alertmanager_port=free_port(), webhook_port=free_port(), scrape_seconds=1.0,
+        alert_group_wait="0s", alert_group_interval="1s",
+    )  # fmt: skip
+
+
+def test_generated_configurations_pass_promtool_and_amtool(config: StackConfig) -> None:
+    prometheus_yml, alertmanager_yml = monitoring.write_configs(config)
+    for command in (
+        [tool("promtool"), "check", "config", str(prometheus_yml)],
+        [tool("amtool"), "check-config", str(alertmanager_yml)],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert f"127.0.0.1:{config.webhook_port}/alerts" in alertmanager_yml.read_text()
+
+
+def start_parts(config: StackConfig, names: tuple[str, ...]) -> list[subprocess.Popen]:
+    commands = monitoring.commands(config)
+    urls = {"webhook": f"{config.webhook_url}/healthz", "alertmanager": f"{config.alertmanager_url}/-/ready"}
+    started = []
+    try:
+        for name in names:
+            log = config.component_log(name)
+            process = spawn(commands[name], {}, log)
+            started.append(process)
+            wait_ready(name, lambda url=urls[name]: http_ok(url, 1.0), process, 30, log)
+    except BaseException:
+        for process in started:
+            stop_process(process, 5)
+        raise
+    return started
+
+
+@pytest.fixture
+def parts(config: StackConfig) -> Iterator[StackConfig]:
+    tool("prometheus-alertmanager")
+    processes = start_parts(config, ("webhook", "alertmanager"))
+    yield config
+    for process in reversed(processes):
+        stop_process(process, 5)
+
+
+BAD_BODIES = [
+    ("not JSON", b"hello", 400),
+    ("not UTF-8", b"\xff\xfe", 400),
+    ("a list", b"[]", 422),
+    ("no alerts", b'{"status": "firing", "alerts": []}', 422),
+    ("bad status", b'{"status": "on", "alerts": [{"status": "firing", "labels": {"alertname": "a"}}]}', 422),
+    ("alert not an object", b'{"status": "firing", "alerts": [1]}', 422),
+    ("no alertname", b'{"status": "firing", "alerts": [{"status": "firing", "labels": {}}]}', 422),
+]
+
+
+def test_the_webhook_receiver_refuses_bad_input_with_4xx(parts: StackConfig) -> None:
+    url = f"{parts.webhook_url}/alerts"
+    for name, body, status in BAD_BODIES:
+        reply = requests.post(url, data=body, timeout=5)
+        assert reply.status_code == status, f"{name}: {reply.status_code} {reply.text}"
+        assert reply.json()["error"], name
+    assert requests.post(f"{parts.webhook_url}/elsewhere", data=b"{}", timeout=5).status_code == 404
+    assert requests.put(url, data=b"{}", timeout=5).status_code == 405
+    too_big = requests.post(url, data=b" " * (1024 * 1024 + 1), timeout=5)
+    assert too_big.status_code == 413
+    assert read_notifications(parts.alerts_file) == []
+    good = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "Test"}}]}
+    assert requests.post(url, json=good, timeout=5).status_code == 200
+    assert [record["alerts"] for record in requests.get(url, timeout=5).json()] == [good["alerts"]]
+
+
+def wait_for_notification(config: StackConfig, status: str, deadline_s: float = 60) -> dict:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for record in read_notifications(config.alerts_file):
+            if record["status"] == status:
+                return record
+        time.sleep(0.2)
+    raise AssertionError(f"no {status} notification in {config.alerts_file} within {deadline_s} s")
+
+
+def test_alertmanager_delivers_firing_and_resolved_to_the_webhook(parts: StackConfig) -> None:
+    now = datetime.now(UTC)
+    alert = {"labels": {"alertname": "AsteroidTest", "severity": "warning"}, "annotations": {"summary": "s"},
+             "startsAt": now.isoformat()}  # fmt: skip
+    api = f"{parts.alertmanager_url}/api/v2/alerts"
+    assert requests.post(api, json=[alert], timeout=5).status_code == 200
+    firing = wait_for_notification(parts, "firing")
+    assert firing["alerts"][0]["labels"]["alertname"] == "AsteroidTest"
+    resolved = {**alert, "endsAt": (now + timedelta(milliseconds=1)).isoformat()}
+    assert requests.post(api, json=[resolved], timeout=5).status_code == 200
+    assert wait_for_notification(parts, "resolved")["alerts"][0]["status"] == "resolved"
+    assert json.loads(parts.alerts_file.read_text().splitlines()[0])["received_at"] > 0
