@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,7 +211,9 @@ def parse_hocon(text: str) -> dict[str, Any] | None:
     from clearml.utilities.pyhocon import ConfigFactory
 
     try:
-        parsed = ConfigFactory.parse_string(text, resolve=False).as_plain_ordered_dict()
+        with warnings.catch_warnings():  # the vendored pyhocon calls pyparsing's deprecated names
+            warnings.simplefilter("ignore", DeprecationWarning)
+            parsed = ConfigFactory.parse_string(text, resolve=False).as_plain_ordered_dict()
     except Exception:  # pyhocon raises many kinds; unparsable text is simply shown as text
         return None
     return json_object(json.dumps(parsed, default=str))

@@ -67,16 +67,13 @@ def svg_graph(nodes: list[Node]) -> str:
         place[node.key] = (20 + column * (NODE_W + GAP_X), 20 + row * (NODE_H + GAP_Y))
     width = 40 + (max(depth.values()) + 1) * (NODE_W + GAP_X)
     height = 40 + max(rows.values()) * (NODE_H + GAP_Y)
-    edges = []
-    for node in nodes:
-        x2, y2 = place[node.key]
-        for parent in node.parents:
-            if parent in place:
-                x1, y1 = place[parent]
-                edges.append(
-                    f'<line x1="{x1 + NODE_W}" y1="{y1 + NODE_H // 2}" x2="{x2}" y2="{y2 + NODE_H // 2}" '
-                    'stroke="#7b8794" stroke-width="1.5" marker-end="url(#arrow)"/>'
-                )
+    below = height - 14  # edges that skip a column run under the boxes, not behind them
+    edges = [
+        _edge(place[parent], place[node.key], depth[node.key] - depth[parent] > 1, below)
+        for node in nodes
+        for parent in node.parents
+        if parent in place
+    ]
     boxes = [_box(node, *place[node.key]) for node in nodes]
     marker = (
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
@@ -86,6 +83,17 @@ def svg_graph(nodes: list[Node]) -> str:
         f'<svg class="graph" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
         f"{marker}{''.join(edges)}{''.join(boxes)}</svg>"
     )
+
+
+def _edge(start: tuple[int, int], end: tuple[int, int], skips: bool, below: int) -> str:
+    """An arrow from a parent's box to a child's: straight to the next column, else routed below the row."""
+    (x1, y1), (x2, y2) = start, end
+    if skips:
+        a, b = x1 + NODE_W // 2, x2 + NODE_W // 2
+        points = f"M{a},{y1 + NODE_H} L{a},{below} L{b - 12},{below} L{b},{y2 + NODE_H}"
+    else:
+        points = f"M{x1 + NODE_W},{y1 + NODE_H // 2} L{x2},{y2 + NODE_H // 2}"
+    return f'<path d="{points}" fill="none" stroke="#7b8794" stroke-width="1.5" marker-end="url(#arrow)"/>'
 
 
 def _box(node: Node, x: int, y: int) -> str:
