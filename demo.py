@@ -34,6 +34,9 @@ def main() -> int:
             return code
     endpoint = inference.default_url()
     print(f'\nThe endpoint keeps serving at {endpoint} (POST one row object, or {{"rows": [...]}}).')
+    from clearml.backend_api import Session  # imported once the pipeline has settled the SDK's configuration
+
+    print(f"Web view: {Session.get_app_server_host()}/pipelines/*/experiments/latest and /serving")
     print("`make serve-status` shows where the request metrics and the statistics controller answer.")
     print("Stop it with `make serve-stop`; the embedded ClearML backend with `make backend-stop`.")
     return 0

@@ -214,10 +214,19 @@ def pipelines_page(reader: Reader, project_id: str | None = None) -> str:
     return h.page("Pipelines", "<h1>Pipelines</h1>" + h.table(headers, rows))
 
 
+def latest_pipeline(reader: Reader) -> str:
+    """The newest pipeline run: ``/pipelines/*/experiments/latest`` is the link ``make demo`` prints."""
+    runs = [t for t in reader.tasks() if is_pipeline(t)]
+    if not runs:
+        raise NotFound("No pipeline has run on this server yet")
+    return str(max(runs, key=lambda t: str(t.get("started") or t.get("created") or ""))["id"])
+
+
 def pipeline_page(reader: Reader, task_id: str) -> str:
-    task = reader.task(task_id)
+    task = reader.task(latest_pipeline(reader) if task_id == "latest" else task_id)
     if not is_pipeline(task):
         raise NotFound(f"Experiment {task_id} is not a pipeline run")
+    task_id = str(task["id"])
     steps = pipeline_steps(task, reader)
     nodes = [
         Node(

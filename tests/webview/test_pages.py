@@ -217,3 +217,21 @@ def test_serving_hocon_is_parsed_but_never_with_includes_or_substitutions() -> N
 def test_plotly_js_comes_from_the_installed_package() -> None:
     path = plotly_js_path()
     assert path is not None and path.name == "plotly.min.js" and "site-packages" in str(path)
+
+
+def test_latest_pipeline_is_a_404_before_any_run(store: Store) -> None:
+    assert get(store, "/pipelines/*/experiments/latest")[0] == 404
+    store.put(
+        "tasks",
+        {
+            "id": "c1",
+            "name": "run",
+            "type": "controller",
+            "system_tags": ["pipeline"],
+            "status": "completed",
+            "started": "2026-01-01T00:00:00+00:00",
+            "configuration": {"Pipeline": {"name": "Pipeline", "value": "not json"}},
+        },
+    )
+    status, body = get(store, "/pipelines/*/experiments/latest")
+    assert status == 200 and "<h1>run" in body  # stored state that is not JSON shows no steps, not an error

@@ -191,3 +191,27 @@ def assert_not_blank(png: Path) -> None:
 
     pixels = matplotlib.image.imread(png)
     assert pixels.shape[0] > 100 and pixels.std() > 0.02, f"{png} looks blank"
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /projects/\xff\xfe/experiments HTTP/1.1",
+        b"GET /projects?name=" + b"x" * 70_000 + b" HTTP/1.1",
+        b"GET /projects/%ff/experiments/%00 HTTP/1.1",
+        b"GET /datasets/simple/../../etc/passwd HTTP/1.1",
+        b"GET /projects/*/experiments/" + b"a" * 3000 + b" HTTP/1.1",
+    ],
+)
+def test_bad_requests_get_a_4xx_never_a_traceback(backend: BackendHarness, request_line: bytes) -> None:
+    import socket
+
+    host, port = urlsplit(backend.api_url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    assert 400 <= status < 500, reply[:300]
+    assert b"Traceback" not in reply
