@@ -3,6 +3,7 @@ it is written into markup (``html.esc`` and the helpers around it)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from clearml_local.storage import Document
@@ -287,8 +288,6 @@ def console(reader: Reader, task: Document) -> str:
 
 
 def _clock(timestamp: Any) -> str:
-    import datetime as dt
-
     if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
         return ""
     try:

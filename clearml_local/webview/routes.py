@@ -113,6 +113,8 @@ def _match(s: tuple[str, ...], query: dict[str, str], r: Reader) -> Callable[[],
     if n == 0 or s == ("projects",):
         return lambda: pages.projects_page(r)
     head = s[0]
+    if head == "projects" and n == 2:  # ClearML's UI opens a project on its experiments
+        return lambda: pages.experiments_page(r, s[1], query)
     if head == "projects" and n >= 3 and s[2] == "experiments":
         if n == 3:
             return lambda: pages.experiments_page(r, s[1], query)

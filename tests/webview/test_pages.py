@@ -141,6 +141,7 @@ def test_experiments_table_filters(store: Store) -> None:
 
 def test_lists_and_model_pages(store: Store) -> None:
     for path in (
+        f"/projects/{PROJECT}",
         "/",
         "/projects",
         "/models",
