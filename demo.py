@@ -99,6 +99,9 @@ def main() -> int:
     print(f"\ndemo finished in {time.time() - began:.0f} s")
     endpoint = inference.default_url()
     print(f'The endpoint keeps serving at {endpoint} (POST one row object, or {{"rows": [...]}}).')
+    from clearml.backend_api import Session  # imported once the pipeline has settled the SDK's configuration
+
+    print(f"Web view: {Session.get_app_server_host()}/pipelines/*/experiments/latest and /serving")
     print("`make serve-status` shows where the request metrics, the statistics and Prometheus answer.")
     print("Stop it with `make serve-stop`; the embedded ClearML backend with `make backend-stop`.")
     return 0

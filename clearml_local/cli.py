@@ -68,6 +68,7 @@ def serve(config: BackendConfig, check_contract: bool = False, trace_path: str |
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"ClearML embedded backend: API {backend.api_url}  files {backend.files_url}", flush=True)
+    print(f"Web view: {backend.api_url}/projects", flush=True)
     print(f"Data directory: {config.data_dir}", flush=True)
     print(f"Point the clearml SDK at it:  export CLEARML_CONFIG_FILE={backend.clearml_conf}", flush=True)
     stop.wait()

@@ -30,6 +30,8 @@ class BackendConfig:
     api_port: int = DEFAULT_API_PORT
     files_port: int = DEFAULT_FILES_PORT
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    # The web view asks for the keys (HTTP Basic): None means only when bound to a non-loopback interface.
+    web_auth: bool | None = None
 
     @classmethod
     def from_env(

@@ -4,6 +4,7 @@ envelope. No service logic lives here."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import uuid
@@ -18,6 +19,9 @@ from clearml_local.errors import ApiError, bad_request, unauthorized, unknown_en
 from clearml_local.http_base import EnvelopeHandler, ThreadedServer, envelope
 from clearml_local.storage import Store
 from clearml_local.validation import RequestValidator, default_validator
+from clearml_local.webview import Response, WebView, is_web_path
+from clearml_local.webview.html import error_page
+from clearml_local.webview.routes import SECURITY_HEADERS
 
 log = logging.getLogger("clearml_local.api")
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -35,9 +39,13 @@ class ApiServer(ThreadedServer):
         context_factory: Callable[[Any, str | None], Context],
         observer: Observer | None = None,
         validator: RequestValidator | None = None,
+        web_auth: bool | None = None,
     ) -> None:
         super().__init__(address, ApiRequestHandler)
         self.store = store
+        self.webview = WebView(store)
+        # The web view asks for the backend's keys (HTTP Basic) unless it is reachable from this host only.
+        self.web_auth = web_auth_required(address[0]) if web_auth is None else web_auth
         self.authenticator = authenticator
         self.context_factory = context_factory
         self.observer = observer
@@ -56,7 +64,18 @@ class ApiRequestHandler(EnvelopeHandler):
     def do_POST(self) -> None:
         self._handle()
 
+    def do_HEAD(self) -> None:
+        path, _, query = self.path.partition("?")
+        if is_web_path(path):
+            self._serve_web(path, query)
+        else:
+            self.not_allowed()
+
     def _handle(self) -> None:
+        path, _, query = self.path.partition("?")
+        if self.command == "GET" and is_web_path(path):
+            self._serve_web(path, query.partition("#")[0])
+            return
         url = urlsplit(self.path)
         name = self.endpoint_name = _endpoint_name(url.path)
         body: dict[str, Any] = {}
@@ -82,6 +101,49 @@ class ApiRequestHandler(EnvelopeHandler):
             incident = uuid.uuid4().hex[:12]
             log.exception("internal error %s handling %s", incident, name)
             self._reply(name, 500, 0, f"Internal error in {name} (incident {incident})", None, body)
+
+    # --- the web view ---------------------------------------------------------------------------------
+
+    def _serve_web(self, path: str, query: str) -> None:
+        """A page of the web view (HTML or the charts' JSON); errors are HTML pages, never tracebacks."""
+        try:
+            self._read_raw_body()  # read a GET's body, so that the next request on the connection parses
+            if self.server.web_auth:
+                self.server.authenticator.identity_from_basic(self.headers.get("Authorization", ""))
+            response = self.server.webview.handle(path, query)
+        except ApiError as err:
+            headers = {"WWW-Authenticate": 'Basic realm="clearml-local"'} if err.status == 401 else {}
+            message = (
+                "Log in with the backend's access key and secret key" if err.status == 401 else err.message
+            )
+            response = Response(
+                err.status, "text/html; charset=utf-8", error_page(err.status, message).encode(), headers
+            )
+        except TimeoutError:
+            self.close_connection = True
+            return
+        except ConnectionError:
+            self.close_connection = True
+            return
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("internal error %s rendering %s", incident, path[:200])
+            page = error_page(500, f"Internal error (incident {incident})").encode()
+            response = Response(500, "text/html; charset=utf-8", page)
+        self._send_web(response)
+
+    def _send_web(self, response: Response) -> None:
+        self.send_response(response.status)
+        headers = {**SECURITY_HEADERS, **response.headers}
+        headers["Content-Type"] = response.content_type
+        headers["Content-Length"] = str(len(response.body))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
 
     def _read_raw_body(self) -> bytes:
         # A POST must say how long its body is (GET calls, like auth.login, may have none).
@@ -146,6 +208,16 @@ class ApiRequestHandler(EnvelopeHandler):
         if self.server.observer is not None:
             self.server.observer(name, body, data, status)
         self.send_json(status, payload)
+
+
+def web_auth_required(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from other machines (then the web view needs keys)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def _endpoint_name(path: str) -> str:

@@ -137,6 +137,7 @@ def status(config: BackendConfig) -> int:
     state = read_state(config)
     if state and is_answering(state["api_url"]):
         print(f"running (pid {state['pid']}): API {state['api_url']}  files {state['files_url']}")
+        print(f"web view {state['api_url']}/projects")
         print(f"export CLEARML_CONFIG_FILE={config.clearml_conf_path}")
         return 0
     print("not running")

@@ -29,7 +29,12 @@ class EmbeddedBackend:
         )
         self.files_url = config.files_url(self.files.server_address[1])
         self.api = ApiServer(
-            (config.host, config.api_port), self.store, self.authenticator, self._context, observer
+            (config.host, config.api_port),
+            self.store,
+            self.authenticator,
+            self._context,
+            observer,
+            web_auth=config.web_auth,
         )
         self.api_url = config.api_url(self.api.server_address[1])
         self._threads: list[threading.Thread] = []

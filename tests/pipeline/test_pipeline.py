@@ -8,11 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import requests
 
 import global_config
 from asteroid import comparison, evaluate, features, train
 from asteroid.steps.interface import PREPROCESSING_DEFAULTS
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
+from tests.webview.populate import printed_urls
 
 ROOT = global_config.ROOT
 FLOWS = Path(__file__).parent / "flows"
@@ -93,6 +95,16 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     rerun = backend.run(ROOT / "get_data.py", extra_env=project_env)
     assert f"reusing dataset {global_config.RAW_DATASET_NAME} version {raw_id}" in rerun.stdout
     backend.log.assert_clean(mark)  # every call of the run matched the SDK's schema classes
+
+    # every page link the SDK printed opens in the web view; the run's page shows each step completed
+    urls = printed_urls(result.stdout + result.stderr)
+    assert any("/pipelines/" in url for url in urls) and any("/datasets/simple/" in url for url in urls)
+    pages = {url: requests.get(url, timeout=30) for url in urls}
+    assert {url: reply.status_code for url, reply in pages.items()} == dict.fromkeys(urls, 200)
+    run_page = next(reply.text for url, reply in pages.items() if "/pipelines/" in url)
+    for name in steps:
+        assert f">{name}</text>" in run_page and f"{name}</a>" in run_page
+    assert run_page.count("status-completed") >= len(steps) + 1
 
 
 def test_failing_step_fails_the_pipeline_with_a_clear_message(
