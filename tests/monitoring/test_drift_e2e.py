@@ -7,6 +7,7 @@ resolves it. Short windows (monitoring profile "short"); delivery times are prin
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from tests.monitoring.controller_series import (
     ControllerSimulation,
     page_samples,
 )
-from tests.serving.test_serving_e2e import free_port
+from tests.net import free_port
 
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -177,11 +178,14 @@ def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus
     # rate() needs two samples of the new 422 series in its range: wait until the panel's query has them
     errors = 'sum by (code) (rate(clearml_serving_requests_total{code=~"4..|5.."}[1m]))'
     poll_until(lambda: bool(stack.prometheus.query(errors)), "the 422 in Prometheus", 60)
-    start, end = drill.started_at, time.time()
+    # a range query evaluates at start + k * step: align start so that `end` (where the 422 was seen) is one
+    step = 2
+    end = time.time()
+    start = end - math.ceil((end - drill.started_at) / step) * step
     empty = []
     for expr in dashboard.expressions(dashboard.generated_files()):
         concrete = expr.replace(dashboard.RATE, "1m")
-        if not stack.prometheus.query_range(concrete, start, end, 2):  # raises on a PromQL error
+        if not stack.prometheus.query_range(concrete, start, end, step):  # raises on a PromQL error
             empty.append(expr)
     assert empty == [], "expressions without data"
 
