@@ -11,12 +11,10 @@ split's disagreement rows. NASA's table when ../shared/data/nasa.csv exists, els
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-from pathlib import Path
 
 import pandas as pd
+from bench_common import machine
 
 import global_config
 from asteroid import comparison, evaluate, sample_data
@@ -28,18 +26,6 @@ def load_table(sample: bool) -> tuple[pd.DataFrame, str]:
         return frame, f"NASA table ({len(frame):,} rows)"
     frame = sample_data.generate_sample(global_config.SAMPLE_ROWS, global_config.SAMPLE_SEED)
     return frame, f"generated sample data ({len(frame):,} rows, seed {global_config.SAMPLE_SEED})"
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
 
 
 def summary_table(summary: dict) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_common import machine
 
 import global_config
 from clearml_local.config import BackendConfig
@@ -125,18 +126,6 @@ print(time.perf_counter() - began)
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)
     return time.perf_counter() - began
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from tests.monitoring.controller_series import (
     page_samples,
 )
 from tests.net import free_port
+from tests.project_env import isolated_project
 
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,10 +65,7 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     tool("prometheus-alertmanager")
     root = tmp_path_factory.mktemp("monitoring")
     env = {
-        "ASTEROID_DATA_DIR": str(root / "data"),
-        "ASTEROID_RUNS_DIR": str(root / "runs"),
-        "NEO_DATABASE_URL": f"sqlite:///{root / 'data' / 'asteroids.db'}",
-        "NEO_SOURCE_CSV": "",
+        **isolated_project(root),
         "ASTEROID_SAMPLE_ROWS": "2000",
         "ASTEROID_MONITORING_PROFILE": "short",
         "SERVING_LOCAL_DATA_DIR": str(root / "stack"),

@@ -8,14 +8,10 @@ import pytest
 
 # The same module-scoped embedded backend (free ports, contract checking) as the backend tests.
 from tests.backend.conftest import backend  # noqa: F401
+from tests.project_env import isolated_project
 
 
 @pytest.fixture
 def project_env(tmp_path: Path) -> dict[str, str]:
     """Data, database and run outputs in a temporary directory; no inherited data source."""
-    return {
-        "ASTEROID_DATA_DIR": str(tmp_path / "data"),
-        "ASTEROID_RUNS_DIR": str(tmp_path / "runs"),
-        "NEO_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'asteroids.db'}",
-        "NEO_SOURCE_CSV": "",
-    }
+    return isolated_project(tmp_path)

@@ -25,6 +25,7 @@ from asteroid import features, schema, train
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port
+from tests.project_env import isolated_project
 
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,10 +66,7 @@ def latest_summary(env: dict[str, str]) -> dict[str, Any]:
 def deployment(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:  # noqa: F811
     root = tmp_path_factory.mktemp("serving")
     env = {
-        "ASTEROID_DATA_DIR": str(root / "data"),
-        "ASTEROID_RUNS_DIR": str(root / "runs"),
-        "NEO_DATABASE_URL": f"sqlite:///{root / 'data' / 'asteroids.db'}",
-        "NEO_SOURCE_CSV": "",
+        **isolated_project(root),
         "ASTEROID_SAMPLE_ROWS": "2000",
         "SERVING_LOCAL_DATA_DIR": str(root / "stack"),
         "SERVING_LOCAL_PORT": str(free_port()),
