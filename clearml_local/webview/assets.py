@@ -16,6 +16,8 @@ async function fetchJson(url) {
 }
 function chartBox(area, title) {
   const box = document.createElement('div');
+  box.className = 'chart-box';
+  box.dataset.title = title;
   const heading = document.createElement('h2');
   heading.textContent = title;  // text, never markup: titles are stored data
   const chart = document.createElement('div');
@@ -39,7 +41,8 @@ async function drawScalars(area) {
     const traces = Object.values(series[metric]).map(
       line => ({x: line.x, y: line.y, name: line.name, type: 'scatter', mode: 'lines+markers'}));
     Plotly.newPlot(chartBox(area, metric), traces,
-      {margin: {t: 20}, xaxis: {title: {text: 'iteration'}}, legend: {orientation: 'h'}}, {responsive: true});
+      {margin: {t: 20}, xaxis: {title: {text: 'iteration'}}, showlegend: true, legend: {orientation: 'h'}},
+      {responsive: true});
   }
 }
 async function drawPlots(area) {
