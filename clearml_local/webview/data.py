@@ -65,6 +65,9 @@ class Reader:
     def projects(self) -> list[Document]:
         return self.store.all("projects")
 
+    def count_events(self, task_id: str, kind: str) -> int:
+        return self.store.count_events(task_id, [kind])
+
     def events(self, task_id: str, kind: str, limit: int | None = None) -> list[Document]:
         if limit is None:
             return [event for _, event in self.store.query_events([task_id], [kind], order="seq")]

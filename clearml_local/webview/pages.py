@@ -4,7 +4,9 @@ it is written into markup (``html.esc`` and the helpers around it)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from clearml_local.storage import Document
 from clearml_local.webview import html as h
@@ -19,6 +21,13 @@ from clearml_local.webview.data import (
     task_seconds,
 )
 
+# While a run is in one of these states its pages reload themselves every REFRESH_SECONDS.
+LIVE_STATUSES = frozenset({"queued", "in_progress"})
+REFRESH_SECONDS = 10
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".webp", ".bmp", ".svg")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".ogv")
+AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".flac")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 STATUSES = ("created", "queued", "in_progress", "stopped", "completed", "failed", "published", "closed")
 TABS = [
     ("overview", "", "Overview"),
@@ -27,6 +36,7 @@ TABS = [
     ("log", "/output/log", "Console"),
     ("scalars", "/output/metrics/scalar", "Scalars"),
     ("plots", "/output/metrics/plots", "Plots"),
+    ("debug", "/output/debugImages", "Debug samples"),
 ]
 # Tab routes of ClearML's UI (the first segments after the experiment id) and the tab each one shows.
 TAB_ROUTES = {
@@ -41,6 +51,7 @@ TAB_ROUTES = {
     ("output", "execution"): "overview",
     ("output", "metrics", "scalar"): "scalars",
     ("output", "metrics", "plots"): "plots",
+    ("output", "debugImages"): "debug",
 }
 
 
@@ -187,19 +198,37 @@ def experiment_header(reader: Reader, task: Document, tab: str, tabs: list[tuple
     )
 
 
-def experiment_page(reader: Reader, task_id: str, rest: tuple[str, ...]) -> str:
+def is_live(status: Any) -> bool:
+    return status in LIVE_STATUSES
+
+
+def live_notice(status: Any) -> str:
+    """The line that tells a reader the page reloads itself (and why)."""
+    return (
+        f'<p class="muted live">Live: this page reloads every {REFRESH_SECONDS} s while the run is '
+        f"{h.esc(status)}.</p>"
+    )
+
+
+def experiment_page(reader: Reader, task_id: str, rest: tuple[str, ...]) -> h.Page:
+    """One tab of an experiment; a queued or running experiment's page reloads itself."""
     task = reader.task(task_id)
     tab = tab_of(rest)
-    content = {
-        "overview": overview,
-        "configuration": configuration,
-        "artifacts": artifacts,
-        "log": console,
-        "scalars": scalars,
-        "plots": plots,
-    }[tab](reader, task)
+    if tab == "debug":
+        content, origins = debug_samples(reader, task)
+    else:
+        content, origins = TAB_PAGES[tab](reader, task), ()
     header = experiment_header(reader, task, tab, TABS)
-    return h.page(str(task.get("name") or task_id), header + content, charts=tab in ("scalars", "plots"))
+    live = is_live(task.get("status"))
+    if live:
+        header += live_notice(task.get("status"))
+    text = h.page(
+        str(task.get("name") or task_id),
+        header + content,
+        charts=tab in ("scalars", "plots"),
+        refresh=REFRESH_SECONDS if live else None,
+    )
+    return h.Page(text, origins)
 
 
 def overview(reader: Reader, task: Document) -> str:
@@ -278,13 +307,21 @@ def artifacts(reader: Reader, task: Document) -> str:
 
 
 def console(reader: Reader, task: Document) -> str:
+    """The console log's last ``LOG_LINES`` reports, with a notice when earlier ones are left out."""
     lines = []
     for event in reader.events(task["id"], "log", limit=LOG_LINES):
         stamp = event.get("timestamp")
         prefix = h.esc(_clock(stamp))
         lines.append(f'<span class="muted">{prefix}</span> {h.esc(event.get("msg", ""))}')
     text = "\n".join(lines) if lines else '<span class="muted">no console output</span>'
-    return f'<pre class="log" id="console">{text}</pre>'
+    total = reader.count_events(task["id"], "log")
+    notice = (
+        f'<p class="notice" id="truncated">Showing the last {LOG_LINES:,} of {total:,} log reports; '
+        f"the {total - LOG_LINES:,} before them are left out.</p>"
+        if total > LOG_LINES
+        else ""
+    )
+    return f'{notice}<pre class="log" id="console">{text}</pre>'
 
 
 def _clock(timestamp: Any) -> str:
@@ -307,6 +344,68 @@ def scalars(reader: Reader, task: Document) -> str:
 
 def plots(reader: Reader, task: Document) -> str:
     return _chart_area("plots", task)
+
+
+TAB_PAGES = {
+    "overview": overview,
+    "configuration": configuration,
+    "artifacts": artifacts,
+    "log": console,
+    "scalars": scalars,
+    "plots": plots,
+}
+
+
+def media_origin(uri: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URI, only when it is a plain origin a CSP can name."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}" + (f":{port}" if port else "")
+    return origin if parts.scheme in ("http", "https") and _ORIGIN.match(origin) else None
+
+
+def debug_samples(reader: Reader, task: Document) -> tuple[str, tuple[str, ...]]:
+    """Debug images and media (``report_image`` / ``report_media``), newest iteration first per metric,
+    each linked to its file on the file server; and the origins the page loads them from."""
+    by_metric: dict[str, list[Document]] = {}
+    for event in reader.events(task["id"], "training_debug_image"):
+        by_metric.setdefault(str(event.get("metric", "")), []).append(event)
+    if not by_metric:
+        return '<p class="muted">no debug samples reported</p>', ()
+    parts, origins = [], set()
+    for metric in sorted(by_metric):
+        events = sorted(by_metric[metric], key=_sample_order)
+        figures = [_sample(event) for event in events]
+        origins |= {o for e in events if (o := media_origin(str(e.get("url") or ""))) and safe_href(e["url"])}
+        parts.append(f'<h2>{h.esc(metric)}</h2><div class="samples">{"".join(figures)}</div>')
+    return "".join(parts), tuple(sorted(origins))
+
+
+def _sample_order(event: Document) -> tuple[int, str]:
+    iteration = event.get("iter")
+    return (-iteration if isinstance(iteration, int) else 0, str(event.get("variant", "")))
+
+
+def _sample(event: Document) -> str:
+    """One debug sample: the image, video or audio itself when the browser can show it, always a link."""
+    href = safe_href(event.get("url"))
+    name = str(event.get("url") or "").rsplit("/", 1)[-1] or "(no file)"
+    suffix = urlsplit(href).path.lower() if href else ""
+    if href and suffix.endswith(IMAGE_SUFFIXES):
+        shown = f'<a href="{h.esc(href)}"><img src="{h.esc(href)}" alt="{h.esc(event.get("variant"))}"></a>'
+    elif href and suffix.endswith(VIDEO_SUFFIXES):
+        shown = f'<video controls preload="metadata" src="{h.esc(href)}"></video>'
+    elif href and suffix.endswith(AUDIO_SUFFIXES):
+        shown = f'<audio controls preload="metadata" src="{h.esc(href)}"></audio>'
+    else:
+        shown = ""
+    target = h.link(href, name) if href else h.esc(name)
+    caption = f"{h.esc(event.get('variant'))} · iteration {h.esc(event.get('iter'))} · {target}"
+    return f'<figure class="sample">{shown}<figcaption>{caption}</figcaption></figure>'
 
 
 # --- models -------------------------------------------------------------------------------------------

@@ -23,12 +23,20 @@ WEB_ROOTS = frozenset(
 MAX_PATH = 2048
 MAX_QUERY = 4096
 MAX_SEGMENT = 256
+
+
+def content_security_policy(media_origins: tuple[str, ...] = ()) -> str:
+    """Scripts only from this server: markup that slipped into a page still could not run. Images and media
+    also from ``media_origins`` (the file server that holds a task's debug samples)."""
+    media = " ".join(("'self'", *media_origins))
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src {media} data:; "
+        f"media-src {media}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+
 SECURITY_HEADERS = {
-    # Scripts only from this server: markup that slipped into a page still could not run.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
+    "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -104,6 +112,9 @@ class WebView:
         if handler is None:
             raise NotFound("No page at this address")
         result = handler()
+        if isinstance(result, h.Page):
+            csp = {"Content-Security-Policy": content_security_policy(result.media_origins)}
+            return Response(200, HTML, result.html.encode(), csp if result.media_origins else {})
         return result if isinstance(result, Response) else html_response(200, result)
 
 
@@ -136,7 +147,7 @@ def _match(s: tuple[str, ...], query: dict[str, str], r: Reader) -> Callable[[],
     return None
 
 
-def _experiment(r: Reader, project_id: str, task_id: str, rest: tuple[str, ...]) -> str:
+def _experiment(r: Reader, project_id: str, task_id: str, rest: tuple[str, ...]) -> h.Page:
     r.project(project_id)  # an unknown project in the address is a 404 too
     return pages.experiment_page(r, task_id, rest)
 

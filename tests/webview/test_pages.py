@@ -13,7 +13,8 @@ from clearml_local.http_api import web_auth_required
 from clearml_local.storage import Store
 from clearml_local.webview import WebView, is_web_path
 from clearml_local.webview.assets import plotly_js_path
-from clearml_local.webview.data import parse_hocon
+from clearml_local.webview.data import LOG_LINES, parse_hocon
+from clearml_local.webview.pages import media_origin
 
 EVIL = '<script>alert("x")</script>'
 PROJECT, TASK, MODEL = "p1", "t1", "m1"
@@ -236,3 +237,94 @@ def test_latest_pipeline_is_a_404_before_any_run(store: Store) -> None:
     )
     status, body = get(store, "/pipelines/*/experiments/latest")
     assert status == 200 and "<h1>run" in body  # stored state that is not JSON shows no steps, not an error
+
+
+def _debug_event(index: int, variant: str, url: str, iteration: int) -> tuple:
+    body = {"task": TASK, "type": "training_debug_image", "metric": "samples", "variant": variant}
+    body |= {"iter": iteration, "url": url, "key": url.split("8081", 1)[-1]}
+    return (TASK, "training_debug_image", "samples", variant, iteration, 1000 + index, body)
+
+
+def test_debug_samples_tab_shows_images_and_media_from_the_file_server(store: Store) -> None:
+    files = "http://127.0.0.1:8081/p/t1/metrics"
+    store.add_events(
+        [
+            _debug_event(0, "digit", f"{files}/samples/digit_00000000.jpeg", 0),
+            _debug_event(1, "digit", f"{files}/samples/digit_00000001.jpeg", 1),
+            _debug_event(2, "clip", f"{files}/samples/clip_00000000.mp4", 0),
+            _debug_event(3, "report", f"{files}/samples/report_00000000.html", 0),
+            _debug_event(4, EVIL, "javascript:alert(1)//x.png", 0),
+        ]
+    )
+    response = WebView(store).handle(f"/projects/{PROJECT}/experiments/{TASK}/output/debugImages", "")
+    body = response.body.decode()
+    assert response.status == 200 and "<h2>samples</h2>" in body
+    assert f'<img src="{files}/samples/digit_00000001.jpeg"' in body
+    assert body.index("digit_00000001") < body.index("digit_00000000")  # newest iteration first
+    assert f'<video controls preload="metadata" src="{files}/samples/clip_00000000.mp4">' in body
+    assert f'<a href="{files}/samples/report_00000000.html">report_00000000.html</a>' in body
+    assert 'src="javascript:' not in body and 'href="javascript:' not in body and "<script>alert" not in body
+    csp = response.headers["Content-Security-Policy"]
+    assert (
+        "img-src 'self' http://127.0.0.1:8081 data:" in csp
+        and "media-src 'self' http://127.0.0.1:8081" in csp
+    )
+    assert "script-src 'self';" in csp
+    empty = get(store, "/projects/p1/experiments/t2/output/debugImages")[1]
+    assert "no debug samples reported" in empty
+
+
+@pytest.mark.parametrize(
+    ("uri", "origin"),
+    [
+        ("http://127.0.0.1:8081/a/b.png", "http://127.0.0.1:8081"),
+        ("https://files.example.org/x.png", "https://files.example.org"),
+        ("http://user:pw@host:81/x.png", "http://host:81"),
+        ("http://[::1]:8081/x.png", "http://[::1]:8081"),
+        ("javascript:alert(1)", None),
+        ("http://host:99999/x.png", None),
+        ("http://ho st;script-src */x.png", None),
+    ],
+)
+def test_media_origins_are_plain_origins_or_nothing(uri: str, origin: str | None) -> None:
+    assert media_origin(uri) == origin
+
+
+def test_a_capped_console_log_says_so(store: Store) -> None:
+    lines = LOG_LINES + 5
+    store.add_events(
+        [
+            ("t2", "log", "", "", 0, 1000 + i, {"task": "t2", "type": "log", "msg": f"row {i}"})
+            for i in range(lines)
+        ]
+    )
+    body = get(store, "/projects/p1/experiments/t2/output/log")[1]
+    assert f"Showing the last {LOG_LINES:,} of {lines:,} log reports" in body
+    assert f"> row {lines - 1}</pre>" in body  # the newest line is last
+    assert "> row 4\n" not in body and "> row 5\n" in body  # the oldest five are left out
+    assert "Showing the last" not in get(store, f"/projects/{PROJECT}/experiments/{TASK}/output/log")[1]
+
+
+def test_pages_of_running_experiments_and_pipelines_reload_themselves(store: Store) -> None:
+    refresh = '<meta http-equiv="refresh" content="10">'
+    done = get(store, f"/projects/{PROJECT}/experiments/{TASK}/output/log")[1]
+    assert refresh not in done and "Live:" not in done
+    store.put("tasks", {**store.peek("tasks", TASK), "status": "in_progress"})
+    for tab in ("", "/output/log", "/output/metrics/scalar"):
+        running = get(store, f"/projects/{PROJECT}/experiments/{TASK}{tab}")[1]
+        assert refresh in running and "reloads every 10 s while the run is in_progress" in running
+    pipeline = {"one": {"job_id": TASK, "parents": []}, "two": {"job_id": "t2", "parents": ["one"]}}
+    controller = {
+        "id": "c1",
+        "name": "run",
+        "type": "controller",
+        "system_tags": ["pipeline"],
+        "status": "completed",
+        "configuration": {"Pipeline": {"name": "Pipeline", "value": json.dumps(pipeline)}},
+    }
+    store.put("tasks", controller)
+    assert refresh in get(store, "/pipelines/*/experiments/c1")[1]  # a step still runs
+    store.put("tasks", {**store.peek("tasks", TASK), "status": "completed"})
+    assert refresh not in get(store, "/pipelines/*/experiments/c1")[1]
+    store.put("tasks", {**controller, "status": "queued"})
+    assert "while the run is queued" in get(store, "/pipelines/*/experiments/c1")[1]
