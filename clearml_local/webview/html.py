@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -123,14 +122,6 @@ NAV = [
     ("/models", "Models"),
     ("/serving", "Serving"),
 ]
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page's HTML and the other origins (the file server's) its images and media load from."""
-
-    html: str
-    media_origins: tuple[str, ...] = ()
 
 
 def page(title: str, body: str, charts: bool = False, refresh: int | None = None) -> str:

@@ -4,9 +4,8 @@ it is written into markup (``html.esc`` and the helpers around it)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from clearml_local.storage import Document
 from clearml_local.webview import html as h
@@ -24,10 +23,9 @@ from clearml_local.webview.data import (
 # While a run is in one of these states its pages reload themselves every REFRESH_SECONDS.
 LIVE_STATUSES = frozenset({"queued", "in_progress"})
 REFRESH_SECONDS = 10
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".webp", ".bmp", ".svg")
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".ogv")
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".flac")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 STATUSES = ("created", "queued", "in_progress", "stopped", "completed", "failed", "published", "closed")
 TABS = [
     ("overview", "", "Overview"),
@@ -66,15 +64,9 @@ def tab_of(rest: tuple[str, ...]) -> str:
     raise NotFound("No such experiment tab: /" + "/".join(rest))
 
 
-def safe_href(uri: Any) -> str | None:
-    """A stored URI as a link target, only for http(s) (a ``javascript:`` URI must not become a link)."""
-    if isinstance(uri, str) and uri.lower().startswith(("http://", "https://")):
-        return uri
-    return None
-
-
-def download(uri: Any) -> str:
-    href = safe_href(uri)
+def download(reader: Reader, uri: Any) -> str:
+    """A download link of a stored URI (through the view for the file server's objects), else its text."""
+    href = reader.href(uri)
     return h.link(href, "download") if href else h.esc(uri)
 
 
@@ -210,25 +202,21 @@ def live_notice(status: Any) -> str:
     )
 
 
-def experiment_page(reader: Reader, task_id: str, rest: tuple[str, ...]) -> h.Page:
+def experiment_page(reader: Reader, task_id: str, rest: tuple[str, ...]) -> str:
     """One tab of an experiment; a queued or running experiment's page reloads itself."""
     task = reader.task(task_id)
     tab = tab_of(rest)
-    if tab == "debug":
-        content, origins = debug_samples(reader, task)
-    else:
-        content, origins = TAB_PAGES[tab](reader, task), ()
+    content = TAB_PAGES[tab](reader, task)
     header = experiment_header(reader, task, tab, TABS)
     live = is_live(task.get("status"))
     if live:
         header += live_notice(task.get("status"))
-    text = h.page(
+    return h.page(
         str(task.get("name") or task_id),
         header + content,
         charts=tab in ("scalars", "plots"),
         refresh=REFRESH_SECONDS if live else None,
     )
-    return h.Page(text, origins)
 
 
 def overview(reader: Reader, task: Document) -> str:
@@ -279,7 +267,7 @@ def artifacts(reader: Reader, task: Document) -> str:
             h.esc(a.get("type")),
             h.esc(a.get("mode")),
             h.size(a.get("content_size")),
-            download(a.get("uri")),
+            download(reader, a.get("uri")),
             f"<pre>{h.esc((a.get('type_data') or {}).get('preview', ''))}</pre>",
         ]
         for a in (task.get("execution") or {}).get("artifacts") or []
@@ -295,7 +283,7 @@ def artifacts(reader: Reader, task: Document) -> str:
                         h.esc(direction),
                         model_link(model),
                         h.esc(model.get("framework")),
-                        download(model.get("uri")),
+                        download(reader, model.get("uri")),
                     ]
                 )
     return (
@@ -346,6 +334,21 @@ def plots(reader: Reader, task: Document) -> str:
     return _chart_area("plots", task)
 
 
+def debug_samples(reader: Reader, task: Document) -> str:
+    """Debug images and media (``report_image`` / ``report_media``), newest iteration first per metric, each
+    linked to its file; shown inline when the view serves the file itself (this backend's file server)."""
+    by_metric: dict[str, list[Document]] = {}
+    for event in reader.events(task["id"], "training_debug_image"):
+        by_metric.setdefault(str(event.get("metric", "")), []).append(event)
+    if not by_metric:
+        return '<p class="muted">no debug samples reported</p>'
+    parts = []
+    for metric in sorted(by_metric):
+        figures = "".join(_sample(reader, event) for event in sorted(by_metric[metric], key=_sample_order))
+        parts.append(f'<h2>{h.esc(metric)}</h2><div class="samples">{figures}</div>')
+    return "".join(parts)
+
+
 TAB_PAGES = {
     "overview": overview,
     "configuration": configuration,
@@ -353,36 +356,8 @@ TAB_PAGES = {
     "log": console,
     "scalars": scalars,
     "plots": plots,
+    "debug": debug_samples,
 }
-
-
-def media_origin(uri: str) -> str | None:
-    """``scheme://host[:port]`` of an http(s) URI, only when it is a plain origin a CSP can name."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname or ""
-    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}" + (f":{port}" if port else "")
-    return origin if parts.scheme in ("http", "https") and _ORIGIN.match(origin) else None
-
-
-def debug_samples(reader: Reader, task: Document) -> tuple[str, tuple[str, ...]]:
-    """Debug images and media (``report_image`` / ``report_media``), newest iteration first per metric,
-    each linked to its file on the file server; and the origins the page loads them from."""
-    by_metric: dict[str, list[Document]] = {}
-    for event in reader.events(task["id"], "training_debug_image"):
-        by_metric.setdefault(str(event.get("metric", "")), []).append(event)
-    if not by_metric:
-        return '<p class="muted">no debug samples reported</p>', ()
-    parts, origins = [], set()
-    for metric in sorted(by_metric):
-        events = sorted(by_metric[metric], key=_sample_order)
-        figures = [_sample(event) for event in events]
-        origins |= {o for e in events if (o := media_origin(str(e.get("url") or ""))) and safe_href(e["url"])}
-        parts.append(f'<h2>{h.esc(metric)}</h2><div class="samples">{"".join(figures)}</div>')
-    return "".join(parts), tuple(sorted(origins))
 
 
 def _sample_order(event: Document) -> tuple[int, str]:
@@ -390,11 +365,11 @@ def _sample_order(event: Document) -> tuple[int, str]:
     return (-iteration if isinstance(iteration, int) else 0, str(event.get("variant", "")))
 
 
-def _sample(event: Document) -> str:
-    """One debug sample: the image, video or audio itself when the browser can show it, always a link."""
-    href = safe_href(event.get("url"))
-    name = str(event.get("url") or "").rsplit("/", 1)[-1] or "(no file)"
-    suffix = urlsplit(href).path.lower() if href else ""
+def _sample(reader: Reader, event: Document) -> str:
+    """One debug sample: the image, video or audio itself when the view serves it, always a link."""
+    href = reader.href(event.get("url"))
+    name = unquote(urlsplit(str(event.get("url") or "")).path.rsplit("/", 1)[-1]) or "(no file)"
+    suffix = urlsplit(href).path.lower() if reader.is_own_file(href) else ""
     if href and suffix.endswith(IMAGE_SUFFIXES):
         shown = f'<a href="{h.esc(href)}"><img src="{h.esc(href)}" alt="{h.esc(event.get("variant"))}"></a>'
     elif href and suffix.endswith(VIDEO_SUFFIXES):
@@ -432,7 +407,7 @@ def models_page(reader: Reader, project_id: str) -> str:
             task_link(reader, m.get("task")),
             h.esc(reader.project_name(m.get("project"))),
             h.when(m.get("created")),
-            download(m.get("uri")),
+            download(reader, m.get("uri")),
         ]
         for m in found
     ]
@@ -452,7 +427,7 @@ def model_page(reader: Reader, model_id: str) -> str:
         ["Task", task_link(reader, model.get("task"))],
         ["Project", h.esc(reader.project_name(model.get("project")))],
         ["Created", h.when(model.get("created"))],
-        ["File", download(model.get("uri"))],
+        ["File", download(reader, model.get("uri"))],
         ["Comment", h.esc(model.get("comment") or "")],
     ]
     meta_rows = [

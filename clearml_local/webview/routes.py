@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -15,6 +16,7 @@ from clearml_local.storage import Store
 from clearml_local.webview import assets, graphs, pages
 from clearml_local.webview import html as h
 from clearml_local.webview.data import NotFound, Reader, json_object
+from clearml_local.webview.files import FileLinks, FileNotServed
 
 # First path segments that belong to the web view; everything else is the API's.
 WEB_ROOTS = frozenset(
@@ -25,18 +27,12 @@ MAX_QUERY = 4096
 MAX_SEGMENT = 256
 
 
-def content_security_policy(media_origins: tuple[str, ...] = ()) -> str:
-    """Scripts only from this server: markup that slipped into a page still could not run. Images and media
-    also from ``media_origins`` (the file server that holds a task's debug samples)."""
-    media = " ".join(("'self'", *media_origins))
-    return (
-        f"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src {media} data:; "
-        f"media-src {media}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    )
-
-
 SECURITY_HEADERS = {
-    "Content-Security-Policy": content_security_policy(),
+    # Scripts only from this server: markup that slipped into a page still could not run.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -93,8 +89,12 @@ def parse_query(raw_query: str) -> dict[str, str]:
 class WebView:
     """Renders the pages of one store."""
 
-    def __init__(self, store: Store) -> None:
-        self.reader = Reader(store)
+    def __init__(self, store: Store, files: FileLinks | None = None) -> None:
+        self.reader = Reader(store, files)
+
+    def serve_files(self, root: Path, url: str) -> None:
+        """Link the file server's objects (under ``root``, URIs starting with ``url``) through the view."""
+        self.reader = Reader(self.reader.store, FileLinks(root, url))
 
     def handle(self, raw_path: str, raw_query: str) -> Response:
         try:
@@ -103,7 +103,7 @@ class WebView:
             return self.route(segments, query)
         except BadPath as err:
             return html_response(400, h.error_page(400, f"Bad request: {err}"))
-        except NotFound as err:
+        except (NotFound, FileNotServed) as err:
             return html_response(404, h.error_page(404, str(err)))
 
     def route(self, s: tuple[str, ...], query: dict[str, str]) -> Response:
@@ -112,9 +112,6 @@ class WebView:
         if handler is None:
             raise NotFound("No page at this address")
         result = handler()
-        if isinstance(result, h.Page):
-            csp = {"Content-Security-Policy": content_security_policy(result.media_origins)}
-            return Response(200, HTML, result.html.encode(), csp if result.media_origins else {})
         return result if isinstance(result, Response) else html_response(200, result)
 
 
@@ -147,7 +144,7 @@ def _match(s: tuple[str, ...], query: dict[str, str], r: Reader) -> Callable[[],
     return None
 
 
-def _experiment(r: Reader, project_id: str, task_id: str, rest: tuple[str, ...]) -> h.Page:
+def _experiment(r: Reader, project_id: str, task_id: str, rest: tuple[str, ...]) -> str:
     r.project(project_id)  # an unknown project in the address is a 404 too
     return pages.experiment_page(r, task_id, rest)
 
@@ -177,6 +174,8 @@ def _webview_route(s: tuple[str, ...], r: Reader) -> Callable[[], Any] | None:
         return lambda: Response(200, "text/javascript; charset=utf-8", assets.VIEW_JS.encode())
     if s == ("webview", "static", "plotly.min.js"):
         return _plotly
+    if len(s) >= 3 and s[1] == "files" and r.files is not None:
+        return lambda: _file(r.files, s[2:])
     if len(s) == 5 and s[1:3] == ("api", "tasks") and s[4] in ("scalars", "plots"):
         return (lambda: _scalars(r, s[3])) if s[4] == "scalars" else (lambda: _plots(r, s[3]))
     return None
@@ -187,6 +186,11 @@ def _plotly() -> Response:
     if script is None:
         raise NotFound("plotly.js is not installed (pip install the pinned plotly package)")
     return Response(200, "text/javascript; charset=utf-8", script, {"Cache-Control": "max-age=86400"})
+
+
+def _file(files: FileLinks, segments: tuple[str, ...]) -> Response:
+    found = files.lookup(segments)
+    return Response(200, found.content_type, found.path.read_bytes(), found.headers)
 
 
 def _scalars(r: Reader, task_id: str) -> Response:

@@ -23,8 +23,16 @@ def chromium_command() -> str:
     return command
 
 
-def chromium(*args: str, profile: Path) -> str:
-    """Run headless Chromium once (a fresh window, scripts given 10 s of virtual time); its stdout."""
+@dataclass(frozen=True)
+class Rendered:
+    """A page as Chromium left it: the DOM and the browser's log (console messages, refused loads)."""
+
+    dom: str
+    log: str
+
+
+def chromium(*args: str, profile: Path) -> Rendered:
+    """Run headless Chromium once (a fresh window, scripts given 10 s of virtual time)."""
     argv = [
         chromium_command(),
         "--headless",
@@ -38,13 +46,16 @@ def chromium(*args: str, profile: Path) -> str:
         f"--user-data-dir={profile}",
         "--window-size=1280,900",
         "--virtual-time-budget=10000",
+        "--enable-logging=stderr",
+        "--v=0",
         *args,
     ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    return Rendered(done.stdout, done.stderr)
 
 
-def render(url: str, profile: Path, screenshot: Path | None = None) -> str:
-    """The DOM of ``url`` after its scripts ran; also a PNG screenshot when ``screenshot`` is given."""
+def render(url: str, profile: Path, screenshot: Path | None = None) -> Rendered:
+    """``url`` after its scripts ran; also a PNG screenshot when ``screenshot`` is given."""
     args = ["--dump-dom"]
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from clearml_local.storage import Store
 from clearml_local.webview import WebView, is_web_path
 from clearml_local.webview.assets import plotly_js_path
 from clearml_local.webview.data import LOG_LINES, parse_hocon
-from clearml_local.webview.pages import media_origin
+from clearml_local.webview.files import FileLinks
 
 EVIL = '<script>alert("x")</script>'
 PROJECT, TASK, MODEL = "p1", "t1", "m1"
@@ -245,49 +245,76 @@ def _debug_event(index: int, variant: str, url: str, iteration: int) -> tuple:
     return (TASK, "training_debug_image", "samples", variant, iteration, 1000 + index, body)
 
 
-def test_debug_samples_tab_shows_images_and_media_from_the_file_server(store: Store) -> None:
-    files = "http://127.0.0.1:8081/p/t1/metrics"
+FILES = "http://127.0.0.1:8081"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileLinks:
+    """A file server's root with a debug image, a video, an HTML report and a script in it."""
+    root = tmp_path / "files"
+    folder = root / "p" / "t 1" / "metrics"
+    folder.mkdir(parents=True)
+    for name in ("digit_00000000.jpeg", "digit_00000001.jpeg", "clip_00000000.mp4", "report.html", "x.js"):
+        (folder / name).write_bytes(b"content of " + name.encode())
+    return FileLinks(root, FILES)
+
+
+def test_debug_samples_tab_shows_images_and_media_through_the_view(store: Store, files: FileLinks) -> None:
+    stored = f"{FILES}/p/t%201/metrics"
     store.add_events(
         [
-            _debug_event(0, "digit", f"{files}/samples/digit_00000000.jpeg", 0),
-            _debug_event(1, "digit", f"{files}/samples/digit_00000001.jpeg", 1),
-            _debug_event(2, "clip", f"{files}/samples/clip_00000000.mp4", 0),
-            _debug_event(3, "report", f"{files}/samples/report_00000000.html", 0),
-            _debug_event(4, EVIL, "javascript:alert(1)//x.png", 0),
+            _debug_event(0, "digit", f"{stored}/digit_00000000.jpeg", 0),
+            _debug_event(1, "digit", f"{stored}/digit_00000001.jpeg", 1),
+            _debug_event(2, "clip", f"{stored}/clip_00000000.mp4", 0),
+            _debug_event(3, "report", f"{stored}/report.html", 0),
+            _debug_event(4, "elsewhere", "https://example.org/a.png", 0),
+            _debug_event(5, EVIL, "javascript:alert(1)//x.png", 0),
         ]
     )
-    response = WebView(store).handle(f"/projects/{PROJECT}/experiments/{TASK}/output/debugImages", "")
-    body = response.body.decode()
-    assert response.status == 200 and "<h2>samples</h2>" in body
-    assert f'<img src="{files}/samples/digit_00000001.jpeg"' in body
+    view = WebView(store, files)
+    body = view.handle(f"/projects/{PROJECT}/experiments/{TASK}/output/debugImages", "").body.decode()
+    served = "/webview/files/p/t%201/metrics"
+    assert "<h2>samples</h2>" in body
+    assert f'<img src="{served}/digit_00000001.jpeg"' in body
     assert body.index("digit_00000001") < body.index("digit_00000000")  # newest iteration first
-    assert f'<video controls preload="metadata" src="{files}/samples/clip_00000000.mp4">' in body
-    assert f'<a href="{files}/samples/report_00000000.html">report_00000000.html</a>' in body
+    assert f'<video controls preload="metadata" src="{served}/clip_00000000.mp4">' in body
+    assert f'<a href="{served}/report.html">report.html</a>' in body
+    # another server's image is a link, not loaded by the page; other schemes are text
+    assert '<a href="https://example.org/a.png">a.png</a>' in body and 'src="https://' not in body
     assert 'src="javascript:' not in body and 'href="javascript:' not in body and "<script>alert" not in body
-    csp = response.headers["Content-Security-Policy"]
-    assert (
-        "img-src 'self' http://127.0.0.1:8081 data:" in csp
-        and "media-src 'self' http://127.0.0.1:8081" in csp
-    )
-    assert "script-src 'self';" in csp
-    empty = get(store, "/projects/p1/experiments/t2/output/debugImages")[1]
-    assert "no debug samples reported" in empty
+    assert "no debug samples reported" in get(store, "/projects/p1/experiments/t2/output/debugImages")[1]
 
 
-@pytest.mark.parametrize(
-    ("uri", "origin"),
-    [
-        ("http://127.0.0.1:8081/a/b.png", "http://127.0.0.1:8081"),
-        ("https://files.example.org/x.png", "https://files.example.org"),
-        ("http://user:pw@host:81/x.png", "http://host:81"),
-        ("http://[::1]:8081/x.png", "http://[::1]:8081"),
-        ("javascript:alert(1)", None),
-        ("http://host:99999/x.png", None),
-        ("http://ho st;script-src */x.png", None),
-    ],
-)
-def test_media_origins_are_plain_origins_or_nothing(uri: str, origin: str | None) -> None:
-    assert media_origin(uri) == origin
+def test_the_file_servers_objects_are_served_inert(store: Store, files: FileLinks) -> None:
+    view = WebView(store, files)
+    image = view.handle("/webview/files/p/t%201/metrics/digit_00000000.jpeg", "")
+    assert image.status == 200 and image.content_type == "image/jpeg"
+    assert image.body == b"content of digit_00000000.jpeg"
+    assert image.headers["Content-Security-Policy"].startswith("sandbox")
+    for name in ("report.html", "x.js"):
+        other = view.handle(f"/webview/files/p/t%201/metrics/{name}", "")
+        assert other.status == 200 and other.content_type == "application/octet-stream", name
+        assert other.headers["Content-Disposition"].startswith("attachment")
+    for missing in (
+        "/webview/files/p/nothing.png",
+        "/webview/files/p/..%2F..%2Fdb.sqlite",
+        "/webview/files/p",
+    ):
+        assert view.handle(missing, "").status == 404, missing
+    assert WebView(store).handle("/webview/files/p/t%201/metrics/x.js", "").status == 404  # no file server
+
+
+def test_file_server_uris_link_through_the_view(store: Store, files: FileLinks) -> None:
+    model = store.peek("models", MODEL)
+    store.put("models", {**model, "uri": f"{FILES}/p/t%201/model.json"})
+    view = WebView(store, files)
+    for path in (
+        "/models",
+        f"/projects/{PROJECT}/models/{MODEL}",
+        f"/projects/{PROJECT}/experiments/{TASK}/artifacts",
+    ):
+        body = view.handle(path, "").body.decode()
+        assert '<a href="/webview/files/p/t%201/model.json">download</a>' in body, path
 
 
 def test_a_capped_console_log_says_so(store: Store) -> None:

@@ -61,7 +61,7 @@ def kind_of(url: str) -> str:
 def open_page(url: str, name: str, profile: Path) -> Dom:
     """The rendered page, its screenshot saved as ``<name>.png`` and checked not to be blank."""
     shot = SHOTS / f"{name}.png"
-    dom = read_dom(render(url, profile, screenshot=shot))
+    dom = read_dom(render(url, profile, screenshot=shot).dom)
     assert_not_blank(shot)
     assert "Traceback" not in dom.text
     return dom
