@@ -65,6 +65,16 @@ for (const table of document.querySelectorAll('table.sortable')) {
     rows.forEach(r => body.appendChild(r));
   }));
 }
+for (const img of document.querySelectorAll('.samples img')) {
+  // Debug samples: mark what loaded, and say so where a file is missing (instead of a broken icon).
+  const loaded = () => { img.dataset.loaded = '1'; };
+  const failed = () => {
+    img.closest('figure').classList.add('broken');
+    img.alt = 'could not load ' + img.alt;
+  };
+  if (img.complete) (img.naturalWidth ? loaded : failed)();
+  else { img.addEventListener('load', loaded); img.addEventListener('error', failed); }
+}
 for (const [id, draw] of [['scalars', drawScalars], ['plots', drawPlots]]) {
   const area = document.getElementById(id);
   if (area) draw(area).catch(error => missing(area, String(error)));

@@ -29,6 +29,7 @@ svg.graph text{font-size:12px}
 .samples{display:flex;flex-wrap:wrap;gap:.8em}
 .samples figure{margin:0;background:#fff;border:1px solid #dde1e6;padding:.4em;max-width:320px}
 .samples img,.samples video{max-width:300px;max-height:240px;display:block}
+.samples figure.broken{border-color:#c62828}
 .samples figcaption{font-size:.82em;margin-top:.3em;word-break:break-all}
 """
 

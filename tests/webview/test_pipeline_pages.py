@@ -59,10 +59,13 @@ def kind_of(url: str) -> str:
 
 
 def open_page(url: str, name: str, profile: Path) -> Dom:
-    """The rendered page, its screenshot saved as ``<name>.png`` and checked not to be blank."""
+    """The rendered page, its screenshot saved as ``<name>.png`` and checked not to be blank; the browser
+    refused nothing (Content-Security-Policy) and no script failed."""
     shot = SHOTS / f"{name}.png"
-    dom = read_dom(render(url, profile, screenshot=shot).dom)
+    rendered = render(url, profile, screenshot=shot)
     assert_not_blank(shot)
+    assert "Content Security Policy" not in rendered.log and "Uncaught" not in rendered.log, rendered.log
+    dom = read_dom(rendered.dom)
     assert "Traceback" not in dom.text
     return dom
 

@@ -112,6 +112,15 @@ def test_the_api_answers_beside_the_view(backend: BackendHarness, populated: Pop
     page(backend, "/projects/*/experiments/0123456789abcdef/output/log", status=404)
 
 
+GUARDED_PATHS = (
+    "/projects",
+    "/webview/static/view.js",
+    "/projects/x/experiments/y/output/log",
+    "/webview/files/secret project/model.bin",
+    "/webview/api/tasks/x/scalars",
+)
+
+
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[EmbeddedBackend]:
     """A backend whose web view asks for the keys, as it does when bound to another interface."""
@@ -138,15 +147,72 @@ def test_a_non_loopback_view_needs_the_backends_keys(guarded: EmbeddedBackend) -
     assert created.status_code == 200
     wrong = base64.b64encode(f"{keys.access_key}:wrong".encode()).decode()
     for headers in ({}, {"Authorization": f"Basic {wrong}"}, {"Authorization": f"Bearer {token}"}):
-        for path in ("/projects", "/webview/static/view.js", "/projects/x/experiments/y/output/log"):
+        for path in GUARDED_PATHS:
             denied = requests.get(guarded.api_url + path, headers=headers, timeout=30)
             assert denied.status_code == 401, (path, headers)
             assert denied.headers["WWW-Authenticate"].startswith("Basic")
+            assert denied.headers["Content-Type"].startswith("text/html") and "<h1>401</h1>" in denied.text
             assert "secret project" not in denied.text and "Traceback" not in denied.text
-    allowed = requests.get(
-        guarded.api_url + "/projects", headers={"Authorization": f"Basic {basic}"}, timeout=30
-    )
+    keyed = {"Authorization": f"Basic {basic}"}
+    allowed = requests.get(guarded.api_url + "/projects", headers=keyed, timeout=30)
     assert allowed.status_code == 200 and "secret project" in allowed.text
+    missing = requests.get(
+        guarded.api_url + "/projects/x/experiments/y/output/log", headers=keyed, timeout=30
+    )
+    assert missing.status_code == 404 and "<h1>404</h1>" in missing.text  # with the keys: the page is missing
+
+
+def test_bound_to_every_interface_the_view_asks_for_the_keys(tmp_path: Path) -> None:
+    """No ``web_auth`` override: the bind address alone decides (here all interfaces, so keys)."""
+    config = BackendConfig(tmp_path / "data", host="0.0.0.0", api_port=0, files_port=0)
+    backend = EmbeddedBackend(config).start()
+    try:
+        port = backend.api.server_address[1]
+        for path in GUARDED_PATHS:
+            denied = requests.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+            assert denied.status_code == 401 and "<h1>401</h1>" in denied.text, path
+            assert "Traceback" not in denied.text
+    finally:
+        backend.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/projects/*/experiments/0123456789abcdef/output/log",  # no such experiment
+        "/projects/0123456789abcdef/experiments",  # no such project
+        "/projects/{project}/experiments/{task}/output/no-such-tab",
+        "/datasets/simple/{project}/experiments/{task}",  # an experiment, not a dataset version
+        "/pipelines/{project}/experiments/{task}",  # not a pipeline run
+        "/serving/{task}",  # not a serving service
+        "/models/0123456789abcdef/details",  # no such page
+        "/webview/files/no/such/file.png",
+        "/webview/api/tasks/0123456789abcdef/scalars",
+    ],
+)
+def test_bad_ids_and_missing_pages_get_a_404_page(
+    backend: BackendHarness, populated: Populated, path: str
+) -> None:
+    reported = task(backend, populated.task["task_id"])
+    url = backend.api_url + path.format(project=reported["project"], task=reported["id"])
+    reply = requests.get(url, timeout=30)
+    assert reply.status_code == 404 and reply.headers["Content-Type"].startswith("text/html"), url
+    assert "<h1>404</h1>" in reply.text and "Traceback" not in reply.text
+    assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+
+
+def test_a_failing_page_is_a_500_page_naming_an_incident(
+    backend: BackendHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(path: str, query: str) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(backend.backend.api.webview, "handle", broken)
+    reply = requests.get(backend.api_url + "/projects", timeout=30)
+    assert reply.status_code == 500 and "<h1>500</h1>" in reply.text
+    incident = re.search(r"incident ([0-9a-f]{12})", reply.text)
+    assert incident and "secret detail" not in reply.text and "Traceback" not in reply.text
+    assert any(incident.group(1) in record.getMessage() for record in caplog.records)  # the log has the rest
 
 
 # --- in a browser -------------------------------------------------------------------------------------
@@ -188,6 +254,8 @@ def test_debug_samples_show_what_the_sdk_uploaded(
     shot = RUNS / "debug-samples.png"
     shown = render(url, tmp_path / "profile", screenshot=shot)
     assert "Content Security Policy" not in shown.log and "Refused to load" not in shown.log, shown.log
+    assert shown.dom.count("<img ") == 2 and shown.dom.count('data-loaded="1"') == 2  # both images loaded
+    assert 'class="sample broken"' not in shown.dom
     dom = read_dom(shown.dom)
     assert "gradient · iteration 1" in dom.text and "report · iteration 0" in dom.text
     assert_not_blank(shot)
