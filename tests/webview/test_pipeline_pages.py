@@ -36,7 +36,7 @@ class PipelineRun:
 @pytest.fixture(scope="module")
 def pipeline_run(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
     env = isolated_project(tmp_path_factory.mktemp("pipeline-project"))
-    result = backend.run(global_config.ROOT / "pipeline.py", "--seeds", "1", extra_env=env, timeout=600)
+    result = backend.run(global_config.ROOT / "pipeline.py", "--seeds", "2", extra_env=env, timeout=600)
     summary = json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").read_text())
     return PipelineRun(printed_urls(result.stdout + result.stderr), summary["step_tasks"], env)
 
