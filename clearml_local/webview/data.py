@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clearml_local.storage import Document, Store
-from clearml_local.webview.files import FileLinks
+from clearml_local.webview.files import PREFIX, FileLinks
 from clearml_local.webview.html import seconds_between
 
 LOG_LINES = 10_000
@@ -43,7 +43,7 @@ class Reader:
 
     def is_own_file(self, href: str | None) -> bool:
         """Whether a link target is served by the view itself (so a page may show it inline)."""
-        return bool(href) and self.files is not None and str(href).startswith("/webview/files/")
+        return self.files is not None and isinstance(href, str) and href.startswith(PREFIX)
 
     def task(self, task_id: str) -> Document:
         doc = self.store.peek("tasks", task_id)
