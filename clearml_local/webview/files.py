@@ -9,7 +9,7 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from clearml_local.errors import ApiError
 from clearml_local.fileserver import UnsafePath, safe_path
@@ -59,7 +59,7 @@ class FileLinks:
         base = self.url.rstrip("/") + "/"
         if not uri.startswith(base):
             return None
-        rest = urlsplit(uri[len(base) :]).path
+        rest = uri[len(base) :].split("?", 1)[0].split("#", 1)[0]
         return PREFIX + rest if rest else None
 
     def lookup(self, segments: tuple[str, ...]) -> FileObject:

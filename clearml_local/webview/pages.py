@@ -360,6 +360,14 @@ TAB_PAGES = {
 }
 
 
+def url_path(uri: Any) -> str:
+    """The path of a stored URI; "" for anything that is not one (stored data may be malformed)."""
+    try:
+        return urlsplit(uri).path if isinstance(uri, str) else ""
+    except ValueError:
+        return ""
+
+
 def _sample_order(event: Document) -> tuple[int, str]:
     iteration = event.get("iter")
     return (-iteration if isinstance(iteration, int) else 0, str(event.get("variant", "")))
@@ -368,8 +376,8 @@ def _sample_order(event: Document) -> tuple[int, str]:
 def _sample(reader: Reader, event: Document) -> str:
     """One debug sample: the image, video or audio itself when the view serves it, always a link."""
     href = reader.href(event.get("url"))
-    name = unquote(urlsplit(str(event.get("url") or "")).path.rsplit("/", 1)[-1]) or "(no file)"
-    suffix = urlsplit(href).path.lower() if reader.is_own_file(href) else ""
+    name = unquote(url_path(event.get("url")).rsplit("/", 1)[-1]) or "(no file)"
+    suffix = url_path(href).lower() if reader.is_own_file(href) else ""
     if href and suffix.endswith(IMAGE_SUFFIXES):
         shown = f'<a href="{h.esc(href)}"><img src="{h.esc(href)}" alt="{h.esc(event.get("variant"))}"></a>'
     elif href and suffix.endswith(VIDEO_SUFFIXES):

@@ -269,6 +269,7 @@ def test_debug_samples_tab_shows_images_and_media_through_the_view(store: Store,
             _debug_event(3, "report", f"{stored}/report.html", 0),
             _debug_event(4, "elsewhere", "https://example.org/a.png", 0),
             _debug_event(5, EVIL, "javascript:alert(1)//x.png", 0),
+            _debug_event(6, "malformed", "http://[not-an-address/x.png", 0),
         ]
     )
     view = WebView(store, files)
