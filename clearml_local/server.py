@@ -36,6 +36,7 @@ class EmbeddedBackend:
             observer,
             web_auth=config.web_auth,
         )
+        self.api.webview.serve_files(config.files_root, self.files_url)  # links that open in a browser
         self.api_url = config.api_url(self.api.server_address[1])
         self._threads: list[threading.Thread] = []
 

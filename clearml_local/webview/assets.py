@@ -16,6 +16,8 @@ async function fetchJson(url) {
 }
 function chartBox(area, title) {
   const box = document.createElement('div');
+  box.className = 'chart-box';
+  box.dataset.title = title;
   const heading = document.createElement('h2');
   heading.textContent = title;  // text, never markup: titles are stored data
   const chart = document.createElement('div');
@@ -39,7 +41,8 @@ async function drawScalars(area) {
     const traces = Object.values(series[metric]).map(
       line => ({x: line.x, y: line.y, name: line.name, type: 'scatter', mode: 'lines+markers'}));
     Plotly.newPlot(chartBox(area, metric), traces,
-      {margin: {t: 20}, xaxis: {title: {text: 'iteration'}}, legend: {orientation: 'h'}}, {responsive: true});
+      {margin: {t: 20}, xaxis: {title: {text: 'iteration'}}, showlegend: true, legend: {orientation: 'h'}},
+      {responsive: true});
   }
 }
 async function drawPlots(area) {
@@ -61,6 +64,16 @@ for (const table of document.querySelectorAll('table.sortable')) {
       const c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y); return asc ? c : -c; });
     rows.forEach(r => body.appendChild(r));
   }));
+}
+for (const img of document.querySelectorAll('.samples img')) {
+  // Debug samples: mark what loaded, and say so where a file is missing (instead of a broken icon).
+  const loaded = () => { img.dataset.loaded = '1'; };
+  const failed = () => {
+    img.closest('figure').classList.add('broken');
+    img.alt = 'could not load ' + img.alt;
+  };
+  if (img.complete) (img.naturalWidth ? loaded : failed)();
+  else { img.addEventListener('load', loaded); img.addEventListener('error', failed); }
 }
 for (const [id, draw] of [['scalars', drawScalars], ['plots', drawPlots]]) {
   const area = document.getElementById(id);

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clearml_local.storage import Document, Store
+from clearml_local.webview.files import PREFIX, FileLinks
 from clearml_local.webview.html import seconds_between
 
 LOG_LINES = 10_000
@@ -27,9 +28,22 @@ class NotFound(Exception):
 
 @dataclass(frozen=True)
 class Reader:
-    """Read access to one store for the pages."""
+    """Read access to one store for the pages (and, when given, to the file server's objects)."""
 
     store: Store
+    files: FileLinks | None = None
+
+    def href(self, uri: Any) -> str | None:
+        """A stored URI as a link target: the view's own path of an object on this backend's file server,
+        other http(s) URIs as they are, nothing for any other scheme (a ``javascript:`` URI is no link)."""
+        if not isinstance(uri, str) or not uri.lower().startswith(("http://", "https://")):
+            return None
+        own = self.files.view_path(uri) if self.files else None
+        return own or uri
+
+    def is_own_file(self, href: str | None) -> bool:
+        """Whether a link target is served by the view itself (so a page may show it inline)."""
+        return self.files is not None and isinstance(href, str) and href.startswith(PREFIX)
 
     def task(self, task_id: str) -> Document:
         doc = self.store.peek("tasks", task_id)
@@ -64,6 +78,9 @@ class Reader:
 
     def projects(self) -> list[Document]:
         return self.store.all("projects")
+
+    def count_events(self, task_id: str, kind: str) -> int:
+        return self.store.count_events(task_id, [kind])
 
     def events(self, task_id: str, kind: str, limit: int | None = None) -> list[Document]:
         if limit is None:

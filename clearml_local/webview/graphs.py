@@ -10,6 +10,7 @@ from clearml_local.storage import Document
 from clearml_local.webview import html as h
 from clearml_local.webview.data import (
     NotFound,
+    PipelineStep,
     Reader,
     dataset_files,
     dataset_lineage,
@@ -20,7 +21,14 @@ from clearml_local.webview.data import (
     serving_config,
     task_seconds,
 )
-from clearml_local.webview.pages import experiment_href, project_id_of, task_link
+from clearml_local.webview.pages import (
+    REFRESH_SECONDS,
+    experiment_href,
+    is_live,
+    live_notice,
+    project_id_of,
+    task_link,
+)
 
 NODE_W, NODE_H, GAP_X, GAP_Y = 190, 54, 60, 24
 COLORS = {"completed": "#d8f3df", "failed": "#fbdada", "in_progress": "#dbe9fb", "stopped": "#fbf0c9"}
@@ -175,15 +183,17 @@ def dataset_page(reader: Reader, task_id: str) -> str:
         ["Total size", h.size(runtime.get("ds_total_size"))],
         ["Experiment", h.link(experiment_href(task), "details, log and artifacts")],
     ]
+    live = is_live(task.get("status"))
     body = (
         f"<h1>{h.esc(task.get('name'))} {h.status(task.get('status'))}</h1>"
+        + (live_notice(task.get("status")) if live else "")
         + h.table(["Field", "Value"], info, css="info")
         + "<h2>Lineage</h2>"
         + svg_graph(nodes)
         + "<h2>Files</h2>"
         + h.table(["File", "Size (bytes)", "SHA-256"], files)
     )
-    return h.page(str(task.get("name") or task_id), body)
+    return h.page(str(task.get("name") or task_id), body, refresh=REFRESH_SECONDS if live else None)
 
 
 # --- pipelines ----------------------------------------------------------------------------------------
@@ -256,14 +266,22 @@ def pipeline_page(reader: Reader, task_id: str) -> str:
         ["Tags", h.tags(task.get("tags"))],
         ["Controller", h.link(experiment_href(task), "details, log, parameters")],
     ]
+    live = _live_status(task, steps)
     body = (
         f"<h1>{h.esc(task.get('name'))} {h.status(task.get('status'))}</h1>"
+        + (live_notice(live) if live else "")
         + h.table(["Field", "Value"], info, css="info")
         + "<h2>Steps</h2>"
         + svg_graph(nodes)
         + h.table(["Step", "Experiment", "Status", "Duration", "Parents"], rows)
     )
-    return h.page(str(task.get("name") or task_id), body)
+    return h.page(str(task.get("name") or task_id), body, refresh=REFRESH_SECONDS if live else None)
+
+
+def _live_status(controller: Document, steps: list[PipelineStep]) -> str | None:
+    """The state that keeps a pipeline page reloading: the controller's, else a step's; None when done."""
+    states = [str(controller.get("status")), *(s.status for s in steps)]
+    return next((state for state in states if is_live(state)), None)
 
 
 # --- serving ------------------------------------------------------------------------------------------

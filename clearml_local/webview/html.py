@@ -25,6 +25,12 @@ pre.log{background:#10161d;color:#d9e1ea;padding:.8em;overflow:auto;max-height:7
 .chart{background:#fff;border:1px solid #dde1e6;margin:.6em 0;min-height:320px}
 .filters input,.filters select{margin-right:.6em}.muted{color:#6b7785}
 svg.graph text{font-size:12px}
+.notice{background:#fff7d6;border:1px solid #e8d48a;padding:.4em .7em;display:inline-block}
+.samples{display:flex;flex-wrap:wrap;gap:.8em}
+.samples figure{margin:0;background:#fff;border:1px solid #dde1e6;padding:.4em;max-width:320px}
+.samples img,.samples video{max-width:300px;max-height:240px;display:block}
+.samples figure.broken{border-color:#c62828}
+.samples figcaption{font-size:.82em;margin-top:.3em;word-break:break-all}
 """
 
 
@@ -119,14 +125,16 @@ NAV = [
 ]
 
 
-def page(title: str, body: str, charts: bool = False) -> str:
+def page(title: str, body: str, charts: bool = False, refresh: int | None = None) -> str:
     """A whole page; ``title`` is data (escaped), ``body`` is HTML built by the view. Scripts come from this
-    server only (no inline script: the pages' Content-Security-Policy forbids it)."""
+    server only (no inline script: the pages' Content-Security-Policy forbids it). With ``refresh`` the
+    browser reloads the page every that many seconds (a page of a run that is still going)."""
     nav = "".join(f'<a href="{href}">{label}</a>' for href, label in NAV)
     tail = '<script src="/webview/static/plotly.min.js"></script>' if charts else ""
     tail += '<script src="/webview/static/view.js"></script>'
+    reload = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">{reload}'
         f"<title>{esc(title)} · clearml-local</title><style>{STYLE}</style></head>"
         f"<body><header><b>clearml-local</b>{nav}</header><main>{body}</main>"
         f"{tail}</body></html>"

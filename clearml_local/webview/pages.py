@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from clearml_local.storage import Document
 from clearml_local.webview import html as h
@@ -19,6 +20,12 @@ from clearml_local.webview.data import (
     task_seconds,
 )
 
+# While a run is in one of these states its pages reload themselves every REFRESH_SECONDS.
+LIVE_STATUSES = frozenset({"queued", "in_progress"})
+REFRESH_SECONDS = 10
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".ogv")
+AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".flac")
 STATUSES = ("created", "queued", "in_progress", "stopped", "completed", "failed", "published", "closed")
 TABS = [
     ("overview", "", "Overview"),
@@ -27,6 +34,7 @@ TABS = [
     ("log", "/output/log", "Console"),
     ("scalars", "/output/metrics/scalar", "Scalars"),
     ("plots", "/output/metrics/plots", "Plots"),
+    ("debug", "/output/debugImages", "Debug samples"),
 ]
 # Tab routes of ClearML's UI (the first segments after the experiment id) and the tab each one shows.
 TAB_ROUTES = {
@@ -41,6 +49,7 @@ TAB_ROUTES = {
     ("output", "execution"): "overview",
     ("output", "metrics", "scalar"): "scalars",
     ("output", "metrics", "plots"): "plots",
+    ("output", "debugImages"): "debug",
 }
 
 
@@ -55,15 +64,9 @@ def tab_of(rest: tuple[str, ...]) -> str:
     raise NotFound("No such experiment tab: /" + "/".join(rest))
 
 
-def safe_href(uri: Any) -> str | None:
-    """A stored URI as a link target, only for http(s) (a ``javascript:`` URI must not become a link)."""
-    if isinstance(uri, str) and uri.lower().startswith(("http://", "https://")):
-        return uri
-    return None
-
-
-def download(uri: Any) -> str:
-    href = safe_href(uri)
+def download(reader: Reader, uri: Any) -> str:
+    """A download link of a stored URI (through the view for the file server's objects), else its text."""
+    href = reader.href(uri)
     return h.link(href, "download") if href else h.esc(uri)
 
 
@@ -187,19 +190,33 @@ def experiment_header(reader: Reader, task: Document, tab: str, tabs: list[tuple
     )
 
 
+def is_live(status: Any) -> bool:
+    return status in LIVE_STATUSES
+
+
+def live_notice(status: Any) -> str:
+    """The line that tells a reader the page reloads itself (and why)."""
+    return (
+        f'<p class="muted live">Live: this page reloads every {REFRESH_SECONDS} s while the run is '
+        f"{h.esc(status)}.</p>"
+    )
+
+
 def experiment_page(reader: Reader, task_id: str, rest: tuple[str, ...]) -> str:
+    """One tab of an experiment; a queued or running experiment's page reloads itself."""
     task = reader.task(task_id)
     tab = tab_of(rest)
-    content = {
-        "overview": overview,
-        "configuration": configuration,
-        "artifacts": artifacts,
-        "log": console,
-        "scalars": scalars,
-        "plots": plots,
-    }[tab](reader, task)
+    content = TAB_PAGES[tab](reader, task)
     header = experiment_header(reader, task, tab, TABS)
-    return h.page(str(task.get("name") or task_id), header + content, charts=tab in ("scalars", "plots"))
+    live = is_live(task.get("status"))
+    if live:
+        header += live_notice(task.get("status"))
+    return h.page(
+        str(task.get("name") or task_id),
+        header + content,
+        charts=tab in ("scalars", "plots"),
+        refresh=REFRESH_SECONDS if live else None,
+    )
 
 
 def overview(reader: Reader, task: Document) -> str:
@@ -250,7 +267,7 @@ def artifacts(reader: Reader, task: Document) -> str:
             h.esc(a.get("type")),
             h.esc(a.get("mode")),
             h.size(a.get("content_size")),
-            download(a.get("uri")),
+            download(reader, a.get("uri")),
             f"<pre>{h.esc((a.get('type_data') or {}).get('preview', ''))}</pre>",
         ]
         for a in (task.get("execution") or {}).get("artifacts") or []
@@ -266,7 +283,7 @@ def artifacts(reader: Reader, task: Document) -> str:
                         h.esc(direction),
                         model_link(model),
                         h.esc(model.get("framework")),
-                        download(model.get("uri")),
+                        download(reader, model.get("uri")),
                     ]
                 )
     return (
@@ -278,13 +295,21 @@ def artifacts(reader: Reader, task: Document) -> str:
 
 
 def console(reader: Reader, task: Document) -> str:
+    """The console log's last ``LOG_LINES`` reports, with a notice when earlier ones are left out."""
     lines = []
     for event in reader.events(task["id"], "log", limit=LOG_LINES):
         stamp = event.get("timestamp")
         prefix = h.esc(_clock(stamp))
         lines.append(f'<span class="muted">{prefix}</span> {h.esc(event.get("msg", ""))}')
     text = "\n".join(lines) if lines else '<span class="muted">no console output</span>'
-    return f'<pre class="log" id="console">{text}</pre>'
+    total = reader.count_events(task["id"], "log")
+    notice = (
+        f'<p class="notice" id="truncated">Showing the last {LOG_LINES:,} of {total:,} log reports; '
+        f"the {total - LOG_LINES:,} before them are left out.</p>"
+        if total > LOG_LINES
+        else ""
+    )
+    return f'{notice}<pre class="log" id="console">{text}</pre>'
 
 
 def _clock(timestamp: Any) -> str:
@@ -307,6 +332,63 @@ def scalars(reader: Reader, task: Document) -> str:
 
 def plots(reader: Reader, task: Document) -> str:
     return _chart_area("plots", task)
+
+
+def debug_samples(reader: Reader, task: Document) -> str:
+    """Debug images and media (``report_image`` / ``report_media``), newest iteration first per metric, each
+    linked to its file; shown inline when the view serves the file itself (this backend's file server)."""
+    by_metric: dict[str, list[Document]] = {}
+    for event in reader.events(task["id"], "training_debug_image"):
+        by_metric.setdefault(str(event.get("metric", "")), []).append(event)
+    if not by_metric:
+        return '<p class="muted">no debug samples reported</p>'
+    parts = []
+    for metric in sorted(by_metric):
+        figures = "".join(_sample(reader, event) for event in sorted(by_metric[metric], key=_sample_order))
+        parts.append(f'<h2>{h.esc(metric)}</h2><div class="samples">{figures}</div>')
+    return "".join(parts)
+
+
+TAB_PAGES = {
+    "overview": overview,
+    "configuration": configuration,
+    "artifacts": artifacts,
+    "log": console,
+    "scalars": scalars,
+    "plots": plots,
+    "debug": debug_samples,
+}
+
+
+def url_path(uri: Any) -> str:
+    """The path of a stored URI; "" for anything that is not one (stored data may be malformed)."""
+    try:
+        return urlsplit(uri).path if isinstance(uri, str) else ""
+    except ValueError:
+        return ""
+
+
+def _sample_order(event: Document) -> tuple[int, str]:
+    iteration = event.get("iter")
+    return (-iteration if isinstance(iteration, int) else 0, str(event.get("variant", "")))
+
+
+def _sample(reader: Reader, event: Document) -> str:
+    """One debug sample: the image, video or audio itself when the view serves it, always a link."""
+    href = reader.href(event.get("url"))
+    name = unquote(url_path(event.get("url")).rsplit("/", 1)[-1]) or "(no file)"
+    suffix = url_path(href).lower() if reader.is_own_file(href) else ""
+    if href and suffix.endswith(IMAGE_SUFFIXES):
+        shown = f'<a href="{h.esc(href)}"><img src="{h.esc(href)}" alt="{h.esc(event.get("variant"))}"></a>'
+    elif href and suffix.endswith(VIDEO_SUFFIXES):
+        shown = f'<video controls preload="metadata" src="{h.esc(href)}"></video>'
+    elif href and suffix.endswith(AUDIO_SUFFIXES):
+        shown = f'<audio controls preload="metadata" src="{h.esc(href)}"></audio>'
+    else:
+        shown = ""
+    target = h.link(href, name) if href else h.esc(name)
+    caption = f"{h.esc(event.get('variant'))} · iteration {h.esc(event.get('iter'))} · {target}"
+    return f'<figure class="sample">{shown}<figcaption>{caption}</figcaption></figure>'
 
 
 # --- models -------------------------------------------------------------------------------------------
@@ -333,7 +415,7 @@ def models_page(reader: Reader, project_id: str) -> str:
             task_link(reader, m.get("task")),
             h.esc(reader.project_name(m.get("project"))),
             h.when(m.get("created")),
-            download(m.get("uri")),
+            download(reader, m.get("uri")),
         ]
         for m in found
     ]
@@ -353,7 +435,7 @@ def model_page(reader: Reader, model_id: str) -> str:
         ["Task", task_link(reader, model.get("task"))],
         ["Project", h.esc(reader.project_name(model.get("project")))],
         ["Created", h.when(model.get("created"))],
-        ["File", download(model.get("uri"))],
+        ["File", download(reader, model.get("uri"))],
         ["Comment", h.esc(model.get("comment") or "")],
     ]
     meta_rows = [

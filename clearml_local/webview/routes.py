@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -15,6 +16,7 @@ from clearml_local.storage import Store
 from clearml_local.webview import assets, graphs, pages
 from clearml_local.webview import html as h
 from clearml_local.webview.data import NotFound, Reader, json_object
+from clearml_local.webview.files import FileLinks, FileNotServed
 
 # First path segments that belong to the web view; everything else is the API's.
 WEB_ROOTS = frozenset(
@@ -23,6 +25,8 @@ WEB_ROOTS = frozenset(
 MAX_PATH = 2048
 MAX_QUERY = 4096
 MAX_SEGMENT = 256
+
+
 SECURITY_HEADERS = {
     # Scripts only from this server: markup that slipped into a page still could not run.
     "Content-Security-Policy": (
@@ -85,8 +89,12 @@ def parse_query(raw_query: str) -> dict[str, str]:
 class WebView:
     """Renders the pages of one store."""
 
-    def __init__(self, store: Store) -> None:
-        self.reader = Reader(store)
+    def __init__(self, store: Store, files: FileLinks | None = None) -> None:
+        self.reader = Reader(store, files)
+
+    def serve_files(self, root: Path, url: str) -> None:
+        """Link the file server's objects (under ``root``, URIs starting with ``url``) through the view."""
+        self.reader = Reader(self.reader.store, FileLinks(root, url))
 
     def handle(self, raw_path: str, raw_query: str) -> Response:
         try:
@@ -95,7 +103,7 @@ class WebView:
             return self.route(segments, query)
         except BadPath as err:
             return html_response(400, h.error_page(400, f"Bad request: {err}"))
-        except NotFound as err:
+        except (NotFound, FileNotServed) as err:
             return html_response(404, h.error_page(404, str(err)))
 
     def route(self, s: tuple[str, ...], query: dict[str, str]) -> Response:
@@ -166,6 +174,8 @@ def _webview_route(s: tuple[str, ...], r: Reader) -> Callable[[], Any] | None:
         return lambda: Response(200, "text/javascript; charset=utf-8", assets.VIEW_JS.encode())
     if s == ("webview", "static", "plotly.min.js"):
         return _plotly
+    if len(s) >= 3 and s[1] == "files" and r.files is not None:
+        return lambda: _file(r.files, s[2:])
     if len(s) == 5 and s[1:3] == ("api", "tasks") and s[4] in ("scalars", "plots"):
         return (lambda: _scalars(r, s[3])) if s[4] == "scalars" else (lambda: _plots(r, s[3]))
     return None
@@ -176,6 +186,11 @@ def _plotly() -> Response:
     if script is None:
         raise NotFound("plotly.js is not installed (pip install the pinned plotly package)")
     return Response(200, "text/javascript; charset=utf-8", script, {"Cache-Control": "max-age=86400"})
+
+
+def _file(files: FileLinks, segments: tuple[str, ...]) -> Response:
+    found = files.lookup(segments)
+    return Response(200, found.content_type, found.path.read_bytes(), found.headers)
 
 
 def _scalars(r: Reader, task_id: str) -> Response:

@@ -1,5 +1,6 @@
 """Real SDK flows against one backend, for the web view tests: a task with reports, two dataset versions, a
-pipeline run, a model and a clearml-serving service. Collects every web page URL the SDK printed."""
+pipeline run, a model, a clearml-serving service and a task with debug samples. Collects every web page URL
+the SDK printed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from tests.backend.backend_harness import BackendHarness
 
 FLOWS = Path(__file__).parents[1] / "backend" / "flows"
+WEB_FLOWS = Path(__file__).parent / "flows"
 PRINTED_URL = re.compile(r"ClearML (?:results|pipeline|dataset) page: (\S+)")
 
 
@@ -26,6 +28,7 @@ class Populated:
     model: dict[str, Any]
     service_id: str
     printed_urls: list[str] = field(default_factory=list)
+    samples: dict[str, Any] = field(default_factory=dict)
 
 
 def printed_urls(output: str) -> list[str]:
@@ -35,7 +38,7 @@ def printed_urls(output: str) -> list[str]:
 def populate(backend: BackendHarness) -> Populated:
     urls: list[str] = []
 
-    def run(script: str, *args: str) -> Any:
+    def run(script: str | Path, *args: str) -> Any:
         result = backend.run(FLOWS / script, *args)
         urls.extend(printed_urls(result.stdout + result.stderr))
         return result.last_json()
@@ -45,7 +48,8 @@ def populate(backend: BackendHarness) -> Populated:
     pipeline = run("flow_c_pipeline.py", "web c")
     model = run("flow_d_model.py", "web d", "web model")
     service_id = _serving(backend, "web d", "web model")
-    return Populated(task, datasets, pipeline, model, service_id, urls)
+    samples = run(WEB_FLOWS / "flow_debug_samples.py", "web e")
+    return Populated(task, datasets, pipeline, model, service_id, urls, samples)
 
 
 def _serving(backend: BackendHarness, project: str, model_name: str) -> str:

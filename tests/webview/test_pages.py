@@ -13,7 +13,8 @@ from clearml_local.http_api import web_auth_required
 from clearml_local.storage import Store
 from clearml_local.webview import WebView, is_web_path
 from clearml_local.webview.assets import plotly_js_path
-from clearml_local.webview.data import parse_hocon
+from clearml_local.webview.data import LOG_LINES, parse_hocon
+from clearml_local.webview.files import FileLinks
 
 EVIL = '<script>alert("x")</script>'
 PROJECT, TASK, MODEL = "p1", "t1", "m1"
@@ -236,3 +237,122 @@ def test_latest_pipeline_is_a_404_before_any_run(store: Store) -> None:
     )
     status, body = get(store, "/pipelines/*/experiments/latest")
     assert status == 200 and "<h1>run" in body  # stored state that is not JSON shows no steps, not an error
+
+
+def _debug_event(index: int, variant: str, url: str, iteration: int) -> tuple:
+    body = {"task": TASK, "type": "training_debug_image", "metric": "samples", "variant": variant}
+    body |= {"iter": iteration, "url": url, "key": url.split("8081", 1)[-1]}
+    return (TASK, "training_debug_image", "samples", variant, iteration, 1000 + index, body)
+
+
+FILES = "http://127.0.0.1:8081"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileLinks:
+    """A file server's root with a debug image, a video, an HTML report and a script in it."""
+    root = tmp_path / "files"
+    folder = root / "p" / "t 1" / "metrics"
+    folder.mkdir(parents=True)
+    for name in ("digit_00000000.jpeg", "digit_00000001.jpeg", "clip_00000000.mp4", "report.html", "x.js"):
+        (folder / name).write_bytes(b"content of " + name.encode())
+    return FileLinks(root, FILES)
+
+
+def test_debug_samples_tab_shows_images_and_media_through_the_view(store: Store, files: FileLinks) -> None:
+    stored = f"{FILES}/p/t%201/metrics"
+    store.add_events(
+        [
+            _debug_event(0, "digit", f"{stored}/digit_00000000.jpeg", 0),
+            _debug_event(1, "digit", f"{stored}/digit_00000001.jpeg", 1),
+            _debug_event(2, "clip", f"{stored}/clip_00000000.mp4", 0),
+            _debug_event(3, "report", f"{stored}/report.html", 0),
+            _debug_event(4, "elsewhere", "https://example.org/a.png", 0),
+            _debug_event(5, EVIL, "javascript:alert(1)//x.png", 0),
+            _debug_event(6, "malformed", "http://[not-an-address/x.png", 0),
+        ]
+    )
+    view = WebView(store, files)
+    body = view.handle(f"/projects/{PROJECT}/experiments/{TASK}/output/debugImages", "").body.decode()
+    served = "/webview/files/p/t%201/metrics"
+    assert "<h2>samples</h2>" in body
+    assert f'<img src="{served}/digit_00000001.jpeg"' in body
+    assert body.index("digit_00000001") < body.index("digit_00000000")  # newest iteration first
+    assert f'<video controls preload="metadata" src="{served}/clip_00000000.mp4">' in body
+    assert f'<a href="{served}/report.html">report.html</a>' in body
+    # another server's image is a link, not loaded by the page; other schemes are text
+    assert '<a href="https://example.org/a.png">a.png</a>' in body and 'src="https://' not in body
+    assert 'src="javascript:' not in body and 'href="javascript:' not in body and "<script>alert" not in body
+    assert "no debug samples reported" in get(store, "/projects/p1/experiments/t2/output/debugImages")[1]
+
+
+def test_the_file_servers_objects_are_served_inert(store: Store, files: FileLinks) -> None:
+    view = WebView(store, files)
+    image = view.handle("/webview/files/p/t%201/metrics/digit_00000000.jpeg", "")
+    assert image.status == 200 and image.content_type == "image/jpeg"
+    assert image.body == b"content of digit_00000000.jpeg"
+    assert image.headers["Content-Security-Policy"].startswith("sandbox")
+    for name in ("report.html", "x.js"):
+        other = view.handle(f"/webview/files/p/t%201/metrics/{name}", "")
+        assert other.status == 200 and other.content_type == "application/octet-stream", name
+        assert other.headers["Content-Disposition"].startswith("attachment")
+    for missing in (
+        "/webview/files/p/nothing.png",
+        "/webview/files/p/..%2F..%2Fdb.sqlite",
+        "/webview/files/p",
+    ):
+        assert view.handle(missing, "").status == 404, missing
+    assert WebView(store).handle("/webview/files/p/t%201/metrics/x.js", "").status == 404  # no file server
+
+
+def test_file_server_uris_link_through_the_view(store: Store, files: FileLinks) -> None:
+    model = store.peek("models", MODEL)
+    store.put("models", {**model, "uri": f"{FILES}/p/t%201/model.json"})
+    view = WebView(store, files)
+    for path in (
+        "/models",
+        f"/projects/{PROJECT}/models/{MODEL}",
+        f"/projects/{PROJECT}/experiments/{TASK}/artifacts",
+    ):
+        body = view.handle(path, "").body.decode()
+        assert '<a href="/webview/files/p/t%201/model.json">download</a>' in body, path
+
+
+def test_a_capped_console_log_says_so(store: Store) -> None:
+    lines = LOG_LINES + 5
+    store.add_events(
+        [
+            ("t2", "log", "", "", 0, 1000 + i, {"task": "t2", "type": "log", "msg": f"row {i}"})
+            for i in range(lines)
+        ]
+    )
+    body = get(store, "/projects/p1/experiments/t2/output/log")[1]
+    assert f"Showing the last {LOG_LINES:,} of {lines:,} log reports" in body
+    assert f"> row {lines - 1}</pre>" in body  # the newest line is last
+    assert "> row 4\n" not in body and "> row 5\n" in body  # the oldest five are left out
+    assert "Showing the last" not in get(store, f"/projects/{PROJECT}/experiments/{TASK}/output/log")[1]
+
+
+def test_pages_of_running_experiments_and_pipelines_reload_themselves(store: Store) -> None:
+    refresh = '<meta http-equiv="refresh" content="10">'
+    done = get(store, f"/projects/{PROJECT}/experiments/{TASK}/output/log")[1]
+    assert refresh not in done and "Live:" not in done
+    store.put("tasks", {**store.peek("tasks", TASK), "status": "in_progress"})
+    for tab in ("", "/output/log", "/output/metrics/scalar"):
+        running = get(store, f"/projects/{PROJECT}/experiments/{TASK}{tab}")[1]
+        assert refresh in running and "reloads every 10 s while the run is in_progress" in running
+    pipeline = {"one": {"job_id": TASK, "parents": []}, "two": {"job_id": "t2", "parents": ["one"]}}
+    controller = {
+        "id": "c1",
+        "name": "run",
+        "type": "controller",
+        "system_tags": ["pipeline"],
+        "status": "completed",
+        "configuration": {"Pipeline": {"name": "Pipeline", "value": json.dumps(pipeline)}},
+    }
+    store.put("tasks", controller)
+    assert refresh in get(store, "/pipelines/*/experiments/c1")[1]  # a step still runs
+    store.put("tasks", {**store.peek("tasks", TASK), "status": "completed"})
+    assert refresh not in get(store, "/pipelines/*/experiments/c1")[1]
+    store.put("tasks", {**controller, "status": "queued"})
+    assert "while the run is queued" in get(store, "/pipelines/*/experiments/c1")[1]

@@ -5,9 +5,9 @@ what was reported, the API still answers beside it, and a non-loopback bind asks
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-import shutil
-import subprocess
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ import requests
 from clearml_local.config import BackendConfig
 from clearml_local.server import EmbeddedBackend
 from tests.backend.backend_harness import BackendHarness
+from tests.webview.browser import RUNS, assert_not_blank, read_dom, render
 from tests.webview.populate import Populated
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-RUNS = Path(__file__).resolve().parents[2] / "runs" / "webview"
 
 
 def page(backend: BackendHarness, path: str, status: int = 200) -> str:
@@ -59,7 +59,14 @@ def test_experiment_tabs_hold_what_the_task_reported(backend: BackendHarness, po
     config = page(backend, base + "/hyper-params/hyper-param/_all_")
     assert "binary:logistic" in config and "depth" in config
     artifacts = page(backend, base + "/artifacts")
-    assert "frame" in artifacts and "flow a model" in artifacts and f'href="{backend.files_url}/' in artifacts
+    assert "frame" in artifacts and "flow a model" in artifacts
+    # the file server wants a token a browser lacks: its objects download through the view
+    links = re.findall(r'<a href="(/webview/files/[^"]+)">download</a>', artifacts)
+    model = next(link for link in links if link.endswith("model.bin"))
+    served = requests.get(backend.api_url + model, timeout=30)
+    assert served.status_code == 200 and "attachment" in served.headers["Content-Disposition"]
+    assert hashlib.sha256(served.content).hexdigest() == populated.task["model_sha256"]
+    assert len(links) >= 2 and backend.files_url not in artifacts
     assert "loss/train" in page(backend, "/projects/*/experiments")
     scalars = json.loads(page(backend, f"/webview/api/tasks/{reported['id']}/scalars"))
     assert scalars["loss"]["train"]["y"] == populated.task["losses"]
@@ -105,6 +112,15 @@ def test_the_api_answers_beside_the_view(backend: BackendHarness, populated: Pop
     page(backend, "/projects/*/experiments/0123456789abcdef/output/log", status=404)
 
 
+GUARDED_PATHS = (
+    "/projects",
+    "/webview/static/view.js",
+    "/projects/x/experiments/y/output/log",
+    "/webview/files/secret project/model.bin",
+    "/webview/api/tasks/x/scalars",
+)
+
+
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[EmbeddedBackend]:
     """A backend whose web view asks for the keys, as it does when bound to another interface."""
@@ -131,39 +147,75 @@ def test_a_non_loopback_view_needs_the_backends_keys(guarded: EmbeddedBackend) -
     assert created.status_code == 200
     wrong = base64.b64encode(f"{keys.access_key}:wrong".encode()).decode()
     for headers in ({}, {"Authorization": f"Basic {wrong}"}, {"Authorization": f"Bearer {token}"}):
-        for path in ("/projects", "/webview/static/view.js", "/projects/x/experiments/y/output/log"):
+        for path in GUARDED_PATHS:
             denied = requests.get(guarded.api_url + path, headers=headers, timeout=30)
             assert denied.status_code == 401, (path, headers)
             assert denied.headers["WWW-Authenticate"].startswith("Basic")
+            assert denied.headers["Content-Type"].startswith("text/html") and "<h1>401</h1>" in denied.text
             assert "secret project" not in denied.text and "Traceback" not in denied.text
-    allowed = requests.get(
-        guarded.api_url + "/projects", headers={"Authorization": f"Basic {basic}"}, timeout=30
-    )
+    keyed = {"Authorization": f"Basic {basic}"}
+    allowed = requests.get(guarded.api_url + "/projects", headers=keyed, timeout=30)
     assert allowed.status_code == 200 and "secret project" in allowed.text
+    missing = requests.get(
+        guarded.api_url + "/projects/x/experiments/y/output/log", headers=keyed, timeout=30
+    )
+    assert missing.status_code == 404 and "<h1>404</h1>" in missing.text  # with the keys: the page is missing
+
+
+def test_bound_to_every_interface_the_view_asks_for_the_keys(tmp_path: Path) -> None:
+    """No ``web_auth`` override: the bind address alone decides (here all interfaces, so keys)."""
+    config = BackendConfig(tmp_path / "data", host="0.0.0.0", api_port=0, files_port=0)
+    backend = EmbeddedBackend(config).start()
+    try:
+        port = backend.api.server_address[1]
+        for path in GUARDED_PATHS:
+            denied = requests.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+            assert denied.status_code == 401 and "<h1>401</h1>" in denied.text, path
+            assert "Traceback" not in denied.text
+    finally:
+        backend.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/projects/*/experiments/0123456789abcdef/output/log",  # no such experiment
+        "/projects/0123456789abcdef/experiments",  # no such project
+        "/projects/{project}/experiments/{task}/output/no-such-tab",
+        "/datasets/simple/{project}/experiments/{task}",  # an experiment, not a dataset version
+        "/pipelines/{project}/experiments/{task}",  # not a pipeline run
+        "/serving/{task}",  # not a serving service
+        "/models/0123456789abcdef/details",  # no such page
+        "/webview/files/no/such/file.png",
+        "/webview/api/tasks/0123456789abcdef/scalars",
+    ],
+)
+def test_bad_ids_and_missing_pages_get_a_404_page(
+    backend: BackendHarness, populated: Populated, path: str
+) -> None:
+    reported = task(backend, populated.task["task_id"])
+    url = backend.api_url + path.format(project=reported["project"], task=reported["id"])
+    reply = requests.get(url, timeout=30)
+    assert reply.status_code == 404 and reply.headers["Content-Type"].startswith("text/html"), url
+    assert "<h1>404</h1>" in reply.text and "Traceback" not in reply.text
+    assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+
+
+def test_a_failing_page_is_a_500_page_naming_an_incident(
+    backend: BackendHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(path: str, query: str) -> None:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(backend.backend.api.webview, "handle", broken)
+    reply = requests.get(backend.api_url + "/projects", timeout=30)
+    assert reply.status_code == 500 and "<h1>500</h1>" in reply.text
+    incident = re.search(r"incident ([0-9a-f]{12})", reply.text)
+    assert incident and "secret detail" not in reply.text and "Traceback" not in reply.text
+    assert any(incident.group(1) in record.getMessage() for record in caplog.records)  # the log has the rest
 
 
 # --- in a browser -------------------------------------------------------------------------------------
-
-
-def chromium(*args: str, profile: Path) -> str:
-    command = shutil.which("chromium") or shutil.which("chromium-browser")
-    if command is None:
-        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
-    argv = [
-        command,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-        "--virtual-time-budget=10000",
-        *args,
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 def test_charts_and_graphs_render_in_chromium(
@@ -171,26 +223,42 @@ def test_charts_and_graphs_render_in_chromium(
 ) -> None:
     reported = task(backend, populated.task["task_id"])
     base = f"{backend.api_url}/projects/{reported['project']}/experiments/{reported['id']}"
-    plots_dom = chromium("--dump-dom", base + "/output/metrics/plots", profile=tmp_path / "profile")
-    assert plots_dom.count('class="main-svg"') >= 2  # plotly drew both reported plots
-    scalars_dom = chromium("--dump-dom", base + "/output/metrics/scalar", profile=tmp_path / "profile")
-    assert 'class="main-svg"' in scalars_dom and "loss" in scalars_dom
+    plots = read_dom(render(base + "/output/metrics/plots", tmp_path / "profile").dom)
+    assert len(plots.charts) == 2 and all(chart.svgs for chart in plots.charts)  # plotly drew both plots
+    scalars = read_dom(render(base + "/output/metrics/scalar", tmp_path / "profile").dom)
+    assert [(c.title, c.legend) for c in scalars.charts] == [("loss", ["train"])]
 
     controller = task(backend, populated.pipeline["pipeline_id"])
     pipeline_url = f"{backend.api_url}/pipelines/{controller['project']}/experiments/{controller['id']}"
-    RUNS.mkdir(parents=True, exist_ok=True)
     for name, url in (("scalars", base + "/output/metrics/scalar"), ("pipeline", pipeline_url)):
         shot = RUNS / f"{name}.png"
-        shot.unlink(missing_ok=True)
-        chromium(f"--screenshot={shot}", url, profile=tmp_path / "profile")
+        render(url, tmp_path / "profile", screenshot=shot)
         assert_not_blank(shot)
 
 
-def assert_not_blank(png: Path) -> None:
-    import matplotlib.image
+def test_debug_samples_show_what_the_sdk_uploaded(
+    backend: BackendHarness, populated: Populated, tmp_path: Path
+) -> None:
+    reported = task(backend, populated.samples["task_id"])
+    url = f"{backend.api_url}/projects/{reported['project']}/experiments/{reported['id']}/output/debugImages"
+    reply = requests.get(url, timeout=30)
+    assert reply.status_code == 200
+    images = re.findall(r'<img src="(/webview/files/[^"]+\.jpeg)"', reply.text)
+    media = re.findall(r'<a href="(/webview/files/[^"]+\.html)"', reply.text)
+    assert len(images) == 2 and len(media) == 1, reply.text[-2000:]
+    for path, kind in [(p, "image/jpeg") for p in images] + [(p, "application/octet-stream") for p in media]:
+        served = requests.get(backend.api_url + path, timeout=30)
+        assert served.status_code == 200 and served.headers["Content-Type"] == kind, path
+    assert b"media sample" in requests.get(backend.api_url + media[0], timeout=30).content
 
-    pixels = matplotlib.image.imread(png)
-    assert pixels.shape[0] > 100 and pixels.std() > 0.02, f"{png} looks blank"
+    shot = RUNS / "debug-samples.png"
+    shown = render(url, tmp_path / "profile", screenshot=shot)
+    assert "Content Security Policy" not in shown.log and "Refused to load" not in shown.log, shown.log
+    assert shown.dom.count("<img ") == 2 and shown.dom.count('data-loaded="1"') == 2  # both images loaded
+    assert 'class="sample broken"' not in shown.dom
+    dom = read_dom(shown.dom)
+    assert "gradient · iteration 1" in dom.text and "report · iteration 0" in dom.text
+    assert_not_blank(shot)
 
 
 @pytest.mark.parametrize(
