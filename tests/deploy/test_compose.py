@@ -4,7 +4,9 @@ addresses that are service names, never loopback."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -267,3 +269,41 @@ def test_the_statistics_and_inference_reach_kafka_where_it_listens() -> None:
     advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split("://", 1)[1]
     for name in ("clearml-serving-inference", "clearml-serving-statistics"):
         assert services[name]["environment"]["CLEARML_DEFAULT_KAFKA_SERVE_URL"] == advertised
+
+
+SCRIPTS = sorted(compose.DEPLOY.glob("*/*.sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_entrypoint_is_valid_bash(script: Path) -> None:
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("host", ["http://localhost:8008", "http://127.0.0.1:8008"])
+def test_entrypoint_refuses_a_loopback_server_address(script: Path, host: str) -> None:
+    """Before it installs or starts anything: the container would only ever reach itself."""
+    env = {"PATH": os.environ["PATH"], "CLEARML_API_HOST": host, "CLEARML_FILES_HOST": "http://files:8081",
+           "CLEARML_API_ACCESS_KEY": "k", "CLEARML_API_SECRET_KEY": "s"}  # fmt: skip
+    run = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert run.returncode == 2 and "points at this container itself" in run.stderr, run.stderr
+
+
+def test_agent_entrypoint_names_a_missing_variable() -> None:
+    script = compose.DEPLOY / "agent" / "agent-entrypoint.sh"
+    env = {"PATH": os.environ["PATH"], "CLEARML_API_HOST": "http://apiserver:8008"}
+    run = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert run.returncode == 2 and "CLEARML_FILES_HOST is not set" in run.stderr, run.stderr
+
+
+def test_the_inference_entrypoint_runs_the_copied_app() -> None:
+    script = (compose.DEPLOY / "serving" / "inference-entrypoint.sh").read_text()
+    (module,) = re.findall(r"uvicorn (\S+):app", script)
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    assert module.split(".")[0] in dockerfile_copies(compose.DEPLOY / "serving" / "Dockerfile")
