@@ -307,3 +307,33 @@ def test_the_inference_entrypoint_runs_the_copied_app() -> None:
     (module,) = re.findall(r"uvicorn (\S+):app", script)
     assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
     assert module.split(".")[0] in dockerfile_copies(compose.DEPLOY / "serving" / "Dockerfile")
+
+
+def named_volumes(spec: dict[str, Any]) -> set[str]:
+    """Named volumes a service mounts (`name:/path`), not bind mounts or anonymous volumes."""
+    names = set()
+    for volume in spec.get("volumes", []):
+        if isinstance(volume, dict):
+            source = volume.get("source", "") if volume.get("type", "volume") == "volume" else ""
+        else:
+            parts = volume.split(":")
+            source = parts[0] if len(parts) >= 2 else ""
+        if source and not source.startswith((".", "/", "~")):
+            names.add(source)
+    return names
+
+
+@pytest.mark.parametrize("path", compose.COMPOSE_FILES, ids=lambda p: p.parent.name)
+def test_references_between_services_networks_and_volumes_resolve(path: Path) -> None:
+    """What `docker compose config` rejects and the schema cannot see: an unknown service in depends_on, an
+    undeclared network or named volume (an extended service's volumes must be declared here too)."""
+    document = compose.load(path)
+    services = compose.merged_services(path)
+    for name, spec in services.items():
+        depends = spec.get("depends_on", [])
+        assert set(depends) <= set(services), f"{name} depends on an unknown service"
+        assert set(spec.get("networks", [])) <= set(document.get("networks", {})), (
+            f"{name}: undeclared network"
+        )
+        assert named_volumes(spec) <= set(document.get("volumes", {})), f"{name}: undeclared volume"
+    assert any(named_volumes(spec) for spec in services.values())
