@@ -49,7 +49,7 @@ PYPI_SCHEMA = SchemaSource(
     "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac",
 )
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$\$")
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$\$")
 
 
 def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
@@ -85,7 +85,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             return interpolate(arg, env) if (value if op == ":+" else present) else ""
         return value or ""
 
-    return _VARIABLE.sub(replace, text)
+    return VARIABLE.sub(replace, text)
 
 
 def _numbers(node: Any) -> Any:

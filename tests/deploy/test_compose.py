@@ -66,7 +66,7 @@ def test_every_variable_is_documented_in_env_example() -> None:
     used = {
         match.group("name")
         for path in compose.COMPOSE_FILES
-        for match in compose._VARIABLE.finditer(path.read_text())
+        for match in compose.VARIABLE.finditer(path.read_text())
         if match.group("name")
     }
     assert used - set(documented) == set(), "add these to deploy/.env.example"
@@ -337,3 +337,12 @@ def test_references_between_services_networks_and_volumes_resolve(path: Path) ->
         )
         assert named_volumes(spec) <= set(document.get("volumes", {})), f"{name}: undeclared volume"
     assert any(named_volumes(spec) for spec in services.values())
+
+
+def test_interpolation_follows_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert compose.interpolate("${SET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d} $${SET}", env) == "x d  d ${SET}"
+    assert compose.interpolate("${SET:+alt}|${EMPTY:+alt}|${EMPTY+alt}", env) == "alt||alt"
+    with pytest.raises(KeyError, match="EMPTY"):
+        compose.interpolate("${EMPTY:?needed}", env)
+    assert compose.load(SERVING)["services"]["clearml-serving-inference"]["deploy"]["replicas"] == 1
