@@ -146,6 +146,7 @@ def test_pipeline_uses_the_configured_server(
     sandbox: Sandbox,
     how: str,
 ) -> None:
+    # README: export CLEARML_CONFIG_FILE=.clearml_local/clearml.conf  (a copy of a backend's conf)
     clearml, source = configure(how, backend, sandbox)
     run = run_tool("pipeline.py", sandbox, clearml)
     assert f"Using the ClearML server at {backend.api_url} (from {source})\n" in run.stdout
