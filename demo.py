@@ -77,6 +77,7 @@ def drift_drill(began: float) -> int:
 
 
 def main() -> int:
+    # README: make demo  (the Makefile's demo target runs this file)
     began = time.time()
     for name, value in DEMO_ENV.items():
         os.environ.setdefault(name, value)

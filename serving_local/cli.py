@@ -31,7 +31,7 @@ from serving_local.processes import (
     read_json,
     wait_pid_gone,
 )
-from serving_local.service_check import check_service
+from serving_local.service_check import check_service, configured_server
 from serving_local.stack import READY_TIMEOUT_S, STOP_GRACE_S, Stack, check_ports
 
 START_TIMEOUT_S = sum(READY_TIMEOUT_S.values()) + 30
@@ -46,9 +46,13 @@ def read_state(config: StackConfig) -> dict | None:
 
 
 def preflight(config: StackConfig) -> str:
+    """The service's name, once the configuration, the ports, the ClearML server (named in one line) and
+    the service are checked."""
     config.validate()
     check_ports(config)
-    return check_service(config.service_id)
+    server = configured_server()
+    print(server.describe(), flush=True)
+    return check_service(config.service_id, server)
 
 
 def serve(config: StackConfig) -> int:

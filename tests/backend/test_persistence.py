@@ -96,6 +96,8 @@ def server(tmp_path: Path) -> Server:
 @contextmanager
 def serving(server: Server, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m clearml_local serve`` in the foreground; killed if the test leaves it running."""
+    # README: .venv/bin/python -m clearml_local serve --api-port 8008 --files-port 8081 --data-dir .clearml_local  # noqa: E501
+    # (with free ports and a temporary data directory here)
     with log.open("ab") as output:
         process = subprocess.Popen(
             server.cli("serve"),
@@ -208,6 +210,9 @@ def kill_background_server(server: Server) -> None:
 
 
 def test_start_status_stop_manage_a_background_server(server: Server) -> None:
+    # README: .venv/bin/python -m clearml_local start  (each with --data-dir and free ports here)
+    # README: .venv/bin/python -m clearml_local status
+    # README: .venv/bin/python -m clearml_local stop
     try:
         started = run_cli(server, "start")
         assert started.returncode == 0, started.stdout + started.stderr

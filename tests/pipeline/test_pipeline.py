@@ -38,6 +38,7 @@ def output(task_doc: dict[str, Any], name: str) -> str:
 
 
 def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env: dict[str, str]) -> None:
+    # README: .venv/bin/python pipeline.py  (against a server configured by CLEARML_API_HOST and keys)
     mark = backend.log.mark()
     result = run_pipeline(backend, project_env, "--seeds", "2")
     assert "generated" in result.stdout  # no NASA table here: the run says it uses sample data
@@ -129,6 +130,10 @@ def test_bad_arguments_are_rejected_before_any_work(
 def test_pipeline_steps_run_on_a_clearml_agent(
     backend: BackendHarness, project_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # README: .venv/bin/python pipeline.py --queue default  (this test's queue is pipeline-agents)
+    # README: .venv/bin/clearml-agent daemon --queue default --foreground --create-queue  (start_agent runs
+    # it as python -m clearml_agent, the console script's module, with AGENT_ENV:)
+    # README: export CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL=1
     queue = "pipeline-agents"
     mark = backend.log.mark()
     env = {**project_env, **STANDALONE_CODE}
@@ -158,6 +163,7 @@ def test_pipeline_on_nasa_table_meets_the_quality_bar(
 ) -> None:
     """The published winner of a default run: the quality target, the rule's recall, and the very model the
     in-process quality tests (tests/model/test_nasa.py) judge."""
+    # README: NEO_SOURCE_CSV=/path/to/nasa.csv .venv/bin/python pipeline.py
     env = {**project_env, "NEO_SOURCE_CSV": str(global_config.SHARED_NASA_CSV)}
     run_pipeline(backend, env, "--seeds", "3")
     summary = summary_of(env)

@@ -77,6 +77,7 @@ def deployment(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory
     }
     run(backend, env, "pipeline.py", "--seeds", "1")
     try:
+        # README: make serve  (the Makefile's serve target is python serve.py)
         result = run(backend, env, "serve.py")
         state = json.loads((root / "stack" / "state.json").read_text())
         yield Deployment(
@@ -213,6 +214,7 @@ def test_deploying_again_changes_nothing(deployment: Deployment) -> None:
 
 
 def test_the_example_single_file_hook_command_still_works(deployment: Deployment) -> None:
+    # README: clearml-serving --id <service id> model add --engine xgboost --endpoint asteroid_example --preprocess preprocess_serving.py --project "Asteroid Hazard" --name asteroid-xgboost --tags pipeline_winner --published  # noqa: E501
     command = [
         sys.executable, "-m", "clearml_serving", "--id", deployment.service_id, "model", "add",
         "--engine", "xgboost", "--endpoint", "asteroid_example",

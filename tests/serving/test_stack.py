@@ -90,6 +90,8 @@ def test_a_dead_clearml_server_fails_in_one_line(tmp_path: Path) -> None:
 
 
 def test_status_and_stop_of_a_stack_that_does_not_run(tmp_path: Path) -> None:
+    # README: make serve-status  (the Makefile's target is python -m serving_local status)
+    # README: make serve-stop  (python -m serving_local stop)
     status = run_stack({}, "status", "--data-dir", str(tmp_path))
     assert status.returncode == 1 and "not running" in status.stdout
     stop = run_stack({}, "stop", "--data-dir", str(tmp_path))
