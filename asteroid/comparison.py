@@ -50,7 +50,7 @@ class SplitComparison:
     model: dict[str, Any]
     rule: dict[str, Any]
     disagreements: dict[str, int]
-    val_accuracy_margin: float = 0.0
+    val_accuracy_margin: float
 
     @property
     def outcome(self) -> str:
