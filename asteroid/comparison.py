@@ -42,13 +42,15 @@ def pipeline_winner(split: features.Split, n_models: int = 3, params: dict[str, 
 
 @dataclass(frozen=True)
 class SplitComparison:
-    """Model and rule on one split's test rows."""
+    """Model and rule on one split's test rows, and the winner's validation accuracy minus the rule's (what
+    parameters are chosen on)."""
 
     split_seed: int
     winner_seed: int
     model: dict[str, Any]
     rule: dict[str, Any]
     disagreements: dict[str, int]
+    val_accuracy_margin: float
 
     @property
     def outcome(self) -> str:
@@ -79,6 +81,8 @@ def compare_on_split(
         disagreements=evaluate.rule_disagreements(
             test.labels, predicted, evaluate.cneos_baseline(test.features)
         ),
+        val_accuracy_margin=winner.val_metrics["accuracy"]
+        - evaluate.baseline_metrics(split.val.features, split.val.labels)["accuracy"],
     )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 import global_config
 from asteroid import feature_rows, schema
@@ -95,6 +94,10 @@ def _split_groups(
     group_ids: np.ndarray, strata: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split distinct groups; returns (rest ids, rest strata, taken ids, taken strata)."""
+    # Imported here: scikit-learn costs ~1.2 s to import, and the modules that read splits, bucket edges or
+    # feature specs (the selection step via `asteroid.serving.deploy`, the serving tools) never split.
+    from sklearn.model_selection import train_test_split
+
     n_take = min(max(1, math.ceil(fraction * group_ids.size)), group_ids.size - 1)
     rest, taken, rest_strata, taken_strata = train_test_split(
         group_ids, strata, test_size=n_take, random_state=seed, stratify=_stratify_key(strata, n_take)

@@ -22,6 +22,7 @@ _LOOP_KEYS = (
     "early_stopping_rounds",
     "split_features",
     "monotone_decreasing",
+    "monotone_increasing",
     "sample_weighting",
 )
 SAMPLE_WEIGHTINGS = ("per_asteroid", "per_row")
@@ -55,6 +56,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # Comma-separated features in which the predicted risk never increases (MOID and H: closer and larger
     # is never safer).
     "monotone_decreasing": f"{MOID},{MAGNITUDE}",
+    # Comma-separated features in which the predicted risk never decreases (e.g. the diameter).
+    "monotone_increasing": "",
     # per_asteroid: every asteroid weighs 1 in total, however many close approaches it has in the table
     # (one asteroid with three rows otherwise decides a whole H value); per_row: every row weighs 1.
     "sample_weighting": "per_asteroid",
@@ -99,10 +102,15 @@ def _feature_list(value: str, feature_names: list[str], key: str) -> list[str]:
     return names
 
 
-def monotone_constraints(decreasing: str, feature_names: list[str]) -> str:
-    """XGBoost's constraint vector, e.g. ``(0,-1,0)``: -1 for the named features, 0 for the rest."""
-    named = set(_feature_list(decreasing, feature_names, "monotone_decreasing"))
-    return "(" + ",".join("-1" if name in named else "0" for name in feature_names) + ")"
+def monotone_constraints(decreasing: str, feature_names: list[str], increasing: str = "") -> str:
+    """XGBoost's constraint vector, e.g. ``(0,-1,1)``: -1 for the features named in ``decreasing``, 1 for
+    those in ``increasing``, 0 for the rest."""
+    down = set(_feature_list(decreasing, feature_names, "monotone_decreasing"))
+    up = set(_feature_list(increasing, feature_names, "monotone_increasing"))
+    if down & up:
+        raise ValueError(f"both monotone_decreasing and monotone_increasing: {', '.join(sorted(down & up))}")
+    signs = {**dict.fromkeys(down, "-1"), **dict.fromkeys(up, "1")}
+    return "(" + ",".join(signs.get(name, "0") for name in feature_names) + ")"
 
 
 def hidden_from_trees(features: pd.DataFrame, split_features: str) -> pd.DataFrame:
@@ -137,7 +145,9 @@ def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: i
     booster_params = {key: value for key, value in merged.items() if key not in _LOOP_KEYS}
     booster_params["seed"] = seed
     names = list(split.train.features.columns)
-    booster_params["monotone_constraints"] = monotone_constraints(merged["monotone_decreasing"], names)
+    booster_params["monotone_constraints"] = monotone_constraints(
+        merged["monotone_decreasing"], names, merged["monotone_increasing"]
+    )
     dtrain = training_matrix(split.train, merged)
     dval = training_matrix(split.val, merged)
     history: dict[str, dict[str, list[float]]] = {}

@@ -138,6 +138,25 @@ def test_monotone_constraints_follow_the_feature_order() -> None:
         train.monotone_constraints("moid", names)
 
 
+def test_monotone_increasing_features_get_plus_one() -> None:
+    names = ["a", "minimum_orbit_intersection", "b"]
+    assert train.monotone_constraints("minimum_orbit_intersection", names, "b") == "(0,-1,1)"
+    with pytest.raises(ValueError, match="both monotone_decreasing and monotone_increasing: b"):
+        train.monotone_constraints("b", names, "b")
+
+
+def test_a_diameter_constrained_increasing_never_lowers_the_risk(split: features.Split) -> None:
+    params = {
+        "split_features": "est_dia_km_avg,minimum_orbit_intersection",
+        "monotone_increasing": "est_dia_km_avg",
+    }
+    result = train.train_classifier(split, params, seed=0)
+    rows = split.test.features
+    before = train.predict_proba(result.booster, rows)
+    after = train.predict_proba(result.booster, rows.assign(est_dia_km_avg=rows["est_dia_km_avg"] * 2))
+    assert (after >= before).all()
+
+
 def test_hidden_features_are_missing() -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
     hidden = train.hidden_from_trees(frame, "a")
