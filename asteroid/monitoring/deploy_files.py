@@ -108,13 +108,7 @@ def generated_files(config: MonitoringConfig | None = None) -> dict[str, str]:
 
 
 def write(directory: Path = DEPLOY_DIR) -> list[Path]:
-    paths = []
-    for relative, content in generated_files().items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        paths.append(path)
-    return paths
+    return rules.write_files(directory, generated_files())
 
 
 if __name__ == "__main__":

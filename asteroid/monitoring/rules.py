@@ -9,6 +9,7 @@ fractions floored at `epsilon` so an empty bucket gives a large finite term inst
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -248,6 +249,17 @@ _BlockDumper.add_representer(str, _represent_str)
 
 def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, width=120, allow_unicode=True)
+
+
+def write_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    """Write generated files (path relative to `directory` -> content); returns the paths written."""
+    paths = []
+    for relative, content in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def render(reference: TrainingReference, config: MonitoringConfig) -> str:
