@@ -14,7 +14,7 @@ import json
 import sys
 
 import global_config
-from asteroid import database
+from asteroid import database, sdk_config_cache
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import PipelineFailed, PipelineOptions, run
 
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         database.validate_query_date(args.query_date)
+        sdk_config_cache.install()
         ensure_server()
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")

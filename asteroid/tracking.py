@@ -49,6 +49,9 @@ def skip_request_schema_checks() -> None:
 
 def start_task(task_name: str, task_type: str) -> Any:
     """Connect to the ClearML server (embedded default when none is configured) and init the step's task."""
+    from asteroid import sdk_config_cache
+
+    sdk_config_cache.install()
     ensure_server(verbose=False)
     skip_request_schema_checks()
     from clearml import Task

@@ -1,6 +1,10 @@
 """The pipeline's function step. Kept in a module of its own, without a ``from __future__`` import: the SDK
 copies the module-level imports of a function step's module into the script it generates."""
 
+# Imported for its effect, before the generated script's Task.init: the SDK's configuration files are parsed
+# once per machine, not once per process (see the module).
+import asteroid.sdk_config_cache  # noqa: F401
+
 
 def select_best(training_step: str) -> dict:
     """Choose the training step's best model on validation, publish and tag it, and roll it out to the
