@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import sys
 import tempfile
 import time
@@ -10,7 +11,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import global_config
 from asteroid.clearml_server import ensure_server
@@ -155,7 +156,10 @@ class ComputeClock:
 
 
 def run_step(step: Callable[[], Any]) -> None:
-    """Run a step's main; expected failures end the task as failed with one clear line, not a traceback."""
+    """Run a step's main; expected failures end the task as failed with one clear line, not a traceback.
+
+    On success the task is closed and the process ends at once (``end_process``).
+    """
     try:
         step()
     except (ValueError, FileNotFoundError) as exc:
@@ -167,3 +171,21 @@ def run_step(step: Callable[[], Any]) -> None:
         if task is not None:
             task.mark_failed(status_reason=message[:255], force=True)
         raise SystemExit(1) from None
+    end_process()
+
+
+def end_process(code: int = 0) -> NoReturn:
+    """Close the current task (waits for its reports and uploads, marks it completed) and exit with ``code``
+    without the interpreter's teardown.
+
+    A step process's teardown (finalising pandas, xgboost, the SDK's threads) took ~0.4 s after the task was
+    complete, on the pipeline's critical path once per step and once more for the controller.
+    """
+    from clearml import Task
+
+    task = Task.current_task()
+    if task is not None:
+        task.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

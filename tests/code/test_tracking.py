@@ -1,8 +1,10 @@
-"""Helpers around the clearml SDK that need no server: machine lock, typed parameters, compute clock."""
+"""Helpers around the clearml SDK that need no server: machine lock, typed parameters, compute clock, exit."""
 
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -57,3 +59,10 @@ def test_compute_clock_adds_up_measured_sections(monkeypatch: Any) -> None:
         with clock.measure():
             pass
     assert clock.seconds == 3.5
+
+
+def test_end_process_flushes_output_and_exits_with_the_code() -> None:
+    code = "from asteroid.tracking import end_process\nprint('done', end='')\nend_process(3)\nprint('never')"
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 3
+    assert finished.stdout == "done"
