@@ -17,6 +17,7 @@ import global_config
 from asteroid import database, sdk_config_cache
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import PipelineFailed, PipelineOptions, run
+from asteroid.tracking import end_process
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,4 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if exit_code == 0:
+        end_process()  # the run is complete: skip the interpreter's teardown
+    sys.exit(exit_code)
