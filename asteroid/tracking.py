@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import sys
@@ -189,3 +190,26 @@ def end_process(code: int = 0) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def end_process_at_exit() -> None:
+    """Have this process end like ``end_process`` once its script is done: for function steps, whose script
+    the SDK writes, so that the step itself cannot end it.
+
+    Only in a process launched to run the current task (``CLEARML_TASK_ID`` names it, as the pipeline's local
+    steps and agents set it), and at exit only when the script ended cleanly — no uncaught exception, no
+    non-zero ``sys.exit``, no signal — so that failures keep their exit code and task status.
+    """
+    from clearml import Task
+
+    task = Task.current_task()
+    if task is None or os.environ.get("CLEARML_TASK_ID") != str(task.id):
+        return
+
+    def finish() -> None:
+        hook = getattr(Task, "_Task__exit_hook", None)  # the SDK's record of how the script ended
+        failed = hook is None or hook.exception is not None or bool(hook.exit_code) or hook.signal is not None
+        if not failed and getattr(sys, "last_value", None) is None:
+            end_process()
+
+    atexit.register(finish)
