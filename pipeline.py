@@ -14,9 +14,10 @@ import json
 import sys
 
 import global_config
-from asteroid import database
+from asteroid import database, sdk_config_cache
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import PipelineFailed, PipelineOptions, run
+from asteroid.tracking import end_process
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         database.validate_query_date(args.query_date)
+        sdk_config_cache.install()
         ensure_server()
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
@@ -73,4 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if exit_code == 0:
+        end_process()  # the run is complete: skip the interpreter's teardown
+    sys.exit(exit_code)

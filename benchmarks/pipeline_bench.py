@@ -6,6 +6,13 @@ pipeline writes to summary.json (task created → started → completed, and eac
 For reference it also times the same job with no ClearML at all, in one process.
 
     python benchmarks/pipeline_bench.py [--runs 2] [--seeds 3]
+    python benchmarks/pipeline_bench.py --compare /tmp/before --runs 4   # alternate with another checkout
+
+With ``--compare DIR`` (a copy of other code, e.g. ``git archive <commit> | tar -x -C DIR``) the runs
+alternate between that code and this checkout against the same backend — on a shared machine, the only fair
+comparison — and the medians and their ratio are printed. Each side runs with its own code on ``PYTHONPATH``
+(the SDK writes step scripts to a temporary folder, so a step imports ``asteroid`` from there) and in its own
+ClearML project (step templates are reused by script text, and hold their working directory).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,12 +64,16 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_pipeline(env: dict[str, str], seeds: int) -> tuple[float, float, dict[str, Any]]:
-    """(wall seconds, CPU seconds of pipeline.py and its step processes, summary) of one run."""
+def run_pipeline(
+    env: dict[str, str], seeds: int, root: Path = global_config.ROOT
+) -> tuple[float, float, dict[str, Any]]:
+    """(wall seconds, CPU seconds of pipeline.py and its step processes, summary) of one run of the
+    checkout at ``root``."""
     cpu_before = children_cpu_seconds()
     began = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, str(global_config.ROOT / "pipeline.py"), "--seeds", str(seeds)],
+        [sys.executable, str(root / "pipeline.py"), "--seeds", str(seeds)],
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -128,13 +140,48 @@ print(time.perf_counter() - began)
     return time.perf_counter() - began
 
 
+def variant_env(env: dict[str, str], name: str, root: Path) -> dict[str, str]:
+    """A run's environment for the checkout at ``root``: its code first, its own ClearML project."""
+    return {**env, "PYTHONPATH": str(root), "ASTEROID_PROJECT": f"{global_config.PROJECT_NAME} ({name})"}
+
+
+def compare(other: Path, runs: int, seeds: int) -> None:
+    """Alternate runs of the checkout at ``other`` ("before") and of this one ("after"); print the medians."""
+    csv, description = source_csv()
+    print(f"pipeline comparison — {description}, {seeds} seeds — {machine()}")
+    variants = {"before": other.resolve(), "after": global_config.ROOT}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        backend = EmbeddedBackend(BackendConfig(work / "backend", api_port=0, files_port=0)).start()
+        try:
+            for run in range(runs):
+                for name, root in variants.items():
+                    env = variant_env(child_env(backend, work / f"{name}{run}", csv), name, root)
+                    wall, cpu, _ = run_pipeline(env, seeds, root)
+                    results[name].append((wall, cpu))
+                    print(f"{name:<7} run {run + 1}: wall {wall:5.1f} s, CPU {cpu:5.1f} s", flush=True)
+        finally:
+            backend.stop()
+    medians = {name: statistics.median(wall for wall, _ in rows) for name, rows in results.items()}
+    for name, rows in results.items():
+        walls = " / ".join(f"{wall:.1f}" for wall, _ in rows)
+        cpus = " / ".join(f"{cpu:.1f}" for _, cpu in rows)
+        print(f"{name:<7} wall {walls} (median {medians[name]:.1f}); CPU {cpus}")
+    print(f"after / before, median wall: {medians['after'] / medians['before']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--compare", type=Path, help="a checkout of other code to alternate runs with")
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare, args.runs, args.seeds)
+        return
     csv, description = source_csv()
     print(f"pipeline benchmark — {description}, {args.seeds} seeds — {machine()}")
     rows: list[dict[str, float]] = []
