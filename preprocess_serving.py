@@ -162,7 +162,8 @@ def _reported_rows(rows: int) -> np.ndarray | slice:
 
 
 def _statistics(features: np.ndarray, batch: bool) -> dict[str, Any]:
-    """Every input feature under its snake_case name: one value per row (a list for a batch)."""
+    """Every model feature (the computed ones too) under its snake_case name: one value per row (a list for a
+    batch)."""
     columns = features.T.tolist()
     return {
         name: column if batch else column[0] for name, column in zip(schema.FEATURES, columns, strict=True)

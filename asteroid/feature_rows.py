@@ -6,7 +6,8 @@ needs nothing of this repository installed, and training and serving cannot comp
 
 Layout: a *source matrix* has one column per `SOURCE_COLUMNS` entry (the measured columns the features are
 made of, snake_case); `compute_features` turns source columns into the model's features in `schema.FEATURES`
-order. Training calls it on the database's columns, the hook on validated request rows.
+order, the computed ones (`schema.COMPUTED_FEATURES`) included. Training calls it on the database's columns,
+the hook on validated request rows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MAX_REPORTED_PROBLEMS = 10
 
 def _source_columns() -> tuple[str, ...]:
     columns: list[str] = []
-    for feature in schema.FEATURES:
+    for feature in schema.INPUT_FEATURES:
         sources = schema.DERIVED_FEATURES.get(feature)
         names = [schema.snake_case(name) for name in sources] if sources else [feature]
         columns.extend(name for name in names if name not in columns)
@@ -49,17 +50,27 @@ _DERIVED_INDEX: dict[str, tuple[int, int]] = {
 def compute_features(columns: Mapping[str, Any]) -> dict[str, Any]:
     """Model features in `schema.FEATURES` order from snake_case source columns (arrays or Series).
 
-    A derived feature is the mean of its two source columns (e.g. `est_dia_km_avg`).
+    A derived feature is the mean of its two source columns (e.g. `est_dia_km_avg`); the computed features
+    come from the others (`computed_features`).
     """
     features: dict[str, Any] = {}
-    for name in schema.FEATURES:
+    for name in schema.INPUT_FEATURES:
         sources = schema.DERIVED_FEATURES.get(name)
         if sources:
             low, high = (columns[schema.snake_case(column)] for column in sources)
             features[name] = (low + high) / 2.0
         else:
             features[name] = columns[name]
-    return features
+    features.update(computed_features(features))
+    return {name: features[name] for name in schema.FEATURES}
+
+
+def computed_features(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The computed features (`schema.COMPUTED_FEATURES`) from the others, e.g. of a feature table whose MOID
+    or H was changed: `in_cneos_cell` is 1.0 inside the CNEOS rule's cell, else 0.0."""
+    moid, magnitude = features["minimum_orbit_intersection"], features["absolute_magnitude"]
+    inside = (moid <= schema.CNEOS_MOID_MAX_AU) & (magnitude <= schema.CNEOS_H_MAX)
+    return {schema.CNEOS_CELL: inside * 1.0}
 
 
 def feature_matrix(sources: np.ndarray) -> np.ndarray:
@@ -85,7 +96,7 @@ _ORIGINAL_NAMES = {column.snake: column.name for column in schema.COLUMNS}
 _ORIGINAL_KEYS = frozenset(column.name for column in schema.COLUMNS)
 _ORIGINAL_NEEDED = frozenset(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
 _get_original = operator.itemgetter(*(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS))
-_FEATURE_KEYS = frozenset(schema.FEATURES)
+_FEATURE_KEYS = frozenset(schema.INPUT_FEATURES)
 
 
 def _feature_form_key(source: str) -> str:
@@ -110,12 +121,13 @@ def validate_rows(rows: Sequence[Any]) -> np.ndarray:
     """Validated request rows as a (rows × `SOURCE_COLUMNS`) float64 matrix.
 
     A row is a JSON object whose keys are NASA's column names, their snake_case forms, or the snake_case
-    feature names (a derived feature such as `est_dia_km_avg` may stand in for its two source columns).
+    feature names (a derived feature such as `est_dia_km_avg` may stand in for its two source columns; a
+    computed one such as `in_cneos_cell` may be given, and must then equal what the hook computes).
     Columns the model does not use (`Name`, dates, `Orbiting Body`, `Hazardous`, ...) are ignored; any other
     key is an error. Raises `ValueError` naming the row index and the field (as the row spelled it) of every
-    problem, the first `MAX_REPORTED_PROBLEMS` of them: missing or unknown field, a value that is not a
-    number, NaN or infinity, a value outside its physical range, a minimum diameter above the maximum, an
-    empty or oversized batch.
+    problem, the first `MAX_REPORTED_PROBLEMS` of them: missing or unknown field, a computed field that
+    disagrees with the others, a value that is not a number, NaN or infinity, a value outside its physical
+    range, a minimum diameter above the maximum, an empty or oversized batch.
     """
     if len(rows) == 0:
         raise ValueError("the batch is empty: send at least one row")
@@ -123,6 +135,7 @@ def validate_rows(rows: Sequence[Any]) -> np.ndarray:
         raise ValueError(f"the batch has {len(rows)} rows; at most {MAX_BATCH_ROWS} are allowed per request")
     parsed = _fast_parse(rows) or _careful_parse(rows)
     problems = parsed.problems + _range_problems(parsed)
+    problems += _computed_problems(parsed, {row for row, _ in problems})
     if problems:
         raise ValueError(_summarise(problems))
     return parsed.matrix
@@ -134,6 +147,9 @@ class _Parsed:
     keys: list[tuple[str, ...]]  # per row, the key that carried each source column
     problems: list[tuple[int, str]] = field(default_factory=list)
     reported: np.ndarray | None = None  # cells whose problem is already in `problems`
+    computed: list[tuple[int, str, Any]] = field(
+        default_factory=list
+    )  # (row, key, value) of computed features
 
 
 _ORIGINAL_KEY_NAMES = tuple(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
@@ -186,7 +202,9 @@ def _parse_row(index: int, row: Any, parsed: _Parsed) -> tuple[str, ...]:
     given: dict[str, tuple[str, Any]] = {}
     for key, value in row.items():
         name = _ALIASES.get(key) if isinstance(key, str) else None
-        if name is None:
+        if key in schema.COMPUTED_FEATURES:
+            parsed.computed.append((index, key, value))
+        elif name is None:
             problems.append((index, f"{where}: unknown field {key!r}"))
         elif name in given:
             problems.append(
@@ -280,6 +298,28 @@ def _range_problems(parsed: _Parsed) -> list[tuple[int, str]]:
                         f"row {row}: field {low_key!r} ({low:g}) is larger than {high_key!r} ({high:g})",
                     )
                 )
+    return problems
+
+
+def _computed_problems(parsed: _Parsed, rows_with_problems: set[int]) -> list[tuple[int, str]]:
+    """A computed feature a row carries (e.g. a row of the model's own features) must be what the hook
+    computes from the row's other fields; rows with other problems are not checked."""
+    problems: list[tuple[int, str]] = []
+    for row, key, value in parsed.computed:
+        if row in rows_with_problems:
+            continue
+        number, problem = _as_number(value)
+        expected = float(feature_matrix(parsed.matrix[row : row + 1])[0, schema.FEATURES.index(key)])
+        if problem:
+            problems.append((row, f"row {row}: field {key!r} {problem}"))
+        elif number != expected:
+            problems.append(
+                (
+                    row,
+                    f"row {row}: field {key!r} is {number:g}, but the row's other fields give {expected:g} "
+                    "(the hook computes it; leave it out)",
+                )
+            )
     return problems
 
 

@@ -90,19 +90,50 @@ def _stratify_key(strata: np.ndarray, n_take: int) -> np.ndarray | None:
     return None
 
 
+def _allocate(sizes: np.ndarray, n_take: int) -> np.ndarray:
+    """Groups to take per stratum: largest-remainder shares summing to `n_take`.
+
+    A stratum with at least two groups keeps one on each side while the total allows it.
+    """
+    exact = n_take * sizes / sizes.sum()
+    take = np.floor(exact).astype(int)
+    for index in np.argsort(-(exact - take), kind="stable")[: n_take - take.sum()]:
+        take[index] += 1
+    low = np.where(sizes >= 2, 1, 0)
+    high = np.where(sizes >= 2, sizes - 1, sizes)
+    wanted = np.clip(take, low, high)
+    # Move the surplus (or deficit) the clipping made onto strata with room, biggest room first.
+    while wanted.sum() != n_take:
+        step = 1 if wanted.sum() < n_take else -1
+        room = (high - wanted) if step == 1 else (wanted - low)
+        if room.max() <= 0:
+            bound = sizes if step == 1 else np.zeros_like(sizes)
+            room = np.abs(bound - wanted)
+            if room.max() <= 0:
+                break
+        wanted[int(np.argmax(room))] += step
+    return wanted
+
+
 def _split_groups(
     group_ids: np.ndarray, strata: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split distinct groups; returns (rest ids, rest strata, taken ids, taken strata)."""
-    # Imported here: scikit-learn costs ~1.2 s to import, and the modules that read splits, bucket edges or
-    # feature specs (the selection step via `asteroid.serving.deploy`, the serving tools) never split.
-    from sklearn.model_selection import train_test_split
+    """Split distinct groups, stratified; returns (rest ids, rest strata, taken ids, taken strata).
 
+    Exactly `n_take` groups are taken: per stratum a seeded permutation, its share by largest remainder.
+    """
     n_take = min(max(1, math.ceil(fraction * group_ids.size)), group_ids.size - 1)
-    rest, taken, rest_strata, taken_strata = train_test_split(
-        group_ids, strata, test_size=n_take, random_state=seed, stratify=_stratify_key(strata, n_take)
-    )
-    return rest, rest_strata, taken, taken_strata
+    key = _stratify_key(strata, n_take)
+    if key is None:
+        key = np.zeros_like(strata)
+    rng = np.random.default_rng(seed)
+    values, inverse, sizes = np.unique(key, return_inverse=True, return_counts=True)
+    quotas = _allocate(sizes, n_take)
+    taken_mask = np.zeros(group_ids.size, dtype=bool)
+    for index in range(values.size):
+        members = np.flatnonzero(inverse == index)
+        taken_mask[rng.permutation(members)[: quotas[index]]] = True
+    return group_ids[~taken_mask], strata[~taken_mask], group_ids[taken_mask], strata[taken_mask]
 
 
 def group_strata(features: pd.DataFrame, labels: pd.Series, groups: pd.Series) -> pd.Series:

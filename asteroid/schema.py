@@ -132,8 +132,13 @@ DERIVED_FEATURES: dict[str, tuple[str, str]] = {
     "est_dia_km_avg": ("Est Dia in KM(min)", "Est Dia in KM(max)"),
 }
 
-# Orbital and physical columns only: no ids, dates (Epoch Osculation and Perihelion Time are Julian
-# dates), constants (Orbiting Body, Equinox), bookkeeping (Orbit ID) or redundant unit copies.
+# 1.0 where the CNEOS rule calls the row hazardous (MOID <= 0.05 au and H <= 22.0), else 0.0. Computed from
+# MOID and H by `feature_rows` in training and serving alike; a request never carries it. With it the trees
+# split at the thresholds themselves, wherever the training rows next to them happen to lie (README "Model
+# quality": every loss against the rule was a split placed in a gap between training values).
+CNEOS_CELL = "in_cneos_cell"
+# Orbital and physical columns only, then the computed one: no ids, dates (Epoch Osculation and Perihelion
+# Time are Julian dates), constants (Orbiting Body, Equinox), bookkeeping (Orbit ID) or redundant unit copies.
 FEATURES: tuple[str, ...] = (
     "absolute_magnitude",
     "est_dia_km_avg",
@@ -152,7 +157,11 @@ FEATURES: tuple[str, ...] = (
     "aphelion_dist",
     "mean_anomaly",
     "mean_motion",
+    CNEOS_CELL,
 )
+COMPUTED_FEATURES: tuple[str, ...] = (CNEOS_CELL,)
+# The features a request may carry by their own names: every feature but the computed ones.
+INPUT_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if name not in COMPUTED_FEATURES)
 
 
 def cneos_rule(moid_au: object, absolute_magnitude: object) -> np.ndarray:

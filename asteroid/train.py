@@ -11,6 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 import global_config
+from asteroid import schema
 from asteroid.features import Split, SplitPart
 
 DEFAULT_THRESHOLD = global_config.HAZARD_THRESHOLD
@@ -28,10 +29,13 @@ _LOOP_KEYS = (
 SAMPLE_WEIGHTINGS = ("per_asteroid", "per_row")
 MOID = "minimum_orbit_intersection"
 MAGNITUDE = "absolute_magnitude"
+CNEOS_CELL = schema.CNEOS_CELL
 # The defaults were chosen on validation over 20 group-split seeds of NASA's table (benchmarks/model_bench.py,
 # README "Model quality"). NASA's label is the CNEOS definition (MOID <= 0.05 au and H <= 22.0) with noise at
 # H 21.9-22.6 that no column resolves: trees free to split on the other 15 orbital columns, or weighting the
-# rows of often-observed asteroids up, only learn that noise and lose to the rule on half of the splits.
+# rows of often-observed asteroids up, only learn that noise and lose to the rule on half of the splits. The
+# trees also split on `in_cneos_cell` (the rule's cell as a 0/1 feature), so the split lies at the thresholds
+# themselves rather than at whichever training values lie next to them.
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
     "eval_metric": ["aucpr", "logloss"],  # early stopping watches the last one: logloss
@@ -42,7 +46,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "colsample_bytree": 1.0,
     # Leaves need weight behind them and splits need gain: a handful of noisy rows near H = 22 cannot carve
     # out a leaf of their own.
-    "min_child_weight": 5.0,
+    "min_child_weight": 3.0,
     "gamma": 1.0,
     "lambda": 1.0,
     # Positives weighted up called H = 22.1 hazardous (43 % of its rows are) and lost to the rule.
@@ -52,12 +56,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "early_stopping_rounds": 40,
     # Comma-separated features the trees may split on ("" = all). The model still takes every feature in
     # `feature_names` order as input; the others are hidden from the trees (missing) during training.
-    "split_features": f"{MOID},{MAGNITUDE}",
+    "split_features": f"{MOID},{MAGNITUDE},{CNEOS_CELL}",
     # Comma-separated features in which the predicted risk never increases (MOID and H: closer and larger
     # is never safer).
     "monotone_decreasing": f"{MOID},{MAGNITUDE}",
-    # Comma-separated features in which the predicted risk never decreases (e.g. the diameter).
-    "monotone_increasing": "",
+    # Comma-separated features in which the predicted risk never decreases (inside the CNEOS cell is never
+    # safer than outside it).
+    "monotone_increasing": CNEOS_CELL,
     # per_asteroid: every asteroid weighs 1 in total, however many close approaches it has in the table
     # (one asteroid with three rows otherwise decides a whole H value); per_row: every row weighs 1.
     "sample_weighting": "per_asteroid",

@@ -8,10 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-# `features` imports scikit-learn only where it splits; this step imports it with its other modules, so that
-# its compute clock measures the split, not a ~1 s import.
-import sklearn.model_selection  # noqa: F401
-
 import global_config
 from asteroid import features
 from asteroid.steps.interface import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from asteroid import comparison, features, schema, train
+from asteroid import comparison, feature_rows, features, schema, train
 from asteroid.steps.interface import PREPROCESSING_DEFAULTS
 
 MOID = "minimum_orbit_intersection"
@@ -63,16 +63,23 @@ def published(request: pytest.FixtureRequest) -> Published:
     return _published(request.getfixturevalue(fixture))
 
 
+def _changed(frame: pd.DataFrame, **columns: object) -> pd.DataFrame:
+    """The feature rows with some features replaced and the computed ones (`in_cneos_cell`) recomputed, as
+    the serving hook would compute them for such a request."""
+    changed = frame.assign(**columns)
+    return changed.assign(**feature_rows.computed_features(changed))
+
+
 def _brighter(frame: pd.DataFrame, magnitudes: float) -> pd.DataFrame:
     """The same asteroids `magnitudes` brighter (lower H), so larger: D scales as 10^(-H/5)."""
-    return frame.assign(**{H: frame[H] - magnitudes, DIAMETER: frame[DIAMETER] * 10 ** (magnitudes / 5)})
+    return _changed(frame, **{H: frame[H] - magnitudes, DIAMETER: frame[DIAMETER] * 10 ** (magnitudes / 5)})
 
 
 @pytest.mark.parametrize("factor", [0.99, 0.9, 0.5, 0.1, 0.0])
 def test_a_smaller_moid_never_lowers_the_risk(published: Published, factor: float) -> None:
     rows = published.test_features
     before = train.predict_proba(published.booster, rows)
-    after = train.predict_proba(published.booster, rows.assign(**{MOID: rows[MOID] * factor}))
+    after = train.predict_proba(published.booster, _changed(rows, **{MOID: rows[MOID] * factor}))
     assert (after >= before).all(), rows[after < before]
 
 
@@ -89,7 +96,7 @@ def test_risk_never_falls_along_a_path_toward_the_earth(published: Published) ->
     row = published.test_features.iloc[[0]]
     moids = np.linspace(0.5, 0.0, 501)
     for magnitude in np.arange(28.0, 14.9, -0.5):
-        path = pd.concat([row] * moids.size, ignore_index=True).assign(**{MOID: moids, H: magnitude})
+        path = _changed(pd.concat([row] * moids.size, ignore_index=True), **{MOID: moids, H: magnitude})
         risk = train.predict_proba(published.booster, path)
         assert (np.diff(risk) >= 0).all(), (magnitude, risk)
 
@@ -97,14 +104,14 @@ def test_risk_never_falls_along_a_path_toward_the_earth(published: Published) ->
 @pytest.mark.parametrize("moid_au", [0.06, 0.1, 0.3, 1.0])
 def test_far_away_asteroids_are_never_hazardous(published: Published, moid_au: float) -> None:
     rows = _brighter(published.test_features, 5.0)  # even the largest
-    assert not train.predict(published.booster, rows.assign(**{MOID: moid_au})).any()
+    assert not train.predict(published.booster, _changed(rows, **{MOID: moid_au})).any()
 
 
 @pytest.mark.parametrize("magnitude", [23.0, 25.0, 30.0])
 def test_tiny_asteroids_are_never_hazardous(published: Published, magnitude: float) -> None:
     rows = published.test_features
     tiny = _brighter(rows, rows[H] - magnitude)  # every row moved to H = magnitude
-    tiny = tiny.assign(**{MOID: 0.0})  # even on a collision course
+    tiny = _changed(tiny, **{MOID: 0.0})  # even on a collision course
     assert np.allclose(tiny[H], magnitude)
     assert not train.predict(published.booster, tiny).any()
 
@@ -139,7 +146,7 @@ def test_agrees_with_the_rule_on_a_grid_away_from_the_boundary(published: Publis
     moid, magnitude = np.meshgrid(np.linspace(0.0, 0.2, 401), np.round(np.arange(15.0, 28.0, 0.02), 2))
     median = published.features.median()
     grid = pd.DataFrame(np.tile(median.to_numpy(), (moid.size, 1)), columns=median.index)
-    grid = grid.assign(**{MOID: moid.ravel(), H: magnitude.ravel()})
+    grid = _changed(grid, **{MOID: moid.ravel(), H: magnitude.ravel()})
     grid = grid[_away_from_the_boundary(grid)]
     predicted = train.predict(published.booster, grid)
     rule = schema.cneos_rule(grid[MOID], grid[H]).astype(int)

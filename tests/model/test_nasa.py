@@ -18,7 +18,7 @@ TARGET_ACCURACY = 0.99
 TARGET_RECALL = 0.97
 PIPELINE_SEEDS = 3
 SPLITS = range(20)
-MAX_LOSSES = 3  # measured: 3 of 20, all one asteroid at H = 22.07 (README, "Model quality")
+MAX_LOSSES = 2  # issue 11's aim: worse than the rule on at most 2 of the 20 splits
 # How close to the CNEOS boundary a row must be for the model to be allowed to differ from the rule there.
 H_MARGIN = 0.15
 MOID_MARGIN_AU = 0.001
@@ -64,8 +64,7 @@ def test_over_20_splits_the_model_is_at_least_as_good_as_the_rule(nasa_frame: pd
         model_mean, rule_mean = metrics[name]["model"][0], metrics[name]["rule"][0]
         assert model_mean >= rule_mean, (name, summary)
     assert summary["outcomes"]["loss"] <= MAX_LOSSES, summary
-    assert summary["outcomes"]["win"] > summary["outcomes"]["loss"], summary
-    assert metrics["recall"]["model"][0] >= metrics["recall"]["rule"][0] - 0.001, summary  # ~1 positive in 20
+    assert metrics["recall"]["model"][0] >= metrics["recall"]["rule"][0], summary
 
 
 @pytest.mark.parametrize("split_seed", [0, 1, 2, 42])

@@ -44,11 +44,10 @@ def test_early_stopping_keeps_the_best_iteration(result: train.TrainResult) -> N
     assert result.feature_names == list(schema.FEATURES)
 
 
-def test_most_gain_comes_from_moid_and_magnitude(result: train.TrainResult) -> None:
+def test_the_trees_split_on_the_cneos_cell_first_then_moid_and_magnitude(result: train.TrainResult) -> None:
     gain = result.booster.get_score(importance_type="total_gain")
-    top_two = sorted(gain, key=gain.get, reverse=True)[:2]
-    size = {"absolute_magnitude", "est_dia_km_avg"}
-    assert "minimum_orbit_intersection" in top_two and size & set(top_two)
+    assert max(gain, key=gain.get) == schema.CNEOS_CELL, gain
+    assert set(gain) <= {schema.CNEOS_CELL, "minimum_orbit_intersection", "absolute_magnitude"}, gain
 
 
 def test_training_is_deterministic_and_seeded(split: features.Split, result: train.TrainResult) -> None:

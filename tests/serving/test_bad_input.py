@@ -72,6 +72,11 @@ def cases(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
             "'Est Dia in KM(min)' (2) is larger than 'Est Dia in KM(max)' (1)",
         ),
         ("field twice", {**row, "eccentricity": 0.2}, "field 'eccentricity' is given twice"),
+        (
+            "computed field that disagrees",
+            {**row, "Minimum Orbit Intersection": 0.3, schema.CNEOS_CELL: 1.0},
+            f"row 0: field '{schema.CNEOS_CELL}' is 1, but the row's other fields give 0",
+        ),
         ("empty body", None, "the request body is empty"),
         ("empty bytes", b"  ", "the request body is empty"),
         ("not JSON", b"{not json", "the request body is not valid JSON"),
@@ -95,12 +100,12 @@ def cases(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
     ]
 
 
-@pytest.mark.parametrize("index", range(26))
+@pytest.mark.parametrize("index", range(27))
 def test_bad_input_is_a_value_error_naming_the_problem(
     engine: Any, sample_records: list[dict], index: int
 ) -> None:
     all_cases = cases(sample_records[0])
-    assert len(all_cases) == 26
+    assert len(all_cases) == 27
     name, body, expected = all_cases[index]
     with pytest.raises(ValueError) as raised:
         serve(engine, body)
@@ -129,7 +134,7 @@ def test_every_problem_of_a_row_is_named(engine: Any, sample_records: list[dict]
 
 
 def test_snake_case_rows_are_named_in_snake_case(engine: Any) -> None:
-    row = dict.fromkeys(schema.FEATURES, 1.0) | {"eccentricity": 2.0}
+    row = dict.fromkeys(schema.INPUT_FEATURES, 1.0) | {"eccentricity": 2.0}
     with pytest.raises(ValueError, match=r"row 0: field 'eccentricity' must be in \[0, 1\), got 2"):
         serve(engine, row)
 
