@@ -68,9 +68,8 @@ def compute_features(columns: Mapping[str, Any]) -> dict[str, Any]:
 def computed_features(features: Mapping[str, Any]) -> dict[str, Any]:
     """The computed features (`schema.COMPUTED_FEATURES`) from the others, e.g. of a feature table whose MOID
     or H was changed: `in_cneos_cell` is 1.0 inside the CNEOS rule's cell, else 0.0."""
-    moid, magnitude = features["minimum_orbit_intersection"], features["absolute_magnitude"]
-    inside = (moid <= schema.CNEOS_MOID_MAX_AU) & (magnitude <= schema.CNEOS_H_MAX)
-    return {schema.CNEOS_CELL: inside * 1.0}
+    inside = schema.cneos_rule(features["minimum_orbit_intersection"], features["absolute_magnitude"])
+    return {schema.CNEOS_CELL: inside.astype(np.float64)}
 
 
 def feature_matrix(sources: np.ndarray) -> np.ndarray:
