@@ -35,7 +35,8 @@ _INSTALLED = "third_party_patches_installed"  # marks a replacement installed by
 _INCLUDE = re.compile(r"^\s*include\b", re.MULTILINE)  # HOCON's include directive (not the word in comments)
 
 # Fingerprints (`code_fingerprint`) of the third-party functions whose work a patch repeats in its own way,
-# as in the pinned versions (requirements.txt: clearml 2.1.12, jsonschema 4.26.0).
+# as in the pinned versions (requirements.txt: clearml 2.1.12, jsonschema 4.26.0). After an upgrade switches a
+# patch off, read the new version of the function; if the patch still repeats it, record its new fingerprint.
 FINGERPRINTS: dict[str, str] = {
     "clearml ConfigFactory.parse_file": "43b74d77fff761fa",
     "clearml DataModel.validate": "0b221d24024a2ecd",
@@ -44,8 +45,8 @@ FINGERPRINTS: dict[str, str] = {
 
 
 def code_fingerprint(function: Callable[..., Any]) -> str:
-    """A hash of a function's code: its syntax tree without its docstring, so comments, docstrings and
-    formatting do not count, any change of what it does does."""
+    """A hash of a function's code: its syntax tree without its docstring, so that comments, docstrings and
+    formatting leave it unchanged and any change to the code changes it."""
     definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
     body = definition.body  # type: ignore[attr-defined]
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):

@@ -391,3 +391,22 @@ def test_importing_the_patches_or_their_users_changes_nothing() -> None:
         [sys.executable, "-c", IMPORT_SCRIPT], capture_output=True, text=True, timeout=120, check=False
     )
     assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+PINNED_SCRIPT = """
+import third_party_patches as patches
+installed = [
+    patches.cache_parsed_config_files(),
+    patches.validate_requests_without_schema_checks(),
+    patches.skip_teardown_after_clean_script(lambda: None),
+    patches.bind_statistics_endpoint_to("127.0.0.1"),
+]
+print(installed)
+"""
+
+
+def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED_SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[True, True, True, True]", "")
