@@ -46,6 +46,13 @@ def larger_than(high: str) -> str:
     return f"must not be larger than {high!r}"
 
 
+def _inside(bound: float | None, inclusive: bool, unbounded: float) -> float:
+    """The bound itself when inclusive, else the closest float on the valid side of it."""
+    if bound is None:
+        return unbounded
+    return float(bound) if inclusive else float(np.nextafter(bound, -unbounded))
+
+
 class NumberRules:
     """The rules of a fixed list of numeric columns, applied to (rows × columns) float matrices of them.
 
@@ -55,10 +62,10 @@ class NumberRules:
 
     def __init__(self, columns: Sequence[schema.ColumnSpec]) -> None:
         self.columns = tuple(columns)
-        self._low = np.array([-math.inf if c.minimum is None else c.minimum for c in self.columns])
-        self._high = np.array([math.inf if c.maximum is None else c.maximum for c in self.columns])
-        self._low_inclusive = np.array([c.min_inclusive for c in self.columns])
-        self._high_inclusive = np.array([c.max_inclusive for c in self.columns])
+        # A value is too low when below `_lowest` and too high when above `_highest`: an exclusive bound moves
+        # to the next float inside (x <= b exactly when x < nextafter(b, inf)).
+        self._lowest = np.array([_inside(c.minimum, c.min_inclusive, -math.inf) for c in self.columns])
+        self._highest = np.array([_inside(c.maximum, c.max_inclusive, math.inf) for c in self.columns])
         self._integral = np.array([c.kind == "int" for c in self.columns])
         index = {column.name: i for i, column in enumerate(self.columns)}
         # (low, high) column indexes of the ordered pairs whose both columns are in this list
@@ -68,14 +75,15 @@ class NumberRules:
 
     def cell_problems(self, matrix: np.ndarray) -> np.ndarray:
         """Per cell, the code of its problem (`VALID` when none), as a matrix of the same shape."""
+        codes = np.zeros(matrix.shape, dtype=np.int8)  # VALID
         with np.errstate(invalid="ignore"):
-            finite = np.isfinite(matrix)
-            too_low = np.where(self._low_inclusive, matrix < self._low, matrix <= self._low)
-            too_high = np.where(self._high_inclusive, matrix > self._high, matrix >= self._high)
+            outside = (matrix < self._lowest) | (matrix > self._highest)
             fractional = self._integral & (np.floor(matrix) != matrix)
-        codes = np.full(matrix.shape, VALID, dtype=np.int8)
-        codes[finite & (too_low | too_high)] = OUT_OF_RANGE
-        codes[finite & fractional] = FRACTIONAL
+            finite = np.isfinite(matrix)
+        if finite.all() and not outside.any() and not fractional.any():
+            return codes  # the common case, cheaply
+        codes[outside] = OUT_OF_RANGE
+        codes[fractional] = FRACTIONAL
         codes[~finite] = INFINITE
         return codes
 
