@@ -27,6 +27,15 @@ import pyarrow.csv as pa_csv
 DEFAULT_CHUNK_ROWS = 100_000
 # What `str.strip()` removes from ASCII text.
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+# Signs of a cell starting or ending with whitespace, in unquoted lines joined by "\n": a space inside a cell
+# (a date with a time) is no such sign, the rarer whitespace anywhere is.
+_PADDING_SIGNS = (
+    ", ",
+    " ,",
+    "\n ",
+    " \n",
+    *_ASCII_WHITESPACE.replace(" ", "").replace("\n", "").replace("\r", ""),
+)
 
 
 class EmptyFile(ValueError):
@@ -123,15 +132,24 @@ def _simple_block(lines: list[str], first_line: int, header: list[str]) -> Chunk
         records.append(content)
     if not records:
         return Chunk(np.array(numbers, dtype=np.int64), pd.DataFrame(columns=header, dtype=str))
-    return Chunk(np.array(numbers, dtype=np.int64), _parse_plain("\n".join(records), header), ragged)
+    text = "\n".join(records)
+    return Chunk(
+        np.array(numbers, dtype=np.int64),
+        _parse_plain(text, header, _padded(text)),
+        ragged,
+    )
 
 
-def _parse_plain(records: str, header: list[str]) -> pd.DataFrame:
-    """Arrow's parse of unquoted, ASCII, full-width records, every cell text, then stripped."""
+def _padded(records: str) -> bool:
+    return records.startswith(" ") or records.endswith(" ") or any(sign in records for sign in _PADDING_SIGNS)
+
+
+def _parse_plain(records: str, header: list[str], padded: bool) -> pd.DataFrame:
+    """Arrow's parse of unquoted, ASCII, full-width records as text, stripped when some cells are padded."""
     positional = [str(index) for index in range(len(header))]
     table = pa_csv.read_csv(
         io.BytesIO(records.encode("ascii")),
-        read_options=pa_csv.ReadOptions(column_names=positional),
+        read_options=pa_csv.ReadOptions(column_names=positional, use_threads=False),
         parse_options=pa_csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(
             column_types=dict.fromkeys(positional, pa.string()),
@@ -141,6 +159,8 @@ def _parse_plain(records: str, header: list[str]) -> pd.DataFrame:
     )
     columns = {
         name: pc.ascii_trim(table.column(position), characters=_ASCII_WHITESPACE)
+        if padded
+        else table.column(position)
         for name, position in zip(header, positional, strict=True)
     }
     return pa.table(columns).to_pandas()
