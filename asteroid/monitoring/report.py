@@ -17,6 +17,7 @@ from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
 from asteroid.monitoring.drill import DrillResult
 from asteroid.monitoring.prometheus_api import Prometheus
+from asteroid.serving.contract import PROBABILITY
 
 PHASE_COLOURS = {"normal": "#e8f5e9", "drift": "#ffebee", "recover": "#e3f2fd"}
 STEP_S = 2.0
@@ -69,7 +70,7 @@ def peak(prometheus: Prometheus, drill: DrillResult) -> tuple[str, float]:
     """The most drifted feature and the moment of its highest score during the drift phase."""
     drift = drill.phases["drift"]
     end = drill.phases.get("recover", drift).get("start", drift.get("end", drift["start"]))
-    series = prometheus.query_range(f'{rules.PSI}{{feature!="probability"}}', drift["start"], end, STEP_S)
+    series = prometheus.query_range(f'{rules.PSI}{{feature!="{PROBABILITY}"}}', drift["start"], end, STEP_S)
     best = max(
         ((row["metric"]["feature"], float(t), float(v)) for row in series for t, v in row["values"]),
         key=lambda item: item[2],

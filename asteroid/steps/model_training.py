@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import evaluate, features, schema, train
+from asteroid import evaluate, features, train
+from asteroid.serving import contract
 from asteroid.steps.interface import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
 from asteroid.tracking import (
     ComputeClock,
@@ -85,7 +86,7 @@ def register_model(
 def upload_feature_spec(task: Any, spec: dict[str, Any], work_dir: Path) -> None:
     path = work_dir / "feature_spec.json"
     path.write_text(json.dumps(spec))
-    task.upload_artifact("feature_spec", artifact_object=str(path), wait_on_upload=True)
+    task.upload_artifact(contract.FEATURE_SPEC_ARTIFACT, artifact_object=str(path), wait_on_upload=True)
 
 
 def report(
@@ -202,7 +203,7 @@ def train_seed(
     with clock.measure():
         result = train.train_classifier(split, hyperparams, seed=seed)
         # the serving hook answers "hazardous" at the threshold the model was evaluated with
-        result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(params["threshold"])})
+        contract.stamp_model(result.booster, params["threshold"])
         metrics = evaluate_split(result, split, params["threshold"])
         comparison = rule_comparison(result, split, params["threshold"])
     logger = task.get_logger()
@@ -235,7 +236,8 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
             train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir))
             for seed in range(params["seeds"])
         ]
-        upload_feature_spec(task, spec, Path(work_dir))
+        # the rollout and the monitoring rules read the served threshold from it
+        upload_feature_spec(task, contract.spec_with_threshold(spec, params["threshold"]), Path(work_dir))
         task.flush(wait_for_uploads=True)  # the model files upload in the background from work_dir
     clock.report(task)
     set_output(task, MODELS_OUTPUT, json.dumps(models))

@@ -11,7 +11,7 @@ def select_best(training_step: str) -> dict:
     clearml-serving service when one is deployed (runs as a ClearML task)."""
     from clearml import Task
 
-    from asteroid.serving.deploy import rollout_if_served
+    from asteroid.serving.release import release_if_served
     from asteroid.steps.selection import select_and_publish, step_task_id
     from asteroid.tracking import end_process_at_exit, skip_request_schema_checks
 
@@ -19,7 +19,7 @@ def select_best(training_step: str) -> dict:
     end_process_at_exit()  # once the SDK's script has stored the summary, skip the interpreter's teardown
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
     summary = select_and_publish(step_task_id(pipeline_id, training_step))
-    rollout = rollout_if_served(summary["winner"]["model_id"])
+    rollout = release_if_served(summary["winner"]["model_id"])
     if rollout is not None:
         summary["serving"] = {"service_id": rollout.service_id, "endpoint": rollout.url}
     return summary

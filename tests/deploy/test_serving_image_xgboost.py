@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from asteroid import features, schema, train
+from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 from tests.deploy import compose
 
@@ -113,7 +114,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame
     probabilities training computes for the sample rows."""
     split = features.group_split(*features.build_features(sample_frame), seed=3)
     result = train.train_classifier(split, seed=0)
-    result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(schema.HAZARD_THRESHOLD)})
+    contract.stamp_model(result.booster, schema.HAZARD_THRESHOLD)
     path = train.save_model(result.booster, tmp_path_factory.mktemp("model") / "asteroid_xgb.json")
     frame, _labels, _groups = features.build_features(sample_frame)
     return path, train.predict_proba(result.booster, frame)

@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 from asteroid import features
-from asteroid.monitoring.reference import TrainingReference, from_feature_spec
-from asteroid.serving import traffic
-from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from asteroid.monitoring.reference import TrainingReference, from_contract
+from asteroid.serving import contract, traffic
 
 
 def tool(name: str) -> str:
@@ -29,7 +28,7 @@ def feature_spec(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.Data
 
 @pytest.fixture(scope="session")
 def reference(feature_spec: dict) -> TrainingReference:
-    return from_feature_spec(feature_spec, "asteroid", 1, PROBABILITY_BUCKETS)
+    return from_contract(contract.from_feature_spec(feature_spec), "asteroid", 1)
 
 
 @pytest.fixture(scope="session")

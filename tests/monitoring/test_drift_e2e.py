@@ -28,8 +28,8 @@ from asteroid.monitoring import dashboard
 from asteroid.monitoring.drill import Drill, DrillResult, DrillSettings
 from asteroid.monitoring.prometheus_api import Prometheus
 from asteroid.monitoring.publish import RULES_ARTIFACT
-from asteroid.monitoring.reference import from_feature_spec
-from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from asteroid.monitoring.reference import from_contract
+from asteroid.serving import contract
 from tests.backend.backend_harness import BackendHarness
 from tests.backend.conftest import backend  # noqa: F401
 from tests.monitoring.conftest import tool
@@ -144,7 +144,7 @@ def test_the_controllers_real_metrics_are_shaped_like_the_promtool_input(
     uri = next(artifact["uri"] for artifact in artifacts if artifact["key"] == "feature_spec")
     relative = unquote(uri[len(stack.backend.files_url) :]).lstrip("/")
     spec = json.loads((stack.backend.files_root / relative).read_text())
-    reference = from_feature_spec(spec, "asteroid", 1, PROBABILITY_BUCKETS)
+    reference = from_contract(contract.from_feature_spec(spec), "asteroid", 1)
     simulated = {(name, labels.get("le")) for name, labels, _ in page_samples(
         ControllerSimulation(reference, accept).scrape_page())}  # fmt: skip
     page = requests.get(stack.state["statistics_url"], headers={"Accept": accept}, timeout=10).text

@@ -19,7 +19,8 @@ import pytest
 from asteroid import schema
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import PROBABILITY, TrainingReference
+from asteroid.monitoring.reference import TrainingReference
+from asteroid.serving.contract import PROBABILITY
 from tests.monitoring.conftest import tool
 from tests.monitoring.controller_series import CURL_ACCEPT, PROMETHEUS_ACCEPT, ControllerSimulation
 

@@ -13,6 +13,7 @@ import pytest
 import xgboost as xgb
 
 from asteroid import features, schema, train
+from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 
 
@@ -21,7 +22,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.Dat
     """A model trained like the pipeline's (one seed), saved as the pipeline saves it."""
     split = features.group_split(*features.build_features(sample_frame), seed=3)
     result = train.train_classifier(split, seed=0)
-    result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(schema.HAZARD_THRESHOLD)})
+    contract.stamp_model(result.booster, schema.HAZARD_THRESHOLD)
     return train.save_model(result.booster, tmp_path_factory.mktemp("model") / "asteroid_xgb.json")
 
 
