@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from asteroid import evaluate, features, train
-from asteroid.steps.selection import Candidate, choose
+from asteroid.ranking import Candidate, choose
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 OUTCOMES = ("win", "tie", "loss")

@@ -17,7 +17,7 @@ import pandas as pd
 import global_config
 from asteroid import evaluate, features, train
 from asteroid.serving import contract
-from asteroid.steps.interface import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
+from asteroid.steps.parameters import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
 from asteroid.tracking import (
     ComputeClock,
     connect_params,

@@ -10,7 +10,7 @@ import pandas as pd
 
 import global_config
 from asteroid import features
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
     connect_params,

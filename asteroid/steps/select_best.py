@@ -1,5 +1,7 @@
-"""The pipeline's function step. Kept in a module of its own, without a ``from __future__`` import: the SDK
-copies the module-level imports of a function step's module into the script it generates."""
+"""The selection step's ClearML function-step entry: the SDK runs `select_best` as a task of its own. Its work
+is in `selection.py` (the choice itself in `asteroid.ranking`), the release of the winner in
+`asteroid.serving.release`. Kept in a module of its own, without a ``from __future__`` import: the SDK copies
+the module-level imports of a function step's module into the script it generates."""
 
 # Imported for its effect, before the generated script's Task.init: the SDK's configuration files are parsed
 # once per machine, not once per process (see the module).

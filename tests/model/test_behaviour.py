@@ -15,7 +15,7 @@ import pytest
 import xgboost as xgb
 
 from asteroid import comparison, feature_rows, features, schema, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 
 MOID = "minimum_orbit_intersection"
 H = "absolute_magnitude"

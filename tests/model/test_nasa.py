@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from asteroid import comparison, evaluate, features, schema, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 
 TARGET_ACCURACY = 0.99
 TARGET_RECALL = 0.97

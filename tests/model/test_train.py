@@ -90,7 +90,7 @@ def test_prediction_matches_columns_by_name(split: features.Split, result: train
 def test_threshold(split: features.Split, result: train.TrainResult) -> None:
     x = split.test.features
     probabilities = train.predict_proba(result.booster, x)
-    assert train.DEFAULT_THRESHOLD == 0.5
+    assert schema.HAZARD_THRESHOLD == 0.5
     assert np.array_equal(train.predict(result.booster, x), (probabilities >= 0.5).astype(int))
     assert train.predict(result.booster, x, threshold=0.0).all()
 

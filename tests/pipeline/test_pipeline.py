@@ -12,7 +12,7 @@ import requests
 
 import global_config
 from asteroid import comparison, evaluate, features, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 from tests.webview.populate import printed_urls
 
