@@ -54,10 +54,15 @@ class FakeArtifact:
 @pytest.fixture
 def engine(tmp_path: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """clearml-serving's real XGBoost engine with the hook folder loaded as its preprocess artifact."""
+    return hook_engine(tmp_path, trained_model, monkeypatch)
+
+
+def hook_engine(tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """clearml-serving's real XGBoost engine serving `model_file` through the hook folder."""
     from clearml_serving.serving.endpoints import ModelEndpoint
     from clearml_serving.serving.preprocess_service import BasePreprocessRequest
 
-    monkeypatch.setattr(BasePreprocessRequest, "_get_local_model_file", lambda self: str(trained_model))
+    monkeypatch.setattr(BasePreprocessRequest, "_get_local_model_file", lambda self: str(model_file))
     folder = build_hook_folder(tmp_path / "py_code_asteroid_1")
     task = SimpleNamespace(id="service", artifacts={"py_code_asteroid_1": FakeArtifact(folder)})
     endpoint = ModelEndpoint(
