@@ -24,7 +24,7 @@ import requests
 import global_config
 from asteroid import schema
 from asteroid.monitoring import config as monitoring_config
-from asteroid.monitoring import dashboard
+from asteroid.monitoring import dashboard, report
 from asteroid.monitoring.drill import Drill, DrillResult, DrillSettings
 from asteroid.monitoring.prometheus_api import Prometheus
 from asteroid.monitoring.publish import RULES_ARTIFACT
@@ -188,6 +188,16 @@ def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus
         if not stack.prometheus.query_range(concrete, start, end, step):  # raises on a PromQL error
             empty.append(expr)
     assert empty == [], "expressions without data"
+
+
+def test_the_drift_score_picture_is_drawn_from_the_drill(
+    stack: MonitoredStack, drill: DrillResult, tmp_path: Path
+) -> None:
+    path = report.plot_scores(
+        stack.prometheus, drill, monitoring_config.PROFILES["short"], tmp_path / "drift_scores.png"
+    )
+    assert path.stat().st_size > 20_000
+    print(f"drift score picture: {path}")
 
 
 def poll_until(condition: Callable[[], bool], what: str, deadline_s: float) -> None:
