@@ -11,7 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 from asteroid import schema
-from asteroid.features import Split, SplitPart
+from asteroid.splitting import Split, SplitPart
 
 # Training-loop and data settings in the params dict; everything else goes to xgboost as a booster
 # parameter.

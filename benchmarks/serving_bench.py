@@ -69,19 +69,19 @@ def train_model(work: Path) -> tuple[Path, list[dict[str, Any]], str, dict[str, 
     import pandas as pd
 
     import global_config
-    from asteroid import features, sample_data, schema, train
+    from asteroid import feature_stats, features, sample_data, schema, splitting, train
     from asteroid.serving import contract
 
     if global_config.SHARED_NASA_CSV.exists():
         frame, what = pd.read_csv(global_config.SHARED_NASA_CSV, dtype=schema.dtypes()), "NASA table"
     else:
         frame, what = sample_data.generate_sample(4687, 7), "generated sample data"
-    split = features.group_split(*features.build_features(frame), seed=42)
+    split = splitting.group_split(*features.build_features(frame), seed=42)
     booster = train.train_classifier(split, seed=0).booster
     contract.stamp_model(booster, schema.HAZARD_THRESHOLD)
     path = train.save_model(booster, work / "asteroid_xgb.json")
     records = json.loads(json.dumps(frame.to_dict(orient="records")))
-    return path, records, what, features.bucket_edges(split.train.features)
+    return path, records, what, feature_stats.bucket_edges(split.train.features)
 
 
 def hook_folders(work: Path) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import evaluate, features, train
+from asteroid import evaluate, split_files, splitting, train
 from asteroid.serving import contract
 from asteroid.steps.parameters import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
 from asteroid.tracking import (
@@ -36,7 +36,7 @@ METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 
 def evaluate_split(
-    result: train.TrainResult, split: features.Split, threshold: float
+    result: train.TrainResult, split: splitting.Split, threshold: float
 ) -> dict[str, dict[str, Any]]:
     """Model and baseline metrics on validation and test."""
     out: dict[str, dict[str, Any]] = {}
@@ -48,7 +48,7 @@ def evaluate_split(
     return out
 
 
-def rule_comparison(result: train.TrainResult, split: features.Split, threshold: float) -> pd.DataFrame:
+def rule_comparison(result: train.TrainResult, split: splitting.Split, threshold: float) -> pd.DataFrame:
     """Per split part (val, test): the rows only the model or only the rule gets right, and who wins."""
     rows = {}
     for name in ("val", "test"):
@@ -95,7 +95,7 @@ def report(
     result: train.TrainResult,
     metrics: dict[str, Any],
     comparison: pd.DataFrame,
-    split: features.Split,
+    split: splitting.Split,
 ) -> None:
     """One seed's learning curves, metrics beside the rule's, rule comparison and plots (series: the seed)."""
     for dataset_name, history in result.evals_result.items():
@@ -192,7 +192,7 @@ def report_plots(
 
 def train_seed(
     task: Any,
-    split: features.Split,
+    split: splitting.Split,
     seed: int,
     params: dict[str, Any],
     hyperparams: dict[str, Any],
@@ -229,8 +229,8 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
     clock = ComputeClock()
     with clock.measure():
-        split = features.load_split(split_dir)
-        spec = features.load_feature_spec(split_dir)
+        split = split_files.load_split(split_dir)
+        spec = split_files.load_feature_spec(split_dir)
     with tempfile.TemporaryDirectory() as work_dir:
         models = [
             train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir))

@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from asteroid import features
+from asteroid import features, split_files, splitting
 from asteroid.monitoring.reference import TrainingReference, from_contract
 from asteroid.serving import contract, traffic
 
@@ -22,8 +22,8 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def feature_spec(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> dict:
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
-    return features.load_feature_spec(features.save_split(split, tmp_path_factory.mktemp("split")))
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
+    return split_files.load_feature_spec(split_files.save_split(split, tmp_path_factory.mktemp("split")))
 
 
 @pytest.fixture(scope="session")

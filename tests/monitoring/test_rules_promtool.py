@@ -279,16 +279,17 @@ def test_training_fractions_count_values_as_the_statistics_controller_does(norma
     from clearml_serving.statistics.metrics import ScalarHistogram
     from prometheus_client import CollectorRegistry
 
-    from asteroid import features
+    from asteroid import feature_stats
+    from asteroid.serving import contract
 
     values = normal_rows["absolute_magnitude"]
-    edges = features.usable_buckets(
-        features.bucket_edges(normal_rows[["absolute_magnitude"]])["absolute_magnitude"]
+    edges = contract.served_edges(
+        feature_stats.bucket_edges(normal_rows[["absolute_magnitude"]])["absolute_magnitude"]
     )
     histogram = ScalarHistogram("h", "h", buckets=edges, registry=CollectorRegistry())
     histogram.observe(values.tolist())
     counts = [sample.value for sample in histogram.collect()[0].samples if sample.name == "h_bucket"]
-    assert features.bucket_fractions(values, edges) == [count / len(values) for count in counts]
+    assert feature_stats.bucket_fractions(values, edges) == [count / len(values) for count in counts]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import global_config
-from asteroid import comparison, evaluate, features, train
+from asteroid import comparison, evaluate, features, splitting, train
 from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 from tests.webview.populate import printed_urls
@@ -174,7 +174,7 @@ def test_pipeline_on_nasa_table_meets_the_quality_bar(
     assert rule["accuracy"] > 0.98  # the CNEOS rule is reported beside the model
 
     frame_features, labels, groups = features.build_features(pd.read_csv(global_config.SHARED_NASA_CSV))
-    split = features.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    split = splitting.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
     in_process = comparison.pipeline_winner(split, n_models=3)
     assert summary["winner"]["seed"] == in_process.seed
     probabilities = train.predict_proba(in_process.result.booster, split.test.features)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from asteroid import features, schema, train
+from asteroid import features, schema, splitting, train
 from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 
@@ -20,7 +20,7 @@ from asteroid.serving.hook_package import build_hook_folder
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
     """A model trained like the pipeline's (one seed), saved as the pipeline saves it."""
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
     result = train.train_classifier(split, seed=0)
     contract.stamp_model(result.booster, schema.HAZARD_THRESHOLD)
     return train.save_model(result.booster, tmp_path_factory.mktemp("model") / "asteroid_xgb.json")

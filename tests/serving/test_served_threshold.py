@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asteroid import features, schema, train
+from asteroid import features, schema, split_files, splitting, train
 from asteroid.monitoring import rules
 from asteroid.monitoring.reference import TrainingReference, from_contract
 from asteroid.serving import contract
@@ -49,8 +49,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame
     faint_in_cell = (frame[schema.CNEOS_CELL] == 1) & (frame["absolute_magnitude"] > 21.0)
     coin = np.random.default_rng(0).random(int(groups.max()) + 1) < 0.4  # one flip per asteroid
     labels = labels.where(~faint_in_cell, coin[groups.to_numpy()].astype("int64"))
-    split = features.group_split(frame, labels, groups, seed=3)
-    spec = features.load_feature_spec(features.save_split(split, tmp_path_factory.mktemp("split")))
+    split = splitting.group_split(frame, labels, groups, seed=3)
+    spec = split_files.load_feature_spec(split_files.save_split(split, tmp_path_factory.mktemp("split")))
     result = train.train_classifier(split, seed=0)
     # what the training step does with its `threshold` parameter
     contract.stamp_model(result.booster, THRESHOLD)
