@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         ensure_server()
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
-        print(database.load_csv(source, global_config.DATABASE_URL).summary())
+        print(
+            database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary()
+        )
         options = PipelineOptions(
             seeds=args.seeds, queue=args.queue, query_date=args.query_date, split_seed=args.split_seed
         )

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -388,9 +388,11 @@ def validate_query_date(query_date: str) -> str:
     return query_date.strip()
 
 
-def query_observations(database_url: str, query_date: str | None = None) -> pd.DataFrame:
+def iter_observations(
+    database_url: str, query_date: str | None = None, chunk_rows: int = csv_chunks.DEFAULT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
     """Observations with `Close Approach Date` <= query_date (all if None), in the CSV's 40 columns and
-    dtypes, ordered by date and then load order."""
+    dtypes, ordered by date and then load order: streamed from the server in frames of `chunk_rows` rows."""
     if query_date is not None:
         query_date = validate_query_date(query_date)
     engine = _engine(database_url)
@@ -408,10 +410,21 @@ def query_observations(database_url: str, query_date: str | None = None) -> pd.D
             # ISO dates sort as text, and only validated dates are stored.
             statement = statement.where(date_column <= query_date)
         with engine.connect() as connection:
-            rows = connection.execute(statement).all()
+            result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+                statement
+            )
+            for rows in result.partitions():
+                yield _typed(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
     finally:
         engine.dispose()
-    return _typed(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
+
+
+def query_observations(database_url: str, query_date: str | None = None) -> pd.DataFrame:
+    """All of `iter_observations` in one frame."""
+    frames = list(iter_observations(database_url, query_date))
+    if not frames:
+        return _typed(pd.DataFrame(columns=list(schema.COLUMN_NAMES)))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _count(database_url: str, rejected_table: bool) -> int:

@@ -72,8 +72,9 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def dataset_local_copy(dataset_id: str) -> Path:
-    """A read-only local copy of a dataset version.
+def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:
+    """A read-only local copy of a dataset version, or of only its files under `folder` (a child version's
+    copy otherwise holds its parents' files too: the raw observations, in a preprocessed version).
 
     Parallel steps calling ``get_local_copy()`` on the same dataset race in the SDK's shared cache
     (``FileExistsError``); a per-dataset lock serialises them and later callers hit the cache.
@@ -81,7 +82,9 @@ def dataset_local_copy(dataset_id: str) -> Path:
     from clearml import Dataset
 
     with machine_lock(f"dataset-{dataset_id}"):
-        return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+        dataset = Dataset.get(dataset_id=dataset_id)
+        files = None if folder is None else [f for f in dataset.list_files() if f.startswith(f"{folder}/")]
+        return Path(dataset.get_local_copy(files=files))
 
 
 def upload_and_finalize(dataset: Any) -> None:

@@ -226,7 +226,7 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     dataset_id = params["preprocessed_dataset_id"] or latest_dataset_id(
         global_config.PREPROCESSED_DATASET_NAME
     )
-    split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
+    split_dir = dataset_local_copy(dataset_id, SPLIT_DIR) / SPLIT_DIR
     clock = ComputeClock()
     with clock.measure():
         split = split_files.load_split(split_dir)

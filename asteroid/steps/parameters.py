@@ -10,8 +10,10 @@ from typing import Any
 import global_config
 from asteroid import schema
 
-# File of the raw dataset version, and folder of the split inside the preprocessed version.
-RAW_FILE = "asteroid_observations.csv"
+# File of the raw dataset version (and what versions made by earlier releases hold instead), and folder of the
+# split inside the preprocessed version.
+RAW_FILE = "asteroid_observations.parquet"
+LEGACY_RAW_FILE = "asteroid_observations.csv"
 SPLIT_DIR = "split"
 
 GET_DATA_DEFAULTS: dict[str, Any] = {

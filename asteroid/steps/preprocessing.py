@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import feature_stats, features, split_files, splitting
-from asteroid.steps.parameters import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
+from asteroid import dataset_files, feature_stats, features, split_files, splitting
+from asteroid.steps.parameters import LEGACY_RAW_FILE, PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -22,6 +22,16 @@ from asteroid.tracking import (
 )
 
 DEFAULTS = PREPROCESSING_DEFAULTS
+
+
+def raw_file(directory: Path) -> Path:
+    """The observations file of a raw dataset version's copy: Parquet, or the CSV of an earlier release."""
+    for name in (RAW_FILE, LEGACY_RAW_FILE):
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(
+        f"no {RAW_FILE} (nor {LEGACY_RAW_FILE}) in {directory}: not a raw dataset version"
+    )
 
 
 def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> splitting.Split:
@@ -55,10 +65,10 @@ def register_child(split: splitting.Split, parent_id: str, n_buckets: int) -> tu
 
 def run(task: Any, params: dict[str, Any]) -> str:
     raw_id = params["raw_dataset_id"] or latest_dataset_id(global_config.RAW_DATASET_NAME)
-    raw_path = dataset_local_copy(raw_id) / RAW_FILE
+    raw_path = raw_file(dataset_local_copy(raw_id))
     clock = ComputeClock()
     with clock.measure():
-        split = build_split(pd.read_csv(raw_path), params)
+        split = build_split(dataset_files.read_observations(raw_path, features.INPUT_COLUMNS), params)
     dataset_id, spec = register_child(split, raw_id, params["n_buckets"])
     report(task, split, spec)
     clock.report(task)
