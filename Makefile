@@ -26,7 +26,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/backend_bench.py
-	$(PY) benchmarks/pipeline_bench.py
+	$(PY) benchmarks/pipeline_bench.py --sizes 4687,100000,1000000
 	$(PY) benchmarks/model_bench.py
 	$(PY) benchmarks/serving_bench.py
 

@@ -15,6 +15,7 @@ from typing import Any
 import global_config
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
+from asteroid.tracking import PEAK_RSS_VALUE, peak_rss_mb
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -198,7 +199,8 @@ def _failure_message(failed: dict[str, str], nodes: dict[str, Any]) -> str:
 
 def step_timing(task_id: str, origin: dt.datetime) -> dict[str, float | None]:
     """When a step's task was created, started and completed (seconds after ``origin``), and how much of
-    its run was the step's own compute (the rest is process start, ClearML reporting and uploads)."""
+    its run was the step's own compute (the rest is process start, ClearML reporting and uploads), and the
+    step process's peak resident memory."""
     from clearml import Task
 
     task = Task.get_task(task_id=task_id)
@@ -216,6 +218,7 @@ def step_timing(task_id: str, origin: dt.datetime) -> dict[str, float | None]:
         "completed": offset(data.completed),
         "run_seconds": round(run_seconds, 2) if run_seconds is not None else None,
         "compute_seconds": compute,
+        "peak_rss_mb": summary_values.get(PEAK_RSS_VALUE, {}).get("last"),
     }
 
 
@@ -236,6 +239,8 @@ def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> di
         "pipeline_id": pipe.id,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(wall_seconds, 2),
+        # this process: the controller, and the CSV's ingestion before it when pipeline.py loaded one
+        "controller_peak_rss_mb": peak_rss_mb(),
         "winner": selection["winner"],
         "selection_metric": selection["selection_metric"],
         "validation": selection["validation"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ import third_party_patches
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
+PEAK_RSS_VALUE = "peak_rss_mb"
 
 
 def start_task(task_name: str, task_type: str) -> Any:
@@ -106,10 +108,16 @@ def latest_dataset_id(dataset_name: str) -> str:
     return str(dataset.id)
 
 
+def peak_rss_mb() -> float:
+    """The largest resident memory this process has had so far, in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 class ComputeClock:
     """Adds up the time a step spends on its own work, as opposed to ClearML bookkeeping.
 
-    Reported as the single value ``compute_seconds``; the pipeline summary and benchmark put it beside the
+    Reported as the single value ``compute_seconds``, beside ``peak_rss_mb`` (the process's peak resident
+    memory so far); the pipeline summary and benchmark put them beside the
     step's wall time to show the orchestration overhead.
     """
 
@@ -125,7 +133,9 @@ class ComputeClock:
             self.seconds += time.perf_counter() - began
 
     def report(self, task: Any) -> None:
-        task.get_logger().report_single_value("compute_seconds", round(self.seconds, 3))
+        logger = task.get_logger()
+        logger.report_single_value("compute_seconds", round(self.seconds, 3))
+        logger.report_single_value(PEAK_RSS_VALUE, peak_rss_mb())
 
 
 def run_step(step: Callable[[], Any]) -> None:
