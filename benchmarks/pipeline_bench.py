@@ -214,6 +214,7 @@ def scale_run(rows: int, seeds: int, work: Path, backend: EmbeddedBackend) -> di
         "timeline": summary["timeline"],
         "controller_peak_rss_mb": summary["controller_peak_rss_mb"],
         "stored_mb": (tree_bytes(backend.config.files_root) - stored_before) / 2**20,
+        "summary": summary,
         "in_process": floor,
     }
 
@@ -240,6 +241,8 @@ def scale_lines(result: dict[str, Any]) -> list[str]:
         f"  CSV to published winner {result['wall']:.1f} s (CPU {result['cpu']:.1f} s); in-process job "
         f"{floor['wall']:.1f} s (peak RSS {floor['peak_rss_mb']:.0f} MB); ratio {ratio:.2f}"
     )
+    timeline = "\n".join(f"  {line}" for line in timeline_lines(result["summary"]))
+    lines.append(f"  timeline (seconds after the pipeline task was created):\n{timeline}")
     return lines
 
 
