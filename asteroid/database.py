@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -414,9 +414,23 @@ def iter_observations(
                 statement
             )
             for rows in result.partitions():
-                yield _typed(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
+                yield _frame_of_rows(rows)
     finally:
         engine.dispose()
+
+
+def _frame_of_rows(rows: Sequence[Sequence[object]]) -> pd.DataFrame:
+    """Rows in the CSV's 40 columns, in its dtypes, built a column at a time (pandas looks at each row object
+    given a list of rows, which cost more than fetching them)."""
+    dtypes = schema.dtypes()
+    return pd.DataFrame(
+        {
+            name: pd.array(values, dtype="str")
+            if dtypes[name] == "str"
+            else np.array(values, dtype=dtypes[name])
+            for name, values in zip(schema.COLUMN_NAMES, zip(*rows, strict=True), strict=True)
+        }
+    )
 
 
 def query_observations(database_url: str, query_date: str | None = None) -> pd.DataFrame:

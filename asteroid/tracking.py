@@ -109,7 +109,16 @@ def latest_dataset_id(dataset_name: str) -> str:
 
 
 def peak_rss_mb() -> float:
-    """The largest resident memory this process has had so far, in MiB (Linux reports KiB)."""
+    """The largest resident memory this process's program has had so far, in MiB.
+
+    Linux's VmHWM, which starts afresh when a process execs; `ru_maxrss` does not, and so counts a step's
+    parent (the controller that forked it) too. Elsewhere `ru_maxrss`, in KiB as Linux reports it.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
