@@ -10,6 +10,7 @@ container is the container itself.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,16 @@ def write(directory: Path = DEPLOY_DIR) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for written in write():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=["compose", "kubernetes"], default="compose")
+    parser.add_argument("--rules-dir", type=Path, help="kubernetes: the rollout's rules folder")
+    args = parser.parse_args()
+    if args.target == "kubernetes":
+        from asteroid.monitoring import kubernetes_files, publish
+
+        written_files = kubernetes_files.write(args.rules_dir or publish.rules_dir())
+    else:
+        written_files = write()
+    for written in written_files:
         print(f"wrote {written.relative_to(global_config.ROOT)}")
     sys.exit(0)
