@@ -12,8 +12,8 @@ Reads the rendered manifests on stdin, writes them on stdout (needs PyYAML, whic
   of a variable is kept, so the pod spec holds the Secret reference alone.
 - Inference readiness: the chart has no probe, so a Service (and an ingress behind it) sends requests to
   replicas that have not started (the 502s of clearml-serving issue #59). The probe asks the serving port
-  (8080, where `POST /serve/<endpoint>` is answered) for `GET /metrics`, which the project's image answers once
-  clearml-serving's app has finished its startup (the serving configuration loaded).
+  (8080, where `POST /serve/<endpoint>` is answered) for `GET /metrics`, which the project's image answers
+  once clearml-serving's app has finished its startup (the serving configuration loaded).
 - Inference replicas: the chart hard-codes `replicas: 1`; with the HorizontalPodAutoscaler the values enable,
   that field would scale the Deployment back to 1 at every upgrade, so it is removed and the autoscaler owns
   the count.

@@ -1,0 +1,306 @@
+"""deploy/kubernetes, rendered offline as `helm install` would render each release of the README's install
+order (server, agents, serving, a second serving instance): the vendored charts are the dependencies Helm
+expects, every object is valid for Kubernetes 1.31 (strict), images equal the Compose stack's, every
+container has resource limits, no address is loopback, no credential is in a values file, and the serving
+releases have what clearml-serving's chart lacks (autoscaled inference with readiness, shared monitoring)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from asteroid.monitoring import kubernetes_files
+from tests.deploy import kubernetes as k8s
+from tests.deploy.test_compose import all_images
+
+SERVING = k8s.RELEASES[2]
+SERVING_B = k8s.RELEASES[3]
+INFERENCE = "Deployment/asteroid-serving-inference"
+
+# Objects that may have no schema in kubernetes-validate, with the reason. None do today: every kind the
+# charts render is a built-in Kubernetes kind.
+NO_SCHEMA: dict[str, str] = {}
+
+# Images the Compose stacks do not run, with the reason; their tags are still checked to be versions.
+NOT_IN_COMPOSE = {
+    "bitnami/mongodb": "the clearml chart's MongoDB subchart (Bitnami) runs its own image; Compose: mongo",
+    "bitnami/redis": "the clearml chart's Redis subchart (Bitnami) runs its own image; Compose: redis",
+    "allegroai/clearml-agent-k8s-base": "the agent chart's Kubernetes glue; Compose: deploy/agent/Dockerfile",
+    "jimmidyson/configmap-reload": "the Prometheus subchart's reload sidecar (Compose: POST /-/reload)",
+}
+
+LOOPBACK = re.compile(r"localhost|127\.0\.0\.1|\[::1\]")
+# Where loopback is right: the address is the same pod (containers of a pod share its network).
+SAME_POD = {
+    "ConfigMap/clearml-redis-health": "the Redis chart's probe scripts ask the Redis of their own container",
+    "Deployment/asteroid-prometheus prometheus-server-configmap-reload": "reloads its own pod's Prometheus",
+}
+CREDENTIAL = re.compile(r"(key|secret|password|token)$", re.IGNORECASE)
+NOT_CREDENTIALS = {
+    "ALLOW_EMPTY_PASSWORD": "the MongoDB and Redis charts' switch (yes/no) to run without authentication",
+}
+
+
+def is_credential(name: str) -> bool:
+    """Named like a credential; `existing…Secret` values name a Secret and hold none."""
+    return bool(CREDENTIAL.search(name)) and not name.startswith("existing") and name not in NOT_CREDENTIALS
+
+
+def image_name(image: str) -> tuple[str, str]:
+    """(repository without docker.io/ and library/, tag)."""
+    repository, _, tag = image.rpartition(":")
+    for prefix in ("docker.io/", "library/"):
+        repository = repository.removeprefix(prefix)
+    return repository, tag
+
+
+def test_the_vendored_charts_are_the_dependencies_helm_build_leaves(tmp_path: Path) -> None:
+    helm = k8s.helm()
+    chart = yaml.safe_load((k8s.CHART / "Chart.yaml").read_text())
+    statuses = helm.dependency_list(k8s.CHART)
+    assert [(d["name"], d["version"], d["status"]) for d in statuses] == [
+        (d["name"], d["version"], "ok") for d in chart["dependencies"]
+    ]
+    for dependency in chart["dependencies"]:
+        archive = k8s.CHART / "charts" / f"{dependency['name']}-{dependency['version']}.tgz"
+        with tarfile.open(archive) as tar:
+            licence = tar.extractfile(f"{dependency['name']}/LICENSE")
+            assert licence is not None and b"Apache License" in licence.read()
+    # Helm checks Chart.lock against Chart.yaml before it downloads anything: in sync, the build gets as far
+    # as the (absent) repository index; a lock that names another version is refused.
+    copy = tmp_path / "asteroid"
+    shutil.copytree(k8s.CHART, copy)
+    with pytest.raises(helm.HelmError) as in_sync:
+        helm.dependency_build(copy, skip_refresh=True)
+    assert "out of sync" not in str(in_sync.value)
+    lock = copy / "Chart.lock"
+    lock.write_text(lock.read_text().replace("version: 5.3.0", "version: 5.2.0"))
+    with pytest.raises(helm.HelmError, match="out of sync"):
+        helm.dependency_build(copy, skip_refresh=True)
+
+
+def test_every_release_renders() -> None:
+    counts = {release.name: len(k8s.render(release)) for release in k8s.RELEASES}
+    assert counts["clearml"] > 20 and counts["agents"] >= 5 and counts["serving"] > 20, counts
+    kinds = {m["kind"] for m in k8s.render(SERVING)}
+    assert {"Deployment", "StatefulSet", "HorizontalPodAutoscaler", "ConfigMap", "Service"} <= kinds
+
+
+def test_every_rendered_object_is_valid_kubernetes_strictly() -> None:
+    validator = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate (requirements.txt) is not installed"
+    )
+    started = time.perf_counter()
+    validated = 0
+    for release, manifest in k8s.all_objects():
+        where = f"{release.name}: {k8s.key(manifest)}"
+        try:
+            validator.validate(manifest, k8s.KUBERNETES_VERSION, strict=True)
+        except validator.SchemaNotFoundError:
+            assert k8s.key(manifest) in NO_SCHEMA, f"{where}: no schema for {manifest['apiVersion']}"
+        except validator.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{where}: {path}: {exc.message}")
+        validated += 1
+    assert validated > 60
+    seconds = time.perf_counter() - started
+    print(f"{validated} objects valid for Kubernetes {k8s.KUBERNETES_VERSION} in {seconds:.2f} s")
+
+
+def test_strict_validation_rejects_an_unknown_field() -> None:
+    validator = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    manifest = k8s.by_key(SERVING)[INFERENCE]
+    broken = {**manifest, "spec": {**manifest["spec"], "replica": 2}}
+    with pytest.raises(validator.ValidationError):
+        validator.validate(broken, k8s.KUBERNETES_VERSION, strict=True)
+
+
+def test_images_are_pinned_and_the_compose_stacks_images() -> None:
+    compose = {}
+    for _where, image in all_images():
+        repository, tag = image_name(image)
+        compose.setdefault(repository, set()).add(tag)
+    seen = set()
+    for release, manifest in k8s.all_objects():
+        for container in k8s.containers(manifest):
+            repository, tag = image_name(container["image"])
+            where = f"{release.name}: {k8s.key(manifest)} {container['name']}"
+            assert re.search(r"\d+\.\d+", tag) and tag != "latest", (
+                f"{where}: {container['image']} is unpinned"
+            )
+            if repository in compose:
+                assert tag in compose[repository], (
+                    f"{where}: {repository}:{tag}, Compose runs {compose[repository]}"
+                )
+            else:
+                assert repository in NOT_IN_COMPOSE, f"{where}: {repository} is in no Compose stack"
+            seen.add(repository)
+    assert "asteroid/clearml-serving-inference" in seen and "apache/kafka" in seen
+    assert set(NOT_IN_COMPOSE) <= seen, "an exception is listed for an image no release runs"
+
+
+def test_every_container_has_resource_requests_and_limits() -> None:
+    checked = 0
+    for release, manifest in k8s.all_objects():
+        for container in k8s.containers(manifest):
+            resources = container.get("resources") or {}
+            where = f"{release.name}: {k8s.key(manifest)} {container['name']}"
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind) or {}), f"{where}: no {kind}"
+            checked += 1
+    assert checked > 15
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_no_address_is_loopback() -> None:
+    """Environment, arguments and configuration data of every object, and the values files (inside a pod,
+    loopback is the pod itself). Probes are not addresses of another service and stay out."""
+    scanned = []
+    for release, manifest in k8s.all_objects():
+        for container in k8s.containers(manifest):
+            env = [e.get("value", "") for e in container.get("env", [])]
+            for text in env + container.get("args", []) + container.get("command", []):
+                scanned.append((f"{release.name}: {k8s.key(manifest)} {container['name']}", text))
+        if manifest["kind"] == "ConfigMap":
+            scanned += [
+                (f"{release.name}: {k8s.key(manifest)}", t) for t in strings(manifest.get("data", {}))
+            ]
+    for path, document in k8s.read_values_files().items():
+        scanned += [(str(path), text) for text in strings(document)]
+    assert len(scanned) > 200
+    loopback = {where.split(": ", 1)[1]: text[:120] for where, text in scanned if LOOPBACK.search(str(text))}
+    assert set(loopback) == set(SAME_POD), loopback
+
+
+def credential_values(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, value) of every key named like a credential (…key, …secret, …password, …token)."""
+    found = []
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "secretKeyRef":
+                continue  # names a Secret and its key
+            if is_credential(str(name)) and not isinstance(value, (dict, list)):
+                found.append((f"{path}.{name}", value))
+            found += credential_values(value, f"{path}.{name}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += credential_values(value, f"{path}[{index}]")
+    return found
+
+
+def test_no_credential_is_in_a_values_file() -> None:
+    found = [(f"{path.name}{where}", value) for path, document in k8s.read_values_files().items()
+             for where, value in credential_values(document)]  # fmt: skip
+    assert len(found) >= 4  # the keys the charts would otherwise take from values are there, empty
+    assert all(value in ("", None) for _where, value in found), found
+
+
+def test_credentials_reach_the_pods_only_from_secrets() -> None:
+    """Every variable named like a credential is a Secret reference, and no workload uses a Secret the charts
+    render themselves (the clearml chart always renders clearml-conf with its public default keys)."""
+    chart_secrets = {m["metadata"]["name"] for _r, m in k8s.all_objects() if m["kind"] == "Secret"}
+    checked = 0
+    for release, manifest in k8s.all_objects():
+        for container in k8s.containers(manifest):
+            for variable in container.get("env", []):
+                if not is_credential(variable["name"]):
+                    continue
+                where = f"{release.name}: {k8s.key(manifest)} {variable['name']}"
+                reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                assert reference and "value" not in variable, f"{where} is not from a Secret"
+                assert reference["name"] not in chart_secrets, (
+                    f"{where} reads the chart's {reference['name']}"
+                )
+                checked += 1
+    assert checked >= 10
+
+
+def test_inference_is_autoscaled_from_two_replicas_with_readiness_on_the_serving_port() -> None:
+    objects = k8s.by_key(SERVING)
+    deployment = objects[INFERENCE]
+    (hpa,) = [m for m in objects.values() if m["kind"] == "HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "asteroid-serving-inference",
+    }
+    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    assert "replicas" not in deployment["spec"], (
+        "the chart's replicas: 1 would undo the autoscaler at upgrades"
+    )
+    (container,) = k8s.containers(deployment)
+    assert container["readinessProbe"]["httpGet"]["port"] == kubernetes_files.PORTS.port
+    assert {"containerPort": kubernetes_files.PORTS.port} in container["ports"]
+    env = {e["name"]: e for e in container["env"]}
+    assert len(env) == len(container["env"]), "a variable is defined twice"
+    service = objects["Service/asteroid-serving-inference"]
+    assert env["CLEARML_DEFAULT_BASE_SERVE_URL"]["value"] == (
+        f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/serve"
+    )
+
+
+def test_serving_instances_share_one_kafka_and_prometheus() -> None:
+    shared = k8s.by_key(SERVING)
+    second = k8s.by_key(SERVING_B)
+    assert set(second) == {
+        "Deployment/asteroid-serving-b-inference", "Deployment/asteroid-serving-b-statistics",
+        "Service/asteroid-serving-b-inference", "Service/asteroid-serving-b-statistics",
+        "HorizontalPodAutoscaler/asteroid-serving-b-inference-hpa",
+    }  # fmt: skip
+    kafka = shared[f"Service/{kubernetes_files.KAFKA_SERVICE}"]
+    address = f"{kafka['metadata']['name']}:{kafka['spec']['ports'][0]['port']}"
+    config = yaml.safe_load(shared["ConfigMap/serving-asteroid-prometheus-config"]["data"]["prometheus.yml"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for objects in (shared, second):
+        for name, manifest in objects.items():
+            labels = manifest["metadata"].get("labels", {})
+            if manifest["kind"] != "Deployment" or kubernetes_files.SERVING_LABEL not in labels:
+                continue
+            (container,) = k8s.containers(manifest)
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["CLEARML_DEFAULT_KAFKA_SERVE_URL"] == address, name
+            label = manifest["spec"]["template"]["metadata"]["labels"][kubernetes_files.SERVING_LABEL]
+            matching = [
+                job for job in jobs.values()
+                if re.fullmatch(job["relabel_configs"][0]["regex"], label)
+                and {"containerPort": int(job["relabel_configs"][1]["regex"])} in container["ports"]
+            ]  # fmt: skip
+            assert len(matching) == 1, f"{name} is scraped by {len(matching)} jobs"
+
+
+def test_prometheus_and_grafana_read_the_projects_configuration() -> None:
+    objects = k8s.by_key(SERVING)
+    (server,) = [
+        m for m in objects.values() if m["kind"] == "Deployment" and "prometheus" in m["metadata"]["name"]
+    ]
+    volumes = {v["name"]: v.get("configMap", {}).get("name") for v in k8s.pod_spec(server)["volumes"]}
+    for container in k8s.containers(server):  # Prometheus and its reload sidecar see the same files
+        mounted = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        assert mounted["/etc/config"] == "serving-asteroid-prometheus-config", container["name"]
+        assert mounted[kubernetes_files.RULES_MOUNT] == kubernetes_files.RULES_CONFIGMAP, container["name"]
+    labels = server["spec"]["template"]["metadata"]["labels"]
+    assert labels[kubernetes_files.PROMETHEUS_LABEL] == "server"  # what the `prometheus` scrape job keeps
+    assert objects[f"Service/{kubernetes_files.PROMETHEUS_SERVICE}"]["spec"]["ports"][0]["port"] == (
+        kubernetes_files.PROMETHEUS_SERVICE_PORT
+    )
+    grafana = objects["Deployment/asteroid-grafana"]
+    config_maps = {v.get("configMap", {}).get("name") for v in k8s.pod_spec(grafana)["volumes"]}
+    assert {"asteroid-grafana-dashboard", "asteroid-grafana-alerting"} <= config_maps
+    for path, text in kubernetes_files.generated_files().items():
+        assert (k8s.CHART / path).read_text(encoding="utf-8") == text, (
+            f"{path}: run deploy_files --target kubernetes"
+        )
