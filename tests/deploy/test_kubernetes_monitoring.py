@@ -1,5 +1,5 @@
-"""The monitoring configuration of deploy/kubernetes: the rules ConfigMap holds the very rules a rollout writes
-for the local stack, Prometheus' configuration and the rules pass promtool, Alertmanager's passes amtool."""
+"""The monitoring configuration of deploy/kubernetes: the rules ConfigMap holds the very rules a rollout
+writes for the local stack, Prometheus' configuration and the rules pass promtool, Alertmanager's amtool."""
 
 from __future__ import annotations
 
