@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -84,6 +86,34 @@ def test_the_vendored_charts_are_the_dependencies_helm_build_leaves(tmp_path: Pa
     lock.write_text(lock.read_text().replace("version: 5.3.0", "version: 5.2.0"))
     with pytest.raises(helm.HelmError, match="out of sync"):
         helm.dependency_build(copy, skip_refresh=True)
+
+
+def test_helm_lint_passes_for_every_release_strictly() -> None:
+    helm = k8s.helm()
+    for release in k8s.RELEASES:
+        report = helm.lint(
+            k8s.CHART, k8s.values(release), strict=True, kube_version=f"v{k8s.KUBERNETES_VERSION}"
+        )
+        assert report["total_charts_linted"] == 1 and not report["errors"], (release.name, report)
+        assert not [m for m in report["messages"] if m["severity"] >= 2], (release.name, report["messages"])
+
+
+def test_the_post_renderer_runs_as_helm_runs_it() -> None:
+    """Helm pipes the rendered manifests through the executable; the result is what the tests validate."""
+    helm = k8s.helm()
+    with helm.Chart.load(k8s.CHART) as chart:
+        files = chart.render(values=k8s.values(SERVING), name=SERVING.name, namespace=k8s.NAMESPACE)
+    text = "\n---\n".join(body for path, body in sorted(files.items()) if not path.endswith("NOTES.txt"))
+    script = k8s.CHART / "post-render.py"
+    completed = subprocess.run(
+        [sys.executable, str(script)], input=text, capture_output=True, text=True, timeout=60, check=True
+    )
+    rendered = [m for m in yaml.safe_load_all(completed.stdout) if m]
+    assert [k8s.key(m) for m in rendered] == [k8s.key(m) for m in k8s.render(SERVING)]
+    before = {k8s.key(m): m for m in yaml.safe_load_all(text) if m}[INFERENCE]
+    after = {k8s.key(m): m for m in rendered}[INFERENCE]
+    assert before["spec"]["replicas"] == 1 and "readinessProbe" not in k8s.containers(before)[0]
+    assert "replicas" not in after["spec"] and "readinessProbe" in k8s.containers(after)[0]
 
 
 def test_every_release_renders() -> None:
@@ -247,6 +277,9 @@ def test_inference_is_autoscaled_from_two_replicas_with_readiness_on_the_serving
     assert {"containerPort": kubernetes_files.PORTS.port} in container["ports"]
     env = {e["name"]: e for e in container["env"]}
     assert len(env) == len(container["env"]), "a variable is defined twice"
+    budget = objects["PodDisruptionBudget/asteroid-serving-inference"]["spec"]
+    assert budget["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert budget["minAvailable"] < hpa["spec"]["minReplicas"]
     service = objects["Service/asteroid-serving-inference"]
     assert env["CLEARML_DEFAULT_BASE_SERVE_URL"]["value"] == (
         f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/serve"
@@ -260,6 +293,7 @@ def test_serving_instances_share_one_kafka_and_prometheus() -> None:
         "Deployment/asteroid-serving-b-inference", "Deployment/asteroid-serving-b-statistics",
         "Service/asteroid-serving-b-inference", "Service/asteroid-serving-b-statistics",
         "HorizontalPodAutoscaler/asteroid-serving-b-inference-hpa",
+        "PodDisruptionBudget/asteroid-serving-b-inference",
     }  # fmt: skip
     kafka = shared[f"Service/{kubernetes_files.KAFKA_SERVICE}"]
     address = f"{kafka['metadata']['name']}:{kafka['spec']['ports'][0]['port']}"
