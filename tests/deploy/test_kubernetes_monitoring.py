@@ -4,6 +4,7 @@ writes for the local stack, Prometheus' configuration and the rules pass promtoo
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from asteroid.monitoring import kubernetes_files, publish, rules
 from asteroid.monitoring.config import MonitoringConfig
 from asteroid.monitoring.reference import from_feature_spec
 from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from tests.code.test_readme import readme_command
 from tests.deploy import kubernetes as k8s
 from tests.deploy.conftest import tool
 
@@ -48,6 +50,28 @@ def test_the_rules_configmap_holds_the_local_stacks_rules(rollout_rules: Path, t
     validator.validate(manifest, k8s.KUBERNETES_VERSION, strict=True)
     for relative in kubernetes_files.generated_files():  # the committed files are written unchanged
         assert (tmp_path / relative).read_text() == (k8s.CHART / relative).read_text()
+
+
+def test_the_readme_command_writes_the_rules_configmap() -> None:
+    # README: .venv/bin/python -m asteroid.monitoring.deploy_files --target kubernetes --rules-dir deploy/prometheus/rules  # noqa: E501
+    command = readme_command(".venv/bin/python -m asteroid.monitoring.deploy_files --target kubernetes")
+    argv = [sys.executable, *command.split()[1:]]
+    rules_dir = global_config.ROOT / argv[argv.index("--rules-dir") + 1]
+    manifest = kubernetes_files.RULES_MANIFEST
+    before = manifest.read_bytes() if manifest.exists() else None  # a real rollout's, kept
+    try:
+        completed = subprocess.run(argv, cwd=global_config.ROOT, capture_output=True, text=True, timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        assert f"wrote {manifest.relative_to(global_config.ROOT)}" in completed.stdout
+        written = yaml.safe_load(manifest.read_text())
+        assert written["data"] == {p.name: p.read_text() for p in sorted(rules_dir.glob("*.yml"))}
+    finally:
+        if before is None:
+            manifest.unlink(missing_ok=True)
+        else:
+            manifest.write_bytes(before)
+    for relative, text in kubernetes_files.generated_files().items():
+        assert (k8s.CHART / relative).read_text() == text  # rewritten unchanged
 
 
 def test_an_empty_rules_folder_gives_an_empty_configmap(tmp_path: Path) -> None:
