@@ -54,17 +54,42 @@ def values(release: Release) -> dict[str, Any]:
     return yaml.safe_load((CHART / "values" / release.values_file).read_text())
 
 
-@cache
-def _render(name: str) -> tuple[dict[str, Any], ...]:
-    (release,) = [r for r in RELEASES if r.name == name]
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override` merged in, as Helm merges values files (maps key by key; None deletes)."""
+    result = dict(base)
+    for name, value in override.items():
+        if value is None:
+            result.pop(name, None)
+        elif isinstance(value, dict) and isinstance(result.get(name), dict):
+            result[name] = merged(result[name], value)
+        else:
+            result[name] = value
+    return result
+
+
+def render_with(
+    release: Release, overrides: dict[str, Any] | None = None, *, post_render: bool | None = None
+) -> list[dict[str, Any]]:
+    """The release's objects, with `overrides` on top of its values file (like a second `-f`)."""
     library = helm()
     # A chart handle is loaded per render: rendering drops the disabled subcharts from it.
     with library.Chart.load(CHART) as chart:
-        files = chart.render(values=values(release), name=release.name, namespace=NAMESPACE, is_install=True)
+        files = chart.render(
+            values=merged(values(release), overrides or {}),
+            name=release.name,
+            namespace=NAMESPACE,
+            is_install=True,
+        )
     text = "\n---\n".join(body for path, body in sorted(files.items()) if not path.endswith("NOTES.txt"))
-    if release.post_render:
+    if release.post_render if post_render is None else post_render:
         text = post_renderer().post_render(text)
-    return tuple(m for m in yaml.safe_load_all(text) if m)
+    return [m for m in yaml.safe_load_all(text) if m]
+
+
+@cache
+def _render(name: str) -> tuple[dict[str, Any], ...]:
+    (release,) = [r for r in RELEASES if r.name == name]
+    return tuple(render_with(release))
 
 
 def render(release: Release) -> list[dict[str, Any]]:

@@ -176,16 +176,22 @@ def test_images_are_pinned_and_the_compose_stacks_images() -> None:
     assert set(NOT_IN_COMPOSE) <= seen, "an exception is listed for an image no release runs"
 
 
+def missing_resources(objects: list[dict[str, Any]]) -> list[str]:
+    """Containers (init containers too) without CPU and memory requests and limits."""
+    return [
+        f"{k8s.key(manifest)} {container['name']}: no {kind}"
+        for manifest in objects
+        for container in k8s.containers(manifest)
+        for kind in ("requests", "limits")
+        if not {"cpu", "memory"} <= set((container.get("resources") or {}).get(kind) or {})
+    ]
+
+
 def test_every_container_has_resource_requests_and_limits() -> None:
-    checked = 0
-    for release, manifest in k8s.all_objects():
-        for container in k8s.containers(manifest):
-            resources = container.get("resources") or {}
-            where = f"{release.name}: {k8s.key(manifest)} {container['name']}"
-            for kind in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(resources.get(kind) or {}), f"{where}: no {kind}"
-            checked += 1
-    assert checked > 15
+    for release in k8s.RELEASES:
+        objects = k8s.render(release)
+        assert objects and not missing_resources(objects), (release.name, missing_resources(objects))
+    assert sum(len(k8s.containers(m)) for _r, m in k8s.all_objects()) > 15
 
 
 def strings(node: Any) -> list[str]:
@@ -196,24 +202,31 @@ def strings(node: Any) -> list[str]:
     return [node] if isinstance(node, str) else []
 
 
-def test_no_address_is_loopback() -> None:
-    """Environment, arguments and configuration data of every object, and the values files (inside a pod,
-    loopback is the pod itself). Probes are not addresses of another service and stay out."""
-    scanned = []
-    for release, manifest in k8s.all_objects():
+def addresses(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(where, text) of what can name another service: environment values, arguments and commands of every
+    container, and ConfigMap data. Probes address their own container and stay out."""
+    found = []
+    for manifest in objects:
         for container in k8s.containers(manifest):
             env = [e.get("value", "") for e in container.get("env", [])]
-            for text in env + container.get("args", []) + container.get("command", []):
-                scanned.append((f"{release.name}: {k8s.key(manifest)} {container['name']}", text))
+            found += [(f"{k8s.key(manifest)} {container['name']}", text)
+                      for text in env + container.get("args", []) + container.get("command", [])]  # fmt: skip
         if manifest["kind"] == "ConfigMap":
-            scanned += [
-                (f"{release.name}: {k8s.key(manifest)}", t) for t in strings(manifest.get("data", {}))
-            ]
+            found += [(k8s.key(manifest), text) for text in strings(manifest.get("data", {}))]
+    return found
+
+
+def loopback(scanned: list[tuple[str, str]]) -> dict[str, str]:
+    return {where: str(text)[:120] for where, text in scanned if LOOPBACK.search(str(text))}
+
+
+def test_no_address_is_loopback() -> None:
+    """Every object of every release and every values file (inside a pod, loopback is the pod itself)."""
+    scanned = [item for release in k8s.RELEASES for item in addresses(k8s.render(release))]
     for path, document in k8s.read_values_files().items():
         scanned += [(str(path), text) for text in strings(document)]
     assert len(scanned) > 200
-    loopback = {where.split(": ", 1)[1]: text[:120] for where, text in scanned if LOOPBACK.search(str(text))}
-    assert set(loopback) == set(SAME_POD), loopback
+    assert set(loopback(scanned)) == set(SAME_POD), loopback(scanned)
 
 
 def credential_values(node: Any, path: str = "") -> list[tuple[str, Any]]:
@@ -232,31 +245,59 @@ def credential_values(node: Any, path: str = "") -> list[tuple[str, Any]]:
     return found
 
 
+def credentials_set(document: Any) -> list[tuple[str, Any]]:
+    return [(where, value) for where, value in credential_values(document) if value not in ("", None)]
+
+
 def test_no_credential_is_in_a_values_file() -> None:
-    found = [(f"{path.name}{where}", value) for path, document in k8s.read_values_files().items()
-             for where, value in credential_values(document)]  # fmt: skip
-    assert len(found) >= 4  # the keys the charts would otherwise take from values are there, empty
-    assert all(value in ("", None) for _where, value in found), found
+    documents = k8s.read_values_files()
+    assert sum(len(credential_values(d)) for d in documents.values()) >= 4  # present, and empty
+    for path, document in documents.items():
+        assert not credentials_set(document), (path.name, credentials_set(document))
+
+
+def plain_credentials(objects: list[dict[str, Any]], chart_secrets: set[str]) -> list[str]:
+    """Variables named like a credential that are not a Secret reference, or read a Secret the charts render
+    themselves (the clearml chart always renders clearml-conf, with its public default keys)."""
+    found = []
+    for manifest in objects:
+        for container in k8s.containers(manifest):
+            for variable in container.get("env", []):
+                reference = variable.get("valueFrom", {}).get("secretKeyRef") or {}
+                if is_credential(variable["name"]) and (
+                    "value" in variable or not reference or reference["name"] in chart_secrets
+                ):
+                    found.append(f"{k8s.key(manifest)} {variable['name']}")
+    return found
 
 
 def test_credentials_reach_the_pods_only_from_secrets() -> None:
-    """Every variable named like a credential is a Secret reference, and no workload uses a Secret the charts
-    render themselves (the clearml chart always renders clearml-conf with its public default keys)."""
     chart_secrets = {m["metadata"]["name"] for _r, m in k8s.all_objects() if m["kind"] == "Secret"}
-    checked = 0
-    for release, manifest in k8s.all_objects():
-        for container in k8s.containers(manifest):
-            for variable in container.get("env", []):
-                if not is_credential(variable["name"]):
-                    continue
-                where = f"{release.name}: {k8s.key(manifest)} {variable['name']}"
-                reference = variable.get("valueFrom", {}).get("secretKeyRef")
-                assert reference and "value" not in variable, f"{where} is not from a Secret"
-                assert reference["name"] not in chart_secrets, (
-                    f"{where} reads the chart's {reference['name']}"
-                )
-                checked += 1
-    assert checked >= 10
+    for release in k8s.RELEASES:
+        assert not plain_credentials(k8s.render(release), chart_secrets), release.name
+    credentials = [v for _r, m in k8s.all_objects() for c in k8s.containers(m) for v in c.get("env", [])
+                   if is_credential(v["name"])]  # fmt: skip
+    assert len(credentials) >= 10
+
+
+def test_the_checks_find_a_loopback_address_a_missing_limit_and_a_credential() -> None:
+    """The same checks on a serving release rendered with the mistakes the issue names."""
+    mistakes = {
+        "clearml-serving": {
+            "clearml": {"apiHost": "http://localhost:8008", "apiAccessKey": "AKIAEXAMPLE"},
+            "clearml_serving_statistics": {"resources": {"limits": None}},
+        }
+    }
+    objects = k8s.render_with(SERVING, mistakes)
+    assert "Deployment/asteroid-serving-inference asteroid-serving-inference" in loopback(addresses(objects))
+    assert missing_resources(objects) == [
+        "Deployment/asteroid-serving-statistics asteroid-serving-statistics: no limits"
+    ]
+    assert credentials_set(mistakes) == [(".clearml-serving.clearml.apiAccessKey", "AKIAEXAMPLE")]
+    without_post_render = k8s.render_with(SERVING, mistakes, post_render=False)
+    assert "Deployment/asteroid-serving-inference CLEARML_API_ACCESS_KEY" in plain_credentials(
+        without_post_render, set()
+    )
 
 
 def test_inference_is_autoscaled_from_two_replicas_with_readiness_on_the_serving_port() -> None:
