@@ -379,3 +379,46 @@ def test_prometheus_and_grafana_read_the_projects_configuration() -> None:
         assert (k8s.CHART / path).read_text(encoding="utf-8") == text, (
             f"{path}: run deploy_files --target kubernetes"
         )
+
+
+def service_ports() -> dict[str, set[int]]:
+    """Service name -> its ports, over every release (one namespace)."""
+    return {
+        m["metadata"]["name"]: {p["port"] for p in m["spec"]["ports"]}
+        for _r, m in k8s.all_objects()
+        if m["kind"] == "Service"
+    }
+
+
+def host_port(address: str) -> tuple[str, int]:
+    netloc = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = netloc.partition(":")
+    return host, int(port or (443 if address.startswith("https://") else 80))
+
+
+def test_every_address_is_a_service_of_the_releases_on_its_port() -> None:
+    """The server addresses of the agents and serving releases, Kafka, the base serve URL, the webhook
+    Alertmanager calls and Grafana's datasource are Services some release renders, on a port they have."""
+    addresses = []
+    for release, manifest in k8s.all_objects():
+        for container in k8s.containers(manifest):
+            for variable in container.get("env", []):
+                value = str(variable.get("value", ""))
+                is_address = "://" in value or re.fullmatch(r"[\w.-]+:\d+", value)
+                if variable["name"].endswith(("_HOST", "_URL", "_ADDR")) and is_address:
+                    addresses.append((f"{release.name}: {k8s.key(manifest)} {variable['name']}", value))
+    alertmanager = yaml.safe_load((k8s.CHART / "files" / "alertmanager.yml").read_text())
+    addresses += [
+        ("alertmanager webhook", c["url"]) for r in alertmanager["receivers"] for c in r["webhook_configs"]
+    ]
+    grafana = k8s.values(SERVING) | yaml.safe_load((k8s.CHART / "values.yaml").read_text())
+    sources = grafana["clearml-serving"]["grafana"]["datasources"]["datasources.yaml"]["datasources"]
+    addresses += [("grafana datasource", source["url"]) for source in sources]
+    services = service_ports()
+    names = {what.rsplit(" ", 1)[-1] for what, _ in addresses}
+    assert {"CLEARML_API_HOST", "CLEARML_FILES_HOST", "CLEARML_DEFAULT_KAFKA_SERVE_URL"} <= names, names
+    assert len(addresses) >= 12
+    for what, address in addresses:
+        host, port = host_port(address)
+        assert host in services, f"{what}: {address} is no Service of the releases"
+        assert port in services[host], f"{what}: {host} has ports {services[host]}, not {port}"
