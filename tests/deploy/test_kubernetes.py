@@ -99,21 +99,26 @@ def test_helm_lint_passes_for_every_release_strictly() -> None:
 
 
 def test_the_post_renderer_runs_as_helm_runs_it() -> None:
-    """Helm pipes the rendered manifests through the executable; the result is what the tests validate."""
+    """Helm 3 pipes the rendered manifests through post-render.py, Helm 4 through the plugin's command; both
+    give what the tests validate."""
     helm = k8s.helm()
     with helm.Chart.load(k8s.CHART) as chart:
         files = chart.render(values=k8s.values(SERVING), name=SERVING.name, namespace=k8s.NAMESPACE)
     text = "\n---\n".join(body for path, body in sorted(files.items()) if not path.endswith("NOTES.txt"))
-    script = k8s.CHART / "post-render.py"
-    completed = subprocess.run(
-        [sys.executable, str(script)], input=text, capture_output=True, text=True, timeout=60, check=True
-    )
-    rendered = [m for m in yaml.safe_load_all(completed.stdout) if m]
-    assert [k8s.key(m) for m in rendered] == [k8s.key(m) for m in k8s.render(SERVING)]
-    before = {k8s.key(m): m for m in yaml.safe_load_all(text) if m}[INFERENCE]
-    after = {k8s.key(m): m for m in rendered}[INFERENCE]
-    assert before["spec"]["replicas"] == 1 and "readinessProbe" not in k8s.containers(before)[0]
-    assert "replicas" not in after["spec"] and "readinessProbe" in k8s.containers(after)[0]
+    plugin = yaml.safe_load((k8s.CHART / "helm-plugin" / "plugin.yaml").read_text())
+    assert plugin["type"] == "postrenderer/v1" and plugin["runtime"] == "subprocess"
+    (command,) = [c["command"] for c in plugin["runtimeConfig"]["platformCommand"]]
+    plugin_command = command.replace("${HELM_PLUGIN_DIR}", str(k8s.CHART / "helm-plugin"))
+    expected = [k8s.key(m) for m in k8s.render(SERVING)]
+    for argv in ([sys.executable, str(k8s.CHART / "post-render.py")], ["sh", plugin_command]):
+        completed = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60, check=False)
+        assert completed.returncode == 0, (argv, completed.stderr)
+        rendered = [m for m in yaml.safe_load_all(completed.stdout) if m]
+        assert [k8s.key(m) for m in rendered] == expected, argv
+        before = {k8s.key(m): m for m in yaml.safe_load_all(text) if m}[INFERENCE]
+        after = {k8s.key(m): m for m in rendered}[INFERENCE]
+        assert before["spec"]["replicas"] == 1 and "readinessProbe" not in k8s.containers(before)[0]
+        assert "replicas" not in after["spec"] and "readinessProbe" in k8s.containers(after)[0]
 
 
 def test_every_release_renders() -> None:
