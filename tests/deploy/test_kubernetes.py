@@ -427,3 +427,39 @@ def test_every_address_is_a_service_of_the_releases_on_its_port() -> None:
         host, port = host_port(address)
         assert host in services, f"{what}: {address} is no Service of the releases"
         assert port in services[host], f"{what}: {host} has ports {services[host]}, not {port}"
+
+
+def discovered(section: dict[str, Any], objects: list[dict[str, Any]]) -> list[str]:
+    """The workloads whose pods a pod-discovery section keeps: its first rule keeps a pod label's value, its
+    second a declared container port."""
+    label_rule, port_rule = section["relabel_configs"][:2]
+    (meta_label,) = label_rule["source_labels"]
+    found = []
+    for manifest in objects:
+        spec = k8s.pod_spec(manifest)
+        if spec is None or manifest["kind"] == "Pod":
+            continue
+        labels = manifest["spec"]["template"]["metadata"].get("labels", {})
+        values = [v for name, v in labels.items() if kubernetes_files.meta_label(name) == meta_label]
+        ports = {str(p["containerPort"]) for c in spec["containers"] for p in c.get("ports", [])}
+        if any(re.fullmatch(label_rule["regex"], v) for v in values) and port_rule["regex"] in ports:
+            found.append(k8s.key(manifest))
+    return found
+
+
+def test_every_scrape_job_and_the_alertmanager_discovery_find_their_pods() -> None:
+    objects = k8s.render(SERVING) + k8s.render(SERVING_B)
+    config = yaml.safe_load((k8s.CHART / "files" / "prometheus.yml").read_text())
+    found = {job["job_name"]: discovered(job, objects) for job in config["scrape_configs"]}
+    assert found == {
+        "clearml-serving-statistics": [
+            "Deployment/asteroid-serving-statistics", "Deployment/asteroid-serving-b-statistics"
+        ],
+        "clearml-serving-inference": [
+            "Deployment/asteroid-serving-inference", "Deployment/asteroid-serving-b-inference"
+        ],
+        "prometheus": ["Deployment/asteroid-prometheus"],
+        "alertmanager": ["StatefulSet/asteroid-alertmanager"],
+    }  # fmt: skip
+    (alerting,) = config["alerting"]["alertmanagers"]
+    assert discovered(alerting, objects) == ["StatefulSet/asteroid-alertmanager"]
