@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.monitoring import dashboard, rules
+from asteroid.monitoring import dashboard, kubernetes_files, rules
 from asteroid.monitoring.config import MonitoringConfig
 from serving_local.config import StackConfig
 from serving_local.monitoring import alertmanager_config
@@ -117,12 +117,6 @@ if __name__ == "__main__":
     parser.add_argument("--target", choices=["compose", "kubernetes"], default="compose")
     parser.add_argument("--rules-dir", type=Path, help="kubernetes: the rollout's rules folder")
     args = parser.parse_args()
-    if args.target == "kubernetes":
-        from asteroid.monitoring import kubernetes_files, publish
-
-        written_files = kubernetes_files.write(args.rules_dir or publish.rules_dir())
-    else:
-        written_files = write()
-    for written in written_files:
+    for written in write() if args.target == "compose" else kubernetes_files.write(args.rules_dir):
         print(f"wrote {written.relative_to(global_config.ROOT)}")
     sys.exit(0)

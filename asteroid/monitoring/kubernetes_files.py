@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 import global_config
-from asteroid.monitoring import dashboard
+from asteroid.monitoring import dashboard, publish
 from asteroid.monitoring.config import MonitoringConfig
 from serving_local.config import StackConfig
 from serving_local.monitoring import alertmanager_config
@@ -153,8 +153,10 @@ def rules_manifest(rules_dir: Path) -> str:
     )
 
 
-def write(rules_dir: Path, directory: Path = KUBERNETES_DIR) -> list[Path]:
-    """Write the committed files and the rules ConfigMap; returns the paths written."""
+def write(rules_dir: Path | None = None, directory: Path = KUBERNETES_DIR) -> list[Path]:
+    """Write the committed files and the rules ConfigMap of `rules_dir` (default: where the rollout writes
+    rules, `SERVING_LOCAL_RULES_DIR`); returns the paths written."""
+    rules_dir = rules_dir or publish.rules_dir()
     written = []
     for relative, content in generated_files().items():
         path = directory / relative
