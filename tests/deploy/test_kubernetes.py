@@ -283,6 +283,13 @@ def test_credentials_reach_the_pods_only_from_secrets() -> None:
     credentials = [v for _r, m in k8s.all_objects() for c in k8s.containers(m) for v in c.get("env", [])
                    if is_credential(v["name"])]  # fmt: skip
     assert len(credentials) >= 10
+    # The Secrets the charts render whatever the values (unused) hold none of the charts' public default keys.
+    for _release, manifest in k8s.all_objects():
+        if manifest["kind"] == "Secret":
+            data = manifest.get("data") or {}
+            assert {name: value for name, value in data.items() if is_credential(name) and value} == {}, (
+                k8s.key(manifest)
+            )
 
 
 def test_the_checks_find_a_loopback_address_a_missing_limit_and_a_credential() -> None:
