@@ -28,9 +28,9 @@ def test_the_deployed_folder_is_a_package_of_its_own(engine: Any) -> None:
     assert set(HOOK_FILES) == {
         "__init__.py",
         "feature_rows.py",
-        "observation_rules.py",
         "schema.py",
         "contract.py",
+        "observation_rules.py",
     }
     module = sys.modules[type(hook).__module__]
     assert module.contract.__name__ == "py_code_asteroid_1.contract"
