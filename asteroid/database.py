@@ -252,11 +252,16 @@ def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame
     driver has a fast bulk path (per-row parameter processing dominated the load time)."""
     names = list(frame.columns)
     # tolist() gives native Python scalars, which every DBAPI driver accepts.
-    rows = list(zip(*(frame[name].tolist() for name in names), strict=True))
+    rows = zip(*(frame[name].tolist() for name in names), strict=True)  # consumed once, tuple by tuple
     quote = connection.dialect.identifier_preparer.quote
     insert = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "
     if connection.dialect.driver == "pysqlite":
-        connection.exec_driver_sql(insert + f"({', '.join('?' * len(names))})", rows)
+        # the driver's executemany takes the tuples as they are made (SQLAlchemy's wants them all in a list)
+        cursor = connection.connection.cursor()  # the DBAPI connection, inside this transaction
+        try:
+            cursor.executemany(insert + f"({', '.join('?' * len(names))})", rows)
+        finally:
+            cursor.close()
     elif connection.dialect.driver == "psycopg2":
         # COPY is PostgreSQL's bulk path. str() of a float is its shortest round-trip form, so values
         # arrive exactly; booleans arrive as True/False, which PostgreSQL accepts.
