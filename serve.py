@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from serving_local.cli import start
         from serving_local.config import StackConfig
-        from serving_local.processes import StackError
+        from serving_local.errors import StackError
 
         config = StackConfig.from_env().with_overrides(
             service_id=service_id,

@@ -80,12 +80,14 @@ def start_detached(
     answers: Callable[[dict[str, Any]], bool] = lambda state: True,
     stop_grace: float = 5.0,
     popen: Callable[[Sequence[str], Path], Child] = detached_popen,
+    killpg: Callable[[int, int], None] = os.killpg,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Child, dict[str, Any]]:
     """Start ``command`` detached and wait until ``state_file`` names it and ``answers(state)`` holds: the
     process and its state. SupervisorError in one line when it exits first (its log's last line) or is not
-    ready within ``timeout`` seconds (then it is stopped)."""
+    ready within ``timeout`` seconds (then it is stopped, and whatever is left of its process group
+    killed)."""
     child = popen(command, log_path)
     deadline = clock() + timeout
     while clock() < deadline:
@@ -98,6 +100,8 @@ def start_detached(
             return child, state
         sleep(POLL_INTERVAL_S)
     stop_child(child, stop_grace, clock, sleep)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        killpg(child.pid, signal.SIGKILL)
     raise SupervisorError(f"{what} was not ready within {timeout:.0f} s; see {log_path}")
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from serving_local.config import StackConfig
-from serving_local.processes import StackError
+from serving_local.errors import StackError
 
 STATISTICS_JOB = "clearml-serving-statistics"
 INFERENCE_JOB = "clearml-serving-inference"

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 import global_config
+from process_supervisor import pid_alive, port_is_free
 from serving_local.config import StackConfig
-from serving_local.processes import pid_alive, port_is_free
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port

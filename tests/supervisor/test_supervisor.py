@@ -246,10 +246,18 @@ def test_a_background_start_that_exits_or_never_answers_fails_in_one_line(tmp_pa
         f"svc exited with code 1: OSError: [Errno 98] Address already in use (log: {tmp_path / 'svc.log'})"
     )
     silent = FakeChild(clock, pid=57)
+    groups: list[tuple[int, int]] = []
+
+    def killpg(pgid: int, sig: int) -> None:
+        groups.append((pgid, sig))
+
     with pytest.raises(SupervisorError, match=r"^svc was not ready within 10 s; see .*svc.log$"):
         start_detached("svc", ["svc"], tmp_path / "svc.log", state, timeout=10, popen=lambda c, log: silent,
-                       clock=clock, sleep=clock.sleep)  # fmt: skip
-    assert [sig for sig, _ in silent.signals] == [signal.SIGTERM]  # and it is stopped
+                       killpg=killpg, clock=clock, sleep=clock.sleep)  # fmt: skip
+    assert [sig for sig, _ in silent.signals] == [
+        signal.SIGTERM
+    ]  # it is stopped, and what is left of its group
+    assert groups == [(57, signal.SIGKILL)]
 
 
 def test_a_background_stop_terms_then_kills_and_removes_the_state_file(tmp_path: Path) -> None:
