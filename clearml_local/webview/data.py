@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from clearml_local.state.tasks import IN_PROGRESS
 from clearml_local.storage import Document, Store
 from clearml_local.webview.files import PREFIX, FileLinks
 from clearml_local.webview.html import seconds_between
@@ -91,7 +92,7 @@ class Reader:
 
 def task_seconds(task: Document) -> float | None:
     """How long a task ran (until now's last update while it still runs)."""
-    end = task.get("completed") or (task.get("last_update") if task.get("status") == "in_progress" else None)
+    end = task.get("completed") or (task.get("last_update") if task.get("status") == IN_PROGRESS else None)
     return seconds_between(task.get("started"), end)
 
 
