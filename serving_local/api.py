@@ -10,6 +10,8 @@ imports these names, never the modules behind them, and rebuilds none of the sta
 - ``start_stack()``, ``stop_stack()``, ``StackConfig``, ``StackError``: run it in the background.
 - ``prometheus_document()``, ``alertmanager_text()``, ``Target``: the configuration generator, for
   deployments elsewhere.
+- ``configured_server()``, ``check_server()``, ``server_is_configured()``, ``ServerCheckError``: the ClearML
+  server the SDK would use, checked (reachable, credentials known) in one line, as the stack checks it.
 
 Every function takes the stack's data directory; by default the one rule of ``StackConfig.from_env``:
 ``SERVING_LOCAL_DATA_DIR``, else ``.serving_local`` in the working directory.
@@ -33,22 +35,34 @@ from serving_local.monitoring_config import (
     alertmanager_text,
     prometheus_document,
 )
+from serving_local.service_check import (
+    ServerCheckError,
+    ServerSettings,
+    check_server,
+    configured_server,
+    server_is_configured,
+)
 
 __all__ = [
     "INFERENCE_JOB",
     "STATISTICS_JOB",
+    "ServerCheckError",
+    "ServerSettings",
     "StackConfig",
     "StackError",
     "StackState",
     "Target",
     "alertmanager_text",
     "alerts_file",
+    "check_server",
+    "configured_server",
     "prometheus_document",
     "read_alerts",
     "reload_prometheus",
     "rules_dir",
     "running_stack",
     "serve_url",
+    "server_is_configured",
     "start_stack",
     "stop_stack",
 ]
@@ -114,12 +128,13 @@ def running_stack(data_dir: Path | None = None) -> StackState | None:
 
 
 def rules_dir(data_dir: Path | None = None) -> Path:
-    """Where the stack's Prometheus reads rule files (``*.yml``): the running stack's, else where a stack
-    started with this environment would (``SERVING_LOCAL_RULES_DIR``, else ``<data dir>/rules``)."""
+    """Where rule files (``*.yml``) go: ``SERVING_LOCAL_RULES_DIR`` when set (e.g. a deployment's rules
+    folder), else the running stack's, else ``<data dir>/rules`` (where a stack started here reads them)."""
+    config = _config(data_dir)
+    if config.rules_dir:
+        return config.rules_dir
     state = running_stack(data_dir)
-    if state and state.rules_dir:
-        return state.rules_dir
-    return _config(data_dir).rules_path
+    return state.rules_dir if state and state.rules_dir else config.rules_path
 
 
 def alerts_file(data_dir: Path | None = None) -> Path:

@@ -18,7 +18,7 @@ RULES_ARTIFACT = "prometheus_rules"
 
 def rules_dir() -> Path:
     """Where the local stack's Prometheus reads rule files: the running stack's, else where a stack started
-    with this environment would read them (``SERVING_LOCAL_RULES_DIR``, else ``<its data dir>/rules``)."""
+    in this environment would read them (``serving_local.api.rules_dir``)."""
     return serving_local.api.rules_dir()
 
 
