@@ -9,6 +9,7 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,11 @@ class Reader:
 
     def tasks(self) -> list[Document]:
         return self.store.all("tasks")
+
+    def tasks_of(self, kind: Callable[[Document], bool], project_id: str | None) -> list[Document]:
+        """The tasks of one kind (datasets, pipeline runs...) in a route's project (all: None or ``*``)."""
+        project = self.project(project_id) if project_id else None
+        return [t for t in self.tasks() if kind(t) and (project is None or t.get("project") == project_id)]
 
     def models(self) -> list[Document]:
         return self.store.all("models")

@@ -11,20 +11,17 @@ from clearml_local.webview.pages import (
     experiment_href,
     is_live,
     live_notice,
-    project_id_of,
+    task_href,
     task_link,
 )
 
 
 def dataset_href(task: Document) -> str:
-    return f"/datasets/simple/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}"
+    return task_href("datasets/simple", task)
 
 
 def datasets_page(reader: Reader, project_id: str | None = None) -> str:
-    project = reader.project(project_id) if project_id else None
-    found = [
-        t for t in reader.tasks() if is_dataset(t) and (project is None or t.get("project") == project_id)
-    ]
+    found = reader.tasks_of(is_dataset, project_id)
     found.sort(key=lambda t: str(t.get("created") or ""), reverse=True)
     rows = [
         [

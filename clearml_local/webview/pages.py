@@ -83,8 +83,13 @@ def project_id_of(doc: Document) -> str:
     return str(doc.get("project") or "*")
 
 
+def task_href(section: str, task: Document, tab_path: str = "") -> str:
+    """``/<section>/<project>/experiments/<task>``: ClearML's URL shape of a task's page in a section."""
+    return f"/{section}/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}{tab_path}"
+
+
 def experiment_href(task: Document, tab_path: str = "") -> str:
-    return f"/projects/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}{tab_path}"
+    return task_href("projects", task, tab_path)
 
 
 def task_link(reader: Reader, task_id: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from clearml_local.storage import Document
 from clearml_local.webview import html as h
+from clearml_local.webview import pages
 from clearml_local.webview.data import (
     NotFound,
     PipelineStep,
@@ -13,25 +14,14 @@ from clearml_local.webview.data import (
     task_seconds,
 )
 from clearml_local.webview.graph import Node, svg_graph
-from clearml_local.webview.pages import (
-    REFRESH_SECONDS,
-    experiment_href,
-    is_live,
-    live_notice,
-    project_id_of,
-    task_link,
-)
 
 
 def pipeline_href(task: Document) -> str:
-    return f"/pipelines/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}"
+    return pages.task_href("pipelines", task)
 
 
 def pipelines_page(reader: Reader, project_id: str | None = None) -> str:
-    project = reader.project(project_id) if project_id else None
-    runs = [
-        t for t in reader.tasks() if is_pipeline(t) and (project is None or t.get("project") == project_id)
-    ]
+    runs = reader.tasks_of(is_pipeline, project_id)
     runs.sort(key=lambda t: str(t.get("started") or t.get("created") or ""), reverse=True)
     rows = [
         [
@@ -68,7 +58,7 @@ def pipeline_page(reader: Reader, task_id: str) -> str:
             s.name,
             f"{s.status} · {h.duration(s.seconds)}" if s.seconds is not None else s.status,
             s.status,
-            experiment_href(reader.task(s.task_id)) if s.task_id else None,
+            pages.experiment_href(reader.task(s.task_id)) if s.task_id else None,
             s.parents,
         )
         for s in steps
@@ -76,7 +66,7 @@ def pipeline_page(reader: Reader, task_id: str) -> str:
     rows = [
         [
             h.esc(s.name),
-            task_link(reader, s.task_id) if s.task_id else '<span class="muted">not run</span>',
+            pages.task_link(reader, s.task_id) if s.task_id else '<span class="muted">not run</span>',
             h.status(s.status),
             h.duration(s.seconds),
             h.esc(", ".join(s.parents)),
@@ -88,21 +78,21 @@ def pipeline_page(reader: Reader, task_id: str) -> str:
         ["Started", h.when(task.get("started"))],
         ["Duration", h.duration(task_seconds(task))],
         ["Tags", h.tags(task.get("tags"))],
-        ["Controller", h.link(experiment_href(task), "details, log, parameters")],
+        ["Controller", h.link(pages.experiment_href(task), "details, log, parameters")],
     ]
     live = _live_status(task, steps)
     body = (
         f"<h1>{h.esc(task.get('name'))} {h.status(task.get('status'))}</h1>"
-        + (live_notice(live) if live else "")
+        + (pages.live_notice(live) if live else "")
         + h.table(["Field", "Value"], info, css="info")
         + "<h2>Steps</h2>"
         + svg_graph(nodes)
         + h.table(["Step", "Experiment", "Status", "Duration", "Parents"], rows)
     )
-    return h.page(str(task.get("name") or task_id), body, refresh=REFRESH_SECONDS if live else None)
+    return h.page(str(task.get("name") or task_id), body, refresh=pages.REFRESH_SECONDS if live else None)
 
 
 def _live_status(controller: Document, steps: list[PipelineStep]) -> str | None:
     """The state that keeps a pipeline page reloading: the controller's, else a step's; None when done."""
     states = [str(controller.get("status")), *(s.status for s in steps)]
-    return next((state for state in states if is_live(state)), None)
+    return next((state for state in states if pages.is_live(state)), None)
