@@ -42,7 +42,8 @@ class Action(enum.Enum):
 
 
 class ExitPolicy(Protocol):
-    """Decides, per part, what its exit means for the whole."""
+    """Decides, per part, what its exit means for the whole (a restart policy would be another
+    implementation, with an action of its own)."""
 
     def on_exit(self, part: Part, returncode: int) -> Action: ...
 
@@ -64,6 +65,9 @@ def _always_ready() -> bool:
 
 @dataclass(frozen=True)
 class Part:
+    """One process of the whole: how to start it, how to know it is ready, how to stop it, what its exit
+    means."""
+
     name: str
     command: Sequence[str]
     log_path: Path  # its output, appended
@@ -81,8 +85,12 @@ class Exited:
     action: Action
 
     def describe(self) -> str:
-        log = self.part.log_path
-        return f"{self.part.name} exited with code {self.returncode}: {last_line(log)} (log: {log})"
+        return exit_line(self.part, self.returncode)
+
+
+def exit_line(part: Part, returncode: int) -> str:
+    """One line on a part's exit: its code, its log's last line, where the log is."""
+    return f"{part.name} exited with code {returncode}: {last_line(part.log_path)} (log: {part.log_path})"
 
 
 def popen_child(part: Part) -> subprocess.Popen:
@@ -195,7 +203,7 @@ class Supervisor:
         while self._clock() < deadline:
             code = child.poll()
             if code is not None:
-                raise SupervisorError(Exited(part, code, part.policy.on_exit(part, code)).describe())
+                raise SupervisorError(exit_line(part, code))
             if part.ready():
                 return self._clock() - began
             self._sleep(POLL_INTERVAL_S)
