@@ -8,8 +8,8 @@ imports these names, never the modules behind them, and rebuilds none of the sta
   where its webhook receiver appends notifications (and those notifications), where it serves.
 - ``reload_prometheus()``: the running stack's Prometheus re-reads its rule files.
 - ``start_stack()``, ``stop_stack()``, ``StackConfig``, ``StackError``: run it in the background.
-- ``prometheus_document()``, ``alertmanager_text()``, ``Target``: the configuration generator, for
-  deployments elsewhere.
+- ``prometheus_document()``, ``alertmanager_text()``, ``Target``, ``Discovery``: the configuration
+  generator, for deployments elsewhere.
 - ``configured_server()``, ``check_server()``, ``server_is_configured()``, ``ServerCheckError``: the ClearML
   server the SDK would use, checked (reachable, credentials known) in one line, as the stack checks it.
 
@@ -31,6 +31,7 @@ from serving_local.errors import StackError
 from serving_local.monitoring_config import (
     INFERENCE_JOB,
     STATISTICS_JOB,
+    Discovery,
     Target,
     alertmanager_text,
     prometheus_document,
@@ -46,6 +47,7 @@ from serving_local.service_check import (
 __all__ = [
     "INFERENCE_JOB",
     "STATISTICS_JOB",
+    "Discovery",
     "ServerCheckError",
     "ServerSettings",
     "StackConfig",

@@ -1,21 +1,31 @@
-"""The one generator of Prometheus' and Alertmanager's configuration, for this stack and for a deployment
-elsewhere (``asteroid/monitoring/deploy_files.py`` writes the Compose stack's): what differs between them —
-static targets or DNS discovery of the inference replicas, the rule files' path, the addresses — is a
-parameter. The scrape job names are defined here once; alert rules select on them."""
+"""The one generator of Prometheus' and Alertmanager's configuration, for this stack and for deployments
+elsewhere (``asteroid/monitoring/deploy_files.py`` and ``kubernetes_files.py`` write the Compose and the
+Kubernetes ones): what differs between them — how each target is found (static address, DNS, Kubernetes pod
+discovery), the rule files' path, the webhook's address — is a parameter. The scrape job names are defined
+here once; alert rules select on them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from serving_local.config import StackConfig
 
 STATISTICS_JOB = "clearml-serving-statistics"  # the statistics controller's metrics (request statistics)
 INFERENCE_JOB = "clearml-serving-inference"  # the inference app's request metrics (count, errors, latency)
 
 
+class Discovery(Protocol):
+    """How Prometheus finds a target: the keys of a scrape configuration besides ``job_name``, which are also
+    an ``alertmanagers`` entry (``static_configs``, ``dns_sd_configs``, ``kubernetes_sd_configs`` ...)."""
+
+    def discovery(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where Prometheus finds a scrape target: one address, or (``dns``) every address a name resolves to
-    (Docker's and Kubernetes' DNS answer a service name with one address per replica)."""
+    """One address, or (``dns``) every address a name resolves to (Docker's DNS answers a service name with
+    one address per replica)."""
 
     host: str
     port: int
@@ -25,43 +35,44 @@ class Target:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def scrape_config(self, job: str) -> dict[str, Any]:
+    def discovery(self) -> dict[str, Any]:
         if self.dns:
-            return {
-                "job_name": job,
-                "dns_sd_configs": [{"names": [self.host], "type": "A", "port": self.port}],
-            }
-        return {"job_name": job, "static_configs": [{"targets": [self.address]}]}
+            return {"dns_sd_configs": [{"names": [self.host], "type": "A", "port": self.port}]}
+        return {"static_configs": [{"targets": [self.address]}]}
 
 
 def prometheus_document(
     *,
     scrape_seconds: float,
     rule_files: list[str],
-    statistics: Target,
-    inference: Target,
-    prometheus: Target,
-    alertmanager: Target,
+    statistics: Discovery,
+    inference: Discovery,
+    prometheus: Discovery,
+    alertmanager: Discovery,
 ) -> dict[str, Any]:
     """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves, the rule
     files, alerts sent to Alertmanager."""
     interval = f"{scrape_seconds:g}s"
+    jobs = [(STATISTICS_JOB, statistics), (INFERENCE_JOB, inference), ("prometheus", prometheus)]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.address]}]}]},
+        "alerting": {"alertmanagers": [alertmanager.discovery()]},
         "scrape_configs": [
-            statistics.scrape_config(STATISTICS_JOB),
-            inference.scrape_config(INFERENCE_JOB),
-            prometheus.scrape_config("prometheus"),
-            alertmanager.scrape_config("alertmanager"),
+            {"job_name": job, **target.discovery()} for job, target in [*jobs, ("alertmanager", alertmanager)]
         ],
     }
 
 
-def alertmanager_text(webhook_url: str, group_wait: str, group_interval: str, repeat_interval: str) -> str:
+def alertmanager_text(
+    webhook_url: str,
+    group_wait: str = StackConfig.alert_group_wait,
+    group_interval: str = StackConfig.alert_group_interval,
+    repeat_interval: str = StackConfig.alert_repeat_interval,
+) -> str:
     """alertmanager.yml (without a header): every alert to the webhook receiver at ``webhook_url``, resolved
-    ones too; critical inhibits warning of the same alert. E-mail and Slack receivers are shown commented."""
+    ones too; critical inhibits warning of the same alert; the stack's timings unless given. E-mail and Slack
+    receivers are shown commented."""
     return f"""route:
   receiver: webhook
   group_by: ['...']          # every distinct alert (label set) is its own notification

@@ -10,12 +10,13 @@ container is the container itself.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.monitoring import dashboard, rules
+from asteroid.monitoring import dashboard, kubernetes_files, rules
 from serving_local.api import StackConfig, Target, alertmanager_text, prometheus_document
 
 DEPLOY_DIR = global_config.ROOT / "deploy"
@@ -62,9 +63,7 @@ def prometheus_config() -> dict[str, Any]:
 def alertmanager_config() -> str:
     """alertmanager.yml: the local stack's routing (every alert to the webhook receiver, critical inhibits
     warning, the same timings), with the receiver at the alert-webhook service."""
-    webhook = Target(WEBHOOK_SERVICE, WEBHOOK_PORT)
-    timings = (PORTS.alert_group_wait, PORTS.alert_group_interval, PORTS.alert_repeat_interval)
-    return HEADER + alertmanager_text(f"http://{webhook.address}/alerts", *timings)
+    return HEADER + alertmanager_text(f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts")
 
 
 def grafana_datasource() -> dict[str, Any]:
@@ -90,6 +89,10 @@ def write(directory: Path = DEPLOY_DIR) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for written in write():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=["compose", "kubernetes"], default="compose")
+    parser.add_argument("--rules-dir", type=Path, help="kubernetes: the rollout's rules folder")
+    args = parser.parse_args()
+    for written in write() if args.target == "compose" else kubernetes_files.write(args.rules_dir):
         print(f"wrote {written.relative_to(global_config.ROOT)}")
     sys.exit(0)

@@ -124,10 +124,12 @@ def scrape_jobs(prometheus_yml: str) -> set[str]:
     return {job["job_name"] for job in yaml.safe_load(prometheus_yml)["scrape_configs"]}
 
 
-def test_the_scrape_jobs_are_serving_locals_in_production_and_locally(tmp_path: Path) -> None:
-    production = scrape_jobs((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
+def test_the_scrape_jobs_are_serving_locals_in_compose_kubernetes_and_locally(tmp_path: Path) -> None:
+    compose_jobs = scrape_jobs((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    kubernetes = scrape_jobs((compose.DEPLOY / "kubernetes" / "files" / "prometheus.yml").read_text())
     local = scrape_jobs(monitoring.prometheus_config(StackConfig(data_dir=tmp_path)))
-    assert production == local >= {serving_local.api.STATISTICS_JOB, serving_local.api.INFERENCE_JOB}
+    assert compose_jobs == kubernetes == local
+    assert local >= {serving_local.api.STATISTICS_JOB, serving_local.api.INFERENCE_JOB}
 
 
 def datasource_uids(node: Any) -> list[str]:
