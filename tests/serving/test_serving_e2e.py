@@ -149,7 +149,7 @@ def test_served_probabilities_equal_the_offline_model(deployment: Deployment) ->
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("missing field", {"json": {"Absolute Magnitude": 20.0}}, 422, "missing field 'Est Dia in KM(min)'"),
+    ("missing field", {"json": {"Absolute Magnitude": 20.0}}, 422, "field 'Est Dia in KM(min)' is missing"),
     ("unknown field", {"json": {"rows": [{"colour": "red"}]}}, 422, "unknown field 'colour'"),
     ("string", {"json": {"rows": [{"Eccentricity": "x"}]}}, 422, "field 'Eccentricity' must be a number"),
     (
