@@ -74,9 +74,10 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:
-    """A read-only local copy of a dataset version, or of only its files under `folder` (a child version's
-    copy otherwise holds its parents' files too: the raw observations, in a preprocessed version).
+def dataset_copy(dataset_id: str, folder: str | None = None) -> tuple[Any, Path]:
+    """A dataset version and a read-only local copy of it, or of only its files under `folder` (a child
+    version's copy otherwise holds its parents' files too: the raw observations, in a preprocessed version).
+    The version itself can be handed on, e.g. as the parent of a new one, without fetching it again.
 
     Parallel steps calling ``get_local_copy()`` on the same dataset race in the SDK's shared cache
     (``FileExistsError``); a per-dataset lock serialises them and later callers hit the cache.
@@ -86,7 +87,12 @@ def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:
     with machine_lock(f"dataset-{dataset_id}"):
         dataset = Dataset.get(dataset_id=dataset_id)
         files = None if folder is None else [f for f in dataset.list_files() if f.startswith(f"{folder}/")]
-        return Path(dataset.get_local_copy(files=files))
+        return dataset, Path(dataset.get_local_copy(files=files))
+
+
+def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:
+    """The local copy of `dataset_copy`."""
+    return dataset_copy(dataset_id, folder)[1]
 
 
 def upload_and_finalize(dataset: Any) -> None:
