@@ -74,11 +74,27 @@ class RequestValidator:
         cleaned: dict[str, Any] = strip_nulls(body)
         validator = self._validator(endpoint)
         if validator is not None:
+            cleaned = _lists_from_strings(validator.schema, cleaned)
             schema_body = {k: v for k, v in cleaned.items() if k not in REQUEST_EXTRAS}
             error = jsonschema.exceptions.best_match(validator.iter_errors(schema_body))
             if error is not None:
                 raise ApiError(status=400, subcode=12, message=describe(error))
         return cleaned
+
+
+def _lists_from_strings(schema: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """A single string where the schema says list of strings becomes a one-item list (the real server
+    accepts both, and clients send ``id="..."`` or ``project="..."`` to get_all)."""
+    properties = schema.get("properties", {})
+    for name, value in body.items():
+        if not isinstance(value, str):
+            continue
+        spec = properties.get(name) or {}
+        kinds = _types(spec)
+        item_kinds = _types(spec.get("items") or {})
+        if "array" in kinds and "string" not in kinds and item_kinds <= {"string"}:
+            body[name] = [value]
+    return body
 
 
 def check_shape(value: Any, field: str = "", max_depth: int = MAX_DEPTH) -> None:

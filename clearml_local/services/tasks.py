@@ -99,12 +99,19 @@ def _transition(action: str) -> Callable[[Context, Body], Body]:
 
 for _action, _name in (
     ("started", "tasks.started"),
-    ("completed", "tasks.completed"),
     ("failed", "tasks.failed"),
     ("stopped", "tasks.stopped"),
     ("closed", "tasks.close"),
 ):
     endpoint(_name)(_transition(_action))
+
+
+@endpoint("tasks.completed")
+def completed(ctx: Context, body: Body) -> Body:
+    fields, published = ctx.state.tasks.complete(
+        body.get("task"), bool(body.get("force")), bool(body.get("publish")), **_reason(body)
+    )
+    return {"updated": 1, "fields": fields, "published": int(published)}
 
 
 @endpoint("tasks.stop")
@@ -121,8 +128,21 @@ def publish(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.reset")
 def reset(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.reset(body.get("task"), bool(body.get("force")), body.get("status_reason") or "")
-    return {"updated": 1, "fields": fields, "dequeued": {}, "events": {}, "deleted_models": 0, "urls": {}}
+    result = ctx.state.tasks.reset(
+        body.get("task"),
+        bool(body.get("force")),
+        body.get("status_reason") or "",
+        bool(body.get("clear_all")),
+    )
+    reply: Body = {
+        "updated": 1,
+        "fields": result.fields,
+        "dequeued": result.dequeued,
+        "deleted_models": result.cleanup.deleted_models,
+    }
+    if body.get("return_file_urls"):
+        reply["urls"] = result.cleanup.urls
+    return reply
 
 
 @endpoint("tasks.enqueue")
@@ -135,8 +155,10 @@ def enqueue(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.dequeue")
 def dequeue(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.dequeue(body.get("task"), bool(body.get("force")))
-    return {"dequeued": 1, "updated": 1, "fields": fields}
+    fields = ctx.state.tasks.dequeue(
+        body.get("task"), body.get("new_status"), body.get("status_reason") or ""
+    )
+    return {"dequeued": 1, "updated": int(bool(fields)), "fields": fields}
 
 
 @endpoint("tasks.ping")
@@ -153,7 +175,9 @@ def clone(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete")
 def delete(ctx: Context, body: Body) -> Body:
-    return ctx.state.tasks.delete(body.get("task"), bool(body.get("force")))
+    return ctx.state.tasks.delete(
+        body.get("task"), bool(body.get("force")), bool(body.get("return_file_urls"))
+    )
 
 
 @endpoint("tasks.archive")

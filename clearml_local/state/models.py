@@ -145,12 +145,16 @@ class ModelBackend(Collection):
             self.state.tasks.forget_model(model_id)
         return {"deleted": True, "url": model.get("uri")}
 
-    def detach_task(self, task_id: str) -> int:
-        """Cascade of a task's deletion: its models stay, without the task; how many."""
-        models = [m for m in self.all() if m.get("task") == task_id]
-        for model in models:
+    def of_task(self, task: Document) -> list[Document]:
+        """The models a task made or names as its output."""
+        outputs = {ref.get("model") for ref in (task.get("models") or {}).get("output", [])}
+        return [m for m in self.all() if m.get("task") == task["id"] or m["id"] in outputs]
+
+    def detach(self, model_id: str) -> None:
+        """Cascade of its task's deletion or reset: the model stays, without the task."""
+        model = self.store.peek(self.collection, model_id)
+        if model is not None:
             self.store.put(self.collection, {**model, "task": None})
-        return len(models)
 
     def output_of(self, task_id: str) -> Document:
         outputs = self.state.tasks.view(task_id).get("models", {}).get("output") or []
