@@ -78,10 +78,28 @@ class TaskCannotBeDeleted(ApiError):
 
 
 class ModelIsPublished(ApiError):
-    subcode = 105
+    """The real server's 'model is ready' (a published model)."""
+
+    subcode = 203
 
     def __init__(self, model_id: str, what: str) -> None:
         super().__init__(f"Model {model_id} is published: {what}")
+
+
+class ModelInUse(ApiError):
+    subcode = 205
+
+    def __init__(self, model_id: str, tasks: int) -> None:
+        super().__init__(f"Model {model_id} is the input of {tasks} tasks: delete it with force=true")
+
+
+class ModelCreatingTaskExists(ApiError):
+    subcode = 206
+
+    def __init__(self, model_id: str, task_id: str) -> None:
+        super().__init__(
+            f"Model {model_id} was made by the published task {task_id}: delete it with force=true"
+        )
 
 
 class NameTaken(ApiError):

@@ -36,6 +36,8 @@ MAX_OPEN_FIELD_ENTRIES = 100_000
 # Where the real, unmodified clients send what the SDK's schema classes are stricter about:
 # clearml-agent 3.0.3 reports machine statistics as floats where the schema says integer.
 _INTEGER_AS_NUMBER = {"workers.status_report": ("definitions", "machine_stats", "properties")}
+# Where the real server takes an object keyed by item key as well as the list of items the schema names.
+_OBJECT_OR_LIST = {"models.create": "metadata", "models.edit": "metadata", "models.update": "metadata"}
 
 
 class RequestValidator:
@@ -182,6 +184,15 @@ def _types(spec: dict[str, Any]) -> set[str]:
 
 
 def _relaxed(endpoint: str, schema: dict[str, Any]) -> dict[str, Any]:
+    either = _OBJECT_OR_LIST.get(endpoint)
+    if either is not None and either in schema.get("properties", {}):
+        schema = copy.deepcopy(schema)
+        listed = schema["properties"][either]
+        keyed = {"type": "object", "additionalProperties": listed["items"]}
+        schema["properties"][either] = {
+            "anyOf": [listed, keyed],
+            "description": listed.get("description", ""),
+        }
     where = _INTEGER_AS_NUMBER.get(endpoint)
     if where is None:
         return schema

@@ -122,7 +122,12 @@ def stop(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.publish")
 def publish(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.publish(body.get("task"), bool(body.get("force")), **_reason(body))
+    fields = ctx.state.tasks.publish(
+        body.get("task"),
+        bool(body.get("force")),
+        **_reason(body),
+        publish_model=body.get("publish_model") is not False,
+    )
     return {"committed_versions_results": [], "updated": 1, "fields": fields}
 
 
@@ -305,4 +310,5 @@ def add_or_update_model(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete_models")
 def delete_models(ctx: Context, body: Body) -> Body:
-    return {"updated": ctx.state.tasks.delete_models(body.get("task"), required(body, "models"))}
+    deleted = ctx.state.tasks.delete_models(body.get("task"), required(body, "models"))
+    return {"updated": int(deleted > 0)}

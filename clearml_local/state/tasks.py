@@ -293,13 +293,19 @@ class TaskBackend(Collection):
         return self.change(task_id, apply)
 
     def publish(
-        self, task_id: str, force: bool = False, reason: str = "", message: str = ""
+        self,
+        task_id: str,
+        force: bool = False,
+        reason: str = "",
+        message: str = "",
+        publish_model: bool = True,
     ) -> dict[str, Any]:
-        """The one task publish: the task becomes published and its output models ready."""
+        """The one task publish: the task becomes published and (unless told otherwise) its output models
+        ready."""
 
         def apply(task: Document) -> dict[str, Any]:
             self._require(task, TRANSITIONS["publish"].allowed_from, "publish", force)
-            for ref in task["models"].get("output", []):
+            for ref in task["models"].get("output", []) if publish_model else []:
                 self.state.models.mark_ready(ref.get("model"))
             return self._move_to(task, "publish", reason, message)
 
@@ -636,8 +642,12 @@ class TaskBackend(Collection):
 
         def apply(task: Document) -> dict[str, Any]:
             refs = task["models"].setdefault(kind, [])
-            refs[:] = [r for r in refs if r.get("name") != name]
-            refs.append({"name": name, "model": model_id, "updated": now_iso()})
+            ref = {"name": name, "model": model_id, "updated": now_iso()}
+            index = next((i for i, r in enumerate(refs) if r.get("name") == name), None)
+            if index is None:
+                refs.append(ref)
+            else:
+                refs[index] = ref  # a model of that name is replaced where it stands
             if iteration is not None:
                 task["last_iteration"] = max(task.get("last_iteration") or 0, iteration)
             return {f"models.{kind}": refs}
@@ -659,16 +669,44 @@ class TaskBackend(Collection):
         self.change(task_id, apply)
         return deleted
 
-    def forget_model(self, model_id: str) -> None:
-        """Cascade of a model's deletion: no task refers to it any more."""
+    def forget_model(self, model_id: str, tombstone: str) -> None:
+        """Cascade of a model's deletion: tasks using it as input, and published tasks that made it, name
+        ``tombstone`` instead; other tasks drop it from their outputs."""
         for task in self.all():
             refs = task.get("models") or {}
-            if any(r.get("model") == model_id for kind in ("input", "output") for r in refs.get(kind, [])):
-                kept = {
-                    kind: [r for r in refs.get(kind, []) if r.get("model") != model_id]
-                    for kind in ("input", "output")
-                }
-                self.store.put(self.collection, {**task, "models": kept})
+            if not any(
+                r.get("model") == model_id for kind in ("input", "output") for r in refs.get(kind, [])
+            ):
+                continue
+            keep_output = task["status"] == PUBLISHED
+            models = {
+                "input": [
+                    {**r, "model": tombstone} if r.get("model") == model_id else r for r in refs["input"]
+                ],
+                "output": [
+                    {**r, "model": tombstone} if r.get("model") == model_id else r
+                    for r in refs.get("output", [])
+                    if keep_output or r.get("model") != model_id
+                ],
+            }
+            self.store.put(self.collection, {**task, "models": models})
+
+    def using_input_model(self, model_id: str) -> list[str]:
+        """The tasks that use a model as input."""
+        return [
+            t["id"]
+            for t in self.all()
+            if any(r.get("model") == model_id for r in (t.get("models") or {}).get("input", []))
+        ]
+
+    def raise_iteration(self, task_id: str, iteration: int) -> None:
+        """The task's ``last_iteration`` rises to ``iteration`` (never falls)."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            task["last_iteration"] = max(task.get("last_iteration") or 0, iteration)
+            return {"last_iteration": task["last_iteration"]}
+
+        self.change(task_id, apply, "task")
 
     def in_projects(self, project_ids: set[str]) -> list[Document]:
         return [t for t in self.all() if t.get("project") in project_ids]
