@@ -105,8 +105,12 @@ def test_model_publish_publishes_a_finished_task_once(state: State) -> None:
     running = new_task(state)
     other = state.models.create({"name": "m2", "uri": "http://f/m2.bin", "task": running})
     state.tasks.transition(running, "started")
-    assert state.models.publish(other, publish_task=True)["published_task"] == {}
-    assert status(state, running) == "in_progress"
+    with pytest.raises(InvalidTaskStatus):
+        state.models.publish(other, publish_task=True)  # the real server refuses to publish a running task
+    assert (status(state, running), state.models.view(other)["ready"]) == ("in_progress", False)
+    assert "published_task" not in state.models.publish(other, publish_task=False)
+    with pytest.raises(ModelIsPublished):
+        state.models.publish(other, publish_task=False)  # once
 
 
 def test_archive_is_one_system_tag_for_every_collection(state: State) -> None:
