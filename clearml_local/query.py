@@ -8,12 +8,15 @@ Covers what the SDK sends: ids, ``name`` as a regular expression, list filters o
 from __future__ import annotations
 
 import re
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import re2
 
-from clearml_local.errors import bad_request, wrong_type
+from clearml_local.errors import InvalidScrollId, bad_request, wrong_type
 from clearml_local.storage import Document
 
 MAX_PATTERN_CHARS = 4096
@@ -26,6 +29,7 @@ CONTROL_KEYS = {
     "page",
     "page_size",
     "size",
+    "start",
     "scroll_id",
     "refresh_scroll",
     "order_by",
@@ -243,19 +247,16 @@ def _text_predicate(spec: Any, mode: str) -> Callable[[Document], bool]:
     return lambda doc: any(matches(doc, f) for f in fields)
 
 
-def build_filter(
-    body: dict[str, Any], field_map: dict[str, str] | None = None, ignore: Iterable[str] = ()
-) -> Callable[[Document], bool]:
-    """One predicate for all field filters in a get_all body; ``field_map`` renames request keys."""
-    field_map = field_map or {}
-    skipped = set(ignore) | CONTROL_KEYS
+def build_filter(body: dict[str, Any]) -> Callable[[Document], bool]:
+    """One predicate for all field filters in a get_all body."""
+    skipped = CONTROL_KEYS
     predicates: list[Callable[[Document], bool]] = []
     for key, value in body.items():
         if key in skipped or value is None:
             continue
         if isinstance(value, list) and not value:
             continue
-        predicates.append(_field_predicate(field_map.get(key, key), value))
+        predicates.append(_field_predicate(key, value))
     for mode in ("_any_", "_all_"):
         if body.get(mode):
             predicates.append(_text_predicate(body[mode], mode))
@@ -270,47 +271,122 @@ def build_filter(
     return lambda doc: all(predicate(doc) for predicate in predicates)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+# Fields whose string values order as numbers where they are numbers (the real server's numeric collation).
+NUMERIC_ORDER_PREFIXES = ("execution.parameters.", "hyperparams.", "last_metrics.", "metadata.")
+# The most documents one get_all answers (the real server's max_page_size): clients page beyond it.
+MAX_PAGE_SIZE = 500
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _is_empty(value: Any) -> bool:
+    return value is _MISSING or value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    """'run 10' after 'run 9': digit runs compare as numbers."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(text) if part
+    )
+
+
+def _sort_key(value: Any, numeric: bool) -> tuple[Any, ...]:
+    """MongoDB's order of types: nothing, numbers, strings, objects, lists, booleans."""
     if value is _MISSING or value is None:
         return (0, 0)
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool):
+        return (5, value)
+    if isinstance(value, int | float):
         return (1, value)
+    if isinstance(value, str):
+        return (2, _natural(value)) if numeric else (2, value)
+    if isinstance(value, dict):
+        return (3, str(value))
+    if isinstance(value, list):
+        return (4, str(value))
     return (2, str(value))
 
 
 def order(docs: list[Document], order_by: Any) -> list[Document]:
+    """Sort as the real server does: by each key in turn, then by id; empty values of the first key
+    last whichever the direction."""
     if not order_by:
         return docs
     keys = [order_by] if isinstance(order_by, str) else order_by
     if not isinstance(keys, list):
         raise wrong_type("order_by", "a list of field names", order_by)
-    result = list(docs)
-    for key in reversed(keys):
+    for key in keys:
         if not isinstance(key, str) or not key.strip("-+"):
             raise bad_request(f"Invalid order_by entry: {key!r}")
-        descending = key.startswith("-")
+    if not {"id", "-id"} & set(keys):
+        keys = [*keys, "id"]
+    result = list(docs)
+    for key in reversed(keys):
         field = key.lstrip("-+")
-        read = getter(field)
-        result.sort(key=lambda doc, read=read: _sort_key(read(doc)), reverse=descending)
-    return result
+        read, numeric = getter(field), field.startswith(NUMERIC_ORDER_PREFIXES)
+        result.sort(key=lambda doc, read=read: _sort_key(read(doc), numeric), reverse=key.startswith("-"))
+    first = getter(keys[0].lstrip("-+"))
+    return [d for d in result if not _is_empty(first(d))] + [d for d in result if _is_empty(first(d))]
+
+
+def _int_field(body: dict[str, Any], name: str, minimum: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise bad_request(f"Validation error: field '{name}' must be an integer >= {minimum}", subcode=12)
+    return value
 
 
 def paginate(docs: list[Document], body: dict[str, Any]) -> list[Document]:
-    page = body.get("page")
-    page_size = body.get("page_size")
-    size = body.get("size")
-    if page_size is not None or page is not None:
-        if not isinstance(page, int | None) or not isinstance(page_size, int | None):
-            raise bad_request("Validation error: 'page' and 'page_size' must be integers")
-        page = page or 0
-        if page_size is None:
-            raise bad_request("Validation error: 'page_size' is required when 'page' is given")
-        if page < 0 or page_size < 1:
-            raise bad_request("Validation error: 'page' must be >= 0 and 'page_size' >= 1")
-        return docs[page * page_size : (page + 1) * page_size]
-    if isinstance(size, int) and size > 0:
-        return docs[:size]
-    return docs
+    """``page``/``page_size`` (at most ``MAX_PAGE_SIZE``), or ``size`` from ``start``."""
+    page, page_size = _int_field(body, "page", 0), _int_field(body, "page_size", 1)
+    start, size = _int_field(body, "start", 0), _int_field(body, "size", 1)
+    if start is not None or size is not None:
+        begin = start or 0
+        return docs[begin : begin + min(size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)]
+    if page is not None and page_size is None:
+        raise bad_request("Validation error: 'page_size' is required when 'page' is given", subcode=12)
+    page_size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+    return docs[(page or 0) * page_size : ((page or 0) + 1) * page_size]
+
+
+class Scrolls:
+    """Where each scroll of get_all calls is: opaque ids, forgotten after ``ttl_s`` of disuse; an id that
+    was never given or is forgotten is refused (never silently restarted)."""
+
+    def __init__(
+        self, ttl_s: float = 600.0, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
+        self._ttl_s, self._limit, self._clock = ttl_s, limit, clock
+        self._positions: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def position(self, scroll_id: Any) -> tuple[str, int]:
+        """(id, position): a new scroll for an empty id, else the known one's; 400 when unknown."""
+        if scroll_id in (None, ""):
+            return uuid.uuid4().hex, 0
+        with self._lock:
+            self._expire()
+            found = self._positions.get(scroll_id) if isinstance(scroll_id, str) else None
+        if found is None:
+            raise InvalidScrollId(scroll_id)
+        return scroll_id, found[0]
+
+    def advance(self, scroll_id: str, position: int) -> None:
+        with self._lock:
+            self._expire()
+            if len(self._positions) >= self._limit and scroll_id not in self._positions:
+                oldest = min(self._positions, key=lambda k: self._positions[k][1])
+                del self._positions[oldest]
+            self._positions[scroll_id] = (position, self._clock())
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for key in [k for k, (_, used) in self._positions.items() if now - used > self._ttl_s]:
+            del self._positions[key]
+
+
+SCROLLS = Scrolls()
 
 
 def project(doc: Document, only_fields: list[str] | None) -> Document:
@@ -335,21 +411,56 @@ def project(doc: Document, only_fields: list[str] | None) -> Document:
     return out
 
 
+def select(
+    docs: Iterable[Document],
+    body: dict[str, Any],
+    *,
+    extra: Callable[[Document], bool] | None = None,
+    default_order: str | None = None,
+) -> list[Document]:
+    """The documents a get_all request filters for, in its order (not paged, not projected)."""
+    predicate = build_filter(body)
+    selected = [doc for doc in docs if predicate(doc) and (extra is None or extra(doc))]
+    return order(selected, body.get("order_by") or default_order)
+
+
+def projected(docs: list[Document], body: dict[str, Any]) -> list[Document]:
+    only_fields = body.get("only_fields")
+    if only_fields is not None and not isinstance(only_fields, list):
+        raise wrong_type("only_fields", "a list of strings", only_fields)
+    return [project(doc, only_fields) for doc in docs]
+
+
 def run_query(
     docs: Iterable[Document],
     body: dict[str, Any],
     *,
     extra: Callable[[Document], bool] | None = None,
-    field_map: dict[str, str] | None = None,
-    ignore: Iterable[str] = (),
     default_order: str | None = None,
 ) -> list[Document]:
     """Filter, order, page and project documents as a get_all request asks."""
-    predicate = build_filter(body, field_map, ignore)
-    selected = [doc for doc in docs if predicate(doc) and (extra is None or extra(doc))]
-    selected = order(selected, body.get("order_by") or default_order)
-    selected = paginate(selected, body)
-    only_fields = body.get("only_fields")
-    if only_fields is not None and not isinstance(only_fields, list):
-        raise wrong_type("only_fields", "a list of strings", only_fields)
-    return [project(doc, only_fields) for doc in selected]
+    return projected(paginate(select(docs, body, extra=extra, default_order=default_order), body), body)
+
+
+def run_scrolled_query(
+    docs: Iterable[Document],
+    body: dict[str, Any],
+    *,
+    extra: Callable[[Document], bool] | None = None,
+    default_order: str | None = None,
+    scrolls: Scrolls = SCROLLS,
+) -> tuple[list[Document], str | None]:
+    """``run_query``, continued where the request's ``scroll_id`` left off (``size`` at a time;
+    ``refresh_scroll`` answers again from the start up to where it is). (page, scroll id or None)."""
+    if "scroll_id" not in body:
+        return run_query(docs, body, extra=extra, default_order=default_order), None
+    size = _int_field(body, "size", 1)
+    if size is None:
+        raise bad_request("Validation error: field 'size' (an integer >= 1) is required with scroll_id", 12)
+    scroll_id, position = scrolls.position(body.get("scroll_id"))
+    start = 0 if body.get("refresh_scroll") else position
+    size = max(position, size) if body.get("refresh_scroll") else size
+    selected = select(docs, body, extra=extra, default_order=default_order)
+    page = selected[start : start + min(size, MAX_PAGE_SIZE)]
+    scrolls.advance(scroll_id, start + len(page))
+    return projected(page, body), scroll_id

@@ -74,6 +74,8 @@ class RequestValidator:
             if field in body:
                 check_shape(body[field], field, depth)
         cleaned: dict[str, Any] = strip_nulls(body)
+        if "scroll_id" in body and body["scroll_id"] is None:
+            cleaned["scroll_id"] = ""  # a null scroll id asks for a new scroll (the key itself matters)
         validator = self._validator(endpoint)
         if validator is not None:
             cleaned = _lists_from_strings(validator.schema, cleaned)

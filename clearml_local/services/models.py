@@ -32,10 +32,12 @@ def get_all(ctx: Context, body: Body) -> Body:
     if query.get("project") and query.get("include_subprojects"):
         roots = ids(query, "project")
         query["project"] = sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))
-    models = ctx.state.models.query(query, default_order="-created")
+    reply = ctx.state.models.get_all(query, "models", default_order="-created")
     if body.get("include_stats"):
-        models = [{**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in models]
-    return {"models": models}
+        reply["models"] = [
+            {**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in reply["models"]
+        ]
+    return reply
 
 
 @endpoint("models.get_frameworks")

@@ -30,7 +30,7 @@ def get_all(ctx: Context, body: Body) -> Body:
     if parents:
         shallow = bool(query.get("shallow_search"))
         among = [p for p in ctx.state.projects.all() if ctx.state.projects.under(p, parents, shallow)]
-    return {"projects": ctx.state.projects.query(query, default_order="name", among=among)}
+    return ctx.state.projects.get_all(query, "projects", default_order="name", among=among)
 
 
 @endpoint("projects.update")

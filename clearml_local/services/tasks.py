@@ -37,7 +37,7 @@ def get_by_id(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.get_all", "tasks.get_all_ex")
 def get_all(ctx: Context, body: Body) -> Body:
-    return {"tasks": ctx.state.tasks.query(body, default_order="-created")}
+    return ctx.state.tasks.get_all(body, "tasks", default_order="-created")
 
 
 @endpoint("tasks.get_types")
