@@ -7,6 +7,7 @@ Covers what the SDK sends: ids, ``name`` as a regular expression, list filters o
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
@@ -55,6 +56,8 @@ CONTROL_KEYS = {
     "active_users",
     "non_public",
     "filters",
+    "_or_",
+    "_and_",
     "return_full_data",
 }
 PATTERN_FIELDS = {"name", "comment", "basename"}
@@ -140,6 +143,11 @@ def _compile(pattern: str, field: str) -> Any:
         ) from None
 
 
+def pattern_matches(pattern: str, field: str, text: str) -> bool:
+    """A case-insensitive search of ``text`` for ``pattern`` (400 for a pattern RE2 cannot run)."""
+    return _compile(pattern, field).search(text) is not None
+
+
 _REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
 
 
@@ -189,6 +197,11 @@ def _field_predicate(field: str, value: Any) -> Callable[[Document], bool]:
         return lambda doc: match_tags(doc.get(field), spec)
     if field in PATTERN_FIELDS and isinstance(value, str):
         return _pattern_predicate(field, value)
+    if _is_range_field(field) and (
+        _is_condition(value)
+        or (isinstance(value, list) and (len(value) == 2 or any(map(_is_condition, value))))
+    ):
+        return _range_predicate(field, value)
     if field == "id":
         ids = set(spec)
         return lambda doc: doc.get("id") in ids
@@ -227,11 +240,21 @@ def _match_scalar_list(actual: Any, spec: list[str]) -> bool:
     return match_tags([str(v) for v in values], spec)
 
 
-def _text_predicate(spec: Any, mode: str) -> Callable[[Document], bool]:
-    if not isinstance(spec, dict):
-        raise wrong_type(mode, "an object with 'pattern' and 'fields'", spec)
-    pattern = spec.get("pattern")
-    fields = spec.get("fields") or []
+def _multi_field_predicate(spec: Any, mode: str) -> Callable[[Document], bool]:
+    """``_any_``/``_or_`` and ``_all_``/``_and_``: one ``pattern`` or one ``datetime`` condition over several
+    fields, any or all of which must meet it."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields", []), list):
+        raise wrong_type(mode, "an object with 'fields' and 'pattern' or 'datetime'", spec)
+    pattern, when = spec.get("pattern"), spec.get("datetime")
+    if pattern is not None and when is not None:
+        raise bad_request(f"Validation error: field '{mode}' takes 'pattern' or 'datetime', not both", 12)
+    fields = [f for f in spec.get("fields") or [] if isinstance(f, str)]
+    combine = all if mode in ("_all_", "_and_") else any
+    if when is not None:
+        checks = [_range_predicate(f, when) for f in fields if _is_range_field(f)]
+        if not checks:
+            return lambda doc: True
+        return lambda doc: combine(check(doc) for check in checks)
     if pattern is None:
         return lambda doc: True
     regex = _compile(str(pattern), f"{mode}.pattern")
@@ -242,9 +265,142 @@ def _text_predicate(spec: Any, mode: str) -> Callable[[Document], bool]:
             return any(regex.search(str(v)) for v in value)
         return value is not _MISSING and value is not None and regex.search(str(value)) is not None
 
-    if mode == "_all_":
-        return lambda doc: all(matches(doc, f) for f in fields)
-    return lambda doc: any(matches(doc, f) for f in fields)
+    return lambda doc: combine(matches(doc, f) for f in fields)
+
+
+# --- ranges and date-time conditions -------------------------------------------------------------------
+
+# Fields compared by range (``[min, max]``) or by condition (``">=2024-01-01T00:00:00"``).
+RANGE_FIELDS = frozenset(
+    {"created", "started", "completed", "active_duration", "last_iteration", "last_update", "last_change"}
+    | {"status_changed", "last_activity_time", "register_time"}
+)
+RANGE_PREFIXES = ("last_metrics.",)
+_CONDITION = re.compile(r"^(?P<operator>>=|>|<=|<)?(?P<value>.*)$", re.DOTALL)
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "": lambda a, b: a == b,
+}
+
+
+def _is_range_field(field: str) -> bool:
+    return field in RANGE_FIELDS or field.startswith(RANGE_PREFIXES)
+
+
+def _is_condition(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith((">", "<"))
+
+
+def _as_time(value: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # times are kept to the millisecond (as MongoDB keeps them): bounds are compared at that precision
+    parsed = parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _compare(stored: Any, bound: Any, operator: Callable[[Any, Any], bool]) -> bool:
+    """Compare a stored value with a bound as numbers, else as times, else not at all."""
+    if stored is _MISSING or stored is None or bound is None:
+        return False
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
+        try:
+            return operator(stored, float(bound))
+        except (TypeError, ValueError):
+            return False
+    if isinstance(stored, str) and isinstance(bound, str):
+        left, right = _as_time(stored), _as_time(bound)
+        return left is not None and right is not None and operator(left, right)
+    return False
+
+
+def _range_predicate(field: str, data: Any) -> Callable[[Document], bool]:
+    """``[min, max]`` (both included; a missing min also admits empty values) or conditions such as
+    ``[">=a", "<b"]``, all of which must hold."""
+    items = data if isinstance(data, list) else [data]
+    read = getter(field)
+    if len(items) == 2 and not any(_is_condition(item) for item in items):
+        low, high = items
+        if low is None and high is None:
+            raise bad_request(f"Validation error: field '{field}' needs a min or a max value", 12)
+
+        def in_range(doc: Document) -> bool:
+            stored = read(doc)
+            if low is None and (stored is _MISSING or stored is None):
+                return True
+            return (low is None or _compare(stored, low, _OPERATORS[">="])) and (
+                high is None or _compare(stored, high, _OPERATORS["<="])
+            )
+
+        return in_range
+    conditions = []
+    for item in items:
+        if not isinstance(item, str):
+            raise wrong_type(field, "a condition string such as '>=2024-01-01T00:00:00' or [min, max]", item)
+        found = _CONDITION.match(item)
+        assert found is not None  # the pattern matches every string
+        conditions.append((_OPERATORS[found["operator"] or ""], found["value"]))
+    return lambda doc: all(_compare(read(doc), bound, operator) for operator, bound in conditions)
+
+
+# --- list filters ----------------------------------------------------------------------------------------
+
+
+def _list_filter_predicate(field: str, spec: Any) -> Callable[[Document], bool]:
+    """``filters: {field: {any: {include, exclude}, all: {include, exclude}, op}}``: ``any`` ORs its parts,
+    ``all`` ANDs them; ``None`` stands for the empty list; ``op`` joins ``any`` and ``all`` (default and)."""
+    if not isinstance(spec, dict) or set(spec) - {"any", "all", "op"}:
+        raise bad_request(f"Validation error: invalid filter for field '{field}': expected any, all, op", 12)
+    joiner = spec.get("op", "and")
+    if joiner not in ("and", "or"):
+        raise bad_request(f"Validation error: filter op for field '{field}' must be 'and' or 'or'", 12)
+    read = getter(field)
+    parts: list[Callable[[set[Any]], bool]] = []
+    for condition in ("any", "all"):
+        terms = spec.get(condition)
+        if terms is None:
+            continue
+        if not isinstance(terms, dict) or set(terms) - {"include", "exclude"}:
+            raise bad_request(f"Validation error: filter '{field}.{condition}' takes include and exclude", 12)
+        checks = [
+            _list_check(condition, include, values)
+            for include, values in ((True, terms.get("include")), (False, terms.get("exclude")))
+            if values
+        ]
+        if checks:
+            joined = any if condition == "any" else all
+            parts.append(lambda present, checks=checks, joined=joined: joined(c(present) for c in checks))
+    if not parts:
+        return lambda doc: True
+    combine = all if joiner == "and" else any
+
+    def predicate(doc: Document) -> bool:
+        value = read(doc)
+        present = set(_strings(value)) if isinstance(value, list) else ({value} if value else set())
+        return combine(part(present) for part in parts)
+
+    return predicate
+
+
+def _list_check(condition: str, include: bool, values: list[Any]) -> Callable[[set[Any]], bool]:
+    """One include or exclude list of a filter, as the real server's MongoDB operators read it."""
+    wanted = {v for v in values if v is not None}
+    empty = None in values
+    checks: list[Callable[[set[Any]], bool]] = []
+    if empty:
+        checks.append((lambda p: not p) if include else (lambda p: bool(p)))
+    if wanted:
+        if condition == "any":
+            checks.append((lambda p: bool(p & wanted)) if include else (lambda p: not wanted <= p))
+        else:
+            checks.append((lambda p: wanted <= p) if include else (lambda p: not p & wanted))
+    joined = any if condition == "any" else all
+    return lambda present: joined(check(present) for check in checks)
 
 
 def build_filter(body: dict[str, Any]) -> Callable[[Document], bool]:
@@ -257,9 +413,13 @@ def build_filter(body: dict[str, Any]) -> Callable[[Document], bool]:
         if isinstance(value, list) and not value:
             continue
         predicates.append(_field_predicate(key, value))
-    for mode in ("_any_", "_all_"):
+    for mode in ("_any_", "_all_", "_or_", "_and_"):
         if body.get(mode):
-            predicates.append(_text_predicate(body[mode], mode))
+            predicates.append(_multi_field_predicate(body[mode], mode))
+    filters = body.get("filters") or {}
+    if not isinstance(filters, dict):
+        raise wrong_type("filters", "an object of list filters by field", filters)
+    predicates.extend(_list_filter_predicate(field, spec) for field, spec in filters.items())
     if body.get("search_text"):
         regex = _compile(re.escape(str(body["search_text"])), "search_text")
         predicates.append(
@@ -282,7 +442,7 @@ def _is_empty(value: Any) -> bool:
     return value is _MISSING or value is None or (isinstance(value, str | list | dict) and not value)
 
 
-def _natural(text: str) -> tuple[Any, ...]:
+def natural_key(text: str) -> tuple[Any, ...]:
     """'run 10' after 'run 9': digit runs compare as numbers."""
     return tuple(
         (0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(text) if part
@@ -298,7 +458,7 @@ def _sort_key(value: Any, numeric: bool) -> tuple[Any, ...]:
     if isinstance(value, int | float):
         return (1, value)
     if isinstance(value, str):
-        return (2, _natural(value)) if numeric else (2, value)
+        return (2, natural_key(value)) if numeric else (2, value)
     if isinstance(value, dict):
         return (3, str(value))
     if isinstance(value, list):

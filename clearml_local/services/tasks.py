@@ -168,7 +168,7 @@ def dequeue(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.ping")
 def ping(ctx: Context, body: Body) -> Body:
-    ctx.state.tasks.view(body.get("task"), "task")
+    ctx.state.tasks.ping(body.get("task"))
     return {}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_local.errors import BadRequest, InvalidProjectId, NameTaken, NotEmpty
+from clearml_local.query import natural_key, pattern_matches
 from clearml_local.state.base import ARCHIVED, Collection, new_id, now_iso
 from clearml_local.storage import Document
 
@@ -221,6 +222,27 @@ class ProjectBackend(Collection):
             for section, params in (task.get("hyperparams") or {}).items():
                 found.update((section, name) for name in params)
         return [{"section": s, "name": n} for s, n in sorted(found)]
+
+    def hyperparam_values(
+        self, project_ids: list[str], section: str, name: str, include_subprojects: bool, pattern: str | None
+    ) -> list[str]:
+        """The distinct values of one hyperparameter over the tasks of projects (or all), in numeric order;
+        ``pattern`` keeps those it matches."""
+        if not project_ids:
+            tasks = self.state.tasks.all()
+        else:
+            ids = set(project_ids)
+            if include_subprojects:
+                ids = set().union(*(self.descendants(p) for p in project_ids))
+            tasks = self.state.tasks.in_projects(ids)
+        values = {
+            str(param.get("value", ""))
+            for task in tasks
+            if (param := ((task.get("hyperparams") or {}).get(section) or {}).get(name)) is not None
+        }
+        if pattern:
+            values = {v for v in values if pattern_matches(pattern, "pattern", v)}
+        return sorted(values, key=natural_key)
 
     def task_parents(self) -> list[dict[str, str]]:
         parent_ids = {t.get("parent") for t in self.state.tasks.all() if t.get("parent")}

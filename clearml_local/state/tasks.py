@@ -379,6 +379,10 @@ class TaskBackend(Collection):
         self.change(task_id, apply)
         return True
 
+    def ping(self, task_id: str) -> None:
+        """The task is alive: its ``last_update`` is now."""
+        self.change(task_id, lambda task: {}, "task")
+
     def set_execution_queue(self, task_id: str, queue_id: str) -> None:
         def apply(task: Document) -> dict[str, Any]:
             task["execution"]["queue"] = queue_id
