@@ -459,10 +459,10 @@ def _sort_key(value: Any, numeric: bool) -> tuple[Any, ...]:
         return (1, value)
     if isinstance(value, str):
         return (2, natural_key(value)) if numeric else (2, value)
-    if isinstance(value, dict):
-        return (3, str(value))
+    if isinstance(value, dict):  # field by field, as MongoDB compares embedded documents
+        return (3, tuple((str(k), _sort_key(v, numeric)) for k, v in value.items()))
     if isinstance(value, list):
-        return (4, str(value))
+        return (4, tuple(_sort_key(v, numeric) for v in value))
     return (2, str(value))
 
 

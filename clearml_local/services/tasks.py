@@ -233,7 +233,9 @@ endpoint("tasks.publish_many")(_many_of(publish))
 @endpoint("tasks.edit_hyper_params")
 def edit_hyper_params(ctx: Context, body: Body) -> Body:
     items = required(body, "hyperparams")
-    ctx.state.tasks.edit_hyper_params(body.get("task"), items, body.get("replace_hyperparams") or "none")
+    ctx.state.tasks.edit_hyper_params(
+        body.get("task"), items, body.get("replace_hyperparams") or "none", bool(body.get("force"))
+    )
     return {"updated": 1}
 
 
@@ -245,13 +247,18 @@ def get_hyper_params(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete_hyper_params")
 def delete_hyper_params(ctx: Context, body: Body) -> Body:
-    return {"deleted": ctx.state.tasks.delete_hyper_params(body.get("task"), required(body, "hyperparams"))}
+    deleted = ctx.state.tasks.delete_hyper_params(
+        body.get("task"), required(body, "hyperparams"), bool(body.get("force"))
+    )
+    return {"deleted": deleted}
 
 
 @endpoint("tasks.edit_configuration")
 def edit_configuration(ctx: Context, body: Body) -> Body:
     items = required(body, "configuration")
-    ctx.state.tasks.edit_configuration(body.get("task"), items, bool(body.get("replace_configuration")))
+    ctx.state.tasks.edit_configuration(
+        body.get("task"), items, bool(body.get("replace_configuration")), bool(body.get("force"))
+    )
     return {"updated": 1}
 
 
@@ -279,7 +286,9 @@ def get_configuration_names(ctx: Context, body: Body) -> Body:
 @endpoint("tasks.delete_configuration")
 def delete_configuration(ctx: Context, body: Body) -> Body:
     return {
-        "deleted": ctx.state.tasks.delete_configuration(body.get("task"), body.get("configuration") or [])
+        "deleted": ctx.state.tasks.delete_configuration(
+            body.get("task"), body.get("configuration") or [], bool(body.get("force"))
+        )
     }
 
 

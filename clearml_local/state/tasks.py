@@ -50,6 +50,8 @@ TRANSITIONS: dict[str, Transition] = {
 EDITABLE_STATUSES = frozenset({CREATED, IN_PROGRESS})
 # The system tag of a task run from a developer's machine (dropped when it is enqueued for an agent).
 DEVELOPMENT = "development"
+# The hyperparameter section editable in any status (user properties).
+PROPERTIES_SECTION = "properties"
 # The status message that asks the worker running a task to abort it.
 STOPPING = "stopping"
 # A task whose worker reported within this time is run by a live worker (the real server's default).
@@ -143,7 +145,7 @@ class TaskBackend(Collection):
             "parent": fields.get("parent"),
             "project": self.state.projects.check_id(fields.get("project")),
             "output": {"destination": fields.get("output_dest"), **(fields.get("output") or {})},
-            "execution": {**EMPTY_EXECUTION, **(fields.get("execution") or {})},
+            "execution": _with_artifacts({**EMPTY_EXECUTION, **(fields.get("execution") or {})}),
             "container": fields.get("container") or {},
             "models": {"input": [], "output": [], **(fields.get("models") or {})},
             "script": {**EMPTY_SCRIPT, **(fields.get("script") or {})},
@@ -183,10 +185,9 @@ class TaskBackend(Collection):
             if "output_dest" in fields:
                 task.setdefault("output", {})["destination"] = fields["output_dest"]
             if "execution" in changed:
-                changed["execution"] = {
-                    "artifacts": task["execution"].get("artifacts", []),
-                    **changed["execution"],
-                }
+                changed["execution"] = _with_artifacts(
+                    {"artifacts": task["execution"].get("artifacts", []), **changed["execution"]}
+                )
             if "script" in changed:
                 changed["script"] = {**EMPTY_SCRIPT, **changed["script"]}
             if "models" in changed:
@@ -530,8 +531,18 @@ class TaskBackend(Collection):
 
     # --- hyperparameters and configuration ----------------------------------------------------------------
 
-    def edit_hyper_params(self, task_id: str, items: list[dict[str, Any]], replace: str) -> None:
+    def _require_editable(self, task: Document, force: bool, sections: list[Any]) -> None:
+        """Parameters and configuration change only on a draft task (a running one with force); the
+        ``properties`` section in any status."""
+        if sections and all(str(section).lower() == PROPERTIES_SECTION for section in sections):
+            return
+        self._require(task, EDITABLE_STATUSES if force else frozenset({CREATED}), "edit", False)
+
+    def edit_hyper_params(
+        self, task_id: str, items: list[dict[str, Any]], replace: str, force: bool = False
+    ) -> None:
         def apply(task: Document) -> dict[str, Any]:
+            self._require_editable(task, force, [item.get("section") for item in items])
             params = task.setdefault("hyperparams", {})
             if replace == "all":
                 params.clear()
@@ -556,11 +567,12 @@ class TaskBackend(Collection):
 
         self.change(task_id, apply)
 
-    def delete_hyper_params(self, task_id: str, items: list[dict[str, Any]]) -> int:
+    def delete_hyper_params(self, task_id: str, items: list[dict[str, Any]], force: bool = False) -> int:
         deleted = 0
 
         def apply(task: Document) -> dict[str, Any]:
             nonlocal deleted
+            self._require_editable(task, force, [item.get("section") for item in items])
             params = task.setdefault("hyperparams", {})
             for item in items:
                 section, name = item.get("section"), item.get("name")
@@ -578,8 +590,11 @@ class TaskBackend(Collection):
         sections = self.view(task_id, "tasks").get("hyperparams") or {}
         return [dict(param) for section in sections.values() for param in section.values()]
 
-    def edit_configuration(self, task_id: str, items: list[dict[str, Any]], replace: bool) -> None:
+    def edit_configuration(
+        self, task_id: str, items: list[dict[str, Any]], replace: bool, force: bool = False
+    ) -> None:
         def apply(task: Document) -> dict[str, Any]:
+            self._require_editable(task, force, [])
             config = task.setdefault("configuration", {})
             if replace:
                 config.clear()
@@ -593,11 +608,12 @@ class TaskBackend(Collection):
 
         self.change(task_id, apply)
 
-    def delete_configuration(self, task_id: str, names: list[str]) -> int:
+    def delete_configuration(self, task_id: str, names: list[str], force: bool = False) -> int:
         deleted = 0
 
         def apply(task: Document) -> dict[str, Any]:
             nonlocal deleted
+            self._require_editable(task, force, [])
             config = task.setdefault("configuration", {})
             for name in names:
                 deleted += config.pop(name, None) is not None
@@ -613,25 +629,23 @@ class TaskBackend(Collection):
 
     def add_or_update_artifacts(self, task_id: str, items: list[dict[str, Any]]) -> int:
         def apply(task: Document) -> dict[str, Any]:
-            current = task["execution"].setdefault("artifacts", [])
-            for item in items:
-                artifact = {**item, "mode": item.get("mode") or "output"}
-                key = (artifact["key"], artifact["mode"])
-                current[:] = [a for a in current if (a.get("key"), a.get("mode")) != key]
-                current.append(artifact)
-            return {"execution.artifacts": current}
+            current = {_artifact_key(a): a for a in task["execution"].get("artifacts", [])}
+            for artifact in _artifacts(items):
+                current[_artifact_key(artifact)] = artifact
+            task["execution"]["artifacts"] = _artifacts(current.values())
+            return {"execution.artifacts": task["execution"]["artifacts"]}
 
         self.change(task_id, apply)
         return len(items)
 
     def delete_artifacts(self, task_id: str, items: list[dict[str, Any]]) -> int:
-        keys = {(item.get("key"), item.get("mode") or "output") for item in items}
+        keys = {_artifact_key(a) for a in _artifacts(items)}
         deleted = 0
 
         def apply(task: Document) -> dict[str, Any]:
             nonlocal deleted
-            current = task["execution"].setdefault("artifacts", [])
-            kept = [a for a in current if (a.get("key"), a.get("mode") or "output") not in keys]
+            current = task["execution"].get("artifacts", [])
+            kept = [a for a in current if _artifact_key(a) not in keys]
             deleted = len(current) - len(kept)
             task["execution"]["artifacts"] = kept
             return {"execution.artifacts": kept}
@@ -714,6 +728,26 @@ class TaskBackend(Collection):
 
     def in_projects(self, project_ids: set[str]) -> list[Document]:
         return [t for t in self.all() if t.get("project") in project_ids]
+
+
+def _artifact_key(artifact: dict[str, Any]) -> tuple[str, str]:
+    return (str(artifact.get("key")), str(artifact.get("mode") or "output"))
+
+
+def _artifacts(items: Any) -> list[dict[str, Any]]:
+    """Artifacts with their mode (output unless said), one per key and mode, in key order (the real
+    server keeps them in a map by key and mode)."""
+    by_key = {}
+    for item in items or []:
+        if not isinstance(item, dict) or not item.get("key"):
+            raise InvalidField("Validation error: every artifact needs a 'key'")
+        artifact = {**item, "mode": item.get("mode") or "output"}
+        by_key[_artifact_key(artifact)] = artifact
+    return [by_key[key] for key in sorted(by_key)]
+
+
+def _with_artifacts(execution: dict[str, Any]) -> dict[str, Any]:
+    return {**execution, "artifacts": _artifacts(execution.get("artifacts"))}
 
 
 def _task_type(value: Any) -> str:
