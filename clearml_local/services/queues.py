@@ -42,17 +42,25 @@ def delete(ctx: Context, body: Body) -> Body:
     return {"deleted": 1}
 
 
+@endpoint("queues.clear_queue")
+def clear_queue(ctx: Context, body: Body) -> Body:
+    return {"removed_tasks": ctx.state.queues.clear(body.get("queue"))}
+
+
 @endpoint("queues.add_task")
 def add_task(ctx: Context, body: Body) -> Body:
-    ctx.state.tasks.view(body.get("task"), "task")
-    ctx.state.queues.push(body.get("queue"), required(body, "task"))
+    ctx.state.queues.add_task(
+        body.get("queue"), required(body, "task"), body.get("update_execution_queue", True) is not False
+    )
     return {"added": 1}
 
 
 @endpoint("queues.remove_task")
 def remove_task(ctx: Context, body: Body) -> Body:
-    ctx.state.queues.view(body.get("queue"), "queue")
-    return {"removed": ctx.state.queues.remove(required(body, "queue"), required(body, "task"))}
+    removed = ctx.state.queues.remove_task(
+        body.get("queue"), required(body, "task"), bool(body.get("update_task_status"))
+    )
+    return {"removed": removed}
 
 
 @endpoint("queues.get_next_task")
