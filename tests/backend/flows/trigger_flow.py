@@ -2,6 +2,7 @@
 trigger on publish and a task trigger on a metric threshold (both calling functions). Prints what fired."""
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -57,11 +58,19 @@ second = dataset_version([first.id])
 owner = Task.create(project_name="automation", task_name="model owner")
 (workdir / "model.bin").write_bytes(b"weights")
 model = OutputModel(task=owner, name="triggering model")
-model.update_weights(weights_filename=str(workdir / "model.bin"), iteration=1000)
+model.update_weights(
+    weights_filename=str(workdir / "model.bin"),
+    auto_delete_file=False,
+    iteration=1000,
+    upload_uri=os.environ["CLEARML_FILES_HOST"],
+)
+model.wait_for_uploads()
 model.publish()
 scored = Task.create(project_name="automation", task_name="scored")
 scored.get_logger().report_scalar("loss", "loss", value=0.9, iteration=0)
-scored.get_logger().report_scalar("loss", "loss", value=0.25, iteration=1)
+scored.get_logger().report_scalar(
+    "loss", "loss", value=0.25, iteration=1, upload_uri=os.environ["CLEARML_FILES_HOST"]
+)
 scored.flush(wait_for_uploads=True)
 above = Task.create(project_name="automation", task_name="above threshold")
 above.get_logger().report_scalar("loss", "loss", value=0.75, iteration=0)
