@@ -14,7 +14,7 @@ from clearml_local.errors import (
     ModelIsPublished,
 )
 from clearml_local.state.base import Collection, new_id, now_iso
-from clearml_local.state.tasks import CREATED, IN_PROGRESS, PUBLISHED
+from clearml_local.state.tasks import CREATED, DELETED, IN_PROGRESS, PUBLISHED
 from clearml_local.storage import Document
 
 EDITABLE = (
@@ -33,8 +33,6 @@ EDITABLE = (
 )
 # What a published model keeps: its weights and what describes them.
 FROZEN_WHEN_PUBLISHED = ("uri", "design", "labels")
-# What a task's references to a deleted model name instead of it (as the real server does).
-DELETED_PREFIX = "__DELETED__"
 
 
 def metadata_items(items: Any) -> dict[str, dict[str, Any]]:
@@ -172,7 +170,7 @@ class ModelBackend(Collection):
             if task is not None and task["status"] == PUBLISHED and not force:
                 raise ModelCreatingTaskExists(model_id, task_id)
             self.store.delete(self.collection, model_id)
-            self.state.tasks.forget_model(model_id, f"{DELETED_PREFIX}{model_id}")
+            self.state.tasks.forget_model(model_id, f"{DELETED}{model_id}")
         return {"deleted": True, "url": model.get("uri")}
 
     def of_task(self, task: Document) -> list[Document]:
