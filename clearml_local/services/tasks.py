@@ -35,15 +35,23 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"task": ctx.state.tasks.view(body.get("task"), "task")}
 
 
+def _with_subprojects(ctx: Context, body: Body) -> Body:
+    if not (body.get("project") and body.get("include_subprojects")):
+        return body
+    roots = ids(body, "project")
+    return {**body, "project": sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))}
+
+
 @endpoint("tasks.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return ctx.state.tasks.get_all(body, "tasks", default_order="-created")
+    return ctx.state.tasks.get_all(_with_subprojects(ctx, body), "tasks", default_order="-created")
 
 
 @endpoint("tasks.get_all_ex")
 def get_all_ex(ctx: Context, body: Body) -> Body:
     """``get_all`` that also joins the references its ``only_fields`` reach into (the web UI's form)."""
-    return ctx.state.tasks.get_all(body, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
+    query = _with_subprojects(ctx, body)
+    return ctx.state.tasks.get_all(query, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
 
 
 @endpoint("tasks.get_types")

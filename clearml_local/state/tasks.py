@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from clearml_local.errors import (
     BadRequest,
@@ -128,6 +128,12 @@ class ResetResult:
 class TaskBackend(Collection):
     collection = "tasks"
     missing = InvalidTaskId
+    references: ClassVar[dict[str, str]] = {
+        "project": "projects",
+        "parent": "tasks",
+        "execution.queue": "queues",
+        "user": "users",
+    }
 
     # --- create, edit ---------------------------------------------------------------------------------
 
@@ -384,28 +390,6 @@ class TaskBackend(Collection):
 
         self.change(task_id, apply)
         return True
-
-    def joined(self, task: Document, only_fields: list[str]) -> Document:
-        """The task with the references ``only_fields`` reaches into (``project.name``, ``user.name``,
-        ``parent.name``, ``execution.queue.name``) replaced by ``{id, name}`` (what ``get_all_ex`` joins)."""
-        wanted = {f.split(".")[0] for f in only_fields if "." in f}
-        if any(f == "execution.*" or f.startswith("execution.queue.") for f in only_fields):
-            wanted.add("execution.queue")
-        if not wanted & {"project", "user", "parent", "execution.queue"}:
-            return task
-        out = dict(task)
-        for field, collection in (("project", "projects"), ("parent", "tasks")):
-            if field in wanted and isinstance(task.get(field), str):
-                named = self.store.peek(collection, task[field]) or {}
-                out[field] = {"id": task[field], "name": named.get("name")}
-        if "user" in wanted and isinstance(task.get("user"), str):
-            out["user"] = {"id": task["user"], "name": self.state.identity.user_name}
-        queue_id = (task.get("execution") or {}).get("queue")
-        if "execution.queue" in wanted and isinstance(queue_id, str):
-            queue = self.store.peek("queues", queue_id) or {}
-            reference = {"id": queue_id, "name": queue.get("name"), "display_name": queue.get("display_name")}
-            out["execution"] = {**task["execution"], "queue": reference}
-        return out
 
     def ping(self, task_id: str) -> None:
         """The task is alive: its ``last_update`` is now."""
