@@ -25,11 +25,11 @@ DATASETS_FOLDER, PIPELINES_FOLDER = ".datasets", ".pipelines"
 
 
 def normalize(name: str) -> str:
-    """The full path without empty parts or surrounding spaces (``a//b `` is ``a/b``); 400 when nothing
-    is left."""
-    parts = [p.strip() for p in name.split("/") if p.strip()]
-    if not parts:
-        raise BadRequest(f"Invalid project name {name!r}: it is empty", subcode=INVALID_NAME_SUBCODE)
+    """The full path without spaces around its parts; 400 for an empty part (``/``, ``a//b``: the real
+    server drops empty parts, this backend refuses what is most likely a mistake)."""
+    parts = [p.strip() for p in name.split("/")]
+    if not all(parts):
+        raise BadRequest(f"Invalid project name {name!r}: empty path component", subcode=INVALID_NAME_SUBCODE)
     return "/".join(parts)
 
 
