@@ -35,6 +35,8 @@ CONTROL_KEYS = {
     "refresh_scroll",
     "order_by",
     "only_fields",
+    "projection",
+    "max_task_entries",
     "search_text",
     "_any_",
     "_all_",
@@ -63,6 +65,8 @@ CONTROL_KEYS = {
 PATTERN_FIELDS = {"name", "comment", "basename"}
 TAG_FIELDS = {"tags", "system_tags"}
 _MISSING = object()
+# Replaces the references of a document by the documents they name, as the fields asked for need.
+Expand = Callable[[Document, list[str]], Document]
 
 
 def get_path(doc: Document, path: str) -> Any:
@@ -550,25 +554,45 @@ SCROLLS = Scrolls()
 
 
 def project(doc: Document, only_fields: list[str] | None) -> Document:
-    """A MongoDB-like projection: dotted paths keep nested keys; ``id`` is always returned."""
+    """A MongoDB-like projection: dotted paths keep nested keys (``a.*`` is all of ``a``, ``*`` all of the
+    document), ``-path`` leaves a path out; ``id`` is always returned."""
     if not only_fields:
         return doc  # cached documents are replaced, never changed in place: no copy needed to reply
-    out: Document = {"id": doc.get("id")}
-    for path in only_fields:
-        parts = path.split(".")
-        source: Any = doc
-        target = out
-        for i, part in enumerate(parts):
-            if not isinstance(source, dict) or part not in source:
-                break
-            source = source[part]
-            if i == len(parts) - 1:
-                target[part] = source
-            else:
-                if not isinstance(source, dict):
-                    break
-                target = target.setdefault(part, {})
+    includes = [f.removesuffix(".*") for f in only_fields if isinstance(f, str) and not f.startswith("-")]
+    excludes = [f[1:].removesuffix(".*") for f in only_fields if isinstance(f, str) and f.startswith("-")]
+    if not includes or "*" in includes:
+        out = dict(doc)
+    else:
+        out = {"id": doc.get("id")}
+        for path in includes:
+            _copy_path(doc, out, path.split("."))
+    for path in excludes:
+        _drop_path(out, path.split("."))
     return out
+
+
+def _copy_path(source: Any, target: Document, parts: list[str]) -> None:
+    for i, part in enumerate(parts):
+        if not isinstance(source, dict) or part not in source:
+            return
+        source = source[part]
+        if i == len(parts) - 1:
+            target[part] = source
+        elif not isinstance(source, dict):
+            return
+        else:
+            target = target.setdefault(part, {})
+
+
+def _drop_path(doc: Document, parts: list[str]) -> None:
+    """Remove a path from a projected document, copying the dicts along it (stored ones stay as they are)."""
+    target = doc
+    for part in parts[:-1]:
+        if not isinstance(target.get(part), dict):
+            return
+        target[part] = dict(target[part])
+        target = target[part]
+    target.pop(parts[-1], None)
 
 
 def select(
@@ -584,10 +608,13 @@ def select(
     return order(selected, body.get("order_by") or default_order)
 
 
-def projected(docs: list[Document], body: dict[str, Any]) -> list[Document]:
-    only_fields = body.get("only_fields")
+def projected(docs: list[Document], body: dict[str, Any], expand: Expand | None = None) -> list[Document]:
+    """The requested fields of each document (after ``expand`` replaced references by what they name)."""
+    only_fields = body.get("only_fields", body.get("projection"))
     if only_fields is not None and not isinstance(only_fields, list):
         raise wrong_type("only_fields", "a list of strings", only_fields)
+    if expand is not None:
+        docs = [expand(doc, only_fields or []) for doc in docs]
     return [project(doc, only_fields) for doc in docs]
 
 
@@ -597,9 +624,11 @@ def run_query(
     *,
     extra: Callable[[Document], bool] | None = None,
     default_order: str | None = None,
+    expand: Expand | None = None,
 ) -> list[Document]:
     """Filter, order, page and project documents as a get_all request asks."""
-    return projected(paginate(select(docs, body, extra=extra, default_order=default_order), body), body)
+    selected = select(docs, body, extra=extra, default_order=default_order)
+    return projected(paginate(selected, body), body, expand)
 
 
 def run_scrolled_query(
@@ -608,12 +637,13 @@ def run_scrolled_query(
     *,
     extra: Callable[[Document], bool] | None = None,
     default_order: str | None = None,
+    expand: Expand | None = None,
     scrolls: Scrolls = SCROLLS,
 ) -> tuple[list[Document], str | None]:
     """``run_query``, continued where the request's ``scroll_id`` left off (``size`` at a time;
     ``refresh_scroll`` answers again from the start up to where it is). (page, scroll id or None)."""
     if "scroll_id" not in body:
-        return run_query(docs, body, extra=extra, default_order=default_order), None
+        return run_query(docs, body, extra=extra, default_order=default_order, expand=expand), None
     size = _int_field(body, "size", 1)
     if size is None:
         raise bad_request("Validation error: field 'size' (an integer >= 1) is required with scroll_id", 12)
@@ -623,4 +653,4 @@ def run_scrolled_query(
     selected = select(docs, body, extra=extra, default_order=default_order)
     page = selected[start : start + min(size, MAX_PAGE_SIZE)]
     scrolls.advance(scroll_id, start + len(page))
-    return projected(page, body), scroll_id
+    return projected(page, body, expand), scroll_id

@@ -12,7 +12,10 @@ Body = dict[str, Any]
 
 @endpoint("queues.create")
 def create(ctx: Context, body: Body) -> Body:
-    return {"id": ctx.state.queues.create(required(body, "name"), body.get("tags"), body.get("system_tags"))}
+    queue_id = ctx.state.queues.create(
+        required(body, "name"), body.get("tags"), body.get("system_tags"), body.get("display_name")
+    )
+    return {"id": queue_id}
 
 
 @endpoint("queues.get_by_id")
@@ -20,9 +23,14 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"queue": ctx.state.queues.view(body.get("queue"), "queue")}
 
 
-@endpoint("queues.get_all", "queues.get_all_ex")
+@endpoint("queues.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return {"queues": ctx.state.queues.query(body, default_order="name", respect_hidden=False)}
+    return ctx.state.queues.listing(body, with_task_names=False)
+
+
+@endpoint("queues.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    return ctx.state.queues.listing(body, with_task_names=True)
 
 
 @endpoint("queues.get_default")

@@ -35,14 +35,30 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"task": ctx.state.tasks.view(body.get("task"), "task")}
 
 
-@endpoint("tasks.get_all", "tasks.get_all_ex")
+def _with_subprojects(ctx: Context, body: Body) -> Body:
+    if not (body.get("project") and body.get("include_subprojects")):
+        return body
+    roots = ids(body, "project")
+    return {**body, "project": sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))}
+
+
+@endpoint("tasks.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return ctx.state.tasks.get_all(body, "tasks", default_order="-created")
+    return ctx.state.tasks.get_all(_with_subprojects(ctx, body), "tasks", default_order="-created")
+
+
+@endpoint("tasks.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    """``get_all`` that also joins the references its ``only_fields`` reach into (the web UI's form)."""
+    query = _with_subprojects(ctx, body)
+    return ctx.state.tasks.get_all(query, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
 
 
 @endpoint("tasks.get_types")
 def get_types(ctx: Context, body: Body) -> Body:
-    return {"types": sorted({t["type"] for t in ctx.state.tasks.all()})}
+    projects = ids(body, "projects")
+    tasks = ctx.state.tasks.in_projects(set(projects)) if projects else ctx.state.tasks.all()
+    return {"types": sorted({t["type"] for t in tasks})}
 
 
 @endpoint("tasks.edit")
@@ -188,27 +204,30 @@ def delete(ctx: Context, body: Body) -> Body:
 @endpoint("tasks.archive")
 def archive(ctx: Context, body: Body) -> Body:
     task_ids = ids(body, "tasks")
-    for task_id in task_ids:
-        ctx.state.tasks.set_archived(task_id, True)
+    with ctx.state.store.transaction():
+        for task_id in task_ids:
+            ctx.state.tasks.archive(task_id, **_reason(body))
     return {"archived": len(task_ids)}
-
-
-def _set_archived(ctx: Context, archived: bool) -> Callable[[str], Body]:
-    def run(task_id: str) -> Body:
-        ctx.state.tasks.set_archived(task_id, archived)
-        return {"archived": 1} if archived else {"unarchived": 1}
-
-    return run
 
 
 @endpoint("tasks.archive_many")
 def archive_many(ctx: Context, body: Body) -> Body:
-    return many(ids(body, "ids"), _set_archived(ctx, True))
+    reason = _reason(body)
+
+    def run(task_id: str) -> Body:
+        ctx.state.tasks.archive(task_id, **reason)
+        return {"archived": 1}
+
+    return many(ids(body, "ids"), run)
 
 
 @endpoint("tasks.unarchive_many")
 def unarchive_many(ctx: Context, body: Body) -> Body:
-    return many(ids(body, "ids"), _set_archived(ctx, False))
+    def run(task_id: str) -> Body:
+        ctx.state.tasks.set_archived(task_id, False)
+        return {"unarchived": 1}
+
+    return many(ids(body, "ids"), run)
 
 
 def _many_of(handler: Callable[[Context, Body], Body]) -> Callable[[Context, Body], Body]:

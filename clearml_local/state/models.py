@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from clearml_local.errors import (
     BadRequest,
@@ -14,7 +14,7 @@ from clearml_local.errors import (
     ModelIsPublished,
 )
 from clearml_local.state.base import Collection, new_id, now_iso
-from clearml_local.state.tasks import CREATED, IN_PROGRESS, PUBLISHED
+from clearml_local.state.tasks import CREATED, DELETED, IN_PROGRESS, PUBLISHED
 from clearml_local.storage import Document
 
 EDITABLE = (
@@ -31,10 +31,6 @@ EDITABLE = (
     "parent",
     "task",
 )
-# What a published model keeps: its weights and what describes them.
-FROZEN_WHEN_PUBLISHED = ("uri", "design", "labels")
-# What a task's references to a deleted model name instead of it (as the real server does).
-DELETED_PREFIX = "__DELETED__"
 
 
 def metadata_items(items: Any) -> dict[str, dict[str, Any]]:
@@ -54,6 +50,12 @@ def metadata_items(items: Any) -> dict[str, dict[str, Any]]:
 class ModelBackend(Collection):
     collection = "models"
     missing = InvalidModelId
+    references: ClassVar[dict[str, str]] = {
+        "project": "projects",
+        "task": "tasks",
+        "parent": "models",
+        "user": "users",
+    }
 
     def new_document(self, fields: dict[str, Any]) -> Document:
         stamp = now_iso()
@@ -89,13 +91,11 @@ class ModelBackend(Collection):
             self.store.put(self.collection, model)
         return str(model["id"])
 
-    def edit(self, model_id: Any, fields: dict[str, Any], force: bool = False) -> dict[str, Any]:
-        """Change fields; a published model's weights, design and labels stay unless ``force``."""
+    def edit(self, model_id: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        """Change fields (a published model too, as on the real server); an ``iteration`` raises the
+        iteration of the model's task."""
 
         def apply(model: Document) -> dict[str, Any]:
-            frozen = [k for k in FROZEN_WHEN_PUBLISHED if k in fields and fields[k] != model.get(k)]
-            if model.get("ready") and frozen and not force:
-                raise ModelIsPublished(model["id"], f"its {', '.join(frozen)} cannot change")
             changed = {k: fields[k] for k in EDITABLE if k in fields}
             if "project" in changed:
                 changed["project"] = self.state.projects.check_id(changed["project"])
@@ -172,7 +172,7 @@ class ModelBackend(Collection):
             if task is not None and task["status"] == PUBLISHED and not force:
                 raise ModelCreatingTaskExists(model_id, task_id)
             self.store.delete(self.collection, model_id)
-            self.state.tasks.forget_model(model_id, f"{DELETED_PREFIX}{model_id}")
+            self.state.tasks.forget_model(model_id, f"{DELETED}{model_id}")
         return {"deleted": True, "url": model.get("uri")}
 
     def of_task(self, task: Document) -> list[Document]:

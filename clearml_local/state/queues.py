@@ -17,6 +17,8 @@ from clearml_local.state.tasks import QUEUED
 from clearml_local.storage import Document
 
 DEFAULT_QUEUE = "default"
+# Queues with these system tags are left out of get_all unless asked for (by id, name or search_hidden).
+HIDDEN_QUEUE_TAGS = frozenset({"k8s-glue"})
 NOT_EMPTY_SUBCODE = 702
 
 
@@ -25,13 +27,17 @@ class QueueBackend(Collection):
     missing = InvalidQueueId
 
     def _new(
-        self, name: str, tags: list[str] | None = None, system_tags: list[str] | None = None
+        self,
+        name: str,
+        tags: list[str] | None = None,
+        system_tags: list[str] | None = None,
+        display_name: str | None = None,
     ) -> Document:
         stamp = now_iso()
         doc = {
             "id": new_id(),
             "name": name,
-            "display_name": name,
+            "display_name": display_name or name,
             "user": self.state.identity.user_id,
             "company": self.state.identity.company_id,
             "created": stamp,
@@ -47,11 +53,40 @@ class QueueBackend(Collection):
     def find(self, name: str) -> Document | None:
         return next((q for q in self.all() if q["name"] == name), None)
 
-    def create(self, name: str, tags: list[str] | None, system_tags: list[str] | None) -> str:
+    def create(
+        self,
+        name: str,
+        tags: list[str] | None,
+        system_tags: list[str] | None,
+        display_name: str | None = None,
+    ) -> str:
         with self.store.transaction():
             if self.find(name):
                 raise NameTaken("Queue", name)
-            return str(self._new(name, tags, system_tags)["id"])
+            return str(self._new(name, tags, system_tags, display_name)["id"])
+
+    def listing(self, body: dict[str, Any], with_task_names: bool) -> dict[str, Any]:
+        """``queues.get_all``: hidden queues only when asked for; at most ``max_task_entries`` entries each,
+        with the task's name too for ``get_all_ex``."""
+        hidden = not (body.get("search_hidden") or body.get("id") or body.get("name"))
+        among = [
+            q for q in self.all() if not (hidden and HIDDEN_QUEUE_TAGS & set(q.get("system_tags") or []))
+        ]
+        reply = self.get_all(body, "queues", default_order="name", respect_hidden=False, among=among)
+        limit = body.get("max_task_entries")
+        for index, queue in enumerate(reply["queues"]):
+            entries = queue.get("entries")
+            if not isinstance(entries, list):
+                continue
+            entries = entries[:limit] if isinstance(limit, int) and limit >= 0 else entries
+            if with_task_names:
+                entries = [{**e, "task": self._task_reference(e["task"])} for e in entries]
+            reply["queues"][index] = {**queue, "entries": entries}
+        return reply
+
+    def _task_reference(self, task_id: str) -> dict[str, Any]:
+        task = self.store.peek("tasks", task_id) or {}
+        return {"id": task_id, "name": task.get("name")}
 
     def resolve(self, queue_id: str | None, queue_name: str | None) -> Document:
         """A queue by id, or by name (created on first use, like the real server's enqueue by name)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from clearml_local.errors import (
     BadRequest,
@@ -50,6 +50,10 @@ TRANSITIONS: dict[str, Transition] = {
 EDITABLE_STATUSES = frozenset({CREATED, IN_PROGRESS})
 # The system tag of a task run from a developer's machine (dropped when it is enqueued for an agent).
 DEVELOPMENT = "development"
+# The name the real server gives an input model set the old way (execution.model).
+INPUT_MODEL_NAME = "Input Model"
+# What references to a deleted task or model begin with.
+DELETED = "__DELETED__"
 # The hyperparameter section editable in any status (user properties).
 PROPERTIES_SECTION = "properties"
 # The status message that asks the worker running a task to abort it.
@@ -73,6 +77,7 @@ TASK_TYPES = (
 )
 EDITABLE_FIELDS = (
     "name",
+    "status",
     "tags",
     "system_tags",
     "type",
@@ -123,6 +128,12 @@ class ResetResult:
 class TaskBackend(Collection):
     collection = "tasks"
     missing = InvalidTaskId
+    references: ClassVar[dict[str, str]] = {
+        "project": "projects",
+        "parent": "tasks",
+        "execution.queue": "queues",
+        "user": "users",
+    }
 
     # --- create, edit ---------------------------------------------------------------------------------
 
@@ -148,7 +159,7 @@ class TaskBackend(Collection):
             "execution": _with_artifacts({**EMPTY_EXECUTION, **(fields.get("execution") or {})}),
             "container": fields.get("container") or {},
             "models": {"input": [], "output": [], **(fields.get("models") or {})},
-            "script": {**EMPTY_SCRIPT, **(fields.get("script") or {})},
+            "script": fields.get("script") or dict(EMPTY_SCRIPT),
             "tags": fields.get("tags") or [],
             "system_tags": fields.get("system_tags") or [],
             "status_changed": stamp,
@@ -189,7 +200,7 @@ class TaskBackend(Collection):
                     {"artifacts": task["execution"].get("artifacts", []), **changed["execution"]}
                 )
             if "script" in changed:
-                changed["script"] = {**EMPTY_SCRIPT, **changed["script"]}
+                changed["script"] = changed["script"] or dict(EMPTY_SCRIPT)
             if "models" in changed:
                 changed["models"] = {"input": [], "output": [], **changed["models"]}
             task.update(changed)
@@ -384,6 +395,27 @@ class TaskBackend(Collection):
         """The task is alive: its ``last_update`` is now."""
         self.change(task_id, lambda task: {}, "task")
 
+    def archive(self, task_id: str, reason: str = "", message: str = "") -> dict[str, Any]:
+        """Archive as the real server does: out of its queue (a queued task back to its status before, a
+        running one stopped), the reason and message recorded, the ``archived`` system tag added."""
+
+        def apply(task: Document) -> dict[str, Any]:
+            fields: dict[str, Any] = {}
+            if task["status"] in (QUEUED, IN_PROGRESS):
+                self._leave_queue(task, forget=True)
+                aborted = STOPPED if task["status"] == IN_PROGRESS else None
+                fields = self._return_from_queue(task, reason, aborted)
+            tags = [t for t in task.get("system_tags") or [] if t != ARCHIVED]
+            task.update(status_message=message, status_reason=reason, system_tags=[*tags, ARCHIVED])
+            return {
+                **fields,
+                "status_message": message,
+                "status_reason": reason,
+                "system_tags": task["system_tags"],
+            }
+
+        return self.change(task_id, apply, "task")
+
     def set_execution_queue(self, task_id: str, queue_id: str) -> None:
         def apply(task: Document) -> dict[str, Any]:
             task["execution"]["queue"] = queue_id
@@ -428,42 +460,65 @@ class TaskBackend(Collection):
     # --- clone, delete -------------------------------------------------------------------------------
 
     def clone(self, source_id: str, options: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
-        """A new created task from ``source_id`` with the ``new_task_*`` overrides; (id, new project)."""
+        """A new created task from ``source_id`` with the ``new_task_*`` overrides, as the real server makes
+        it: the source is its parent unless the source has one, its development and archived tags are not
+        copied, an overriding input model must exist (and with ``validate_references`` every reference must).
+        (id, new project)"""
         with self.store.transaction():
             source = self.load(source_id)
-            project, new_project = source.get("project"), None
-            if options.get("new_project_name"):
+            project, new_project = options.get("new_task_project") or source.get("project"), None
+            if not options.get("new_task_project") and options.get("new_project_name"):
                 project = self.state.projects.ensure(options["new_project_name"])
                 new_project = {"id": project, "name": options["new_project_name"]}
-            elif options.get("new_task_project"):
-                project = options["new_task_project"]
+            overrides = dict(options.get("execution_overrides") or {})
+            input_models = options.get("new_task_input_models")
+            execution_model = overrides.pop("model", None)
+            if not input_models and execution_model:
+                input_models = [{"name": INPUT_MODEL_NAME, "model": execution_model}]
             execution = copy.deepcopy(source.get("execution") or {})
+            execution.update(overrides)
             execution["queue"] = None
             execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
-            execution.update(options.get("execution_overrides") or {})
-            models = {"input": copy.deepcopy(source["models"].get("input", [])), "output": []}
-            if options.get("new_task_input_models") is not None:
-                models["input"] = options["new_task_input_models"]
+            if isinstance(execution.get("model_labels"), dict):
+                execution["model_labels"] = {k: int(v) for k, v in execution["model_labels"].items()}
+            models = {"input": copy.deepcopy(input_models or source["models"].get("input", [])), "output": []}
+            self._check_references(
+                models["input"] if options.get("validate_references") or input_models else [],
+                options.get("new_task_parent") if not options.get("validate_references") else None,
+            )
+            source_parent = source.get("parent")
             fields = {
                 "name": options.get("new_task_name") or source["name"],
                 "type": source["type"],
-                "comment": options.get("new_task_comment", source.get("comment")),
-                "tags": options.get("new_task_tags", source.get("tags")),
-                "system_tags": options.get("new_task_system_tags", source.get("system_tags")),
-                "parent": options.get("new_task_parent", source.get("parent")),
+                "comment": options.get("new_task_comment") or source.get("comment"),
+                "tags": options.get("new_task_tags") or source.get("tags"),
+                "system_tags": options.get("new_task_system_tags")
+                or [t for t in source.get("system_tags") or [] if t not in (DEVELOPMENT, ARCHIVED)],
+                "parent": options.get("new_task_parent")
+                or (
+                    source_parent if source_parent and not source_parent.startswith(DELETED) else source["id"]
+                ),
                 "project": project,
                 "execution": execution,
                 "models": models,
                 "script": source.get("script"),
-                "container": options.get("new_task_container", source.get("container")),
-                "hyperparams": options.get("new_task_hyperparams", source.get("hyperparams")),
-                "configuration": options.get("new_task_configuration", source.get("configuration")),
+                "container": options.get("new_task_container") or source.get("container"),
+                "hyperparams": options.get("new_task_hyperparams") or source.get("hyperparams"),
+                "configuration": options.get("new_task_configuration") or source.get("configuration"),
                 "runtime": source.get("runtime") or {},
                 "output": {"destination": (source.get("output") or {}).get("destination")},
             }
+            if options.get("validate_references") and fields["parent"]:
+                self.view(fields["parent"], "parent")
             task = self.new_document(fields)
             self.store.put(self.collection, task)
         return str(task["id"]), new_project
+
+    def _check_references(self, input_models: list[dict[str, Any]], parent: Any) -> None:
+        for ref in input_models:
+            self.state.models.view(ref.get("model"), "models.input.model")
+        if parent:
+            self.view(parent, "new_task_parent")
 
     def delete(self, task_id: str, force: bool, return_file_urls: bool = False) -> dict[str, Any]:
         """Delete a task (only a draft or archived one without force): its queue entry, events and draft
