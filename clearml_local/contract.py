@@ -98,4 +98,4 @@ class ContractChecker:
                 for e in validator.iter_errors(instance)
             ]
         except referencing.exceptions.Unresolvable:
-            return []  # the SDK's schema refers to a definition it lacks (events.plots): nothing to check against
+            return []  # the SDK's schema refers to a definition it lacks (events.plots): nothing to check

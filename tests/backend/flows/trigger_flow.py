@@ -68,9 +68,7 @@ model.wait_for_uploads()
 model.publish()
 scored = Task.create(project_name="automation", task_name="scored")
 scored.get_logger().report_scalar("loss", "loss", value=0.9, iteration=0)
-scored.get_logger().report_scalar(
-    "loss", "loss", value=0.25, iteration=1
-)
+scored.get_logger().report_scalar("loss", "loss", value=0.25, iteration=1)
 scored.flush(wait_for_uploads=True)
 above = Task.create(project_name="automation", task_name="above threshold")
 above.get_logger().report_scalar("loss", "loss", value=0.75, iteration=0)
