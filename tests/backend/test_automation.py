@@ -96,7 +96,7 @@ def test_trigger_scheduler_fires_on_a_dataset_version_a_published_model_and_a_me
     result = backend.run(FLOWS / "trigger_flow.py", agent_queue, timeout=300).last_json()
 
     assert result["job_dataset_id"] == result["second"]
-    assert result["fired"] == {"model": result["model"], "task": result["scored"]}
+    assert result["fired"] == {"model": [result["model"]], "task": [result["scored"]]}
     backend.log.assert_clean(mark, direction="response")
 
 
