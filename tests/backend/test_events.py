@@ -212,3 +212,14 @@ def test_task_log_pages_by_timestamp_filters_metrics_and_clears_all_but_excluded
     assert [e["msg"] for e in later["events"]] == ["line 4", "line 5"]
     assert tagged["total"] == 1
     assert [e["msg"] for e in left["events"]] == ["tagged"]
+
+
+def test_unique_metric_variants_of_the_tasks_named(backend: BackendHarness) -> None:
+    first, second = new_task(backend), new_task(backend)
+    send(backend, [scalar(first, 0, 1.0, metric="one"), scalar(second, 0, 1.0, metric="two")])
+
+    named = backend.call("projects.get_unique_metric_variants", {"ids": [first]})["metrics"]
+    both = backend.call("projects.get_unique_metric_variants", {"ids": [first, second]})["metrics"]
+
+    assert [m["metric"] for m in named] == ["one"]
+    assert sorted(m["metric"] for m in both) == ["one", "two"]
