@@ -219,9 +219,17 @@ def report(results: list[Result], seconds: float) -> str:
     return "\n".join(lines)
 
 
-def upkeep_share(batch_size: int, seconds: float) -> float:
-    """In this process: the time ``EventBackend.add_batch`` spends keeping ``last_metrics`` (its
-    ``_update_metrics``) over the time it spends on everything else, for batches of scalars."""
+@dataclass(frozen=True)
+class Upkeep:
+    """What keeping ``last_metrics`` costs one ``add_batch`` call of ``batch_size`` scalars, in process."""
+
+    batch_size: int
+    seconds_per_call: float  # in the upkeep method
+    share: float  # of the rest of add_batch's own work (no HTTP, no validation)
+
+
+def upkeep(batch_size: int, seconds: float) -> Upkeep:
+    """Time ``EventBackend.add_batch`` in this process, and separately its ``last_metrics`` upkeep method."""
     from clearml_local.auth_tokens import Identity
     from clearml_local.state import State
     from clearml_local.storage import Store
@@ -230,28 +238,28 @@ def upkeep_share(batch_size: int, seconds: float) -> float:
         store = Store(Path(tmp) / "bench.sqlite")
         state = State(store, Identity("bench", "bench", "bench", "bench"))
         task_id = state.tasks.create({"name": "bench", "type": "training"})
-        upkeep = {"seconds": 0.0}
+        spent = {"seconds": 0.0}
         # the upkeep's method (named _update_task_metrics before model events had it too)
-        upkeep_name = next(n for n in ("_update_metrics", "_update_task_metrics") if hasattr(state.events, n))
-        keep_metrics = getattr(state.events, upkeep_name)
+        name = next(n for n in ("_update_metrics", "_update_task_metrics") if hasattr(state.events, n))
+        keep_metrics = getattr(state.events, name)
 
         def timed(*args: Any) -> None:
             began = time.perf_counter()
             keep_metrics(*args)
-            upkeep["seconds"] += time.perf_counter() - began
+            spent["seconds"] += time.perf_counter() - began
 
-        setattr(state.events, upkeep_name, timed)
-        first, began = 0, time.perf_counter()
+        setattr(state.events, name, timed)
+        calls, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
-            state.events.add_batch(scalar_events(task_id, batch_size, first))
-            first += batch_size
+            state.events.add_batch(scalar_events(task_id, batch_size, calls * batch_size))
+            calls += 1
         total = time.perf_counter() - began
         store.close()
-    return upkeep["seconds"] / (total - upkeep["seconds"])
+    return Upkeep(batch_size, spent["seconds"] / calls, spent["seconds"] / (total - spent["seconds"]))
 
 
-def upkeep_share_of(code: Path | None, batch_size: int, seconds: float) -> float:
-    """``upkeep_share`` measured with the backend code of another checkout, in a process of its own."""
+def upkeep_of(code: Path | None, batch_size: int, seconds: float) -> Upkeep:
+    """``upkeep`` measured with the backend code of another checkout, in a process of its own."""
     root = (code or Path(__file__).resolve().parent.parent).resolve()
     argv = [
         sys.executable,
@@ -262,15 +270,22 @@ def upkeep_share_of(code: Path | None, batch_size: int, seconds: float) -> float
         "--seconds",
         str(seconds),
     ]
-    done = subprocess.run(
-        argv,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        check=True,
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, check=True)
+    return Upkeep(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def upkeep_lines(name: str, measured: list[Upkeep], calls_per_s: float | None) -> str:
+    """The medians of a side's upkeep measurements, and their share of an HTTP call's time if known."""
+    share = statistics.median(u.share for u in measured)
+    per_call = statistics.median(u.seconds_per_call for u in measured)
+    line = (
+        f"{name}: last_metrics upkeep of add_batch x{measured[0].batch_size}: {per_call * 1e6:.0f} µs a call,"
     )
-    return float(done.stdout.strip().splitlines()[-1])
+    line += f" {share:.1%} of add_batch's other in-process work"
+    if calls_per_s:
+        line += f", {per_call * calls_per_s:.1%} of an HTTP call"
+    return line
 
 
 def median_rates(rounds: list[list[Result]]) -> dict[str, float]:
@@ -298,14 +313,11 @@ def compare(other: Path, runs: int, seconds: float, batch_sizes: list[int], task
         after = medians["after"].get(name)
         if after is not None:
             print(f"{name:<42}{before:>12.0f}{after:>12.0f}{after / before:>14.3f}")
-    size = max(batch_sizes or [1000])
-    for name, code in variants.items():
-        shares = [upkeep_share_of(code, size, seconds) for _ in range(runs)]
-        print(
-            f"{name}: last_metrics upkeep costs add_batch x{size} "
-            + " / ".join(f"{share:.1%}" for share in shares)
-            + f" (median {statistics.median(shares):.1%}) of its other work"
-        )
+    for size in batch_sizes:
+        for name, code in variants.items():
+            measured = [upkeep_of(code, size, seconds) for _ in range(runs)]
+            rate = medians[name].get(f"events.add_batch x{size}")
+            print(upkeep_lines(name, measured, rate / size if rate else None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,20 +329,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks stored before measuring get_all")
     parser.add_argument("--compare", type=Path, help="other code to alternate rounds with (the 'before')")
     parser.add_argument("--runs", type=int, default=3, help="rounds of each side with --compare")
-    parser.add_argument("--upkeep-only", action="store_true", help="print only the last_metrics upkeep share")
+    parser.add_argument(
+        "--upkeep-only", action="store_true", help="print only the last_metrics upkeep (JSON)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
     if args.upkeep_only:
-        print(upkeep_share(max(sizes), args.seconds))
+        print(json.dumps(upkeep(max(sizes), args.seconds).__dict__))
         return
     if args.compare:
         compare(args.compare, args.runs, args.seconds, sizes, args.tasks)
         return
     results = run(args.seconds, sizes, args.tasks)
     print(report(results, args.seconds))
-    size = max(sizes or [1000])
-    share = upkeep_share(size, args.seconds)
-    print(f"last_metrics upkeep costs add_batch x{size} {share:.1%} of its other work")
+    rates = {r.name: r.calls_per_s for r in results}
+    for size in sizes:
+        print(upkeep_lines("this code", [upkeep(size, args.seconds)], rates.get(f"events.add_batch x{size}")))
 
 
 if __name__ == "__main__":

@@ -124,28 +124,37 @@ class EventBackend:
         return None if self.state.tasks.exists(event["task"]) else f"unknown task id {event['task']}"
 
     def _update_metrics(self, collection: str, owner_id: str, events: list[Document]) -> None:
-        """Keep the ``last_metrics`` and ``last_iteration`` of the task (or model) the events belong to."""
-        task = self.store.get(collection, owner_id)
-        if task is None:
+        """Keep the ``last_metrics`` and ``last_iteration`` of the task (or model) the events belong to.
+
+        The cached document is read, not copied (a deep copy of a task cost more than the rest of a small
+        batch): the new document shares its unchanged parts and ``put`` replaces the cached one."""
+        owner = self.store.peek(collection, owner_id)
+        if owner is None:
             return
-        last_metrics = task.setdefault("last_metrics", {})
+        last_iteration = owner.get("last_iteration") or 0
         scalars: dict[tuple[str, str], list[Document]] = defaultdict(list)
         for event in events:
             iteration = event.get("iter") or 0
             if event["type"] == SCALAR:
                 scalars[(event.get("metric") or "", event.get("variant") or "")].append(event)
             if event["type"] != "log" and iteration != SINGLE_VALUE_ITER:
-                task["last_iteration"] = max(task.get("last_iteration") or 0, iteration)
+                last_iteration = max(last_iteration, iteration)
+        last_metrics = {key: dict(variants) for key, variants in (owner.get("last_metrics") or {}).items()}
         for (metric, variant), series in scalars.items():
-            entry = last_metrics.setdefault(metric_hash(metric), {}).get(metric_hash(variant))
-            last_metrics[metric_hash(metric)][metric_hash(variant)] = merge_scalars(
-                entry, metric, variant, series
+            variants = last_metrics.setdefault(metric_hash(metric), {})
+            variants[metric_hash(variant)] = merge_scalars(
+                variants.get(metric_hash(variant)), metric, variant, series
             )
-        task["last_metrics"] = {
-            key: dict(sorted(variants.items())) for key, variants in sorted(last_metrics.items())
-        }  # keys in hash order, as the real server returns them
-        task["last_update"] = now_iso()
-        self.store.put(collection, task)
+        self.store.put(
+            collection,
+            {
+                **owner,
+                # keys in hash order, as the real server returns them
+                "last_metrics": {k: dict(sorted(v.items())) for k, v in sorted(last_metrics.items())},
+                "last_iteration": last_iteration,
+                "last_update": now_iso(),
+            },
+        )
 
     def delete_for_task(self, task_id: str, event_type: str | None = None) -> int:
         return self.store.delete_events(task_id, event_type)
