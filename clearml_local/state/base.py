@@ -149,6 +149,20 @@ class Collection:
             self.save(doc)
         return fields
 
+    def update_tags(self, doc_ids: list[str], add: list[str], remove: list[str]) -> int:
+        """Add and remove user tags on several documents at once (all must exist); how many changed."""
+        with self.store.transaction():
+            docs = [self.load(doc_id) for doc_id in doc_ids]
+            updated = 0
+            for doc in docs:
+                tags = [t for t in doc.get("tags") or [] if t not in remove]
+                tags += [t for t in dict.fromkeys(add) if t not in tags]
+                if tags != (doc.get("tags") or []):
+                    doc["tags"] = tags
+                    self.save(doc)
+                    updated += 1
+        return updated
+
     def set_archived(self, doc_id: Any, archived: bool) -> dict[str, Any]:
         """The one archive: the ``archived`` system tag, added or removed."""
 
