@@ -95,6 +95,10 @@ class Collection:
         extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
         if among is None:
             among = self._by_ids(body.get("id")) if body.get("id") else self.all()
+        only_fields = body.get("only_fields")
+        if expand is not None and isinstance(only_fields, list):  # a joined reference keeps its id
+            reached = [r for r in self.references if any(str(f).startswith(r + ".") for f in only_fields)]
+            body = {**body, "only_fields": [*only_fields, *(f"{r}.id" for r in reached)]}
         docs, scroll_id = run_scrolled_query(
             among, body, extra=extra, default_order=default_order, expand=expand
         )
