@@ -18,6 +18,7 @@ HOOK_SOURCE = global_config.ROOT / "preprocess_serving.py"
 HOOK_FILES: dict[str, Path] = {
     "__init__.py": HOOK_SOURCE,
     "feature_rows.py": PACKAGE_DIR / "feature_rows.py",
+    "observation_rules.py": PACKAGE_DIR / "observation_rules.py",
     "schema.py": PACKAGE_DIR / "schema.py",
 }
 

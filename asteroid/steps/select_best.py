@@ -1,9 +1,8 @@
 """The pipeline's function step. Kept in a module of its own, without a ``from __future__`` import: the SDK
 copies the module-level imports of a function step's module into the script it generates."""
 
-# Imported for its effect, before the generated script's Task.init: the SDK's configuration files are parsed
-# once per machine, not once per process (see the module).
-import asteroid.sdk_config_cache  # noqa: F401
+# Imported for its effect, before the generated script's Task.init: installs the clearml SDK patches.
+import asteroid.function_step_patches  # noqa: F401
 
 
 def select_best(training_step: str) -> dict:
@@ -13,9 +12,8 @@ def select_best(training_step: str) -> dict:
 
     from asteroid.serving.deploy import rollout_if_served
     from asteroid.steps.selection import select_and_publish, step_task_id
-    from asteroid.tracking import end_process_at_exit, skip_request_schema_checks
+    from asteroid.tracking import end_process_at_exit
 
-    skip_request_schema_checks()
     end_process_at_exit()  # once the SDK's script has stored the summary, skip the interpreter's teardown
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
     summary = select_and_publish(step_task_id(pipeline_id, training_step))

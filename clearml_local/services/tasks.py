@@ -35,7 +35,13 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"task": ctx.state.tasks.view(body.get("task"), "task")}
 
 
+# Keys an SDK sends that the real server knows no filter for, and so ignores: the dataset trigger of SDKs
+# talking to a server before 1.16.3 adds ``task_types`` to its queries.
+IGNORED_QUERY_KEYS = frozenset({"task_types"})
+
+
 def _with_subprojects(ctx: Context, body: Body) -> Body:
+    body = {k: v for k, v in body.items() if k not in IGNORED_QUERY_KEYS}
     if not (body.get("project") and body.get("include_subprojects")):
         return body
     roots = ids(body, "project")

@@ -70,6 +70,7 @@ class ModelBackend(Collection):
             "company": self.state.identity.company_id,
             "created": stamp,
             "last_update": stamp,
+            "last_change": stamp,
             "task": fields.get("task"),
             "parent": fields.get("parent"),
             "project": self.state.projects.check_id(project),

@@ -4,15 +4,17 @@ through an agent), TaskScheduler, TriggerScheduler, the clearml-data CLI and the
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backend.backend_harness import BackendHarness, Mark, start_agent, terminate_group, wait_for
+from tests.backend.backend_harness import BackendHarness, Mark, start_agent, terminate_group
 
 FLOWS = Path(__file__).parent / "flows"
+CLEARML_DATA = Path(sys.executable).with_name("clearml-data")  # the SDK's console script in this environment
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -74,4 +76,80 @@ def test_optuna_optimizer_enqueues_trials_for_an_agent(
     assert len(result["trials"]) == 3
     assert_top_by_objective(backend, result)
     assert all(task(backend, t)["status"] == "completed" for t in result["trials"])
+    backend.log.assert_clean(mark, direction="response")
+
+
+def test_task_scheduler_runs_a_function_and_a_task_once_while_it_runs(
+    backend: BackendHarness, agent_queue: str, mark: Mark
+) -> None:
+    result = backend.run(FLOWS / "scheduler_flow.py", agent_queue, timeout=300).last_json()
+
+    assert len(result["clones"]) == 1  # single_instance: the second minute's launch was skipped
+    assert result["x"] == "5"  # the clone was edited before it was enqueued
+    assert result["status"] == "stopped"  # Task.mark_stopped reached the agent's run
+    backend.log.assert_clean(mark, direction="response")
+
+
+def test_trigger_scheduler_fires_on_a_dataset_version_a_published_model_and_a_metric_threshold(
+    backend: BackendHarness, agent_queue: str, mark: Mark
+) -> None:
+    result = backend.run(FLOWS / "trigger_flow.py", agent_queue, timeout=300).last_json()
+
+    assert result["job_dataset_id"] == result["second"]
+    assert result["fired"] == {"model": [result["model"]], "task": [result["scored"]]}
+    backend.log.assert_clean(mark, direction="response")
+
+
+def test_task_calls_page_clone_dequeue_stop_and_delete_with_models(
+    backend: BackendHarness, mark: Mark
+) -> None:
+    project = backend.call("projects.create", {"name": "paging", "description": ""})["id"]
+    for number in range(510):
+        backend.call("tasks.create", {"name": f"t{number}", "type": "training", "project": project})
+    backend.call("queues.create", {"name": "idle"})
+
+    run = backend.run(FLOWS / "task_ops_flow.py", "paging", "idle")
+    result = run.last_json()
+
+    assert (result["first_page"], result["found"]) == (500, 510)
+    assert task(backend, result["clone"])["parent"] == result["parent"]
+    assert task(backend, result["clone"])["status"] == "created"
+    assert backend.call("queues.get_all", {"name": "^idle$"})["queues"][0]["entries"] == []
+    assert task(backend, result["running"])["status"] == "stopped"
+    assert backend.call("models.get_by_id", {"model": result["model"]})["model"]["last_iteration"] == 1000
+    assert result["deleted"] is True
+    assert "Failed parsing response" not in run.stdout + run.stderr
+    gone = backend.post("models.get_by_id", {"model": result["doomed_model"]})
+    assert gone.status_code == 400
+    backend.log.assert_clean(mark, direction="response")
+
+
+def test_clearml_data_cli_creates_versions_with_a_parent_and_gets_them(
+    backend: BackendHarness, tmp_path: Path, mark: Mark
+) -> None:
+    (tmp_path / "a.csv").write_text("a\n1\n")
+    (tmp_path / "b.csv").write_text("b\n2\n")
+    home = {"HOME": str(tmp_path)}  # the CLI keeps its current dataset in ~/.clearml_data.json
+
+    def cli(*args: str) -> str:
+        return backend.run_command([str(CLEARML_DATA), *args], extra_env=home).stdout
+
+    def created_id(output: str) -> str:
+        return next(line.split("id=")[1].strip() for line in output.splitlines() if "id=" in line)
+
+    first = created_id(cli("create", "--project", "cli", "--name", "rows"))
+    cli("add", "--id", first, "--files", str(tmp_path / "a.csv"))
+    cli("upload", "--id", first)
+    cli("close", "--id", first)
+    second = created_id(cli("create", "--project", "cli", "--name", "rows", "--parents", first))
+    cli("add", "--id", second, "--files", str(tmp_path / "b.csv"))
+    cli("close", "--id", second)
+
+    listing = cli("list", "--id", second)
+    copy = tmp_path / "copy"
+    cli("get", "--id", second, "--copy", str(copy))
+
+    assert "a.csv" in listing and "b.csv" in listing
+    assert sorted(p.name for p in copy.iterdir()) == ["a.csv", "b.csv"]
+    assert task(backend, second)["status"] == "completed"
     backend.log.assert_clean(mark, direction="response")

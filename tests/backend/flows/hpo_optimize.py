@@ -36,6 +36,8 @@ optimizer = HyperParameterOptimizer(
     max_iteration_per_job=2 if mode == "local" else None,
     pool_period_min=1 / 60,
 )
+# the final report is written when the reporter wakes: every 5 minutes by default
+optimizer.set_report_period(1 / 60)
 started = optimizer.start_locally() if mode == "local" else optimizer.start()
 assert started
 optimizer.wait()
