@@ -221,7 +221,7 @@ def report(results: list[Result], seconds: float) -> str:
 
 def upkeep_share(batch_size: int, seconds: float) -> float:
     """In this process: the time ``EventBackend.add_batch`` spends keeping ``last_metrics`` (its
-    ``_update_task_metrics``) over the time it spends on everything else, for batches of scalars."""
+    ``_update_metrics``) over the time it spends on everything else, for batches of scalars."""
     from clearml_local.auth_tokens import Identity
     from clearml_local.state import State
     from clearml_local.storage import Store
@@ -231,14 +231,16 @@ def upkeep_share(batch_size: int, seconds: float) -> float:
         state = State(store, Identity("bench", "bench", "bench", "bench"))
         task_id = state.tasks.create({"name": "bench", "type": "training"})
         upkeep = {"seconds": 0.0}
-        keep_metrics = state.events._update_task_metrics
+        # the upkeep's method (named _update_task_metrics before model events had it too)
+        upkeep_name = next(n for n in ("_update_metrics", "_update_task_metrics") if hasattr(state.events, n))
+        keep_metrics = getattr(state.events, upkeep_name)
 
         def timed(*args: Any) -> None:
             began = time.perf_counter()
             keep_metrics(*args)
             upkeep["seconds"] += time.perf_counter() - began
 
-        state.events._update_task_metrics = timed  # type: ignore[method-assign]
+        setattr(state.events, upkeep_name, timed)
         first, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
             state.events.add_batch(scalar_events(task_id, batch_size, first))

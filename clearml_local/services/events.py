@@ -33,7 +33,9 @@ def add(ctx: Context, body: Body) -> Body:
 
 
 def _task(ctx: Context, body: Body, field: str = "task") -> dict[str, Any]:
-    return ctx.state.tasks.view(body.get(field), field)
+    """The task the request names, or the model when it asks for ``model_events``."""
+    owners = ctx.state.models if body.get("model_events") is True else ctx.state.tasks
+    return owners.view(body.get(field), field)
 
 
 @endpoint("events.scalar_metrics_iter_histogram")
@@ -74,7 +76,8 @@ def multi_task_histogram(ctx: Context, body: Body) -> Body:
 
 @endpoint("events.get_multi_task_metrics")
 def get_multi_task_metrics(ctx: Context, body: Body) -> Body:
-    task_ids = [ctx.state.tasks.view(t, "tasks")["id"] for t in ids(body, "tasks")]
+    owners = ctx.state.models if body.get("model_events") is True else ctx.state.tasks
+    task_ids = [owners.view(t, "tasks")["id"] for t in ids(body, "tasks")]
     found = ctx.state.events.metric_variants(task_ids, body.get("event_type"))
     return {"metrics": [{"metric": m, "variants": sorted(found[m])} for m in sorted(found)]}
 

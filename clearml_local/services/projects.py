@@ -90,7 +90,8 @@ def merge(ctx: Context, body: Body) -> Body:
 
 @endpoint("projects.get_unique_metric_variants")
 def unique_metric_variants(ctx: Context, body: Body) -> Body:
-    return {"metrics": ctx.state.projects.metric_variants(body.get("project"))}
+    task_ids = ids(body, "ids") if body.get("ids") else None
+    return {"metrics": ctx.state.projects.metric_variants(body.get("project"), task_ids)}
 
 
 @endpoint("projects.get_hyper_parameters")

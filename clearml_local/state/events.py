@@ -23,6 +23,8 @@ EVENT_TYPES = frozenset(
     {"training_stats_scalar", "training_stats_vector", "training_debug_image", "plot", "log"}
 )
 SCALAR = "training_stats_scalar"
+# what a model may report (no console log)
+MODEL_EVENT_TYPES = frozenset({SCALAR, "plot", "training_debug_image", "training_stats_vector"})
 # The SDK reports single values ("Summary" table) at this iteration.
 SINGLE_VALUE_ITER = -(2**31)
 MAX_BATCH = 100_000
@@ -90,35 +92,40 @@ class EventBackend:
             )
         errors: dict[str, int] = defaultdict(int)
         rows = []
-        by_task: dict[str, list[Document]] = defaultdict(list)
+        by_owner: dict[tuple[str, str], list[Document]] = defaultdict(list)
         if not events:
             return {"added": 0, "errors": 0, "errors_info": {}}
         with self.store.transaction():
             for event in events:
-                problem = event_problem(event)
-                if problem is None and not self.state.tasks.exists(event["task"]):
-                    problem = f"unknown task id {event['task']}"
+                problem = event_problem(event) or self._owner_problem(event)
                 if problem is not None:
                     errors[problem] += 1
                     continue
                 if event.get("timestamp") is None:
                     event["timestamp"] = int(time.time() * 1000)
                 rows.append(_row(event))
-                by_task[event["task"]].append(event)
+                by_owner[(owner_collection(event), event["task"])].append(event)
             if not rows:
                 raise EventsNotAdded(f"events not added: {dict(errors)}")
             for task_id, _, metric, variant, iteration, _, _ in rows:
-                if (
-                    iteration == SINGLE_VALUE_ITER
-                ):  # a single value replaces the previous one, as on the real server
+                if iteration == SINGLE_VALUE_ITER:  # a single value replaces the previous one (real server)
                     self.store.delete_event_key(task_id, SCALAR, metric, variant, iteration)
             self.store.add_events(rows)
-            for task_id, task_events in by_task.items():
-                self._update_task_metrics(task_id, task_events)
+            for (collection, owner_id), owned in by_owner.items():
+                self._update_metrics(collection, owner_id, owned)
         return {"added": len(rows), "errors": sum(errors.values()), "errors_info": dict(errors)}
 
-    def _update_task_metrics(self, task_id: str, events: list[Document]) -> None:
-        task = self.store.get("tasks", task_id)
+    def _owner_problem(self, event: Document) -> str | None:
+        """Why the task or model an event belongs to cannot take it, if it cannot."""
+        if owner_collection(event) == "models":
+            if event["type"] not in MODEL_EVENT_TYPES:
+                return f"a model takes no {event['type']} events"
+            return None if self.store.get("models", event["task"]) else f"unknown model id {event['task']}"
+        return None if self.state.tasks.exists(event["task"]) else f"unknown task id {event['task']}"
+
+    def _update_metrics(self, collection: str, owner_id: str, events: list[Document]) -> None:
+        """Keep the ``last_metrics`` and ``last_iteration`` of the task (or model) the events belong to."""
+        task = self.store.get(collection, owner_id)
         if task is None:
             return
         last_metrics = task.setdefault("last_metrics", {})
@@ -134,8 +141,11 @@ class EventBackend:
             last_metrics[metric_hash(metric)][metric_hash(variant)] = merge_scalars(
                 entry, metric, variant, series
             )
+        task["last_metrics"] = {
+            key: dict(sorted(variants.items())) for key, variants in sorted(last_metrics.items())
+        }  # keys in hash order, as the real server returns them
         task["last_update"] = now_iso()
-        self.store.put("tasks", task)
+        self.store.put(collection, task)
 
     def delete_for_task(self, task_id: str, event_type: str | None = None) -> int:
         return self.store.delete_events(task_id, event_type)
@@ -150,6 +160,8 @@ class EventBackend:
                 continue
             metric, variant = event.get("metric", ""), event.get("variant", "")
             line = series.setdefault(metric, {}).setdefault(variant, {"name": variant, "x": [], "y": []})
+            if event.get("x_axis_label") is not None:
+                line["x_axis_label"] = event["x_axis_label"]
             line["x"].append(
                 event.get("timestamp") if key in ("timestamp", "iso_time") else event.get("iter", 0)
             )
@@ -344,6 +356,11 @@ class EventBackend:
         return [{"iter": it, "events": evs} for it, evs in sorted(by_iter.items(), reverse=True)]
 
 
+def owner_collection(event: Document) -> str:
+    """Where the owner of an event lives: a model's events carry ``model_event``."""
+    return "models" if event.get("model_event") is True else "tasks"
+
+
 def _selected(wanted: dict[str, set[str]], metric: str, variant: str) -> bool:
     return not wanted or (metric in wanted and (not wanted[metric] or variant in wanted[metric]))
 
@@ -409,4 +426,6 @@ def merge_scalars(
         count=count + len(series),
         mean_value=round(mean, MEAN_DECIMALS) if not math.isnan(mean) else mean,
     )
+    if latest.get("x_axis_label") is not None:
+        merged["x_axis_label"] = latest["x_axis_label"]
     return merged

@@ -285,10 +285,16 @@ class ProjectBackend(Collection):
             return self.state.tasks.all()
         return self.state.tasks.in_projects(self.descendants(project_id))
 
-    def metric_variants(self, project_id: str | None) -> list[dict[str, str]]:
-        """The (metric, variant) pairs the tasks of a project (or of all) reported, with their hashes."""
+    def metric_variants(
+        self, project_id: str | None, task_ids: list[str] | None = None
+    ) -> list[dict[str, str]]:
+        """The (metric, variant) pairs the tasks of a project (or of all, or the tasks named) reported, with
+        their hashes."""
         seen: dict[tuple[str, str], dict[str, str]] = {}
-        for task in self._tasks_under(project_id):
+        tasks = self._tasks_under(project_id)
+        if task_ids:
+            tasks = [task for task in tasks if task["id"] in set(task_ids)]
+        for task in tasks:
             for metric_hash, variants in (task.get("last_metrics") or {}).items():
                 for variant_hash, entry in variants.items():
                     key = (entry.get("metric", ""), entry.get("variant", ""))

@@ -212,3 +212,33 @@ def test_task_log_pages_by_timestamp_filters_metrics_and_clears_all_but_excluded
     assert [e["msg"] for e in later["events"]] == ["line 4", "line 5"]
     assert tagged["total"] == 1
     assert [e["msg"] for e in left["events"]] == ["tagged"]
+
+
+def test_unique_metric_variants_of_the_tasks_named(backend: BackendHarness) -> None:
+    first, second = new_task(backend), new_task(backend)
+    send(backend, [scalar(first, 0, 1.0, metric="one"), scalar(second, 0, 1.0, metric="two")])
+
+    named = backend.call("projects.get_unique_metric_variants", {"ids": [first]})["metrics"]
+    both = backend.call("projects.get_unique_metric_variants", {"ids": [first, second]})["metrics"]
+
+    assert [m["metric"] for m in named] == ["one"]
+    assert sorted(m["metric"] for m in both) == ["one", "two"]
+
+
+def test_model_events_keep_the_models_metrics_and_refuse_log_lines(backend: BackendHarness) -> None:
+    model = backend.call("models.create", {"name": "reported", "uri": "file:///m.bin", "ready": False})["id"]
+    events = [{**scalar(model, i, float(i), variant=f"v{i}"), "model_event": True, "x_axis_label": "epoch"}
+              for i in range(2)]  # fmt: skip
+    log = {"type": "log", "task": model, "msg": "no", "model_event": True, "timestamp": 1}
+
+    send(backend, events)
+    refused = backend.post("events.add", log)
+    histogram = backend.call("events.scalar_metrics_iter_histogram", {"task": model, "model_events": True})
+    stored = backend.call(
+        "models.get_all", {"id": [model], "only_fields": ["last_metrics", "last_iteration"]}
+    )
+
+    assert histogram["m"]["v1"] == {"name": "v1", "x": [1], "y": [1.0], "x_axis_label": "epoch"}
+    assert stored["models"][0]["last_iteration"] == 1
+    assert stored["models"][0]["last_metrics"][md5("m")][md5("v0")]["value"] == 0.0
+    assert refused.json()["meta"]["result_subcode"] == 131
