@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clearml_local.errors import InvalidField, InvalidId
-from clearml_local.query import Expand, get_path, run_query, run_scrolled_query
+from clearml_local.query import Expand, get_path, run_scrolled_query
 from clearml_local.storage import Document, Store
 
 if TYPE_CHECKING:
@@ -67,20 +67,6 @@ class Collection:
     def all(self) -> list[Document]:
         return self.store.all(self.collection)
 
-    def query(
-        self,
-        body: dict[str, Any],
-        default_order: str,
-        respect_hidden: bool = True,
-        among: list[Document] | None = None,
-    ) -> list[Document]:
-        """A get_all query over the collection (or the documents ``among`` it); hidden documents only with
-        ``search_hidden`` or when asked for by id."""
-        extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
-        if among is None:
-            among = self._by_ids(body.get("id")) if body.get("id") else self.all()
-        return run_query(among, body, extra=extra, default_order=default_order)
-
     def get_all(
         self,
         body: dict[str, Any],
@@ -90,8 +76,9 @@ class Collection:
         among: list[Document] | None = None,
         expand: Expand | None = None,
     ) -> dict[str, Any]:
-        """The reply of a ``*.get_all`` call: the page of documents under ``key``, with the ``scroll_id``
-        to continue from when the request scrolls."""
+        """The reply of a ``*.get_all`` call over the collection (or the documents ``among`` it): the page
+        of documents under ``key``, with the ``scroll_id`` to continue from when the request scrolls. Hidden
+        documents only with ``search_hidden`` or when asked for by id."""
         extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
         if among is None:
             among = self._by_ids(body.get("id")) if body.get("id") else self.all()
