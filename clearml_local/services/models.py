@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many
+from clearml_local.api import Context, endpoint, ids, many, strings
 
 Body = dict[str, Any]
 
@@ -48,6 +48,15 @@ def _get_all(ctx: Context, body: Body, joined: bool = False) -> Body:
             {**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in reply["models"]
         ]
     return reply
+
+
+@endpoint("models.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many models (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.models.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("models.get_frameworks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many, required
+from clearml_local.api import Context, endpoint, ids, many, required, strings
 from clearml_local.errors import InvalidField
 from clearml_local.validation import default_validator
 
@@ -87,6 +87,15 @@ def update_batch(ctx: Context, body: Body) -> Body:
     for item in checked:
         ctx.state.tasks.update(item.get("task"), item)
     return {"updated": len(checked)}
+
+
+@endpoint("tasks.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many tasks (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.tasks.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("tasks.set_requirements")

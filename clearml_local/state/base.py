@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clearml_local.errors import InvalidField, InvalidId
-from clearml_local.query import Expand, get_path, run_query, run_scrolled_query
+from clearml_local.query import Expand, get_path, run_scrolled_query
 from clearml_local.storage import Document, Store
 
 if TYPE_CHECKING:
@@ -67,20 +67,6 @@ class Collection:
     def all(self) -> list[Document]:
         return self.store.all(self.collection)
 
-    def query(
-        self,
-        body: dict[str, Any],
-        default_order: str,
-        respect_hidden: bool = True,
-        among: list[Document] | None = None,
-    ) -> list[Document]:
-        """A get_all query over the collection (or the documents ``among`` it); hidden documents only with
-        ``search_hidden`` or when asked for by id."""
-        extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
-        if among is None:
-            among = self._by_ids(body.get("id")) if body.get("id") else self.all()
-        return run_query(among, body, extra=extra, default_order=default_order)
-
     def get_all(
         self,
         body: dict[str, Any],
@@ -90,11 +76,16 @@ class Collection:
         among: list[Document] | None = None,
         expand: Expand | None = None,
     ) -> dict[str, Any]:
-        """The reply of a ``*.get_all`` call: the page of documents under ``key``, with the ``scroll_id``
-        to continue from when the request scrolls."""
+        """The reply of a ``*.get_all`` call over the collection (or the documents ``among`` it): the page
+        of documents under ``key``, with the ``scroll_id`` to continue from when the request scrolls. Hidden
+        documents only with ``search_hidden`` or when asked for by id."""
         extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
         if among is None:
             among = self._by_ids(body.get("id")) if body.get("id") else self.all()
+        only_fields = body.get("only_fields")
+        if expand is not None and isinstance(only_fields, list):  # a joined reference keeps its id
+            reached = [r for r in self.references if any(str(f).startswith(r + ".") for f in only_fields)]
+            body = {**body, "only_fields": [*only_fields, *(f"{r}.id" for r in reached)]}
         docs, scroll_id = run_scrolled_query(
             among, body, extra=extra, default_order=default_order, expand=expand
         )
@@ -148,6 +139,20 @@ class Collection:
             fields = apply(doc)
             self.save(doc)
         return fields
+
+    def update_tags(self, doc_ids: list[str], add: list[str], remove: list[str]) -> int:
+        """Add and remove user tags on several documents at once (all must exist); how many changed."""
+        with self.store.transaction():
+            docs = [self.load(doc_id) for doc_id in doc_ids]
+            updated = 0
+            for doc in docs:
+                tags = [t for t in doc.get("tags") or [] if t not in remove]
+                tags += [t for t in dict.fromkeys(add) if t not in tags]
+                if tags != (doc.get("tags") or []):
+                    doc["tags"] = tags
+                    self.save(doc)
+                    updated += 1
+        return updated
 
     def set_archived(self, doc_id: Any, archived: bool) -> dict[str, Any]:
         """The one archive: the ``archived`` system tag, added or removed."""
