@@ -115,7 +115,13 @@ def hyperparam_values(ctx: Context, body: Body) -> Body:
 
 @endpoint("projects.get_task_parents")
 def task_parents(ctx: Context, body: Body) -> Body:
-    return {"parents": ctx.state.projects.task_parents()}
+    parents = ctx.state.projects.task_parents(
+        ids(body, "projects"),
+        body.get("include_subprojects") is not False,
+        body.get("tasks_state"),
+        body.get("task_name"),
+    )
+    return {"parents": parents}
 
 
 @endpoint("projects.make_private", "projects.make_public")

@@ -318,13 +318,7 @@ class ProjectBackend(Collection):
     ) -> list[str]:
         """The distinct values of one hyperparameter over the tasks of projects (or all), in numeric order;
         ``pattern`` keeps those it matches."""
-        if not project_ids:
-            tasks = self.state.tasks.all()
-        else:
-            ids = set(project_ids)
-            if include_subprojects:
-                ids = set().union(*(self.descendants(p) for p in project_ids))
-            tasks = self.state.tasks.in_projects(ids)
+        tasks = self._tasks_in(project_ids, include_subprojects)
         values = {
             str(param.get("value", ""))
             for task in tasks
@@ -334,7 +328,29 @@ class ProjectBackend(Collection):
             values = {v for v in values if pattern_matches(pattern, "pattern", v)}
         return sorted(values, key=natural_key)
 
-    def task_parents(self) -> list[dict[str, str]]:
-        parent_ids = {t.get("parent") for t in self.state.tasks.all() if t.get("parent")}
-        parents = [self.store.peek("tasks", pid) for pid in parent_ids]
-        return [{"id": p["id"], "name": p["name"]} for p in parents if p]
+    def task_parents(
+        self, project_ids: list[str], include_subprojects: bool, state: str | None, name: str | None
+    ) -> list[dict[str, Any]]:
+        """The parents of the tasks of projects (or of all), by name: those named like ``name``, of active
+        or archived children when ``state`` says, each with its project's id and name."""
+        tasks = self._tasks_in(project_ids, include_subprojects)
+        if state in ("active", "archived"):
+            tasks = [t for t in tasks if (ARCHIVED in (t.get("system_tags") or [])) == (state == "archived")]
+        found = (self.store.peek("tasks", pid) for pid in {t.get("parent") for t in tasks if t.get("parent")})
+        parents = [p for p in found if p and (not name or pattern_matches(name, "task_name", p["name"]))]
+        replies = []
+        for parent in sorted(parents, key=lambda p: p["name"]):
+            reply: dict[str, Any] = {"id": parent["id"], "name": parent["name"]}
+            project = self.store.peek(self.collection, parent.get("project") or "")
+            if project is not None:
+                reply["project"] = {"id": project["id"], "name": project["name"]}
+            replies.append(reply)
+        return replies
+
+    def _tasks_in(self, project_ids: list[str], include_subprojects: bool) -> list[Document]:
+        if not project_ids:
+            return self.state.tasks.all()
+        ids = set(project_ids)
+        if include_subprojects:
+            ids = set().union(*(self.descendants(p) for p in project_ids))
+        return self.state.tasks.in_projects(ids)
