@@ -66,7 +66,8 @@ def validate_delete(ctx: Context, body: Body) -> Body:
 
 def _tags(kinds: tuple[str, ...]) -> Callable[[Context, Body], Body]:
     def handler(ctx: Context, body: Body) -> Body:
-        tags, system_tags = ctx.state.projects.all_tags(kinds, ids(body, "projects") or None)
+        where = {k: v for k, v in (body.get("filter") or {}).items() if k in ("tags", "system_tags")}
+        tags, system_tags = ctx.state.projects.all_tags(kinds, ids(body, "projects") or None, where)
         return {"tags": tags, "system_tags": system_tags}
 
     return handler

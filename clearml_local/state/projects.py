@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clearml_local.errors import BadRequest, InvalidProjectId, NameTaken, NotEmpty
-from clearml_local.query import natural_key, pattern_matches
+from clearml_local.query import build_filter, natural_key, pattern_matches
 from clearml_local.state.base import ARCHIVED, Collection, new_id, now_iso
 from clearml_local.storage import Document
 
@@ -263,18 +263,22 @@ class ProjectBackend(Collection):
     # --- summaries over the tasks and models of projects ---------------------------------------------------
 
     def all_tags(
-        self, kinds: tuple[str, ...], project_ids: list[str] | None = None
+        self,
+        kinds: tuple[str, ...],
+        project_ids: list[str] | None = None,
+        where: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Every tag and system tag in use on the ``kinds`` of documents (tasks, models, projects), within
-        the given projects and their subprojects when given."""
+        """Every tag and system tag in use on the ``kinds`` of documents (tasks, models, projects) that
+        match the ``where`` filter, within the given projects and their subprojects when given."""
         within = set().union(*(self.descendants(p) for p in project_ids)) if project_ids else None
+        wanted = build_filter(where or {})
         backends = {"tasks": self.state.tasks, "models": self.state.models, "projects": self}
         tags: set[str] = set()
         system_tags: set[str] = set()
         for kind in kinds:
             for doc in backends[kind].all():
                 place = doc["id"] if kind == "projects" else doc.get("project")
-                if within is not None and place not in within:
+                if (within is not None and place not in within) or not wanted(doc):
                     continue
                 tags.update(doc.get("tags") or [])
                 system_tags.update(doc.get("system_tags") or [])

@@ -131,3 +131,12 @@ def test_task_parents_by_project_name_and_state(backend: BackendHarness) -> None
     assert ids(backend.call("projects.get_task_parents", body)["parents"]) == [first]
     by_parents = backend.call("tasks.get_all", {"parent": [second, first], "project": [scope]})["tasks"]
     assert archived_child in ids(by_parents) and len(by_parents) == 2
+
+
+def test_project_tags_with_a_filter(backend: BackendHarness) -> None:
+    shown = new_project(backend, tags=["one", "two"])
+    hidden = new_project(backend, tags=["one", "three"], system_tags=["hidden"])
+    body = {"projects": [shown, hidden]}
+    assert backend.call("projects.get_project_tags", body)["tags"] == ["one", "three", "two"]
+    body["filter"] = {"system_tags": ["__$not", "hidden"]}
+    assert backend.call("projects.get_project_tags", body)["tags"] == ["one", "two"]
