@@ -1,7 +1,8 @@
-"""Events: scalars, plots, debug images and console logs reported by running tasks.
+"""Events: scalars, plots, debug images and console logs reported by running tasks (and models).
 
-``add_batch`` also keeps each task's ``last_metrics`` and ``last_iteration`` current, which is what
-``Task.get_last_scalar_metrics`` and the pipeline's best-model selection read.
+``add_batch`` also keeps each task's (or model's) ``last_metrics`` and ``last_iteration`` current, as the
+real server does: what ``Task.get_last_scalar_metrics``, the pipeline's best-model selection and
+ClearML's HyperParameterOptimizer and TriggerScheduler read, filter and order by.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class EventBackend:
         if owner_collection(event) == "models":
             if event["type"] not in MODEL_EVENT_TYPES:
                 return f"a model takes no {event['type']} events"
-            return None if self.store.get("models", event["task"]) else f"unknown model id {event['task']}"
+            return None if self.store.peek("models", event["task"]) else f"unknown model id {event['task']}"
         return None if self.state.tasks.exists(event["task"]) else f"unknown task id {event['task']}"
 
     def _update_metrics(self, collection: str, owner_id: str, events: list[Document]) -> None:
@@ -180,7 +181,8 @@ class EventBackend:
     def histogram(
         self, task_id: str, key: str, metrics: set[str], samples: int | None
     ) -> dict[str, dict[str, dict[str, Any]]]:
-        """The scalar series of the wanted metrics (all when none is named), downsampled to ``samples``."""
+        """The scalar series of the wanted metrics (all when none is named), averaged into at most ``samples``
+        points each (``average_buckets``)."""
         return {
             metric: {variant: average_buckets(line, samples) for variant, line in variants.items()}
             for metric, variants in self.scalar_series(task_id, key).items()
