@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.steps.interface import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
+from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
 
 STEP_SCRIPTS = {
