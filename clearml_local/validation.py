@@ -38,6 +38,8 @@ MAX_OPEN_FIELD_ENTRIES = 100_000
 _INTEGER_AS_NUMBER = {"workers.status_report": ("definitions", "machine_stats", "properties")}
 # List fields that stay lists: a projection given as one string is refused (a bad-input guarantee).
 _LIST_ONLY = frozenset({"only_fields"})
+# Where the real server takes a list of ids as well as the one id the schema names (its list filters).
+_STRING_OR_LIST = {"tasks.get_all": ("parent",)}
 # Where the real server takes an object keyed by item key as well as the list of items the schema names.
 _OBJECT_OR_LIST = {"models.create": "metadata", "models.edit": "metadata", "models.update": "metadata"}
 
@@ -197,6 +199,10 @@ def _relaxed(endpoint: str, schema: dict[str, Any]) -> dict[str, Any]:
             "anyOf": [listed, keyed],
             "description": listed.get("description", ""),
         }
+    for name in _STRING_OR_LIST.get(endpoint, ()):
+        schema = copy.deepcopy(schema)
+        single = schema["properties"][name]
+        schema["properties"][name] = {"anyOf": [single, {"type": "array", "items": {"type": "string"}}]}
     where = _INTEGER_AS_NUMBER.get(endpoint)
     if where is None:
         return schema

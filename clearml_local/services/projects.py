@@ -66,7 +66,8 @@ def validate_delete(ctx: Context, body: Body) -> Body:
 
 def _tags(kinds: tuple[str, ...]) -> Callable[[Context, Body], Body]:
     def handler(ctx: Context, body: Body) -> Body:
-        tags, system_tags = ctx.state.projects.all_tags(kinds, ids(body, "projects") or None)
+        where = {k: v for k, v in (body.get("filter") or {}).items() if k in ("tags", "system_tags")}
+        tags, system_tags = ctx.state.projects.all_tags(kinds, ids(body, "projects") or None, where)
         return {"tags": tags, "system_tags": system_tags}
 
     return handler
@@ -115,7 +116,13 @@ def hyperparam_values(ctx: Context, body: Body) -> Body:
 
 @endpoint("projects.get_task_parents")
 def task_parents(ctx: Context, body: Body) -> Body:
-    return {"parents": ctx.state.projects.task_parents()}
+    parents = ctx.state.projects.task_parents(
+        ids(body, "projects"),
+        body.get("include_subprojects") is not False,
+        body.get("tasks_state"),
+        body.get("task_name"),
+    )
+    return {"parents": parents}
 
 
 @endpoint("projects.make_private", "projects.make_public")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clearml_local.errors import BadRequest, InvalidProjectId, NameTaken, NotEmpty
-from clearml_local.query import natural_key, pattern_matches
+from clearml_local.query import build_filter, natural_key, pattern_matches
 from clearml_local.state.base import ARCHIVED, Collection, new_id, now_iso
 from clearml_local.storage import Document
 
@@ -263,18 +263,22 @@ class ProjectBackend(Collection):
     # --- summaries over the tasks and models of projects ---------------------------------------------------
 
     def all_tags(
-        self, kinds: tuple[str, ...], project_ids: list[str] | None = None
+        self,
+        kinds: tuple[str, ...],
+        project_ids: list[str] | None = None,
+        where: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Every tag and system tag in use on the ``kinds`` of documents (tasks, models, projects), within
-        the given projects and their subprojects when given."""
+        """Every tag and system tag in use on the ``kinds`` of documents (tasks, models, projects) that
+        match the ``where`` filter, within the given projects and their subprojects when given."""
         within = set().union(*(self.descendants(p) for p in project_ids)) if project_ids else None
+        wanted = build_filter(where or {})
         backends = {"tasks": self.state.tasks, "models": self.state.models, "projects": self}
         tags: set[str] = set()
         system_tags: set[str] = set()
         for kind in kinds:
             for doc in backends[kind].all():
                 place = doc["id"] if kind == "projects" else doc.get("project")
-                if within is not None and place not in within:
+                if (within is not None and place not in within) or not wanted(doc):
                     continue
                 tags.update(doc.get("tags") or [])
                 system_tags.update(doc.get("system_tags") or [])
@@ -318,13 +322,7 @@ class ProjectBackend(Collection):
     ) -> list[str]:
         """The distinct values of one hyperparameter over the tasks of projects (or all), in numeric order;
         ``pattern`` keeps those it matches."""
-        if not project_ids:
-            tasks = self.state.tasks.all()
-        else:
-            ids = set(project_ids)
-            if include_subprojects:
-                ids = set().union(*(self.descendants(p) for p in project_ids))
-            tasks = self.state.tasks.in_projects(ids)
+        tasks = self._tasks_in(project_ids, include_subprojects)
         values = {
             str(param.get("value", ""))
             for task in tasks
@@ -334,7 +332,29 @@ class ProjectBackend(Collection):
             values = {v for v in values if pattern_matches(pattern, "pattern", v)}
         return sorted(values, key=natural_key)
 
-    def task_parents(self) -> list[dict[str, str]]:
-        parent_ids = {t.get("parent") for t in self.state.tasks.all() if t.get("parent")}
-        parents = [self.store.peek("tasks", pid) for pid in parent_ids]
-        return [{"id": p["id"], "name": p["name"]} for p in parents if p]
+    def task_parents(
+        self, project_ids: list[str], include_subprojects: bool, state: str | None, name: str | None
+    ) -> list[dict[str, Any]]:
+        """The parents of the tasks of projects (or of all), by name: those named like ``name``, of active
+        or archived children when ``state`` says, each with its project's id and name."""
+        tasks = self._tasks_in(project_ids, include_subprojects)
+        if state in ("active", "archived"):
+            tasks = [t for t in tasks if (ARCHIVED in (t.get("system_tags") or [])) == (state == "archived")]
+        found = (self.store.peek("tasks", pid) for pid in {t.get("parent") for t in tasks if t.get("parent")})
+        parents = [p for p in found if p and (not name or pattern_matches(name, "task_name", p["name"]))]
+        replies = []
+        for parent in sorted(parents, key=lambda p: p["name"]):
+            reply: dict[str, Any] = {"id": parent["id"], "name": parent["name"]}
+            project = self.store.peek(self.collection, parent.get("project") or "")
+            if project is not None:
+                reply["project"] = {"id": project["id"], "name": project["name"]}
+            replies.append(reply)
+        return replies
+
+    def _tasks_in(self, project_ids: list[str], include_subprojects: bool) -> list[Document]:
+        if not project_ids:
+            return self.state.tasks.all()
+        ids = set(project_ids)
+        if include_subprojects:
+            ids = set().union(*(self.descendants(p) for p in project_ids))
+        return self.state.tasks.in_projects(ids)

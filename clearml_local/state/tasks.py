@@ -814,11 +814,12 @@ def _task_type(value: Any) -> str:
 
 
 def _run_by_worker(task: Document) -> bool:
-    """The task has a worker that reported on it (or changed it) within ``WORKER_TASK_TIMEOUT_S``."""
-    if not task.get("last_worker"):
+    """A worker reported running the task within ``WORKER_TASK_TIMEOUT_S`` (``workers.status_report``; a
+    client's worker header at ``tasks.started`` names ``last_worker`` but is no live worker)."""
+    reported = task.get("last_worker_report")
+    if not task.get("last_worker") or not reported:
         return False
-    seen = max(str(task.get("last_update") or ""), str(task.get("last_worker_report") or ""))
-    return _seconds_since(seen, default=WORKER_TASK_TIMEOUT_S) < WORKER_TASK_TIMEOUT_S
+    return _seconds_since(str(reported), default=WORKER_TASK_TIMEOUT_S) < WORKER_TASK_TIMEOUT_S
 
 
 def _seconds_since(iso: str, default: int = 0) -> int:

@@ -114,3 +114,29 @@ def test_hyperparam_values_and_tags_by_project(backend: BackendHarness) -> None:
     assert backend.call("projects.get_hyperparam_values", {**body, "pattern": "^1"})["values"] == ["10"]
     tags = backend.call("projects.get_task_tags", {"projects": [scope]})
     assert (tags["tags"], tags["system_tags"]) == (["in"], ["sys"])
+
+
+def test_task_parents_by_project_name_and_state(backend: BackendHarness) -> None:
+    scope = new_project(backend, name=unique("parents"))
+    first = new_task(backend, project=scope, name="Parent A")
+    second = new_task(backend, project=scope, name="Parent B")
+    new_task(backend, project=scope, parent=first)
+    archived_child = new_task(backend, project=scope, parent=second, system_tags=["archived"])
+
+    parents = backend.call("projects.get_task_parents", {"projects": [scope]})["parents"]
+    assert ids(parents) == [first, second] and parents[0]["project"]["id"] == scope
+    body = {"projects": [scope], "tasks_state": "archived"}
+    assert ids(backend.call("projects.get_task_parents", body)["parents"]) == [second]
+    body = {"projects": [scope], "task_name": "A$"}
+    assert ids(backend.call("projects.get_task_parents", body)["parents"]) == [first]
+    by_parents = backend.call("tasks.get_all", {"parent": [second, first], "project": [scope]})["tasks"]
+    assert archived_child in ids(by_parents) and len(by_parents) == 2
+
+
+def test_project_tags_with_a_filter(backend: BackendHarness) -> None:
+    shown = new_project(backend, tags=["one", "two"])
+    hidden = new_project(backend, tags=["one", "three"], system_tags=["hidden"])
+    body = {"projects": [shown, hidden]}
+    assert backend.call("projects.get_project_tags", body)["tags"] == ["one", "three", "two"]
+    body["filter"] = {"system_tags": ["__$not", "hidden"]}
+    assert backend.call("projects.get_project_tags", body)["tags"] == ["one", "two"]

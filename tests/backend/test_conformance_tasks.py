@@ -254,3 +254,10 @@ def test_get_all_ex_joins_the_references_it_is_asked_about(backend: BackendHarne
         backend.call("tasks.get_all", {"id": [task_id], "only_fields": ["project"]})["tasks"][0]["project"]
         == project
     )
+
+
+def test_a_worker_header_at_start_is_no_live_worker(backend: BackendHarness) -> None:
+    task_id = new_task(backend)
+    started = backend.post("tasks.started", {"task": task_id}, headers={"X-ClearML-Worker": "laptop:1"})
+    assert started.status_code == 200 and task(backend, task_id)["last_worker"] == "laptop:1"
+    assert backend.call("tasks.stop", {"task": task_id})["fields"]["status"] == "stopped"
