@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import optuna
 from clearml import Task
 from clearml.automation import HyperParameterOptimizer, UniformIntegerParameterRange
 from clearml.automation.optuna import OptimizerOptuna
@@ -25,7 +26,7 @@ controller = Task.init(
 )
 optimizer = HyperParameterOptimizer(
     base_task_id=base.id,
-    hyper_parameters=[UniformIntegerParameterRange("General/x", min_value=0, max_value=6)],
+    hyper_parameters=[UniformIntegerParameterRange("General/x", min_value=0, max_value=20)],
     objective_metric_title="loss",
     objective_metric_series="loss",
     objective_metric_sign="min",
@@ -35,6 +36,9 @@ optimizer = HyperParameterOptimizer(
     total_max_jobs=3,
     max_iteration_per_job=2 if mode == "local" else None,
     pool_period_min=1 / 60,
+    # seeded: its first draws are 8, 15 and 0 (Optuna prunes a trial repeating earlier parameters, which
+    # would leave fewer trials than total_max_jobs)
+    optuna_sampler=optuna.samplers.TPESampler(seed=1),
 )
 # the final report is written when the reporter wakes: every 5 minutes by default
 optimizer.set_report_period(1 / 60)
