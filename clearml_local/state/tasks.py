@@ -369,14 +369,16 @@ class TaskBackend(Collection):
 
     def dequeue(self, task_id: str, new_status: str | None = None, reason: str = "") -> dict[str, Any]:
         """Out of its queue, back to the status it had before it was enqueued (or ``new_status``); a task
-        that is not queued is left as it is (``{}``)."""
+        that is not queued is left as it is (``{}``). ``execution.queue`` keeps naming the queue, as on the
+        real server: clearml-agent dequeues every task it runs (``new_status=in_progress``), and the task
+        still records where it ran from."""
         if new_status is not None and new_status not in ALL_STATUSES:
             raise BadRequest(f"Validation error: invalid task status {new_status!r}", subcode=12)
 
         def apply(task: Document) -> dict[str, Any]:
             if task["status"] not in (QUEUED, IN_PROGRESS):
                 return {}
-            self._leave_queue(task, forget=True)
+            self._leave_queue(task)
             return self._return_from_queue(task, reason, new_status)
 
         return self.change(task_id, apply)

@@ -89,3 +89,16 @@ def test_max_task_entries_and_entry_names(backend: BackendHarness, mark: Mark) -
     assert detailed["entries"][0]["task"]["name"] == task(backend, task_ids[0])["name"]
     assert detailed["display_name"] == "Shown"
     assert_replies_match_the_schema(backend, mark)
+
+
+def test_dequeue_keeps_the_queue_the_task_ran_from(backend: BackendHarness) -> None:
+    """clearml-agent dequeues each task it runs with ``new_status=in_progress``; the task must still name its
+    queue (the pipeline controller and ``Task.get_task(...).data.execution.queue`` read it)."""
+    queue = new_queue(backend)
+    (task_id,) = queued(backend, queue)
+    backend.call("tasks.dequeue", {"task": task_id, "new_status": "in_progress"})
+    assert (task(backend, task_id)["status"], task(backend, task_id)["execution"]["queue"]) == (
+        "in_progress",
+        queue,
+    )
+    assert entries(backend, queue) == []
