@@ -16,7 +16,14 @@ import pandas as pd
 
 import global_config
 from asteroid import evaluate, features, schema, train
-from asteroid.steps.interface import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
+from asteroid.steps.interface import (
+    MODELS_OUTPUT,
+    OBJECTIVE_SERIES,
+    OBJECTIVE_TITLE,
+    SPLIT_DIR,
+    TRAINING_DEFAULTS,
+    seed_prefix,
+)
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -231,10 +238,11 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
         split = features.load_split(split_dir)
         spec = features.load_feature_spec(split_dir)
     with tempfile.TemporaryDirectory() as work_dir:
-        models = [
-            train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir))
-            for seed in range(params["seeds"])
-        ]
+        models: list[dict[str, Any]] = []
+        for seed in range(params["seeds"]):
+            models.append(train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir)))
+            best = max(model["val_pr_auc"] for model in models)
+            task.get_logger().report_scalar(OBJECTIVE_TITLE, OBJECTIVE_SERIES, value=best, iteration=seed)
         upload_feature_spec(task, spec, Path(work_dir))
         task.flush(wait_for_uploads=True)  # the model files upload in the background from work_dir
     clock.report(task)
