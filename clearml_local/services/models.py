@@ -12,7 +12,8 @@ Body = dict[str, Any]
 
 @endpoint("models.create")
 def create(ctx: Context, body: Body) -> Body:
-    return {"id": ctx.state.models.create(body), "created": True}
+    # the real server makes a model ready unless told otherwise (the SDK always says)
+    return {"id": ctx.state.models.create({"ready": True, **body}), "created": True}
 
 
 @endpoint("models.get_by_id")
@@ -31,12 +32,19 @@ def get_all(ctx: Context, body: Body) -> Body:
     if query.get("project") and query.get("include_subprojects"):
         roots = ids(query, "project")
         query["project"] = sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))
-    return {"models": ctx.state.models.query(query, default_order="-created")}
+    reply = ctx.state.models.get_all(query, "models", default_order="-created")
+    if body.get("include_stats"):
+        reply["models"] = [
+            {**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in reply["models"]
+        ]
+    return reply
 
 
 @endpoint("models.get_frameworks")
 def get_frameworks(ctx: Context, body: Body) -> Body:
-    return {"frameworks": sorted({m["framework"] for m in ctx.state.models.all() if m.get("framework")})}
+    projects = ids(body, "projects")
+    within = set().union(*(ctx.state.projects.descendants(p) for p in projects)) if projects else None
+    return {"frameworks": ctx.state.models.frameworks(within)}
 
 
 @endpoint("models.edit", "models.update")
@@ -52,13 +60,15 @@ def update_for_task(ctx: Context, body: Body) -> Body:
 
 @endpoint("models.set_ready")
 def set_ready(ctx: Context, body: Body) -> Body:
-    return ctx.state.models.publish(body.get("model"), bool(body.get("publish_task", True)))
+    return ctx.state.models.publish(
+        body.get("model"), body.get("publish_task") is not False, bool(body.get("force_publish_task"))
+    )
 
 
 @endpoint("models.publish_many")
 def publish_many(ctx: Context, body: Body) -> Body:
-    publish_task = bool(body.get("publish_task", True))
-    return many(ids(body, "ids"), lambda model_id: ctx.state.models.publish(model_id, publish_task))
+    publish_task, force = body.get("publish_task") is not False, bool(body.get("force_publish_task"))
+    return many(ids(body, "ids"), lambda model_id: ctx.state.models.publish(model_id, publish_task, force))
 
 
 def _set_archived(ctx: Context, archived: bool) -> Callable[[str], Body]:

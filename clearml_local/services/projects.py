@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_local.api import Context, endpoint, ids, required
+from clearml_local.query import MAX_PAGE_SIZE
 
 Body = dict[str, Any]
 PROJECT_FIELDS = ("description", "tags", "system_tags", "default_output_destination")
@@ -30,7 +31,7 @@ def get_all(ctx: Context, body: Body) -> Body:
     if parents:
         shallow = bool(query.get("shallow_search"))
         among = [p for p in ctx.state.projects.all() if ctx.state.projects.under(p, parents, shallow)]
-    return {"projects": ctx.state.projects.query(query, default_order="name", among=among)}
+    return ctx.state.projects.get_all(query, "projects", default_order="name", among=among)
 
 
 @endpoint("projects.update")
@@ -65,6 +66,19 @@ def unique_metric_variants(ctx: Context, body: Body) -> Body:
 def hyper_parameters(ctx: Context, body: Body) -> Body:
     parameters = ctx.state.projects.hyper_parameter_names(body.get("project"))
     return {"parameters": parameters, "total": len(parameters), "remaining": 0}
+
+
+@endpoint("projects.get_hyperparam_values")
+def hyperparam_values(ctx: Context, body: Body) -> Body:
+    values = ctx.state.projects.hyperparam_values(
+        ids(body, "projects"),
+        required(body, "section"),
+        required(body, "name"),
+        body.get("include_subprojects") is not False,
+        body.get("pattern"),
+    )
+    page, page_size = body.get("page") or 0, body.get("page_size") or MAX_PAGE_SIZE
+    return {"total": len(values), "values": values[page * page_size : (page + 1) * page_size]}
 
 
 @endpoint("projects.get_task_parents")

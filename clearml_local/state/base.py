@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from clearml_local.errors import InvalidField, InvalidId
-from clearml_local.query import run_query
+from clearml_local.query import Expand, run_query, run_scrolled_query
 from clearml_local.storage import Document, Store
 
 if TYPE_CHECKING:
@@ -77,6 +77,25 @@ class Collection:
         if among is None:
             among = self._by_ids(body.get("id")) if body.get("id") else self.all()
         return run_query(among, body, extra=extra, default_order=default_order)
+
+    def get_all(
+        self,
+        body: dict[str, Any],
+        key: str,
+        default_order: str,
+        respect_hidden: bool = True,
+        among: list[Document] | None = None,
+        expand: Expand | None = None,
+    ) -> dict[str, Any]:
+        """The reply of a ``*.get_all`` call: the page of documents under ``key``, with the ``scroll_id``
+        to continue from when the request scrolls."""
+        extra = None if not respect_hidden or body.get("search_hidden") or body.get("id") else _not_hidden
+        if among is None:
+            among = self._by_ids(body.get("id")) if body.get("id") else self.all()
+        docs, scroll_id = run_scrolled_query(
+            among, body, extra=extra, default_order=default_order, expand=expand
+        )
+        return {key: docs, "scroll_id": scroll_id} if scroll_id else {key: docs}
 
     def _by_ids(self, ids: Any) -> list[Document]:
         """The documents a query names by id, looked up rather than scanned for (status polls dominate)."""

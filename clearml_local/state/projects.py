@@ -6,12 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from clearml_local.errors import BadRequest, InvalidProjectId, NameTaken, NotEmpty
+from clearml_local.query import natural_key, pattern_matches
 from clearml_local.state.base import ARCHIVED, Collection, new_id, now_iso
 from clearml_local.storage import Document
 
-NAME_TAKEN_SUBCODE = 701
-NOT_EMPTY_SUBCODE = 704
-INVALID_NAME_SUBCODE = 403
+INVALID_NAME_SUBCODE = 407
+# Why a project cannot be deleted without force: the real server's subcodes.
+HAS_TASKS, HAS_MODELS, HAS_DATASETS, HAS_PIPELINES = 402, 405, 406, 413
+DATASET_TAG, PIPELINE_TAG = "dataset", "pipeline"
+# The folders the SDK keeps dataset and pipeline projects in (not themselves datasets or pipelines).
+DATASETS_FOLDER, PIPELINES_FOLDER = ".datasets", ".pipelines"
 
 
 def normalize(name: str) -> str:
@@ -65,7 +69,7 @@ class ProjectBackend(Collection):
         name = normalize(name)
         with self.store.transaction():
             if self.find(name):
-                raise NameTaken("Project", name, NAME_TAKEN_SUBCODE)
+                raise NameTaken("Project", name)
             return self.ensure(name, **fields)
 
     def update(self, project_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +82,7 @@ class ProjectBackend(Collection):
             if fields.get("name"):
                 new_name = normalize(fields["name"])
                 if new_name != doc["name"] and self.find(new_name):
-                    raise NameTaken("Project", new_name, NAME_TAKEN_SUBCODE)
+                    raise NameTaken("Project", new_name)
                 changed["name"], changed["basename"] = new_name, new_name.rsplit("/", 1)[-1]
             doc.update(changed)
             return changed
@@ -103,44 +107,82 @@ class ProjectBackend(Collection):
         ids = self.descendants(self.view(project_id, "project")["id"])
         return ids, self.state.tasks.in_projects(ids), self.state.models.in_projects(ids)
 
+    def _special(self, ids: set[str], tag: str, folder: str) -> set[str]:
+        """The dataset (or pipeline) projects among ``ids``: tagged so, and not the folder holding them."""
+        found = (self.store.peek(self.collection, i) for i in ids)
+        return {
+            p["id"]
+            for p in found
+            if p and tag in (p.get("system_tags") or []) and p.get("basename") != folder
+        }
+
+    def _blockers(self, project_id: str) -> dict[str, Any]:
+        """What keeps a project from being deleted without force, counted as ``validate_delete`` does."""
+        ids, tasks, models = self.contents(project_id)
+        pipelines = self._special(ids, PIPELINE_TAG, PIPELINES_FOLDER)
+        datasets = self._special(ids, DATASET_TAG, DATASETS_FOLDER)
+        regular = ids - pipelines - datasets
+        active = [t for t in tasks if ARCHIVED not in (t.get("system_tags") or [])]
+        return {
+            "pipelines": len(
+                {t["project"] for t in active if t["project"] in pipelines and t["type"] == "controller"}
+            ),
+            "datasets": len({t["project"] for t in active if t["project"] in datasets}),
+            "tasks": sum(1 for t in tasks if t["project"] in regular),
+            "non_archived_tasks": sum(1 for t in active if t["project"] in regular),
+            "models": sum(1 for m in models if m.get("project") in regular),
+            "non_archived_models": sum(
+                1
+                for m in models
+                if m.get("project") in regular and ARCHIVED not in (m.get("system_tags") or [])
+            ),
+        }
+
     def delete(self, project_id: str, force: bool, delete_contents: bool) -> dict[str, Any]:
-        """Delete a project and its subprojects: their tasks and models are deleted with
-        ``delete_contents``, else (with force) kept without a project."""
+        """Delete a project and its subprojects. Without force, active pipelines, datasets with versions,
+        unarchived tasks or models refuse it; their tasks and models are deleted with ``delete_contents``,
+        else kept without a project."""
         with self.store.transaction():
+            blockers = self._blockers(project_id)
+            if not force:
+                for count, subcode, what in (
+                    ("pipelines", HAS_PIPELINES, "pipelines with active controllers"),
+                    ("datasets", HAS_DATASETS, "non-empty datasets"),
+                    ("non_archived_tasks", HAS_TASKS, "tasks"),
+                    ("non_archived_models", HAS_MODELS, "models"),
+                ):
+                    if blockers[count]:
+                        raise NotEmpty(
+                            f"Project {project_id} has {blockers[count]} {what}: use force=true", subcode
+                        )
             ids, tasks, models = self.contents(project_id)
-            if (tasks or models) and not (force or delete_contents):
-                name = self.view(project_id)["name"]
-                raise NotEmpty(
-                    f"Project {name!r} has {len(tasks)} tasks and {len(models)} models: use force",
-                    NOT_EMPTY_SUBCODE,
-                )
-            for sub_id in ids:
-                self.store.delete(self.collection, sub_id)
+            urls: dict[str, list[str]] = {"model_urls": [], "event_urls": [], "artifact_urls": []}
             if delete_contents:
-                for task in tasks:
-                    self.state.tasks.delete(task["id"], force=True)
                 for model in models:
+                    if model.get("uri"):
+                        urls["model_urls"].append(model["uri"])
                     self.state.models.delete(model["id"], force=True)
+                for task in tasks:
+                    reply = self.state.tasks.delete(task["id"], force=True, return_file_urls=True)
+                    for key, found in reply["urls"].items():
+                        urls[key].extend(found)
             else:
                 self.state.tasks.move([t["id"] for t in tasks], None)
                 self.state.models.move([m["id"] for m in models], None)
-        disowned = 0 if delete_contents else len(tasks)
-        deleted_tasks, deleted_models = (len(tasks), len(models)) if delete_contents else (0, 0)
-        return {
+            for sub_id in ids:
+                self.store.delete(self.collection, sub_id)
+        reply = {
             "deleted": len(ids),
-            "disassociated_tasks": disowned,
-            "deleted_tasks": deleted_tasks,
-            "deleted_models": deleted_models,
+            "disassociated_tasks": 0 if delete_contents else len(tasks),
+            "deleted_tasks": len(tasks) if delete_contents else 0,
+            "deleted_models": len(models) if delete_contents else 0,
         }
+        if delete_contents:
+            reply["urls"] = {key: sorted(set(found)) for key, found in urls.items()}
+        return reply
 
     def validate_delete(self, project_id: str) -> dict[str, int]:
-        _, tasks, models = self.contents(project_id)
-        return {
-            "tasks": len(tasks),
-            "non_archived_tasks": sum(1 for t in tasks if ARCHIVED not in (t.get("system_tags") or [])),
-            "models": len(models),
-            "non_archived_models": sum(1 for m in models if ARCHIVED not in (m.get("system_tags") or [])),
-        }
+        return {**self._blockers(project_id), "reports": 0, "non_archived_reports": 0}
 
     # --- summaries over the tasks and models of projects ---------------------------------------------------
 
@@ -180,6 +222,27 @@ class ProjectBackend(Collection):
             for section, params in (task.get("hyperparams") or {}).items():
                 found.update((section, name) for name in params)
         return [{"section": s, "name": n} for s, n in sorted(found)]
+
+    def hyperparam_values(
+        self, project_ids: list[str], section: str, name: str, include_subprojects: bool, pattern: str | None
+    ) -> list[str]:
+        """The distinct values of one hyperparameter over the tasks of projects (or all), in numeric order;
+        ``pattern`` keeps those it matches."""
+        if not project_ids:
+            tasks = self.state.tasks.all()
+        else:
+            ids = set(project_ids)
+            if include_subprojects:
+                ids = set().union(*(self.descendants(p) for p in project_ids))
+            tasks = self.state.tasks.in_projects(ids)
+        values = {
+            str(param.get("value", ""))
+            for task in tasks
+            if (param := ((task.get("hyperparams") or {}).get(section) or {}).get(name)) is not None
+        }
+        if pattern:
+            values = {v for v in values if pattern_matches(pattern, "pattern", v)}
+        return sorted(values, key=natural_key)
 
     def task_parents(self) -> list[dict[str, str]]:
         parent_ids = {t.get("parent") for t in self.state.tasks.all() if t.get("parent")}

@@ -56,7 +56,7 @@ class WorkerBackend(Collection):
                 doc["queue_ids"] = fields["queues"]
             task_id = fields.get("task")
             if task_id:
-                task = self.store.peek("tasks", task_id)
+                task = self.state.tasks.worker_report(task_id, worker_id)
                 doc["task"] = {
                     "id": task_id,
                     "name": task["name"] if task else "",

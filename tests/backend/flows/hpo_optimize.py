@@ -1,0 +1,48 @@
+"""HyperParameterOptimizer with OptimizerOptuna over hpo_trial.py: ``local`` (start_locally) or ``queue Q``
+(start, trials enqueued for an agent). Prints the optimizer's id and its top experiments as JSON."""
+
+import json
+import sys
+from pathlib import Path
+
+from clearml import Task
+from clearml.automation import HyperParameterOptimizer, UniformIntegerParameterRange
+from clearml.automation.optuna import OptimizerOptuna
+
+mode = sys.argv[1]
+queue = sys.argv[2] if mode == "queue" else "default"
+base = Task.create(
+    project_name="automation",
+    task_name=f"hpo base {mode}",
+    script=str(Path(__file__).with_name("hpo_trial.py")),
+    add_task_init_call=False,
+    packages=False,
+    force_single_script_file=True,
+)
+base.set_parameters({"General/x": 0, "General/hold": int(mode == "local")})
+controller = Task.init(
+    project_name="automation", task_name=f"optimizer {mode}", task_type=Task.TaskTypes.optimizer
+)
+optimizer = HyperParameterOptimizer(
+    base_task_id=base.id,
+    hyper_parameters=[UniformIntegerParameterRange("General/x", min_value=0, max_value=6)],
+    objective_metric_title="loss",
+    objective_metric_series="loss",
+    objective_metric_sign="min",
+    optimizer_class=OptimizerOptuna,
+    max_number_of_concurrent_tasks=2,
+    execution_queue=queue,
+    total_max_jobs=3,
+    max_iteration_per_job=2 if mode == "local" else None,
+    pool_period_min=1 / 60,
+)
+# the final report is written when the reporter wakes: every 5 minutes by default
+optimizer.set_report_period(1 / 60)
+started = optimizer.start_locally() if mode == "local" else optimizer.start()
+assert started
+optimizer.wait()
+top = optimizer.get_top_experiments(top_k=3)
+optimizer.stop()
+trials = optimizer.optimizer.get_created_jobs_ids()
+controller.close()
+print(json.dumps({"optimizer": controller.id, "top": [t.id for t in top], "trials": sorted(trials)}))
