@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,9 +39,13 @@ TUNING_TASK = "hyperparameter tuning"
 # How often the optimizer polls its trials and reports progress (seconds). Optuna's loop sleeps whole seconds.
 POLL_SECONDS = 1.0
 REPORT_SECONDS = 5.0
-# The median pruner compares a trial's best-so-far objective after each seed with earlier trials' at that
-# seed, once this many trials are complete.
-PRUNER_STARTUP_TRIALS = 3
+# A trial is hopeless, and stopped, when its best-so-far objective after a seed is in the lowest quarter of
+# the earlier trials' at that seed (once this many trials are complete). The median (50) stopped 24 of 30
+# trials on NASA's table, where the objectives differ in the fourth decimal.
+PRUNE_PERCENTILE = 25.0
+PRUNER_STARTUP_TRIALS = 5
+# How long a pruned local trial gets to end after SIGTERM before it is killed (seconds).
+STOP_GRACE_SECONDS = 10.0
 RESULT_FILE = "tuning.json"  # in runs/latest/
 
 
@@ -86,7 +91,9 @@ class TuningOptions:
             "concurrency": self.concurrency,
             "sampler": f"optuna TPESampler(seed={self.sampler_seed})",
             "pruner": (
-                f"optuna MedianPruner(n_startup_trials={PRUNER_STARTUP_TRIALS})" if self.prune else "none"
+                f"optuna PercentilePruner({PRUNE_PERCENTILE:g}, n_startup_trials={PRUNER_STARTUP_TRIALS})"
+                if self.prune
+                else "none"
             ),
             "save_top_k_tasks_only": self.keep_top,
             "checked_against_rule": f"top {self.check_top} over {self.check_splits} group splits",
@@ -150,13 +157,40 @@ def defaults_objective(preprocessed_id: str, seeds: int) -> float:
     return float(comparison.pipeline_winner(split, seeds).val_metrics["pr_auc"])
 
 
+def local_job_class() -> type:
+    """ClearML's local trial job, whose abort also ends the trial's process.
+
+    ``LocalClearmlJob.abort`` only marks the task stopped; the process trains on, then fails on its next write
+    to the stopped task, and the trial ends ``failed``. An agent ends the process of a stopped task itself.
+    """
+    from clearml.automation.job import LocalClearmlJob
+
+    class StoppableLocalJob(LocalClearmlJob):
+        def abort(self) -> None:
+            process = self._job_process
+            if process is None or process.poll() is not None:
+                super().abort()
+                return
+            # the process first: stopped while it runs, it would fail on its next write and mark itself failed
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            # the SDK's own mark of a stop on request, which keeps the ended trial stopped rather than failed
+            self.task.stopped(force=True, status_reason="user aborted: pruned by the optimizer")
+            self.wait_for_process()
+
+    return StoppableLocalJob
+
+
 def make_optimizer(options: TuningOptions, base_id: str, task: Any) -> Any:
     import optuna
     from clearml.automation import HyperParameterOptimizer
     from clearml.automation.optuna import OptimizerOptuna
 
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=0)
+        optuna.pruners.PercentilePruner(PRUNE_PERCENTILE, n_startup_trials=PRUNER_STARTUP_TRIALS)
         if options.prune
         else optuna.pruners.NopPruner()
     )
@@ -179,6 +213,8 @@ def make_optimizer(options: TuningOptions, base_id: str, task: Any) -> Any:
         optuna_pruner=pruner,
     )
     optimizer.set_report_period(REPORT_SECONDS / 60)
+    if not options.queue:  # what start_locally() does, with trials that end when pruned
+        optimizer.get_optimizer().set_job_class(local_job_class())
     return optimizer
 
 
@@ -313,8 +349,7 @@ def run(options: TuningOptions, print_line: Callable[[str], None] = print) -> di
     optimizer = make_optimizer(options, base.id, task)
     progress = Progress(options.trials, print_line)
     print_line(f"tuning {len(options.space)} parameters, {options.trials} trials — optimizer task {task.id}")
-    start = optimizer.start if options.queue else optimizer.start_locally
-    if not start(job_complete_callback=progress):
+    if not optimizer.start(job_complete_callback=progress):
         raise RuntimeError("the optimizer did not start")
     optimizer.wait()
     optimizer.stop(wait_for_reporter=True)
