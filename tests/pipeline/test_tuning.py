@@ -129,7 +129,7 @@ def test_the_same_seed_gives_the_same_trials(
 def test_the_pipeline_trains_with_the_recommended_parameters(
     backend: BackendHarness, project_env: dict[str, str], local_run: TuningRun
 ) -> None:
-    # README: .venv/bin/python pipeline.py --params-from OPTIMIZER_TASK_ID
+    # README: .venv/bin/python pipeline.py --params-from <optimizer task id>
     optimizer_id = local_run.result["optimizer_task_id"]
     result = backend.run(
         ROOT / "pipeline.py",
