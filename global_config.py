@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from asteroid import schema
-
 ROOT = Path(__file__).resolve().parent
 
 
@@ -36,7 +34,6 @@ RAW_DATASET_NAME = "raw_asteroid_dataset"
 PREPROCESSED_DATASET_NAME = "preprocessed_asteroid_dataset"
 MODEL_NAME = "asteroid-xgboost"
 WINNER_TAG = "pipeline_winner"
-HAZARD_THRESHOLD = schema.HAZARD_THRESHOLD
 
 # --- Data --------------------------------------------------------------------------------------------
 DATA_DIR = _env_path("ASTEROID_DATA_DIR", ROOT / "data")

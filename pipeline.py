@@ -14,7 +14,8 @@ import json
 import sys
 
 import global_config
-from asteroid import database, sdk_config_cache
+import third_party_patches
+from asteroid import database
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import PipelineFailed, PipelineOptions, run
 from asteroid.tracking import end_process
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         database.validate_query_date(args.query_date)
-        sdk_config_cache.install()
+        third_party_patches.install_clearml_sdk_patches()
         ensure_server()
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")

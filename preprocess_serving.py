@@ -11,13 +11,15 @@ missing or unknown field, a string, NaN, a physically impossible value, an empty
 own request parsing refuses a bare JSON array sent as `application/json`; send `{"rows": [...]}` instead
 (an array sent with another content type arrives as bytes and is accepted here).
 
-`make serve` deploys this file as the `__init__.py` of a folder that also holds `feature_rows.py` and
-`schema.py`, so a stock clearml-serving container needs nothing of this repository. The `xgboost` engine
-calls `self._model.predict(data)`; `load()` gives it a predictor that runs `Booster.inplace_predict` on the
-numpy matrix (a one-row `DMatrix` costs milliseconds at the tail).
+`make serve` deploys this file as the `__init__.py` of a folder that also holds `feature_rows.py`,
+`schema.py` and `contract.py`, so a stock clearml-serving container needs nothing of this repository. The
+`xgboost` engine calls `self._model.predict(data)`; `load()` gives it a predictor that runs
+`Booster.inplace_predict` on the numpy matrix (a one-row `DMatrix` costs milliseconds at the tail).
 
-Statistics: every feature and the probability under their snake_case names, one observation per row; a
-batch reports a uniform sample of at most `MAX_STATISTICS_ROWS` rows.
+Statistics: the release contract's (asteroid/serving/contract.py): every feature and the probability under
+their snake_case names, one observation per row; a batch reports a uniform sample of at most
+`MAX_STATISTICS_ROWS` rows. A row is answered `hazardous` when its probability is at or above the threshold
+training recorded in the model file (`contract.threshold_of_model`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-try:  # deployed as a folder: the shared feature code travels beside this file
-    from . import feature_rows, schema
+try:  # deployed as a folder: the shared feature code and the release contract travel beside this file
+    from . import contract, feature_rows, schema
 except ImportError:  # loaded as a single file, or imported from a checkout: the installed project
     from asteroid import feature_rows, schema
+    from asteroid.serving import contract
 
 BATCH_KEY = "rows"
-PROBABILITY_STAT = "probability"
 # Rows of a batch whose features and probability are reported to the statistics controller: a uniform sample
 # of this many (all rows of smaller batches). Every reported value travels through Kafka as JSON and is
 # bucketed one by one in Python by the controller; reporting all 1,000 rows of a large batch made the
@@ -83,7 +85,7 @@ class Preprocess:
             "version": getattr(endpoint, "version", None),
             "endpoint": _endpoint_url(endpoint),
         }
-        self._predictor = Predictor(booster, threshold_of(booster))
+        self._predictor = Predictor(booster, contract.threshold_of_model(booster))
         return self._predictor
 
     def preprocess(
@@ -104,18 +106,13 @@ class Preprocess:
         values = probabilities.tolist()
         if collect_custom_statistics_fn:
             reported = probabilities[state.get("reported_rows", slice(None))].tolist()
-            collect_custom_statistics_fn({PROBABILITY_STAT: reported if state.get("batch") else reported[0]})
-        predictions = [{"hazardous": value >= threshold, "probability": value} for value in values]
+            statistic = reported if state.get("batch") else reported[0]
+            collect_custom_statistics_fn({contract.PROBABILITY: statistic})
+        predictions = [{"hazardous": value >= threshold, contract.PROBABILITY: value} for value in values]
         model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
         if state.get("batch"):
             return {"predictions": predictions, "model": model}
         return {**predictions[0], "model": model}
-
-
-def threshold_of(booster: Any) -> float:
-    """The threshold training recorded in the model file, else the default."""
-    value = booster.attr(schema.MODEL_THRESHOLD_ATTRIBUTE)
-    return float(value) if value else schema.HAZARD_THRESHOLD
 
 
 def parse_body(body: Any) -> tuple[list, bool]:
@@ -166,7 +163,8 @@ def _statistics(features: np.ndarray, batch: bool) -> dict[str, Any]:
     batch)."""
     columns = features.T.tolist()
     return {
-        name: column if batch else column[0] for name, column in zip(schema.FEATURES, columns, strict=True)
+        name: column if batch else column[0]
+        for name, column in zip(contract.FEATURE_STATISTICS, columns, strict=True)
     }
 
 

@@ -15,8 +15,8 @@ import sys
 
 import global_config
 from asteroid.clearml_server import ServerUnavailable, ensure_server
-from asteroid.monitoring.publish import publish_rules
-from asteroid.serving.deploy import DeployError, ensure_service, rollout
+from asteroid.serving.deploy import DeployError, ensure_service, published_winner
+from asteroid.serving.release import release
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,18 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clearml import Model
-
     args = parse_args(argv)
     try:
         ensure_server()
         service_id, created = ensure_service()
         print(f"{'created' if created else 'using'} clearml-serving service {service_id} "
               f"({global_config.SERVING_SERVICE_NAME!r})")  # fmt: skip
-        result = rollout(service_id)
-        verb = "rolled out as" if result.changed else "served as"
-        print(f"winner {result.model_id} {verb} /serve/{result.url}")
-        publish_rules(result, Model(model_id=result.model_id))
+        release(service_id, published_winner())
         if args.deploy_only:
             return 0
         from serving_local.cli import start

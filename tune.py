@@ -18,7 +18,7 @@ import json
 import sys
 from typing import NoReturn
 
-from asteroid import sdk_config_cache
+import third_party_patches
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.tracking import end_process
 from asteroid.tuning.optimizer import TuningOptions, run
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tune.py: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        sdk_config_cache.install()
+        third_party_patches.install_clearml_sdk_patches()
         ensure_server()
         print("search space: " + json.dumps(describe(options.space)))
         result = run(options)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from asteroid import evaluate, features, train
-from asteroid.steps.selection import Candidate, choose
+from asteroid import evaluate, features, splitting, train
+from asteroid.ranking import Candidate, choose
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 OUTCOMES = ("win", "tie", "loss")
@@ -26,7 +26,9 @@ class Winner:
     val_metrics: dict[str, Any]
 
 
-def pipeline_winner(split: features.Split, n_models: int = 3, params: dict[str, Any] | None = None) -> Winner:
+def pipeline_winner(
+    split: splitting.Split, n_models: int = 3, params: dict[str, Any] | None = None
+) -> Winner:
     """Train seeds 0..n_models-1 on the split and choose one as ``select_best`` does — on validation only."""
     runs: dict[int, Winner] = {}
     candidates = []
@@ -67,7 +69,7 @@ def compare_on_split(
     params: dict[str, Any] | None = None,
 ) -> SplitComparison:
     """Split by asteroid with ``split_seed``, choose the winner on validation, compare it with the rule."""
-    split = features.group_split(frame_features, labels, groups, seed=split_seed)
+    split = splitting.group_split(frame_features, labels, groups, seed=split_seed)
     winner = pipeline_winner(split, n_models, params)
     test = split.test
     probabilities = train.predict_proba(winner.result.booster, test.features)

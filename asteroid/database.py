@@ -1,4 +1,8 @@
-"""Validate a NASA-format CSV into a SQL database (SQLite or PostgreSQL) and query it back by date."""
+"""Validate a NASA-format CSV into a SQL database (SQLite or PostgreSQL) and query it back by date.
+
+The numeric columns are checked by `observation_rules`, the rules the serving hook applies to request rows;
+dates, booleans and text, which the hook does not read, here.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 import global_config
-from asteroid import sample_data, schema
+from asteroid import observation_rules, sample_data, schema
 
 ROW_ID = "row_id"
 SAMPLE_CSV_NAME = "sample_asteroids.csv"
@@ -31,6 +35,10 @@ _DATE_FORMATS = {"date": (_DATE_RE, schema.DATE_FORMAT), "datetime": (_DATETIME_
 _MAX_TEXT = 64  # length of the SQL string columns (Orbiting Body, Equinox)
 _EARLIEST_DATE = "1900-01-01"
 _LATEST_DATE = "2100-12-31"
+_NUMERIC_COLUMNS = tuple(column for column in schema.COLUMNS if column.kind in ("int", "float"))
+_NUMBER_RULES = observation_rules.NumberRules(_NUMERIC_COLUMNS)
+_CELL_PROBLEMS = (observation_rules.INFINITE, observation_rules.FRACTIONAL, observation_rules.OUT_OF_RANGE)
+_NAN_TEXT = r"[+-]?nan"  # read as NaN, which is a number that is not finite, not an unreadable one
 _SQL_TYPES = {
     "int": sa.BigInteger,
     "float": sa.Double,
@@ -149,30 +157,39 @@ def _check_header(header: list[str], csv_path: Path) -> list[str]:
     return [name for name in header if name not in schema.COLUMNS_BY_NAME]
 
 
-def _out_of_range(values: pd.Series, column: schema.ColumnSpec) -> pd.Series:
-    bad = pd.Series(False, index=values.index)
-    if column.minimum is not None:
-        bad |= values < column.minimum if column.min_inclusive else values <= column.minimum
-    if column.maximum is not None:
-        bad |= values > column.maximum if column.max_inclusive else values >= column.maximum
-    return bad
+def _validate_numbers(text: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """Float64 values of the numeric columns of a frame of stripped text, and per column {reason: mask of
+    failing rows}: the rules of `observation_rules`, which the serving hook applies too."""
+    cells = text[[column.name for column in _NUMERIC_COLUMNS]]
+    missing = (cells == "").to_numpy()
+    values = cells.apply(lambda column: pd.to_numeric(column.where(column != ""), errors="coerce"))
+    values = values.astype("float64")
+    matrix = values.to_numpy()
+    nan_text = cells.apply(lambda column: column.str.fullmatch(_NAN_TEXT, case=False)).to_numpy(dtype=bool)
+    unreadable = np.isnan(matrix) & ~missing & ~nan_text
+    codes = _NUMBER_RULES.cell_problems(matrix)
+    codes[missing | unreadable] = observation_rules.VALID
+    problems: dict[str, dict[str, np.ndarray]] = {}
+    for index, column in enumerate(_NUMERIC_COLUMNS):
+        problems[column.name] = {
+            f"{column.name}: {observation_rules.MISSING}": missing[:, index],
+            f"{column.name}: {observation_rules.NOT_A_NUMBER}": unreadable[:, index],
+            **{
+                f"{column.name}: {_NUMBER_RULES.message(code, index)}": codes[:, index] == code
+                for code in _CELL_PROBLEMS
+            },
+        }
+    order = _NUMBER_RULES.order_problems(matrix)
+    for pair, (low, _) in enumerate(_NUMBER_RULES.pairs):
+        name = _NUMERIC_COLUMNS[low].name
+        problems[name][f"{name}: {_NUMBER_RULES.order_message(pair)}"] = order[:, pair]
+    return values, problems
 
 
 def _validate_column(text: pd.Series, column: schema.ColumnSpec) -> tuple[pd.Series, dict[str, pd.Series]]:
-    """Typed values and {reason: mask of failing rows} for one column of stripped text."""
+    """Typed values and {reason: mask of failing rows} for one non-numeric column of stripped text."""
     missing = text == ""
-    problems: dict[str, pd.Series] = {f"{column.name}: missing value": missing}
-    if column.kind in ("int", "float"):
-        values = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
-        unparsed = values.isna() & ~missing
-        problems[f"{column.name}: not a number"] = unparsed
-        non_finite = np.isinf(values)
-        problems[f"{column.name}: not finite"] = non_finite
-        checked = values.where(~non_finite)
-        if column.kind == "int":
-            problems[f"{column.name}: not an integer"] = (checked % 1 != 0) & checked.notna()
-        problems[f"{column.name}: out of range {column.range_text()}"] = _out_of_range(checked, column)
-        return values, problems
+    problems: dict[str, pd.Series] = {f"{column.name}: {observation_rules.MISSING}": missing}
     if column.kind in ("date", "datetime"):
         pattern, fmt = _DATE_FORMATS[column.kind]
         parsed = pd.to_datetime(text.where(text.str.fullmatch(pattern)), format=fmt, errors="coerce")
@@ -192,14 +209,19 @@ def validate_frame(text: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Validate a frame of stripped CSV text in the source schema.
 
     Returns the typed frame (meaningful only where valid) and, per row, the list of reasons it is
-    invalid (empty list = valid).
+    invalid (empty list = valid), in column order. The numeric columns follow `observation_rules`, as the
+    serving hook's request rows do.
     """
+    numbers, number_problems = _validate_numbers(text)
     typed: dict[str, pd.Series] = {}
     reasons: list[list[str]] = [[] for _ in range(len(text))]
     for column in schema.COLUMNS:
-        typed[column.name], problems = _validate_column(text[column.name], column)
+        if column.name in number_problems:
+            typed[column.name], problems = numbers[column.name], number_problems[column.name]
+        else:
+            typed[column.name], problems = _validate_column(text[column.name], column)
         for reason, mask in problems.items():
-            for position in np.flatnonzero(mask.to_numpy(dtype=bool)):
+            for position in np.flatnonzero(np.asarray(mask, dtype=bool)):
                 reasons[position].append(reason)
     return pd.DataFrame(typed, index=text.index), pd.Series(reasons, index=text.index, dtype=object)
 

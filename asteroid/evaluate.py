@@ -10,7 +10,6 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from asteroid import schema
-from asteroid.train import DEFAULT_THRESHOLD
 
 _MOID = "minimum_orbit_intersection"
 _H = "absolute_magnitude"
@@ -20,7 +19,9 @@ def _safe_ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def classification_metrics(y_true: Any, y_prob: Any, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Any, y_prob: Any, threshold: float = schema.HAZARD_THRESHOLD
+) -> dict[str, Any]:
     """accuracy, precision, recall, f1, roc_auc, pr_auc (average precision), tn/fp/fn/tp, n, positives.
 
     Precision/recall/f1 are 0 when undefined; the AUCs are NaN when only one class is present, with an

@@ -1,8 +1,9 @@
 """The one feature computation that training and the serving hook share, and the validation of request rows.
 
-Standard library and numpy only, and only a relative import of `schema`: `make serve` ships this module and
-`schema.py` beside the clearml-serving hook (`preprocess_serving.py`), so a stock clearml-serving container
-needs nothing of this repository installed, and training and serving cannot compute features differently.
+Standard library and numpy only, and only relative imports of `schema` and `observation_rules` (whose rules
+ingestion applies too, with the same messages): `make serve` ships these modules beside the clearml-serving
+hook (`preprocess_serving.py`), so a stock clearml-serving container needs nothing of this repository
+installed, and training and serving cannot compute features differently.
 
 Layout: a *source matrix* has one column per `SOURCE_COLUMNS` entry (the measured columns the features are
 made of, snake_case); `compute_features` turns source columns into the model's features in `schema.FEATURES`
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import schema
+from . import observation_rules, schema
 
 # Largest batch one request may carry; larger batches get a 422 naming the limit.
 MAX_BATCH_ROWS = 10_000
@@ -108,11 +109,7 @@ def _feature_form_key(source: str) -> str:
 
 _get_feature_form = operator.itemgetter(*(_feature_form_key(name) for name in SOURCE_COLUMNS))
 
-_LOW = np.array([-math.inf if _SPECS[n].minimum is None else _SPECS[n].minimum for n in SOURCE_COLUMNS])
-_HIGH = np.array([math.inf if _SPECS[n].maximum is None else _SPECS[n].maximum for n in SOURCE_COLUMNS])
-_LOW_INCLUSIVE = np.array([_SPECS[n].min_inclusive for n in SOURCE_COLUMNS])
-_HIGH_INCLUSIVE = np.array([_SPECS[n].max_inclusive for n in SOURCE_COLUMNS])
-_INTEGRAL = np.array([_SPECS[n].kind == "int" for n in SOURCE_COLUMNS])
+_RULES = observation_rules.NumberRules([_SPECS[name] for name in SOURCE_COLUMNS])
 _NUMBER_TYPES = frozenset({int, float})
 
 
@@ -220,7 +217,8 @@ def _parse_row(index: int, row: Any, parsed: _Parsed) -> tuple[str, ...]:
     keys = []
     for column, name in enumerate(SOURCE_COLUMNS):
         if name not in given:
-            problems.append((index, f"{where}: missing field {_ORIGINAL_NAMES[name]!r} (or {name!r})"))
+            original = _ORIGINAL_NAMES[name]
+            problems.append((index, f"{where}: field {original!r} {observation_rules.MISSING} (or {name!r})"))
             parsed.reported[index, column] = True
             keys.append(name)
             continue
@@ -237,13 +235,13 @@ def _parse_row(index: int, row: Any, parsed: _Parsed) -> tuple[str, ...]:
 
 def _as_number(value: Any) -> tuple[float, str | None]:
     if type(value) not in _NUMBER_TYPES:
-        return math.nan, f"must be a number, got {_json_type(value)}"
+        return math.nan, f"{observation_rules.NOT_A_NUMBER}, got {_json_type(value)}"
     try:
         number = float(value)
     except OverflowError:
         return math.nan, "is too large a number"
     if not math.isfinite(number):
-        return number, f"must be a finite number, got {value}"
+        return number, f"{observation_rules.NOT_FINITE}, got {value}"
     return number, None
 
 
@@ -262,41 +260,25 @@ def _json_type(value: Any) -> str:
 
 
 def _range_problems(parsed: _Parsed) -> list[tuple[int, str]]:
-    """Problems of the numeric cells: non-finite values, physical ranges, whole numbers, swapped diameters."""
+    """Problems of the numeric cells by `observation_rules`: finite, whole, in range, minimum ≤ maximum."""
     matrix = parsed.matrix
-    with np.errstate(invalid="ignore"):
-        too_low = np.where(_LOW_INCLUSIVE, matrix < _LOW, matrix <= _LOW)
-        too_high = np.where(_HIGH_INCLUSIVE, matrix > _HIGH, matrix >= _HIGH)
-        not_whole = _INTEGRAL & (np.floor(matrix) != matrix)
-        bad = ~np.isfinite(matrix) | too_low | too_high | not_whole
-        swapped = np.zeros(len(matrix), dtype=bool)
-        for low_index, high_index in _DERIVED_INDEX.values():
-            swapped |= matrix[:, low_index] > matrix[:, high_index]
+    codes = _RULES.cell_problems(matrix)
     if parsed.reported is not None:
-        bad &= ~parsed.reported
-    if not bad.any() and not swapped.any():
+        codes[parsed.reported] = observation_rules.VALID
+    order = _RULES.order_problems(matrix)
+    if not codes.any() and not order.any():
         return []
     problems: list[tuple[int, str]] = []
-    for row, column in zip(*np.nonzero(bad), strict=True):
-        name, value = SOURCE_COLUMNS[column], matrix[row, column]
-        if not math.isfinite(value):
-            problem = f"must be a finite number, got {value}"
-        elif not_whole[row, column]:
-            problem = f"must be a whole number, got {value:g}"
-        else:
-            problem = f"must be in {_SPECS[name].range_text()}, got {value:g}"
-        problems.append((int(row), f"row {row}: field {parsed.keys[row][column]!r} {problem}"))
-    for row in np.nonzero(swapped)[0]:
-        for low_index, high_index in _DERIVED_INDEX.values():
-            low, high = matrix[row, low_index], matrix[row, high_index]
-            if low > high:
-                low_key, high_key = parsed.keys[row][low_index], parsed.keys[row][high_index]
-                problems.append(
-                    (
-                        int(row),
-                        f"row {row}: field {low_key!r} ({low:g}) is larger than {high_key!r} ({high:g})",
-                    )
-                )
+    for row, column in zip(*np.nonzero(codes), strict=True):
+        rule = _RULES.message(codes[row, column], column)
+        key = parsed.keys[row][column]
+        problems.append((int(row), f"row {row}: field {key!r} {rule}, got {matrix[row, column]:g}"))
+    for row, pair in zip(*np.nonzero(order), strict=True):
+        low, high = _RULES.pairs[pair]
+        low_key, high_key = parsed.keys[row][low], parsed.keys[row][high]
+        rule = observation_rules.larger_than(high_key)
+        got = f"{matrix[row, low]:g} > {matrix[row, high]:g}"
+        problems.append((int(row), f"row {row}: field {low_key!r} {rule}, got {got}"))
     return problems
 
 

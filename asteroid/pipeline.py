@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.steps.interface import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
+from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
-from asteroid.tracking import skip_request_schema_checks
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -178,7 +177,6 @@ def build(options: PipelineOptions) -> Any:
 def run(options: PipelineOptions) -> dict[str, Any]:
     """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary."""
     options.validate()
-    skip_request_schema_checks()
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     pipe = build(options)

@@ -18,10 +18,9 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # CNEOS: potentially hazardous = MOID <= 0.05 au and absolute magnitude H <= 22.0.
 CNEOS_MOID_MAX_AU = 0.05
 CNEOS_H_MAX = 22.0
-# Probability above which the model calls an asteroid hazardous (training metrics and serving alike).
+# Default probability at or above which the model calls an asteroid hazardous: training's `threshold`
+# parameter, which the model then carries to serving and monitoring (asteroid/serving/contract.py).
 HAZARD_THRESHOLD = 0.5
-# Attribute of a saved XGBoost model holding the threshold it was trained with (read by the serving hook).
-MODEL_THRESHOLD_ATTRIBUTE = "hazard_threshold"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Thin helpers around the clearml SDK shared by the pipeline steps."""
+"""What the pipeline's steps share around the clearml SDK: starting a task, typed parameters and outputs,
+dataset copies under a machine-wide lock, a compute clock, and ending a step's process (the one SDK patch
+this needs, reading how the script ended, is ``third_party_patches.skip_teardown_after_clean_script``)."""
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import os
 import sys
@@ -15,47 +16,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import global_config
+import third_party_patches
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
-_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
-
-
-def skip_request_schema_checks() -> None:
-    """Make the SDK validate each API request against its schema without first re-validating the schema.
-
-    The clearml SDK validates every request with ``jsonschema.validate``, which checks the (fixed, shipped)
-    schema against the JSON-Schema meta-schema each time before checking the request: ~9 ms of CPU per
-    request, seconds per pipeline step on this 2-core machine. This keeps the request validation — same
-    validator class, same errors — and builds each schema's validator once. Idempotent.
-    """
-    from clearml.backend_api.session import datamodel
-
-    validator_class = getattr(datamodel, "_CustomValidator", None)
-    if validator_class is None or getattr(datamodel.DataModel.validate, "schema_checks_skipped", False):
-        return
-    from jsonschema.exceptions import best_match
-
-    def validate(self: Any, schema: dict[str, Any] | None = None) -> None:
-        schema = schema or self._schema
-        cached = _VALIDATORS.get(id(schema))
-        if cached is None or cached[0] is not schema:
-            cached = _VALIDATORS[id(schema)] = (schema, validator_class(schema))
-        error = best_match(cached[1].iter_errors(self.to_dict()))
-        if error is not None:
-            raise error
-
-    validate.schema_checks_skipped = True  # type: ignore[attr-defined]
-    datamodel.DataModel.validate = validate
 
 
 def start_task(task_name: str, task_type: str) -> Any:
     """Connect to the ClearML server (embedded default when none is configured) and init the step's task."""
-    from asteroid import sdk_config_cache
-
-    sdk_config_cache.install()
     ensure_server(verbose=False)
-    skip_request_schema_checks()
     from clearml import Task
 
     return Task.init(
@@ -203,13 +172,5 @@ def end_process_at_exit() -> None:
     from clearml import Task
 
     task = Task.current_task()
-    if task is None or os.environ.get("CLEARML_TASK_ID") != str(task.id):
-        return
-
-    def finish() -> None:
-        hook = getattr(Task, "_Task__exit_hook", None)  # the SDK's record of how the script ended
-        failed = hook is None or hook.exception is not None or bool(hook.exit_code) or hook.signal is not None
-        if not failed and getattr(sys, "last_value", None) is None:
-            end_process()
-
-    atexit.register(finish)
+    if task is not None and os.environ.get("CLEARML_TASK_ID") == str(task.id):
+        third_party_patches.skip_teardown_after_clean_script(end_process)

@@ -10,11 +10,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-import global_config
 from asteroid import schema
-from asteroid.features import Split, SplitPart
-
-DEFAULT_THRESHOLD = global_config.HAZARD_THRESHOLD
+from asteroid.splitting import Split, SplitPart
 
 # Training-loop and data settings in the params dict; everything else goes to xgboost as a booster
 # parameter.
@@ -183,7 +180,9 @@ def predict_proba(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
     return booster.predict(make_dmatrix(features)).astype(np.float64)
 
 
-def predict(booster: xgb.Booster, features: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def predict(
+    booster: xgb.Booster, features: pd.DataFrame, threshold: float = schema.HAZARD_THRESHOLD
+) -> np.ndarray:
     """0/1 predictions at a probability threshold."""
     return (predict_proba(booster, features) >= threshold).astype(np.int64)
 

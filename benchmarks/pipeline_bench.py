@@ -122,13 +122,13 @@ def without_clearml(csv: str, seeds: int, work: Path) -> float:
     code = f"""
 import time
 began = time.perf_counter()
-from asteroid import database, features, train, evaluate
+from asteroid import database, evaluate, features, splitting, train
 url = "sqlite:///{work / "plain.db"}"
 csv, _ = database.resolve_source_csv({csv!r} or None)
 database.load_csv(csv, url)
 frame = database.query_observations(url, "2016-09-08")
 x, y, g = features.build_features(frame)
-split = features.group_split(x, y, g, seed=42)
+split = splitting.group_split(x, y, g, seed=42)
 for seed in range({seeds}):
     result = train.train_classifier(split, seed=seed)
     evaluate.classification_metrics(split.val.labels, train.predict_proba(result.booster, split.val.features))

@@ -69,18 +69,19 @@ def train_model(work: Path) -> tuple[Path, list[dict[str, Any]], str, dict[str, 
     import pandas as pd
 
     import global_config
-    from asteroid import features, sample_data, schema, train
+    from asteroid import feature_stats, features, sample_data, schema, splitting, train
+    from asteroid.serving import contract
 
     if global_config.SHARED_NASA_CSV.exists():
         frame, what = pd.read_csv(global_config.SHARED_NASA_CSV, dtype=schema.dtypes()), "NASA table"
     else:
         frame, what = sample_data.generate_sample(4687, 7), "generated sample data"
-    split = features.group_split(*features.build_features(frame), seed=42)
+    split = splitting.group_split(*features.build_features(frame), seed=42)
     booster = train.train_classifier(split, seed=0).booster
-    booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(schema.HAZARD_THRESHOLD)})
+    contract.stamp_model(booster, schema.HAZARD_THRESHOLD)
     path = train.save_model(booster, work / "asteroid_xgb.json")
     records = json.loads(json.dumps(frame.to_dict(orient="records")))
-    return path, records, what, features.bucket_edges(split.train.features)
+    return path, records, what, feature_stats.bucket_edges(split.train.features)
 
 
 def hook_folders(work: Path) -> dict[str, Path]:
@@ -105,8 +106,10 @@ def deploy(model_path: Path, hooks: dict[str, Path], edges: dict[str, list[float
     from clearml_serving.serving.endpoints import ModelEndpoint
     from clearml_serving.serving.model_request_processor import ModelRequestProcessor
 
+    from asteroid.serving.contract import from_feature_spec
     from asteroid.serving.deploy import metric_logging
 
+    release = from_feature_spec({"bucket_edges": edges})
     processor = ModelRequestProcessor(force_create=True, name="serving bench", project="benchmarks")
     service = Task.get_task(task_id=processor.get_id())
     model = OutputModel(task=service, name="bench-xgboost", framework="XGBoost")
@@ -116,7 +119,7 @@ def deploy(model_path: Path, hooks: dict[str, Path], edges: dict[str, list[float
         endpoint = ModelEndpoint(engine_type="xgboost", serving_url=name, model_id=model.id)
         processor.add_endpoint(endpoint, preprocess_code=str(hook))
         frequency = 1.0 if name == FULL else BENCH_LOG_FREQ
-        processor.add_metric_logging(metric_logging(name, edges, frequency))
+        processor.add_metric_logging(metric_logging(name, release, frequency))
     processor.serialize()
     return str(processor.get_id())
 

@@ -1,21 +1,23 @@
 """Runs clearml-serving's stock statistics controller with its Prometheus endpoint on the stack's host.
 
-The stock controller calls `prometheus_client.start_http_server(port)`, which listens on every interface;
-this launcher only fills in the address (`SERVING_LOCAL_HOST`, default 127.0.0.1) before handing over to
-`clearml_serving.statistics.main`, whose code runs unchanged.
+The stock controller calls `prometheus_client.start_http_server(port)`, which listens on every interface.
+Before handing over to `clearml_serving.statistics.main`, this installs
+`third_party_patches.bind_statistics_endpoint_to(host)` (`SERVING_LOCAL_HOST`, default 127.0.0.1), which
+rebinds that function to listen on the host only, or, if clearml-serving or prometheus_client no longer
+match what it relies on, changes nothing and says so on stderr (the endpoint then listens on every
+interface).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
-import prometheus_client
+import third_party_patches
 
 
 def main() -> None:
     host = os.environ.get("SERVING_LOCAL_HOST") or "127.0.0.1"
-    prometheus_client.start_http_server = functools.partial(prometheus_client.start_http_server, addr=host)
+    third_party_patches.bind_statistics_endpoint_to(host)
     from clearml_serving.statistics.main import main as stock_main
 
     stock_main()

@@ -1,2 +1,2 @@
-"""Monitoring of the served model: Prometheus rules and Grafana files, generated from the training
-reference."""
+"""Monitoring of the served model: Prometheus rules and Grafana files, generated from the release contract
+and the training reference; the drift drill and its pictures."""

@@ -4,7 +4,10 @@ and the tests, chosen with ``ASTEROID_MONITORING_PROFILE``; single values overri
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ class MonitoringConfig:
                 except ValueError as exc:
                     raise ValueError(f"ASTEROID_MONITORING_{spec.name.upper()}: {exc}") from exc
         return replace(self, **values)
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration of one or more units (`40s`, `1h30m`, `500ms`) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", duration)
+    if not parts or "".join(number + unit for number, unit in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r} (e.g. 40s, 15m, 1h)")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
 PROFILES: dict[str, MonitoringConfig] = {

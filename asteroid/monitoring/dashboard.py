@@ -1,6 +1,6 @@
 """Grafana files generated from code: the dashboard (grafana-foundation-sdk, every feature gets its panels),
-the Prometheus datasource with a fixed uid, the dashboard provider, and Grafana-managed alert rules
-equivalent to the Prometheus drift rules (Grafana >= 9.1 file provisioning).
+the Prometheus datasource with a fixed uid, the dashboard provider, and Grafana-managed alert rules that
+fire where the Prometheus drift rules fire: the same PromQL, the same `>=` (Grafana >= 9.1 file provisioning).
 
     python -m asteroid.monitoring.dashboard        # (re)writes dashboards/ (a test keeps it equal)
 """
@@ -26,9 +26,9 @@ from grafana_foundation_sdk.models.dashboard import Threshold as ThresholdStep
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 import global_config
-from asteroid import schema
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
+from asteroid.serving.contract import FEATURE_STATISTICS, PROBABILITY
 
 DATASOURCE_UID = "asteroid-prometheus"
 DASHBOARD_UID = "asteroid-serving"
@@ -70,7 +70,7 @@ def drift_panel(config: MonitoringConfig) -> timeseries.Panel:
     return (
         series_panel(
             "Drift score (PSI against the training data) per feature", "none",
-            query(f'{rules.PSI}{{feature!="probability"}}', "{{feature}}"), width=24,
+            query(f'{rules.PSI}{{feature!="{PROBABILITY}"}}', "{{feature}}"), width=24,
         )
         .description(f"PSI of the live fractions per bucket over {config.window} against the training "
                      f"fractions; warning at {config.psi_warning}, critical at {config.psi_critical} "
@@ -124,7 +124,7 @@ def build_dashboard(config: MonitoringConfig) -> dict[str, Any]:
     for panel in serving_panels():
         builder = builder.with_panel(panel)
     builder = builder.with_row(db.Row("Feature distributions (live fraction per training bucket)"))
-    for feature in schema.FEATURES:
+    for feature in FEATURE_STATISTICS:
         builder = builder.with_panel(heatmap_panel(feature))
     return json.loads(JSONEncoder(sort_keys=True, indent=2).encode(builder.build()))
 
@@ -149,6 +149,13 @@ def dashboard_provisioning() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def threshold_condition(threshold: float) -> str:
+    """Grafana's condition on the last PSI (`$B`): at or above the threshold, as the Prometheus rule compares.
+    A math expression, because the threshold expression of Grafana 10.4 (the pinned image) only knows the
+    strict `gt`; a non-zero result fires."""
+    return f"$B >= {rules.promql_number(threshold)}"
+
+
 def _grafana_rule(config: MonitoringConfig, severity: str, threshold: float) -> dict[str, Any]:
     expr = rules.gated_psi(config).replace("\n", " ")
     return {
@@ -162,8 +169,7 @@ def _grafana_rule(config: MonitoringConfig, severity: str, threshold: float) -> 
             {"refId": "B", "datasourceUid": "__expr__",
              "model": {"refId": "B", "type": "reduce", "expression": "A", "reducer": "last"}},
             {"refId": "C", "datasourceUid": "__expr__",
-             "model": {"refId": "C", "type": "threshold", "expression": "B",
-                       "conditions": [{"evaluator": {"type": "gt", "params": [threshold]}}]}},
+             "model": {"refId": "C", "type": "math", "expression": threshold_condition(threshold)}},
         ],
         "for": config.for_,
         "noDataState": "OK",
@@ -171,7 +177,7 @@ def _grafana_rule(config: MonitoringConfig, severity: str, threshold: float) -> 
         "labels": {"severity": severity},
         "annotations": {
             "summary": "Feature {{ $labels.feature }} drifted from the training data: PSI {{ $values.B }} "
-                       f"(> {threshold:g} is {severity})",
+                       f"(≥ {threshold:g} is {severity})",
             "runbook_url": rules.RUNBOOK,
         },
     }  # fmt: skip

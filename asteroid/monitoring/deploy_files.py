@@ -10,12 +10,13 @@ container is the container itself.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.monitoring import dashboard, rules
+from asteroid.monitoring import dashboard, kubernetes_files, rules
 from asteroid.monitoring.config import MonitoringConfig
 from serving_local.config import StackConfig
 from serving_local.monitoring import alertmanager_config
@@ -112,6 +113,10 @@ def write(directory: Path = DEPLOY_DIR) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for written in write():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=["compose", "kubernetes"], default="compose")
+    parser.add_argument("--rules-dir", type=Path, help="kubernetes: the rollout's rules folder")
+    args = parser.parse_args()
+    for written in write() if args.target == "compose" else kubernetes_files.write(args.rules_dir):
         print(f"wrote {written.relative_to(global_config.ROOT)}")
     sys.exit(0)

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid import schema
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
 from asteroid.monitoring.prometheus_api import Prometheus, PrometheusError
 from asteroid.serving import traffic
+from asteroid.serving.contract import FEATURE_STATISTICS
 
 DRIFT_ALERT = "AsteroidFeatureDrift"
 POLL_S = 0.5
@@ -168,7 +168,8 @@ class Drill:
         return self.prometheus.values(rules.gated_psi(self.config), "feature")
 
     def observations(self) -> float:
-        values = self.prometheus.values(f'{rules.OBSERVATIONS}{{feature="{schema.FEATURES[0]}"}}', "feature")
+        first = FEATURE_STATISTICS[0]
+        values = self.prometheus.values(f'{rules.OBSERVATIONS}{{feature="{first}"}}', "feature")
         return max(values.values(), default=0.0)
 
     def drift_alerts(self, state: str | None = None) -> list[dict[str, Any]]:
@@ -209,7 +210,8 @@ class Drill:
                 self.result.normal_drift_alerts.append(alert)
             scores = self.psi()
             self._track(self.result.normal_max_psi)
-            return len(scores) == len(schema.FEATURES) and self.observations() >= self.config.min_observations
+            enough = self.observations() >= self.config.min_observations
+            return len(scores) == len(FEATURE_STATISTICS) and enough
 
         self._poll_until(scored, "PSI of every feature over a full window", minimum_s=self.settings.normal_s)
         worst = max(self.result.normal_max_psi.items(), key=lambda item: item[1])

@@ -14,7 +14,8 @@ from typing import Any
 import global_config
 from asteroid.monitoring import config as monitoring_config
 from asteroid.monitoring import rules
-from asteroid.monitoring.reference import TrainingReference, from_feature_spec
+from asteroid.monitoring.reference import TrainingReference, from_contract
+from asteroid.serving.contract import ReleaseContract
 
 RULES_ARTIFACT = "prometheus_rules"
 
@@ -25,10 +26,8 @@ def rules_dir() -> Path:
     return Path(override).expanduser().resolve() if override else global_config.SERVING_DATA_DIR / "rules"
 
 
-def reference_for(rollout: Any, model: Any) -> TrainingReference:
-    from asteroid.serving.deploy import PROBABILITY_BUCKETS, feature_spec
-
-    return from_feature_spec(feature_spec(model), rollout.endpoint, rollout.version, PROBABILITY_BUCKETS)
+def reference_for(rollout: Any, release: ReleaseContract) -> TrainingReference:
+    return from_contract(release, rollout.endpoint, rollout.version)
 
 
 def write_rules(text: str, endpoint: str, directory: Path | None = None) -> Path:
@@ -69,10 +68,11 @@ def attach_to_training_task(model: Any, path: Path) -> None:
     )
 
 
-def publish_rules(rollout: Any, model: Any) -> Path:
-    """Generate, write, reload, attach; prints what it did."""
+def publish_rules(rollout: Any, model: Any, release: ReleaseContract) -> Path:
+    """Generate the rules of the rolled-out version from its release contract, write, reload, attach to the
+    model's training task; prints what it did."""
     settings = monitoring_config.load()
-    reference = reference_for(rollout, model)
+    reference = reference_for(rollout, release)
     path = write_rules(rules.render(reference, settings), rollout.endpoint)
     print(f"monitoring rules for /serve/{rollout.url} (window {settings.window}) written to {path}")
     url = reload_prometheus()

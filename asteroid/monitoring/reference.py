@@ -1,6 +1,7 @@
-"""The training reference of one served model version: bucket edges and training fractions per feature (from
-the split's ``feature_spec``) and the base rate of hazardous objects, with the metric names the statistics
-controller gives that version."""
+"""The training reference of one served model version, read from its release contract
+(asteroid/serving/contract.py): served bucket edges and training fractions per feature, the probability
+buckets and the served threshold, and the base rate of hazardous objects of the training split; with the
+metric names the statistics controller gives that version."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
 
-from asteroid import schema
-
-PROBABILITY = "probability"  # the predicted probability's statistic (see asteroid/serving/deploy.py)
+from asteroid.serving.contract import FEATURE_STATISTICS, ReleaseContract
 
 
 def le_label(edge: float) -> str:
@@ -47,7 +46,16 @@ class TrainingReference:
     version: int
     features: list[FeatureReference]
     base_rate: float  # fraction of hazardous objects in the training split
-    probability_edges: list[float]
+    release: ReleaseContract
+
+    @property
+    def probability_edges(self) -> list[float]:
+        return self.release.probability_edges
+
+    @property
+    def threshold(self) -> float:
+        """The served threshold: a probability at or above it is answered `hazardous`."""
+        return self.release.threshold
 
     def metric(self, variable: str, suffix: str) -> str:
         """The name the statistics controller gives the metric (`asteroid_1:absolute_magnitude_bucket`)."""
@@ -62,27 +70,23 @@ class TrainingReference:
 
     @property
     def hazardous_labels(self) -> list[str]:
-        """`le` labels of the probability buckets above the decision threshold."""
-        return [le_label(e) for e in self.probability_edges if e > schema.HAZARD_THRESHOLD] + ["+Inf"]
+        """`le` labels of the probability buckets above the served threshold (one of the edges)."""
+        return [le_label(edge) for edge in self.release.hazardous_edges] + ["+Inf"]
 
 
-def from_feature_spec(
-    spec: dict, endpoint: str, version: int, probability_edges: list[float]
-) -> TrainingReference:
-    """Read the reference from a split's feature_spec (`asteroid.features.save_split`)."""
-    from asteroid.features import usable_buckets
-
+def from_contract(release: ReleaseContract, endpoint: str, version: int) -> TrainingReference:
+    """The reference of `<endpoint>/<version>`, released under this contract."""
+    spec = release.spec
     fractions = spec.get("bucket_fractions") or {}
-    edges = spec.get("bucket_edges") or {}
-    missing = [name for name in schema.FEATURES if name not in fractions or name not in edges]
+    missing = [name for name in FEATURE_STATISTICS if name not in fractions]
     if missing:
-        raise ValueError(f"feature_spec has no bucket edges or training fractions for {missing}")
+        raise ValueError(f"feature_spec has no training fractions for {missing}")
     features = []
-    for name in schema.FEATURES:
-        served = usable_buckets([float(edge) for edge in edges[name]])
+    for name in FEATURE_STATISTICS:
+        served = release.feature_edges[name]
         values = [float(value) for value in fractions[name]]
         if len(values) != len(served) + 1 or not math.isclose(sum(values), 1.0, abs_tol=1e-6):
             raise ValueError(f"training fractions of {name} do not match its {len(served)} bucket edges")
         features.append(FeatureReference(name, served, values))
     rows, positives = spec["rows"]["train"], spec["positives"]["train"]
-    return TrainingReference(endpoint, version, features, positives / rows, list(probability_edges))
+    return TrainingReference(endpoint, version, features, positives / rows, release)

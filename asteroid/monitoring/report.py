@@ -1,6 +1,7 @@
 """Pictures and the summary of a drift drill, from Prometheus' HTTP API: the drift score per feature over time
-through the normal, drifted and recovered phases with the thresholds drawn, and the live against the training
-fractions per bucket of the most drifted feature at its peak."""
+with the thresholds drawn, over a background of the share of drifted rows each score's window holds (it lags
+the traffic by the window and the statistics delay) and a strip of the traffic sent phase by phase; and the
+live against the training fractions per bucket of the most drifted feature at its peak."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from asteroid.monitoring import rules
-from asteroid.monitoring.config import MonitoringConfig
+from asteroid.monitoring.config import MonitoringConfig, seconds
 from asteroid.monitoring.drill import DrillResult
 from asteroid.monitoring.prometheus_api import Prometheus
+from asteroid.serving.contract import PROBABILITY
 
-PHASE_COLOURS = {"normal": "#e8f5e9", "drift": "#ffebee", "recover": "#e3f2fd"}
+PHASE_COLOURS = {"normal": "#c8e6c9", "drift": "#ffcdd2", "recover": "#bbdefb"}
+DRIFT_COLOUR = "#e53935"
 STEP_S = 2.0
+# Statistics reach the broker in bursts up to ~10 s after the requests: the stock sender wakes at most every
+# 10 s (docs/notes/serving.md); the scrape and the rule evaluation add their interval.
+STATISTICS_DELAY_S = 10.0
 
 
 def _sort_key(le: str) -> float:
@@ -29,12 +36,31 @@ def _sort_key(le: str) -> float:
 def plot_scores(prometheus: Prometheus, drill: DrillResult, config: MonitoringConfig, path: Path) -> Path:
     start, end = drill.started_at, max(phase.get("end", 0.0) for phase in drill.phases.values())
     series = prometheus.query_range(rules.gated_psi(config), start, end, STEP_S)
-    figure, axes = plt.subplots(figsize=(11, 5.5))
-    for name, phase in drill.phases.items():
-        colour = PHASE_COLOURS.get(name, "#eee")
-        axes.axvspan(
-            phase["start"] - start, phase.get("end", end) - start, color=colour, label=f"{name} traffic"
-        )
+    return draw_scores(series, drill, config, path)
+
+
+def drifted_share(
+    times: np.ndarray, drift: tuple[float, float], window_s: float, delay_s: float
+) -> np.ndarray:
+    """Per moment: the share of the rows in the score's window that were sent as drifted traffic (between
+    `drift`'s two moments), when the statistics reach Prometheus `delay_s` after the requests: the window then
+    holds the traffic sent from t - delay - window to t - delay (traffic assumed steady)."""
+    newest = times - delay_s
+    overlap = np.minimum(newest, drift[1]) - np.maximum(newest - window_s, drift[0])
+    return np.clip(overlap, 0.0, None) / window_s
+
+
+def draw_scores(series: list[dict[str, Any]], drill: DrillResult, config: MonitoringConfig, path: Path,
+                statistics_delay_s: float = STATISTICS_DELAY_S) -> Path:  # fmt: skip
+    """The drift score per feature (Prometheus range-query rows) over the drill. The background shows what a
+    score is computed from: the share of drifted rows in its window, which lags the traffic by the window and
+    the statistics delay (a band from no delay to the longest); the strip below shows the traffic sent."""
+    start = drill.started_at
+    end = max(phase.get("end", start) for phase in drill.phases.values()) - start
+    figure, (axes, strip) = plt.subplots(
+        2, 1, figsize=(11, 6.2), sharex=True, gridspec_kw={"height_ratios": [7, 1], "hspace": 0.08}
+    )
+    _draw_window_share(axes, drill, config, end, statistics_delay_s)
     fired = drill.fired_features
     for row in sorted(series, key=lambda row: row["metric"]["feature"]):
         feature = row["metric"]["feature"]
@@ -52,24 +78,62 @@ def plot_scores(prometheus: Prometheus, drill: DrillResult, config: MonitoringCo
         axes.axvline(received - start, color="black", linewidth=0.6, linestyle=":")
     axes.set_yscale("symlog", linthresh=0.1)
     axes.set_ylim(bottom=0)
-    axes.set_xlabel("seconds since the drill began (dotted: alert delivered to the webhook)")
     axes.set_ylabel("PSI against the training data (symlog)")
     axes.set_title(
         f"Drift score per feature over a {config.window} window, where it holds "
         f"≥ {config.min_observations} rows (grey: unshifted features)"
     )
     axes.legend(loc="upper left", fontsize=8, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _draw_traffic(strip, drill, end)
+    strip.set_xlabel("seconds since the drill began (dotted: alert delivered to the webhook)")
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return path
+
+
+def _draw_window_share(axes: Any, drill: DrillResult, config: MonitoringConfig, end: float,
+                       statistics_delay_s: float) -> None:  # fmt: skip
+    if "drift" not in drill.phases:
+        return
+    drift = _relative_phases(drill, end)["drift"]
+    times = np.arange(0.0, end + STEP_S, STEP_S / 4)
+    window = seconds(config.window)
+    longest = statistics_delay_s + seconds(config.interval)
+    shares = np.array([drifted_share(times, drift, window, delay) for delay in np.linspace(0, longest, 21)])
+    share_axes = axes.twinx()
+    share_axes.fill_between(times, 0, shares.min(axis=0), color=DRIFT_COLOUR, alpha=0.22, linewidth=0,
+                            label="drifted rows in the window (share, right axis)")  # fmt: skip
+    share_axes.fill_between(times, shares.min(axis=0), shares.max(axis=0), color=DRIFT_COLOUR, alpha=0.08,
+                            linewidth=0, label=f"… with 0 to {longest:g} s of statistics delay")  # fmt: skip
+    share_axes.set_ylim(0, 1.02)
+    share_axes.set_ylabel("share of drifted rows in the window")
+    share_axes.legend(loc="center left", fontsize=8)
+    axes.set_zorder(share_axes.get_zorder() + 1)  # the scores above the shading
+    axes.patch.set_visible(False)
+
+
+def _relative_phases(drill: DrillResult, end: float) -> dict[str, tuple[float, float]]:
+    """Phase -> (start, end) in seconds since the drill began (a phase still open ends at `end`)."""
+    return {
+        name: (phase["start"] - drill.started_at, phase.get("end", drill.started_at + end) - drill.started_at)
+        for name, phase in drill.phases.items()
+    }
+
+
+def _draw_traffic(strip: Any, drill: DrillResult, end: float) -> None:
+    """The traffic `inference.py` sent, phase by phase, in wall time."""
+    for name, (left, right) in _relative_phases(drill, end).items():
+        strip.axvspan(left, right, color=PHASE_COLOURS.get(name, "#eee"))
+        strip.text((left + right) / 2, 0.5, f"{name} traffic sent", ha="center", va="center", fontsize=8)
+    strip.set_yticks([])
+    strip.set_ylim(0, 1)
 
 
 def peak(prometheus: Prometheus, drill: DrillResult) -> tuple[str, float]:
     """The most drifted feature and the moment of its highest score during the drift phase."""
     drift = drill.phases["drift"]
     end = drill.phases.get("recover", drift).get("start", drift.get("end", drift["start"]))
-    series = prometheus.query_range(f'{rules.PSI}{{feature!="probability"}}', drift["start"], end, STEP_S)
+    series = prometheus.query_range(f'{rules.PSI}{{feature!="{PROBABILITY}"}}', drift["start"], end, STEP_S)
     best = max(
         ((row["metric"]["feature"], float(t), float(v)) for row in series for t, v in row["values"]),
         key=lambda item: item[2],

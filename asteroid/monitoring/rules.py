@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import PROBABILITY, TrainingReference, promql_regex
+from asteroid.monitoring.reference import TrainingReference, promql_regex
+from asteroid.serving.contract import PROBABILITY
 
 OBSERVATIONS = "asteroid:observations:increase"
 LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
@@ -31,7 +32,8 @@ def _labels(reference: TrainingReference, **extra: str) -> dict[str, str]:
     return {"endpoint": reference.endpoint, "version": str(reference.version), **extra}
 
 
-def _number(value: float) -> str:
+def promql_number(value: float) -> str:
+    """A number as the rules write it (repr: no precision lost)."""
     return repr(float(value))
 
 
@@ -58,14 +60,14 @@ def training_rules(reference: TrainingReference) -> list[dict[str, Any]]:
     rules = [
         {
             "record": TRAINING_FRACTION,
-            "expr": f"vector({_number(fraction)})",
+            "expr": f"vector({promql_number(fraction)})",
             "labels": _labels(reference, feature=feature.name, le=le),
         }
         for feature in reference.features
         for le, fraction in zip(feature.labels, feature.fractions, strict=True)
     ]
     rules.append({
-        "record": HAZARDOUS_TRAINING, "expr": f"vector({_number(reference.base_rate)})",
+        "record": HAZARDOUS_TRAINING, "expr": f"vector({promql_number(reference.base_rate)})",
         "labels": _labels(reference),
     })  # fmt: skip
     return rules
@@ -74,8 +76,8 @@ def training_rules(reference: TrainingReference) -> list[dict[str, Any]]:
 def psi_expression(epsilon: float) -> str:
     """PSI per feature from the live and training fraction series (both floored at epsilon)."""
     on = f"on ({', '.join((*SERIES_LABELS, 'le'))})"
-    live = f"clamp_min({LIVE_FRACTION}, {_number(epsilon)})"
-    train = f"clamp_min({TRAINING_FRACTION}, {_number(epsilon)})"
+    live = f"clamp_min({LIVE_FRACTION}, {promql_number(epsilon)})"
+    train = f"clamp_min({TRAINING_FRACTION}, {promql_number(epsilon)})"
     return (
         f"sum by ({', '.join(SERIES_LABELS)}) (\n"
         f"  ({live} - {on} {train})\n"
@@ -100,7 +102,7 @@ def score_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
 def gated_psi(config: MonitoringConfig, threshold: float | None = None) -> str:
     """PSI per feature where the window holds at least the minimum of observations (what the alert sees);
     with a threshold, only the scores at or above it."""
-    above = "" if threshold is None else f" >= {_number(threshold)}"
+    above = "" if threshold is None else f" >= {promql_number(threshold)}"
     return (f'{PSI}{{feature!="{PROBABILITY}"}}{above}\n'
             f"and on (endpoint, version, feature) {OBSERVATIONS} >= {config.min_observations}")  # fmt: skip
 
@@ -140,7 +142,7 @@ def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
         {
             "alert": "AsteroidPredictionDrift",
             "expr": f"abs({HAZARDOUS} - on (endpoint, version) {HAZARDOUS_TRAINING}) "
-                    f">= {_number(config.prediction_tolerance)}\n"
+                    f">= {promql_number(config.prediction_tolerance)}\n"
                     f'and on (endpoint, version) {OBSERVATIONS}{{feature="{PROBABILITY}"}} '
                     f">= {config.min_observations}",
             "for": config.for_,
@@ -149,16 +151,17 @@ def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
                 "summary": "The predicted-hazardous fraction of /serve/{{ $labels.endpoint }}/"
                            "{{ $labels.version }} is {{ $value | printf \"%.3f\" }} away from the training "
                            f"base rate ({reference.base_rate:.3f}) over the last {w}",
-                "description": "The model flags a different share of objects as hazardous than in training: "
-                               "look at the feature drift alerts and the dashboard first; a shift without "
-                               "feature drift points at the model version.",
+                "description": "The model flags a different share of objects as hazardous (probability "
+                               f"≥ {reference.threshold:g}) than in training: look at the feature drift "
+                               "alerts and the dashboard first; a shift without feature drift points at the "
+                               "model version.",
                 "runbook": RUNBOOK,
             },
         },
         {
             "alert": "AsteroidServingErrors",
             "expr": f'sum by (endpoint) (rate({requests[:-1]}, code=~"4..|5.."}}[{w}]))\n'
-                    f"/ sum by (endpoint) (rate({requests}[{w}])) > {_number(config.error_ratio)}",
+                    f"/ sum by (endpoint) (rate({requests}[{w}])) > {promql_number(config.error_ratio)}",
             "for": config.for_,
             "labels": {"severity": "warning"},
             "annotations": {
@@ -174,15 +177,15 @@ def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
         {
             "alert": "AsteroidLatencyHigh",
             "expr": f"histogram_quantile(0.99, sum by (le) (rate({durations}[{w}])))\n"
-                    f"> {_number(config.latency_p99_seconds)}",
+                    f"> {promql_number(config.latency_p99_seconds)}",
             "for": config.for_,
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": f"p99 latency of /serve/{reference.endpoint} is "
                            "{{ $value | humanizeDuration }} "
                            f"over the last {w} (limit {config.latency_p99_seconds:g} s)",
-                "description": "Measured at the inference app. Check its CPU (2 cores are shared), the batch "
-                               "sizes clients send, and the number of workers.",
+                "description": "Measured at the inference app. Check its CPU use, the batch sizes clients "
+                               "send, and the number of workers.",
                 "runbook": RUNBOOK,
             },
         },

@@ -15,7 +15,6 @@ to the newest version. See docs/notes/serving.md.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import tempfile
@@ -24,13 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid import features, schema
+from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 
 ENGINE = "xgboost"
-PROBABILITY_STAT = "probability"
-# Histogram buckets of the predicted probability; the 0.5 edge makes the hazardous fraction readable.
-PROBABILITY_BUCKETS = [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 CONTROL_PLANE_TAG = "serving-control-plane"
 
 
@@ -113,44 +109,20 @@ def published_winner() -> Any:
     return models[0]
 
 
-def feature_spec(model: Any) -> dict[str, Any]:
-    """The `feature_spec` of the model's training data (an artifact of its training task)."""
-    from clearml import Task
-
-    task = Task.get_task(task_id=model.task)
-    artifact = task.artifacts.get("feature_spec")
-    if artifact is None:
-        raise DeployError(f"training task {model.task} of model {model.id} has no feature_spec artifact")
-    spec = artifact.get()
-    if not isinstance(spec, dict):  # stored as a file: get() gives its local path
-        spec = json.loads(Path(str(spec)).read_text())
-    return spec
-
-
-def bucket_edges(model: Any) -> dict[str, list[float]]:
-    """Histogram bucket edges of the model's training data (from its training task's `feature_spec`)."""
-    edges = feature_spec(model).get("bucket_edges") or {}
-    missing = [name for name in schema.FEATURES if not edges.get(name)]
-    if missing:
-        raise DeployError(f"feature_spec of task {model.task} has no bucket edges for {missing}")
-    return {name: [float(edge) for edge in edges[name]] for name in schema.FEATURES}
-
-
 def metric_logging(
     endpoint_url: str,
-    edges: dict[str, list[float]],
+    release: contract.ReleaseContract,
     log_frequency: float = global_config.SERVING_METRIC_LOG_FREQ,
 ) -> Any:
-    """Histograms of every feature (buckets: the training data's edges) and of the probability, for the given
-    fraction of requests."""
+    """Histograms of every statistic of the release contract (features: the training data's edges;
+    probability: the standard edges and the version's threshold), for the given fraction of requests."""
     from clearml_serving.serving.endpoints import EndpointMetricLogging
 
     if not 0 < log_frequency <= 1:
         raise DeployError(f"metric log frequency must be in (0, 1], got {log_frequency}")
     metrics = {
-        name: {"type": "scalar", "buckets": features.usable_buckets(edges[name])} for name in schema.FEATURES
+        name: {"type": "scalar", "buckets": buckets} for name, buckets in release.histogram_buckets().items()
     }
-    metrics[PROBABILITY_STAT] = {"type": "scalar", "buckets": PROBABILITY_BUCKETS}
     return EndpointMetricLogging(endpoint=endpoint_url, log_frequency=log_frequency, metrics=metrics)
 
 
@@ -170,24 +142,25 @@ def served_versions(processor: Any, endpoint: str) -> dict[int, Any]:
 
 def rollout(
     service_id: str,
-    model: Any | None = None,
+    model: Any,
+    release: contract.ReleaseContract,
     endpoint: str = global_config.SERVING_ENDPOINT,
     max_versions: int = global_config.SERVING_MAX_VERSIONS,
 ) -> Rollout:
-    """Serve the winner as `<endpoint>/<n+1>` (unless it is served already), route `<endpoint>` to the newest
-    version, keep the newest `max_versions`. Running it again changes nothing."""
+    """Serve the model as `<endpoint>/<n+1>` with the histograms of its release contract (unless it is served
+    already), route `<endpoint>` to the newest version, keep the newest `max_versions`. Running it again
+    changes nothing."""
     from clearml_serving.serving.model_request_processor import ModelRequestProcessor
 
     if max_versions < 1:
         raise DeployError(f"max_versions must be at least 1, got {max_versions}")
-    model = model or published_winner()
     processor = ModelRequestProcessor(task_id=service_id)
     processor.deserialize(skip_sync=True)
     versions = served_versions(processor, endpoint)
     current = next((number for number, ep in versions.items() if ep.model_id == model.id), None)
     result = Rollout(service_id, endpoint, model.id, current or max(versions, default=0) + 1)
     if current is None:
-        _add_version(processor, result, model)
+        _add_version(processor, result, model, release)
         versions[result.version] = None
     _ensure_canary(processor, result)
     for old in sorted(versions)[:-max_versions]:
@@ -199,8 +172,8 @@ def rollout(
     return result
 
 
-def _add_version(processor: Any, result: Rollout, model: Any) -> None:
-    """`model add` of the winner as a new version, and `metrics add` with its training data's buckets."""
+def _add_version(processor: Any, result: Rollout, model: Any, release: contract.ReleaseContract) -> None:
+    """`model add` of the winner as a new version, and `metrics add` with its release contract's buckets."""
     from clearml_serving.serving.endpoints import ModelEndpoint
 
     with tempfile.TemporaryDirectory() as work_dir:
@@ -218,7 +191,7 @@ def _add_version(processor: Any, result: Rollout, model: Any) -> None:
         cli(result.service_id, "model", "add", "--engine", ENGINE, "--endpoint", result.endpoint, "--version",
             result.version, "--model-id", model.id, "--preprocess", "<hook folder>")
     )  # fmt: skip
-    logging_config = metric_logging(result.url, bucket_edges(model))
+    logging_config = metric_logging(result.url, release)
     processor.add_metric_logging(logging_config)
     result.commands.append(
         cli(result.service_id, "metrics", "add", "--endpoint", result.url, "--log-freq",
@@ -249,26 +222,3 @@ def _remove_version(processor: Any, result: Rollout, url: str) -> None:
         cli(result.service_id, "model", "remove", "--endpoint", url),
         cli(result.service_id, "metrics", "remove", "--endpoint", url),
     ]
-
-
-def rollout_if_served(model_id: str) -> Rollout | None:
-    """After a pipeline publishes a winner: roll it out when the serving service exists (None otherwise)."""
-    if not global_config.SERVING_AUTO_ROLLOUT:
-        return None
-    service_id = find_service()
-    if service_id is None:
-        print(
-            f"no clearml-serving service {global_config.SERVING_SERVICE_NAME!r} yet: "
-            "`make serve` deploys the winner"
-        )
-        return None
-    from clearml import Model
-
-    model = Model(model_id=model_id)
-    result = rollout(service_id, model)
-    verb = "rolled out as" if result.changed else "already served as"
-    print(f"winner {model_id} {verb} /serve/{result.url} on service {service_id}")
-    from asteroid.monitoring.publish import publish_rules
-
-    publish_rules(result, model)
-    return result

@@ -1,5 +1,6 @@
-"""The folder `clearml-serving model add --preprocess` uploads: the hook and the feature code it shares with
-training, so that a stock clearml-serving container needs nothing of this repository installed.
+"""The folder `clearml-serving model add --preprocess` uploads: the hook, the feature code it shares with
+training and the release contract (asteroid/serving/contract.py), so that a stock clearml-serving container
+needs nothing of this repository installed.
 
 clearml-serving imports a folder as a package from its `__init__.py` (which must define `Preprocess`), so the
 hook travels as `__init__.py` and imports its siblings relatively.
@@ -18,7 +19,9 @@ HOOK_SOURCE = global_config.ROOT / "preprocess_serving.py"
 HOOK_FILES: dict[str, Path] = {
     "__init__.py": HOOK_SOURCE,
     "feature_rows.py": PACKAGE_DIR / "feature_rows.py",
+    "observation_rules.py": PACKAGE_DIR / "observation_rules.py",
     "schema.py": PACKAGE_DIR / "schema.py",
+    "contract.py": PACKAGE_DIR / "serving" / "contract.py",
 }
 
 

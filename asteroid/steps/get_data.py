@@ -11,7 +11,7 @@ import pandas as pd
 
 import global_config
 from asteroid import database, schema
-from asteroid.steps.interface import GET_DATA_DEFAULTS, RAW_FILE
+from asteroid.steps.parameters import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task, upload_and_finalize
 
 DEFAULTS = GET_DATA_DEFAULTS

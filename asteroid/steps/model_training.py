@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import evaluate, features, schema, train
-from asteroid.steps.interface import (
+from asteroid import evaluate, split_files, splitting, train
+from asteroid.serving import contract
+from asteroid.steps.parameters import (
     MODELS_OUTPUT,
     OBJECTIVE_SERIES,
     OBJECTIVE_TITLE,
@@ -42,7 +43,7 @@ METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 
 def evaluate_split(
-    result: train.TrainResult, split: features.Split, threshold: float
+    result: train.TrainResult, split: splitting.Split, threshold: float
 ) -> dict[str, dict[str, Any]]:
     """Model and baseline metrics on validation and test."""
     out: dict[str, dict[str, Any]] = {}
@@ -54,7 +55,7 @@ def evaluate_split(
     return out
 
 
-def rule_comparison(result: train.TrainResult, split: features.Split, threshold: float) -> pd.DataFrame:
+def rule_comparison(result: train.TrainResult, split: splitting.Split, threshold: float) -> pd.DataFrame:
     """Per split part (val, test): the rows only the model or only the rule gets right, and who wins."""
     rows = {}
     for name in ("val", "test"):
@@ -92,7 +93,7 @@ def register_model(
 def upload_feature_spec(task: Any, spec: dict[str, Any], work_dir: Path) -> None:
     path = work_dir / "feature_spec.json"
     path.write_text(json.dumps(spec))
-    task.upload_artifact("feature_spec", artifact_object=str(path), wait_on_upload=True)
+    task.upload_artifact(contract.FEATURE_SPEC_ARTIFACT, artifact_object=str(path), wait_on_upload=True)
 
 
 def report(
@@ -101,7 +102,7 @@ def report(
     result: train.TrainResult,
     metrics: dict[str, Any],
     comparison: pd.DataFrame,
-    split: features.Split,
+    split: splitting.Split,
 ) -> None:
     """One seed's learning curves, metrics beside the rule's, rule comparison and plots (series: the seed)."""
     for dataset_name, history in result.evals_result.items():
@@ -198,7 +199,7 @@ def report_plots(
 
 def train_seed(
     task: Any,
-    split: features.Split,
+    split: splitting.Split,
     seed: int,
     params: dict[str, Any],
     hyperparams: dict[str, Any],
@@ -209,7 +210,7 @@ def train_seed(
     with clock.measure():
         result = train.train_classifier(split, hyperparams, seed=seed)
         # the serving hook answers "hazardous" at the threshold the model was evaluated with
-        result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(params["threshold"])})
+        contract.stamp_model(result.booster, params["threshold"])
         metrics = evaluate_split(result, split, params["threshold"])
         comparison = rule_comparison(result, split, params["threshold"])
     logger = task.get_logger()
@@ -235,15 +236,16 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
     clock = ComputeClock()
     with clock.measure():
-        split = features.load_split(split_dir)
-        spec = features.load_feature_spec(split_dir)
+        split = split_files.load_split(split_dir)
+        spec = split_files.load_feature_spec(split_dir)
     with tempfile.TemporaryDirectory() as work_dir:
         models: list[dict[str, Any]] = []
         for seed in range(params["seeds"]):
             models.append(train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir)))
             best = max(model["val_pr_auc"] for model in models)
             task.get_logger().report_scalar(OBJECTIVE_TITLE, OBJECTIVE_SERIES, value=best, iteration=seed)
-        upload_feature_spec(task, spec, Path(work_dir))
+        # the rollout and the monitoring rules read the served threshold from it
+        upload_feature_spec(task, contract.spec_with_threshold(spec, params["threshold"]), Path(work_dir))
         task.flush(wait_for_uploads=True)  # the model files upload in the background from work_dir
     clock.report(task)
     set_output(task, MODELS_OUTPUT, json.dumps(models))

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import features
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
+from asteroid import feature_stats, features, split_files, splitting
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -24,9 +24,9 @@ from asteroid.tracking import (
 DEFAULTS = PREPROCESSING_DEFAULTS
 
 
-def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> features.Split:
+def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> splitting.Split:
     feature_frame, labels, groups = features.build_features(raw)
-    return features.group_split(
+    return splitting.group_split(
         feature_frame,
         labels,
         groups,
@@ -36,12 +36,12 @@ def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> features.Split:
     )
 
 
-def register_child(split: features.Split, parent_id: str, n_buckets: int) -> tuple[str, dict[str, Any]]:
+def register_child(split: splitting.Split, parent_id: str, n_buckets: int) -> tuple[str, dict[str, Any]]:
     from clearml import Dataset
 
     with tempfile.TemporaryDirectory() as work_dir:
-        split_dir = features.save_split(split, Path(work_dir) / SPLIT_DIR, n_buckets)
-        spec = features.load_feature_spec(split_dir)
+        split_dir = split_files.save_split(split, Path(work_dir) / SPLIT_DIR, n_buckets)
+        spec = split_files.load_feature_spec(split_dir)
         dataset = Dataset.create(
             dataset_name=global_config.PREPROCESSED_DATASET_NAME,
             dataset_project=global_config.PROJECT_NAME,
@@ -70,9 +70,9 @@ def run(task: Any, params: dict[str, Any]) -> str:
     return dataset_id
 
 
-def report(task: Any, split: features.Split, spec: dict[str, Any]) -> None:
+def report(task: Any, split: splitting.Split, spec: dict[str, Any]) -> None:
     logger = task.get_logger()
-    stats = features.feature_statistics(split.train.features).round(6)
+    stats = feature_stats.feature_statistics(split.train.features).round(6)
     logger.report_table("feature statistics", "train", iteration=0, table_plot=stats.reset_index())
     summary = pd.DataFrame(split.summary()).T.reset_index(names="split")
     logger.report_table("split", "rows, positives, asteroids", iteration=0, table_plot=summary)

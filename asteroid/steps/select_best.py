@@ -1,9 +1,10 @@
-"""The pipeline's function step. Kept in a module of its own, without a ``from __future__`` import: the SDK
-copies the module-level imports of a function step's module into the script it generates."""
+"""The selection step's ClearML function-step entry: the SDK runs `select_best` as a task of its own. Its work
+is in `selection.py` (the choice itself in `asteroid.ranking`), the release of the winner in
+`asteroid.serving.release`. Kept in a module of its own, without a ``from __future__`` import: the SDK copies
+the module-level imports of a function step's module into the script it generates."""
 
-# Imported for its effect, before the generated script's Task.init: the SDK's configuration files are parsed
-# once per machine, not once per process (see the module).
-import asteroid.sdk_config_cache  # noqa: F401
+# Imported for its effect, before the generated script's Task.init: installs the clearml SDK patches.
+import asteroid.function_step_patches  # noqa: F401
 
 
 def select_best(training_step: str) -> dict:
@@ -11,15 +12,14 @@ def select_best(training_step: str) -> dict:
     clearml-serving service when one is deployed (runs as a ClearML task)."""
     from clearml import Task
 
-    from asteroid.serving.deploy import rollout_if_served
+    from asteroid.serving.release import release_if_served
     from asteroid.steps.selection import select_and_publish, step_task_id
-    from asteroid.tracking import end_process_at_exit, skip_request_schema_checks
+    from asteroid.tracking import end_process_at_exit
 
-    skip_request_schema_checks()
     end_process_at_exit()  # once the SDK's script has stored the summary, skip the interpreter's teardown
     pipeline_id = Task.current_task().parent  # every step task is a child of the pipeline's task
     summary = select_and_publish(step_task_id(pipeline_id, training_step))
-    rollout = rollout_if_served(summary["winner"]["model_id"])
+    rollout = release_if_served(summary["winner"]["model_id"])
     if rollout is not None:
         summary["serving"] = {"service_id": rollout.service_id, "endpoint": rollout.url}
     return summary

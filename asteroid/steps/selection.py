@@ -1,4 +1,6 @@
-"""Step 4 — pick the best training run on the VALIDATION metric, publish and tag its model.
+"""Step 4, the selection step's work (its ClearML function-step entry is `select_best.py`): read the models
+the training task registered, choose one on the VALIDATION metric (`asteroid.ranking`), publish and tag it,
+and report it beside the CNEOS rule.
 
 The test split is only reported, never used to choose: choosing on test would make the reported test
 metrics optimistic.
@@ -7,28 +9,12 @@ metrics optimistic.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import global_config
-from asteroid.steps.interface import MODELS_OUTPUT, seed_prefix
+from asteroid.ranking import SELECTION_METRIC, Candidate, choose
+from asteroid.steps.parameters import MODELS_OUTPUT, seed_prefix
 from asteroid.tracking import get_output
-
-SELECTION_METRIC = "val_pr_auc"  # higher is better; ties broken by lower validation log loss
-
-
-@dataclass(frozen=True)
-class Candidate:
-    task_id: str
-    seed: int
-    model_id: str
-    val_pr_auc: float
-    val_logloss: float
-
-    def rank_key(self) -> tuple[float, float, int]:
-        pr_auc = self.val_pr_auc if math.isfinite(self.val_pr_auc) else -math.inf
-        return (-pr_auc, self.val_logloss, self.seed)
 
 
 def load_candidates(task_id: str) -> list[Candidate]:
@@ -63,12 +49,6 @@ def step_task_id(pipeline_id: str, step_name: str) -> str:
         if task["name"] == step_name:
             return str(task["id"])
     raise RuntimeError(f"pipeline {pipeline_id} has no completed task for step {step_name!r}")
-
-
-def choose(candidates: list[Candidate]) -> Candidate:
-    if not candidates:
-        raise ValueError("no training runs to choose from")
-    return min(candidates, key=Candidate.rank_key)
 
 
 def single_values(task_id: str) -> dict[str, float]:

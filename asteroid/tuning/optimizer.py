@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import comparison, features, train
-from asteroid.steps.interface import (
+from asteroid import comparison, split_files, train
+from asteroid.steps.parameters import (
     OBJECTIVE_SERIES,
     OBJECTIVE_TITLE,
     RAW_FILE,
@@ -154,7 +154,7 @@ def raw_table(preprocessed_id: str) -> pd.DataFrame:
 
 def defaults_objective(preprocessed_id: str, seeds: int) -> float:
     """The objective the training defaults reach on the same split: selection's pick among the seeds."""
-    split = features.load_split(dataset_local_copy(preprocessed_id) / SPLIT_DIR)
+    split = split_files.load_split(dataset_local_copy(preprocessed_id) / SPLIT_DIR)
     return float(comparison.pipeline_winner(split, seeds).val_metrics["pr_auc"])
 
 

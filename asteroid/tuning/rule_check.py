@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from asteroid import comparison, evaluate, features, train
-from asteroid.steps.interface import TRAINING_DEFAULTS
+from asteroid import comparison, evaluate, features, splitting, train
+from asteroid.steps.parameters import TRAINING_DEFAULTS
 
 SPLITS = 20
 MAX_LOSSES = 2
@@ -48,7 +48,7 @@ def _outcomes(outcomes: list[str]) -> dict[str, int]:
     return {name: outcomes.count(name) for name in comparison.OUTCOMES}
 
 
-def _winner_on(part: features.SplitPart, winner: comparison.Winner) -> tuple[str, float, float]:
+def _winner_on(part: splitting.SplitPart, winner: comparison.Winner) -> tuple[str, float, float]:
     """The winner against the rule on one split part: outcome, model recall, rule recall."""
     probabilities = train.predict_proba(winner.result.booster, part.features)
     model = evaluate.classification_metrics(part.labels, probabilities)
@@ -73,7 +73,7 @@ def check_configuration(
     rows: dict[str, list[Any]] = {key: [] for key in ("val", "test")}
     margins = []
     for split_seed in range(splits):
-        split = features.group_split(frame_features, labels, groups, seed=split_seed)
+        split = splitting.group_split(frame_features, labels, groups, seed=split_seed)
         winner = comparison.pipeline_winner(split, n_models, params)
         rows["val"].append(_winner_on(split.val, winner))
         rows["test"].append(_winner_on(split.test, winner))

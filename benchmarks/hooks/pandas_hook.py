@@ -11,6 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 from asteroid import schema
+from asteroid.serving import contract
 
 RENAME = {column.name: column.snake for column in schema.COLUMNS}
 # As the project's hook: statistics for at most this many rows of a batch (here simply the first ones).
@@ -35,7 +36,8 @@ class Preprocess:
         probabilities = [float(p) for p in data]
         if collect_custom_statistics_fn:
             collect_custom_statistics_fn(
-                {"probability": probabilities if state["batch"] else probabilities[0]}
+                {contract.PROBABILITY: probabilities if state["batch"] else probabilities[0]}
             )
-        predictions = [{"hazardous": p >= schema.HAZARD_THRESHOLD, "probability": p} for p in probabilities]
+        threshold = schema.HAZARD_THRESHOLD
+        predictions = [{"hazardous": p >= threshold, contract.PROBABILITY: p} for p in probabilities]
         return {"predictions": predictions} if state["batch"] else predictions[0]

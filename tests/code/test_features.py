@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asteroid import features, schema
+from asteroid import feature_stats, features, schema, split_files, splitting
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def built(sample_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Serie
 
 
 @pytest.fixture(scope="module")
-def split(built: tuple[pd.DataFrame, pd.Series, pd.Series]) -> features.Split:
-    return features.group_split(*built, seed=3)
+def split(built: tuple[pd.DataFrame, pd.Series, pd.Series]) -> splitting.Split:
+    return splitting.group_split(*built, seed=3)
 
 
 def test_build_features(sample_frame: pd.DataFrame, built: tuple[pd.DataFrame, pd.Series, pd.Series]) -> None:
@@ -49,7 +49,7 @@ def test_build_features_names_missing_columns(sample_frame: pd.DataFrame) -> Non
         features.build_features(sample_frame.drop(columns=["Eccentricity"]))
 
 
-def test_split_has_no_group_leakage_and_covers_all_rows(split: features.Split, built) -> None:
+def test_split_has_no_group_leakage_and_covers_all_rows(split: splitting.Split, built) -> None:
     sides = [set(part.groups) for part in split.parts().values()]
     assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
     assert sum(len(part) for part in split.parts().values()) == len(built[0])
@@ -58,7 +58,7 @@ def test_split_has_no_group_leakage_and_covers_all_rows(split: features.Split, b
         assert list(part.features.columns) == list(schema.FEATURES)
 
 
-def test_split_sizes_and_positives(split: features.Split, built) -> None:
+def test_split_sizes_and_positives(split: splitting.Split, built) -> None:
     n_groups = built[2].nunique()
     summary = split.summary()
     assert summary["test"]["groups"] == math.ceil(0.15 * n_groups)
@@ -70,9 +70,9 @@ def test_split_sizes_and_positives(split: features.Split, built) -> None:
 
 
 def test_split_is_deterministic_per_seed(built) -> None:
-    first = features.group_split(*built, seed=5)
-    again = features.group_split(*built, seed=5)
-    other = features.group_split(*built, seed=6)
+    first = splitting.group_split(*built, seed=5)
+    again = splitting.group_split(*built, seed=5)
+    other = splitting.group_split(*built, seed=6)
     assert set(first.test.groups) == set(again.test.groups)
     pd.testing.assert_frame_equal(first.train.features, again.train.features)
     assert set(first.test.groups) != set(other.test.groups)
@@ -82,7 +82,7 @@ def test_split_on_tiny_data_without_enough_positives() -> None:
     x = pd.DataFrame({name: np.arange(8.0) for name in schema.FEATURES})
     y = pd.Series([0, 0, 0, 0, 0, 0, 0, 1])
     groups = pd.Series([1, 1, 2, 3, 4, 5, 6, 7])
-    split = features.group_split(x, y, groups, seed=0, val_fraction=0.2, test_fraction=0.2)
+    split = splitting.group_split(x, y, groups, seed=0, val_fraction=0.2, test_fraction=0.2)
     assert sum(len(p) for p in split.parts().values()) == 8
     assert all(len(p) > 0 for p in split.parts().values())
 
@@ -90,12 +90,12 @@ def test_split_on_tiny_data_without_enough_positives() -> None:
 @pytest.mark.parametrize(("val", "test"), [(0, 0.2), (0.5, 0.5), (0.2, 1.2)])
 def test_split_rejects_bad_fractions(built, val: float, test: float) -> None:
     with pytest.raises(ValueError, match="fractions"):
-        features.group_split(*built, seed=0, val_fraction=val, test_fraction=test)
+        splitting.group_split(*built, seed=0, val_fraction=val, test_fraction=test)
 
 
 def test_feature_statistics(built) -> None:
     x = built[0]
-    stats = features.feature_statistics(x)
+    stats = feature_stats.feature_statistics(x)
     assert list(stats.index) == list(x.columns)
     assert {"count", "missing", "mean", "std", "min", "p05", "p50", "p95", "max"} <= set(stats.columns)
     row = stats.loc["absolute_magnitude"]
@@ -104,8 +104,8 @@ def test_feature_statistics(built) -> None:
     assert row["mean"] == pytest.approx(x["absolute_magnitude"].mean())
 
 
-def test_bucket_edges_are_finite_strictly_increasing_quantiles(split: features.Split) -> None:
-    edges = features.bucket_edges(split.train.features, n_buckets=10)
+def test_bucket_edges_are_finite_strictly_increasing_quantiles(split: splitting.Split) -> None:
+    edges = feature_stats.bucket_edges(split.train.features, n_buckets=10)
     assert list(edges) == list(schema.FEATURES)
     for name, values in edges.items():
         assert all(np.isfinite(values)), name
@@ -121,23 +121,23 @@ def test_bucket_edges_are_finite_strictly_increasing_quantiles(split: features.S
 
 def test_bucket_edges_edge_cases() -> None:
     frame = pd.DataFrame({"constant": [3.0] * 5, "with_nan": [1.0, np.nan, np.inf, 2.0, 3.0]})
-    edges = features.bucket_edges(frame, n_buckets=4)
+    edges = feature_stats.bucket_edges(frame, n_buckets=4)
     assert edges["constant"] == [3.0]
     assert edges["with_nan"] == [1.0, 1.5, 2.0, 2.5, 3.0]
     with pytest.raises(ValueError, match="no finite"):
-        features.bucket_edges(pd.DataFrame({"empty": [np.nan]}))
+        feature_stats.bucket_edges(pd.DataFrame({"empty": [np.nan]}))
     with pytest.raises(ValueError, match="n_buckets"):
-        features.bucket_edges(frame, n_buckets=0)
+        feature_stats.bucket_edges(frame, n_buckets=0)
 
 
-def test_save_and_load_split(split: features.Split, tmp_path: Path) -> None:
-    directory = features.save_split(split, tmp_path / "split", n_buckets=5)
+def test_save_and_load_split(split: splitting.Split, tmp_path: Path) -> None:
+    directory = split_files.save_split(split, tmp_path / "split", n_buckets=5)
     assert {p.name for p in directory.iterdir()} == {"train.csv", "val.csv", "test.csv", "feature_spec.json"}
     spec = json.loads((directory / "feature_spec.json").read_text())
     assert spec["feature_names"] == list(schema.FEATURES)
     assert spec["rows"] == {name: len(part) for name, part in split.parts().items()}
-    assert spec["bucket_edges"] == features.bucket_edges(split.train.features, 5)
-    loaded = features.load_split(directory)
+    assert spec["bucket_edges"] == feature_stats.bucket_edges(split.train.features, 5)
+    loaded = split_files.load_split(directory)
     for name, part in split.parts().items():
         other = loaded.parts()[name]
         pd.testing.assert_frame_equal(other.features, part.features)  # floats round-trip exactly
@@ -146,18 +146,18 @@ def test_save_and_load_split(split: features.Split, tmp_path: Path) -> None:
     assert loaded.seed == split.seed
 
 
-def test_load_split_detects_tampering(split: features.Split, tmp_path: Path) -> None:
-    directory = features.save_split(split, tmp_path / "split")
+def test_load_split_detects_tampering(split: splitting.Split, tmp_path: Path) -> None:
+    directory = split_files.save_split(split, tmp_path / "split")
     test_csv = directory / "test.csv"
     frame = pd.read_csv(test_csv)
     frame.iloc[:-1].to_csv(test_csv, index=False)
     with pytest.raises(ValueError, match="rows"):
-        features.load_split(directory)
+        split_files.load_split(directory)
     frame.drop(columns=["inclination"]).to_csv(test_csv, index=False)
     with pytest.raises(ValueError, match="columns"):
-        features.load_split(directory)
+        split_files.load_split(directory)
     with pytest.raises(FileNotFoundError, match=r"feature_spec\.json"):
-        features.load_split(tmp_path)
+        split_files.load_split(tmp_path)
 
 
 def _strata_frame(n_groups: int, seed: int) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -174,11 +174,11 @@ def _strata_frame(n_groups: int, seed: int) -> tuple[pd.DataFrame, pd.Series, pd
 
 def test_split_takes_exact_group_fractions_and_keeps_strata() -> None:
     x, y, groups = _strata_frame(1000, seed=1)
-    split = features.group_split(x, y, groups, seed=4, val_fraction=0.15, test_fraction=0.15)
+    split = splitting.group_split(x, y, groups, seed=4, val_fraction=0.15, test_fraction=0.15)
     sides = [set(part.groups) for part in split.parts().values()]
     assert all(not (a & b) for a, b in itertools.combinations(sides, 2))
     assert len(sides[2]) == 150 and len(sides[1]) == 150 and len(sides[0]) == 700
-    strata = features.group_strata(x, y, groups)
+    strata = splitting.group_strata(x, y, groups)
     for ids in sides:
         share = len(ids) / len(strata)
         for value in range(4):
@@ -188,7 +188,7 @@ def test_split_takes_exact_group_fractions_and_keeps_strata() -> None:
 
 def test_split_differs_between_seeds_and_repeats_per_seed() -> None:
     x, y, groups = _strata_frame(200, seed=2)
-    runs = [features.group_split(x, y, groups, seed=seed) for seed in (0, 0, 1)]
+    runs = [splitting.group_split(x, y, groups, seed=seed) for seed in (0, 0, 1)]
     assert set(runs[0].test.groups) == set(runs[1].test.groups)
     assert set(runs[0].val.groups) == set(runs[1].val.groups)
     assert set(runs[0].test.groups) != set(runs[2].test.groups)
@@ -197,7 +197,7 @@ def test_split_differs_between_seeds_and_repeats_per_seed() -> None:
 @pytest.mark.parametrize("n_groups", [3, 4, 5])
 def test_split_of_a_few_groups_fills_every_part(n_groups: int) -> None:
     x, y, groups = _strata_frame(n_groups, seed=n_groups)
-    split = features.group_split(x, y, groups, seed=0)
+    split = splitting.group_split(x, y, groups, seed=0)
     assert all(part.groups.nunique() >= 1 for part in split.parts().values())
     assert sum(part.groups.nunique() for part in split.parts().values()) == n_groups
 
@@ -207,9 +207,9 @@ def test_split_does_not_import_sklearn() -> None:
     import sys
 
     code = (
-        "import sys, pandas as pd; from asteroid import features, schema\n"
+        "import sys, pandas as pd; from asteroid import schema, splitting\n"
         "x = pd.DataFrame({n: [float(i) for i in range(9)] for n in schema.FEATURES})\n"
-        "features.group_split(x, pd.Series([0, 1] * 4 + [1]), pd.Series(range(9)), seed=0)\n"
+        "splitting.group_split(x, pd.Series([0, 1] * 4 + [1]), pd.Series(range(9)), seed=0)\n"
         "print('sklearn' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

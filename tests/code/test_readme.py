@@ -1,10 +1,11 @@
 """Every command in the README's bash code blocks is either run by a test (or by `make demo`) or marked as
 needing what this machine does not have.
 
-A command line is marked with a trailing `# needs Docker` or `# needs a real ClearML server`; every other one
-is listed in RUN_BY with the place that runs it, and that place's source quotes it in a comment
-(`# README: <command>`), so a reader of either side finds the other. Tests that run a README command with
-placeholders (`<service id>`) take the command from the README itself (`readme_command`).
+A command line is marked with a trailing `# needs Docker`, `# needs a real ClearML server` or `# needs a
+Kubernetes cluster`; every other one is listed in RUN_BY with the place that runs it, and that place's source
+quotes it in a comment (`# README: <command>`), so a reader of either side finds the other. Tests that run
+a README command with placeholders (`<service id>`) take the command from the README itself
+(`readme_command`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import global_config
 
 ROOT = global_config.ROOT
 README = ROOT / "README.md"
-MARKERS = ("# needs Docker", "# needs a real ClearML server")
+MARKERS = ("# needs Docker", "# needs a real ClearML server", "# needs a Kubernetes cluster")
 QUOTE = "# README: "
 READMES = "tests/serving/test_readme_commands.py"
 
@@ -62,6 +63,10 @@ RUN_BY: dict[str, str] = {
     ),
     ".venv/bin/python pipeline.py --params-from <optimizer task id>": (
         "tests/pipeline/test_tuning.py::test_the_pipeline_trains_with_the_recommended_parameters"
+    ),
+    ".venv/bin/python -m asteroid.monitoring.deploy_files --target kubernetes "
+    "--rules-dir deploy/prometheus/rules": (
+        "tests/deploy/test_kubernetes_monitoring.py::test_the_readme_command_writes_the_rules_configmap"
     ),
     "make serve-status": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
     "make serve-stop": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",

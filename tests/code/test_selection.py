@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from asteroid.steps.selection import Candidate, choose
+from asteroid.ranking import Candidate, choose
 
 
 def candidate(seed: int, pr_auc: float, logloss: float) -> Candidate:

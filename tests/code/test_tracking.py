@@ -1,9 +1,9 @@
-"""Helpers around the clearml SDK that need no server: machine lock, typed parameters, compute clock, exit."""
+"""Helpers around the clearml SDK that need no server: machine lock, typed parameters, compute clock, exit
+(ending a function step's process at exit: tests/code/test_third_party_patches.py)."""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
@@ -67,38 +67,3 @@ def test_end_process_flushes_output_and_exits_with_the_code() -> None:
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert finished.returncode == 3
     assert finished.stdout == "done"
-
-
-AT_EXIT_SCRIPT = """
-import atexit, os, types
-import clearml
-from asteroid import tracking
-
-class FakeTask:
-    id = "task-1"
-    def close(self):
-        print("closed", end=" ")
-
-clearml.Task.current_task = staticmethod(lambda: FakeTask())
-clearml.Task._Task__exit_hook = types.SimpleNamespace(exception={exception}, exit_code=None, signal=None)
-atexit.register(lambda: print("teardown", end=""))  # registered first, so it runs after end_process_at_exit's
-tracking.end_process_at_exit()
-"""
-
-
-def run_at_exit_script(exception: str, task_id: str = "task-1") -> subprocess.CompletedProcess[str]:
-    code = AT_EXIT_SCRIPT.replace("{exception}", exception)
-    env = {**os.environ, "CLEARML_TASK_ID": task_id}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-
-
-def test_end_process_at_exit_skips_the_teardown_after_a_clean_script() -> None:
-    finished = run_at_exit_script("None")
-    assert (finished.returncode, finished.stdout) == (0, "closed ")
-
-
-def test_end_process_at_exit_leaves_failed_scripts_and_other_tasks_alone() -> None:
-    failed = run_at_exit_script("RuntimeError('boom')")
-    assert failed.stdout == "teardown"
-    other = run_at_exit_script("None", task_id="another-task")
-    assert other.stdout == "teardown"

@@ -68,10 +68,10 @@ def _corrupt_csv(source: Path, target: Path) -> tuple[Path, dict[int, str]]:
     rows[9][column("Hazardous")] = "maybe"
     rows[11] = rows[11][:-1]
     expected = {
-        3: "Est Dia in KM(min): out of range [0, 1000]",
+        3: "Est Dia in KM(min): must be in [0, 1000]",
         5: "Close Approach Date: invalid date (expected %Y-%m-%d)",
-        7: "Relative Velocity km per sec: missing value",
-        9: "Eccentricity: out of range [0, 1)",
+        7: "Relative Velocity km per sec: is missing",
+        9: "Eccentricity: must be in [0, 1)",
         11: "Hazardous: not True/False",
         13: "wrong number of fields (expected 40)",
     }
@@ -118,7 +118,7 @@ def test_bad_rows_are_rejected_with_reasons(database_url: str, sample_csv: Path,
     report = database.load_csv(path, database_url)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (20, 14, 6)
     assert report.reasons == {reason: 1 for reason in expected.values()}
-    assert "rejected 6" in report.summary() and "Eccentricity: out of range [0, 1)" in report.summary()
+    assert "rejected 6" in report.summary() and "Eccentricity: must be in [0, 1)" in report.summary()
     assert len(database.query_observations(database_url)) == 14
 
     engine = sa.create_engine(database_url)
@@ -143,9 +143,9 @@ def test_several_reasons_for_one_row_are_all_kept(tmp_path: Path, sample_csv: Pa
     report = database.load_csv(path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert report.rows_rejected == 1
     assert set(report.reasons) == {
-        "Orbit Uncertainity: out of range [0, 9]",
-        "Absolute Magnitude: not a number",
-        "Orbit ID: not an integer",
+        "Orbit Uncertainity: must be in [0, 9]",
+        "Absolute Magnitude: must be a number",
+        "Orbit ID: must be a whole number",
         "Equinox: longer than 64 characters",
     }
 

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asteroid import features, schema, train
+from asteroid import features, schema, splitting, train
+from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 from tests.deploy import compose
 
@@ -111,9 +112,9 @@ def image_python(image_base: Path) -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> tuple[Path, np.ndarray]:
     """A model trained by the pipeline's training code and saved as the pipeline saves it, and the
     probabilities training computes for the sample rows."""
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
     result = train.train_classifier(split, seed=0)
-    result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(schema.HAZARD_THRESHOLD)})
+    contract.stamp_model(result.booster, schema.HAZARD_THRESHOLD)
     path = train.save_model(result.booster, tmp_path_factory.mktemp("model") / "asteroid_xgb.json")
     frame, _labels, _groups = features.build_features(sample_frame)
     return path, train.predict_proba(result.booster, frame)

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from asteroid import comparison, feature_rows, features, schema, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid import comparison, feature_rows, features, schema, splitting, train
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 
 MOID = "minimum_orbit_intersection"
 H = "absolute_magnitude"
@@ -52,7 +52,7 @@ class Published:
 
 def _published(raw: pd.DataFrame) -> Published:
     frame_features, labels, groups = features.build_features(raw)
-    split = features.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    split = splitting.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
     winner = comparison.pipeline_winner(split, n_models=PIPELINE_SEEDS)
     return Published(winner.result.booster, raw, frame_features, split.test.features)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from asteroid import comparison, evaluate, features
+from asteroid import comparison, evaluate, features, splitting
 
 
 def test_disagreements_count_rows_only_one_side_gets_right() -> None:
@@ -22,7 +22,7 @@ def test_disagreements_count_rows_only_one_side_gets_right() -> None:
 
 
 def test_winner_is_the_best_validation_pr_auc(sample_frame: pd.DataFrame) -> None:
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
     winner = comparison.pipeline_winner(split, n_models=3)
     assert winner.seed in (0, 1, 2)
     others = [comparison.pipeline_winner(split, n_models=1)]  # seed 0 alone

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from asteroid import comparison, evaluate, features, schema, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid import comparison, evaluate, features, schema, splitting, train
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 
 TARGET_ACCURACY = 0.99
 TARGET_RECALL = 0.97
@@ -30,9 +30,9 @@ def nasa_features(nasa_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd
 
 
 @pytest.fixture(scope="module")
-def default_run(nasa_features) -> tuple[features.Split, comparison.Winner]:
+def default_run(nasa_features) -> tuple[splitting.Split, comparison.Winner]:
     """The split and the winner a default `pipeline.py --seeds 3` run publishes."""
-    split = features.group_split(*nasa_features, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    split = splitting.group_split(*nasa_features, seed=PREPROCESSING_DEFAULTS["split_seed"])
     return split, comparison.pipeline_winner(split, n_models=PIPELINE_SEEDS)
 
 
@@ -69,7 +69,7 @@ def test_over_20_splits_the_model_is_at_least_as_good_as_the_rule(nasa_frame: pd
 
 @pytest.mark.parametrize("split_seed", [0, 1, 2, 42])
 def test_cneos_rule_on_the_same_test_rows(nasa_features, split_seed: int) -> None:
-    split = features.group_split(*nasa_features, seed=split_seed)
+    split = splitting.group_split(*nasa_features, seed=split_seed)
     baseline = evaluate.baseline_metrics(split.test.features, split.test.labels)
     assert baseline["accuracy"] >= TARGET_ACCURACY and baseline["recall"] >= TARGET_RECALL, baseline
     assert baseline["accuracy"] < 1.0  # the label is not exactly the rule

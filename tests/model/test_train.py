@@ -10,20 +10,20 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from asteroid import evaluate, features, schema, train
+from asteroid import evaluate, features, schema, splitting, train
 
 
 @pytest.fixture(scope="module")
-def split(sample_frame: pd.DataFrame) -> features.Split:
-    return features.group_split(*features.build_features(sample_frame), seed=0)
+def split(sample_frame: pd.DataFrame) -> splitting.Split:
+    return splitting.group_split(*features.build_features(sample_frame), seed=0)
 
 
 @pytest.fixture(scope="module")
-def result(split: features.Split) -> train.TrainResult:
+def result(split: splitting.Split) -> train.TrainResult:
     return train.train_classifier(split, seed=0)
 
 
-def test_metrics_are_sane_and_close_to_the_rule(split: features.Split, result: train.TrainResult) -> None:
+def test_metrics_are_sane_and_close_to_the_rule(split: splitting.Split, result: train.TrainResult) -> None:
     test = split.test
     metrics = evaluate.classification_metrics(test.labels, train.predict_proba(result.booster, test.features))
     baseline = evaluate.baseline_metrics(test.features, test.labels)
@@ -50,7 +50,7 @@ def test_the_trees_split_on_the_cneos_cell_first_then_moid_and_magnitude(result:
     assert set(gain) <= {schema.CNEOS_CELL, "minimum_orbit_intersection", "absolute_magnitude"}, gain
 
 
-def test_training_is_deterministic_and_seeded(split: features.Split, result: train.TrainResult) -> None:
+def test_training_is_deterministic_and_seeded(split: splitting.Split, result: train.TrainResult) -> None:
     again = train.train_classifier(split, seed=0)
     x = split.test.features
     assert np.array_equal(train.predict_proba(again.booster, x), train.predict_proba(result.booster, x))
@@ -58,14 +58,14 @@ def test_training_is_deterministic_and_seeded(split: features.Split, result: tra
     assert not np.array_equal(train.predict_proba(other.booster, x), train.predict_proba(result.booster, x))
 
 
-def test_params_override_defaults(split: features.Split) -> None:
+def test_params_override_defaults(split: splitting.Split) -> None:
     short = train.train_classifier(split, {"num_boost_round": 3, "max_depth": 2}, seed=0)
     assert short.booster.num_boosted_rounds() <= 3
     assert short.params["max_depth"] == 2 and short.params["eta"] == train.DEFAULT_PARAMS["eta"]
 
 
 def test_saved_json_keeps_feature_names_and_predictions(
-    split: features.Split, result: train.TrainResult, tmp_path: Path
+    split: splitting.Split, result: train.TrainResult, tmp_path: Path
 ) -> None:
     path = train.save_model(result.booster, tmp_path / "models" / "model.json")
     document = json.loads(path.read_text())
@@ -77,7 +77,7 @@ def test_saved_json_keeps_feature_names_and_predictions(
     assert np.array_equal(train.predict(loaded, x), train.predict(result.booster, x))
 
 
-def test_prediction_matches_columns_by_name(split: features.Split, result: train.TrainResult) -> None:
+def test_prediction_matches_columns_by_name(split: splitting.Split, result: train.TrainResult) -> None:
     x = split.test.features
     shuffled = x[list(reversed(x.columns))]
     assert np.array_equal(
@@ -87,10 +87,10 @@ def test_prediction_matches_columns_by_name(split: features.Split, result: train
         train.predict_proba(result.booster, x.drop(columns=["eccentricity"]))
 
 
-def test_threshold(split: features.Split, result: train.TrainResult) -> None:
+def test_threshold(split: splitting.Split, result: train.TrainResult) -> None:
     x = split.test.features
     probabilities = train.predict_proba(result.booster, x)
-    assert train.DEFAULT_THRESHOLD == 0.5
+    assert schema.HAZARD_THRESHOLD == 0.5
     assert np.array_equal(train.predict(result.booster, x), (probabilities >= 0.5).astype(int))
     assert train.predict(result.booster, x, threshold=0.0).all()
 
@@ -109,7 +109,7 @@ def test_dmatrix_keeps_names() -> None:
     assert matrix.feature_names == ["a", "b"] and matrix.get_label().tolist() == [0.0, 1.0]
 
 
-def test_trees_split_only_on_the_split_features(split: features.Split, result: train.TrainResult) -> None:
+def test_trees_split_only_on_the_split_features(split: splitting.Split, result: train.TrainResult) -> None:
     allowed = set(train.DEFAULT_PARAMS["split_features"].split(","))
     used = set(result.booster.get_score(importance_type="weight"))
     assert used and used <= allowed
@@ -122,7 +122,7 @@ def test_trees_split_only_on_the_split_features(split: features.Split, result: t
     assert result.booster.feature_names == list(schema.FEATURES)  # the input is still every feature
 
 
-def test_all_features_can_be_split_on(split: features.Split) -> None:
+def test_all_features_can_be_split_on(split: splitting.Split) -> None:
     free = train.train_classifier(split, {"split_features": "", "monotone_decreasing": ""}, seed=0)
     assert len(free.booster.get_score(importance_type="weight")) > 2
 
@@ -144,7 +144,7 @@ def test_monotone_increasing_features_get_plus_one() -> None:
         train.monotone_constraints("b", names, "b")
 
 
-def test_a_diameter_constrained_increasing_never_lowers_the_risk(split: features.Split) -> None:
+def test_a_diameter_constrained_increasing_never_lowers_the_risk(split: splitting.Split) -> None:
     params = {
         "split_features": "est_dia_km_avg,minimum_orbit_intersection",
         "monotone_increasing": "est_dia_km_avg",

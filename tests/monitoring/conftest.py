@@ -7,10 +7,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from asteroid import features
-from asteroid.monitoring.reference import TrainingReference, from_feature_spec
-from asteroid.serving import traffic
-from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from asteroid import features, split_files, splitting
+from asteroid.monitoring.reference import TrainingReference, from_contract
+from asteroid.serving import contract, traffic
 
 
 def tool(name: str) -> str:
@@ -23,13 +22,13 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def feature_spec(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> dict:
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
-    return features.load_feature_spec(features.save_split(split, tmp_path_factory.mktemp("split")))
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
+    return split_files.load_feature_spec(split_files.save_split(split, tmp_path_factory.mktemp("split")))
 
 
 @pytest.fixture(scope="session")
 def reference(feature_spec: dict) -> TrainingReference:
-    return from_feature_spec(feature_spec, "asteroid", 1, PROBABILITY_BUCKETS)
+    return from_contract(contract.from_feature_spec(feature_spec), "asteroid", 1)
 
 
 @pytest.fixture(scope="session")

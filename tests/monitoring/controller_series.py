@@ -13,7 +13,8 @@ import pandas as pd
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from asteroid.monitoring.reference import PROBABILITY, TrainingReference
+from asteroid.monitoring.reference import TrainingReference
+from asteroid.serving.contract import PROBABILITY
 
 SCRAPE_LABELS = {"instance": "127.0.0.1:9999", "job": "clearml-serving-statistics"}
 # What Prometheus 2.42 asks a target for (scrape/scrape.go), and what `curl` gets.

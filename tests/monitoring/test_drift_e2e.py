@@ -24,12 +24,12 @@ import requests
 import global_config
 from asteroid import schema
 from asteroid.monitoring import config as monitoring_config
-from asteroid.monitoring import dashboard
+from asteroid.monitoring import dashboard, report
 from asteroid.monitoring.drill import Drill, DrillResult, DrillSettings
 from asteroid.monitoring.prometheus_api import Prometheus
 from asteroid.monitoring.publish import RULES_ARTIFACT
-from asteroid.monitoring.reference import from_feature_spec
-from asteroid.serving.deploy import PROBABILITY_BUCKETS
+from asteroid.monitoring.reference import from_contract
+from asteroid.serving import contract
 from tests.backend.backend_harness import BackendHarness
 from tests.backend.conftest import backend  # noqa: F401
 from tests.monitoring.conftest import tool
@@ -144,7 +144,7 @@ def test_the_controllers_real_metrics_are_shaped_like_the_promtool_input(
     uri = next(artifact["uri"] for artifact in artifacts if artifact["key"] == "feature_spec")
     relative = unquote(uri[len(stack.backend.files_url) :]).lstrip("/")
     spec = json.loads((stack.backend.files_root / relative).read_text())
-    reference = from_feature_spec(spec, "asteroid", 1, PROBABILITY_BUCKETS)
+    reference = from_contract(contract.from_feature_spec(spec), "asteroid", 1)
     simulated = {(name, labels.get("le")) for name, labels, _ in page_samples(
         ControllerSimulation(reference, accept).scrape_page())}  # fmt: skip
     page = requests.get(stack.state["statistics_url"], headers={"Accept": accept}, timeout=10).text
@@ -188,6 +188,16 @@ def test_every_dashboard_and_grafana_rule_expression_runs_on_the_real_prometheus
         if not stack.prometheus.query_range(concrete, start, end, step):  # raises on a PromQL error
             empty.append(expr)
     assert empty == [], "expressions without data"
+
+
+def test_the_drift_score_picture_is_drawn_from_the_drill(
+    stack: MonitoredStack, drill: DrillResult, tmp_path: Path
+) -> None:
+    path = report.plot_scores(
+        stack.prometheus, drill, monitoring_config.PROFILES["short"], tmp_path / "drift_scores.png"
+    )
+    assert path.stat().st_size > 20_000
+    print(f"drift score picture: {path}")
 
 
 def poll_until(condition: Callable[[], bool], what: str, deadline_s: float) -> None:

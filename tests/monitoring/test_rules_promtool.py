@@ -19,7 +19,8 @@ import pytest
 from asteroid import schema
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import PROBABILITY, TrainingReference
+from asteroid.monitoring.reference import TrainingReference
+from asteroid.serving.contract import PROBABILITY
 from tests.monitoring.conftest import tool
 from tests.monitoring.controller_series import CURL_ACCEPT, PROMETHEUS_ACCEPT, ControllerSimulation
 
@@ -278,16 +279,17 @@ def test_training_fractions_count_values_as_the_statistics_controller_does(norma
     from clearml_serving.statistics.metrics import ScalarHistogram
     from prometheus_client import CollectorRegistry
 
-    from asteroid import features
+    from asteroid import feature_stats
+    from asteroid.serving import contract
 
     values = normal_rows["absolute_magnitude"]
-    edges = features.usable_buckets(
-        features.bucket_edges(normal_rows[["absolute_magnitude"]])["absolute_magnitude"]
+    edges = contract.served_edges(
+        feature_stats.bucket_edges(normal_rows[["absolute_magnitude"]])["absolute_magnitude"]
     )
     histogram = ScalarHistogram("h", "h", buckets=edges, registry=CollectorRegistry())
     histogram.observe(values.tolist())
     counts = [sample.value for sample in histogram.collect()[0].samples if sample.name == "h_bucket"]
-    assert features.bucket_fractions(values, edges) == [count / len(values) for count in counts]
+    assert feature_stats.bucket_fractions(values, edges) == [count / len(values) for count in counts]
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
 import requests
 
 import global_config
-from asteroid import comparison, evaluate, features, train
-from asteroid.steps.interface import PREPROCESSING_DEFAULTS
+from asteroid import comparison, evaluate, features, schema, splitting, train
+from asteroid.serving import contract
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 from tests.webview.populate import printed_urls
 
@@ -35,6 +37,13 @@ def task(backend: BackendHarness, task_id: str) -> dict[str, Any]:
 
 def output(task_doc: dict[str, Any], name: str) -> str:
     return task_doc["hyperparams"]["Outputs"][name]["value"]
+
+
+def artifact_json(backend: BackendHarness, task_doc: dict[str, Any], key: str) -> Any:
+    """A task's JSON file artifact, read from the backend's file store."""
+    uri = next(a["uri"] for a in task_doc["execution"]["artifacts"] if a["key"] == key)
+    relative = unquote(uri[len(backend.files_url) :]).lstrip("/")
+    return json.loads((backend.files_root / relative).read_text())
 
 
 def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env: dict[str, str]) -> None:
@@ -74,6 +83,11 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     main_project = backend.call("projects.get_all", {"name": f"^{global_config.PROJECT_NAME}$"})["projects"]
     assert winner["project"] == main_project[0]["id"]  # where serving looks for the published model
     assert all(global_config.WINNER_TAG not in m["tags"] and not m["ready"] for m in models.values())
+
+    # the release contract travels with the training task: its feature_spec names the served threshold
+    spec = artifact_json(backend, task(backend, steps["training"]), contract.FEATURE_SPEC_ARTIFACT)
+    assert spec[contract.THRESHOLD_ATTRIBUTE] == schema.HAZARD_THRESHOLD
+    assert contract.from_feature_spec(spec).threshold == schema.HAZARD_THRESHOLD
 
     # the training task carries every seed's plots, beside the metrics tables
     plots = backend.call("events.get_task_plots", {"task": steps["training"], "iters": 1})["plots"]
@@ -174,7 +188,7 @@ def test_pipeline_on_nasa_table_meets_the_quality_bar(
     assert rule["accuracy"] > 0.98  # the CNEOS rule is reported beside the model
 
     frame_features, labels, groups = features.build_features(pd.read_csv(global_config.SHARED_NASA_CSV))
-    split = features.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
+    split = splitting.group_split(frame_features, labels, groups, seed=PREPROCESSING_DEFAULTS["split_seed"])
     in_process = comparison.pipeline_winner(split, n_models=3)
     assert summary["winner"]["seed"] == in_process.seed
     probabilities = train.predict_proba(in_process.result.booster, split.test.features)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import global_config
-from asteroid.steps.interface import MODELS_OUTPUT
+from asteroid.steps.parameters import MODELS_OUTPUT
 from asteroid.tuning.space import SECTION, typed_params
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 from tests.project_env import isolated_project

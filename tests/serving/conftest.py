@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from asteroid import features, schema, train
+from asteroid import features, schema, splitting, train
+from asteroid.serving import contract
 from asteroid.serving.hook_package import build_hook_folder
 
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
     """A model trained like the pipeline's (one seed), saved as the pipeline saves it."""
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
     result = train.train_classifier(split, seed=0)
-    result.booster.set_attr(**{schema.MODEL_THRESHOLD_ATTRIBUTE: str(schema.HAZARD_THRESHOLD)})
+    contract.stamp_model(result.booster, schema.HAZARD_THRESHOLD)
     return train.save_model(result.booster, tmp_path_factory.mktemp("model") / "asteroid_xgb.json")
 
 
@@ -53,10 +54,15 @@ class FakeArtifact:
 @pytest.fixture
 def engine(tmp_path: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """clearml-serving's real XGBoost engine with the hook folder loaded as its preprocess artifact."""
+    return hook_engine(tmp_path, trained_model, monkeypatch)
+
+
+def hook_engine(tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """clearml-serving's real XGBoost engine serving `model_file` through the hook folder."""
     from clearml_serving.serving.endpoints import ModelEndpoint
     from clearml_serving.serving.preprocess_service import BasePreprocessRequest
 
-    monkeypatch.setattr(BasePreprocessRequest, "_get_local_model_file", lambda self: str(trained_model))
+    monkeypatch.setattr(BasePreprocessRequest, "_get_local_model_file", lambda self: str(model_file))
     folder = build_hook_folder(tmp_path / "py_code_asteroid_1")
     task = SimpleNamespace(id="service", artifacts={"py_code_asteroid_1": FakeArtifact(folder)})
     endpoint = ModelEndpoint(

@@ -26,7 +26,7 @@ def cases(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """(case, body, text the error must contain)."""
     big = [row] * (feature_rows.MAX_BATCH_ROWS + 1)
     return [
-        ("missing field", with_changes(row, Eccentricity=KeyError), "row 0: missing field 'Eccentricity'"),
+        ("missing field", with_changes(row, Eccentricity=KeyError), "row 0: field 'Eccentricity' is missing"),
         ("unknown field", {**row, "Eccentricty": 0.3}, "row 0: unknown field 'Eccentricty'"),
         (
             "string",
@@ -69,7 +69,7 @@ def cases(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
         (
             "min diameter above max",
             with_changes(row, **{"Est Dia in KM(min)": 2.0, "Est Dia in KM(max)": 1.0}),
-            "'Est Dia in KM(min)' (2) is larger than 'Est Dia in KM(max)' (1)",
+            "field 'Est Dia in KM(min)' must not be larger than 'Est Dia in KM(max)', got 2 > 1",
         ),
         ("field twice", {**row, "eccentricity": 0.2}, "field 'eccentricity' is given twice"),
         (
@@ -126,7 +126,7 @@ def test_every_problem_of_a_row_is_named(engine: Any, sample_records: list[dict]
         serve(engine, row)
     for expected in (
         "unknown field 'absolute_magnitude_h'",
-        "missing field 'Mean Anomaly' (or 'mean_anomaly')",
+        "field 'Mean Anomaly' is missing (or 'mean_anomaly')",
         "field 'Inclination' must be a number, got string 'high'",
         "field 'Eccentricity' must be in [0, 1), got 1.5",
     ):

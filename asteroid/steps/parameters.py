@@ -1,11 +1,14 @@
-"""What the steps agree on — parameter defaults, file names inside dataset versions — in a module light
-enough for the pipeline controller to import without the steps' heavy dependencies (xgboost, scikit-learn)."""
+"""The parameters of the pipeline's steps and what one step hands the next: each step's parameter defaults
+(the pipeline controller passes overrides of them), the file names inside dataset versions, and the training
+task's output parameter the selection step reads. Light enough for the controller to import without the
+steps' heavy dependencies (xgboost, pandas)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import global_config
+from asteroid import schema
 
 # File of the raw dataset version, and folder of the split inside the preprocessed version.
 RAW_FILE = "asteroid_observations.csv"
@@ -25,7 +28,7 @@ PREPROCESSING_DEFAULTS: dict[str, Any] = {
 TRAINING_DEFAULTS: dict[str, Any] = {
     "preprocessed_dataset_id": "",  # empty: the latest preprocessed dataset version
     "seeds": 3,  # one model per seed 0..seeds-1, all trained by the one training task
-    "threshold": global_config.HAZARD_THRESHOLD,
+    "threshold": schema.HAZARD_THRESHOLD,
 }
 # The scalar the training task reports after each seed (iteration: the seed): the best validation PR-AUC of
 # the seeds trained so far, the model selection would pick among them. Hyperparameter tuning maximises its

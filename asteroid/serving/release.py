@@ -1,0 +1,44 @@
+"""Releasing a model version: read its release contract, roll it out on the clearml-serving service, then
+publish the monitoring rules of the version it became. `serve.py` and the pipeline's selection step both
+release through `release`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import global_config
+from asteroid.monitoring.publish import publish_rules
+from asteroid.serving import contract
+from asteroid.serving.deploy import DeployError, Rollout, find_service, rollout
+
+
+def release(service_id: str, model: Any) -> Rollout:
+    """Roll `model` (a clearml `Model`) out on the service, then write and load its rules; prints both."""
+    try:
+        terms = contract.of_model(model)
+    except contract.ContractError as exc:
+        raise DeployError(str(exc)) from None
+    result = rollout(service_id, model, terms)
+    verb = "rolled out as" if result.changed else "already served as"
+    print(
+        f"winner {model.id} {verb} /serve/{result.url} on service {service_id} "
+        f"(hazardous at probability ≥ {terms.threshold:g})"
+    )
+    publish_rules(result, model, terms)
+    return result
+
+
+def release_if_served(model_id: str) -> Rollout | None:
+    """After a pipeline publishes a winner: release it when the serving service exists (None otherwise)."""
+    if not global_config.SERVING_AUTO_ROLLOUT:
+        return None
+    service_id = find_service()
+    if service_id is None:
+        print(
+            f"no clearml-serving service {global_config.SERVING_SERVICE_NAME!r} yet: "
+            "`make serve` deploys the winner"
+        )
+        return None
+    from clearml import Model
+
+    return release(service_id, Model(model_id=model_id))

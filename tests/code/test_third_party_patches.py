@@ -1,0 +1,412 @@
+"""Each third-party patch works against the pinned packages, and switches itself off with one line on stderr
+when what it relies on has changed (simulated here: a changed signature, fingerprint or private name)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import prometheus_client
+import pytest
+import requests
+from clearml.backend_api.services import tasks
+from clearml.backend_api.session import datamodel
+from clearml.utilities.pyhocon.config_parser import ConfigFactory
+
+import global_config
+import third_party_patches
+from tests.backend.backend_harness import wait_for
+from tests.net import free_port
+
+with warnings.catch_warnings():
+    # the first use of the SDK's API classes reads its configuration, with a bundled pyhocon that calls
+    # pyparsing's deprecated names
+    warnings.simplefilter("ignore", DeprecationWarning)
+    EDIT_SCHEMA = tasks.EditRequest._schema
+
+
+def switched_off_line(capsys: pytest.CaptureFixture[str], patch: str) -> str:
+    """The one line a patch writes when it switches itself off (fails unless there is exactly one)."""
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"third_party_patches: {patch} switched off: "), lines[0]
+    return lines[0]
+
+
+def original(function: Any) -> Any:
+    return getattr(function, "__wrapped__", function)
+
+
+# --- cache_parsed_config_files ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sdk_parse_file() -> Iterator[None]:
+    """The SDK's own ``ConfigFactory.parse_file`` for one test, whatever was installed before."""
+    before = vars(ConfigFactory)["parse_file"]
+    ConfigFactory.parse_file = classmethod(original(before.__func__))
+    try:
+        yield
+    finally:
+        ConfigFactory.parse_file = before
+
+
+@pytest.fixture
+def config_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk_parse_file: None) -> Path:
+    monkeypatch.setenv("CLEARML_CACHE_DIR", str(tmp_path / "cache"))
+    assert third_party_patches.cache_parsed_config_files()
+    return third_party_patches.config_cache_dir()
+
+
+PLAIN = """
+# Options include comments that mention the word include
+api { host: "http://example:8008", retries: 3 }
+sdk.storage.cache.size.min_free_bytes: 10GB
+"""
+
+
+def parse(path: Path) -> Any:
+    return ConfigFactory.parse_file(str(path))
+
+
+def test_a_second_parse_comes_from_the_cache_and_equals_the_first(tmp_path: Path, config_cache: Path) -> None:
+    conf = tmp_path / "plain.conf"
+    conf.write_text(PLAIN)
+    first = parse(conf)
+    assert len(list(config_cache.glob("*.pickle"))) == 1
+    second = parse(conf)
+    assert second == first
+    assert second.get("api.retries") == 3 and second.get("api.host") == "http://example:8008"
+    conf.write_text(PLAIN.replace("retries: 3", "retries: 4"))
+    assert parse(conf).get("api.retries") == 4
+
+
+def test_substitutions_and_includes_are_never_cached(tmp_path: Path, config_cache: Path) -> None:
+    conf = tmp_path / "subst.conf"
+    conf.write_text('a: 1\nb: ${a}\ninclude "missing.conf"\n')
+    assert not third_party_patches.config_cacheable(conf.read_text())
+    assert third_party_patches.config_cacheable(PLAIN)
+    assert parse(conf).get("b") == 1
+    assert not config_cache.exists() or not list(config_cache.glob("*.pickle"))
+
+
+def test_installing_the_config_cache_twice_changes_nothing(config_cache: Path) -> None:
+    wrapped = vars(ConfigFactory)["parse_file"]
+    assert third_party_patches.cache_parsed_config_files()
+    assert vars(ConfigFactory)["parse_file"] is wrapped
+
+
+@pytest.mark.usefixtures("sdk_parse_file")
+def test_the_config_cache_switches_off_when_parse_file_changed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdk_version = vars(ConfigFactory)["parse_file"]
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, "clearml ConfigFactory.parse_file", "0" * 16)
+    assert not third_party_patches.cache_parsed_config_files()
+    line = switched_off_line(capsys, "cache_parsed_config_files")
+    assert "clearml ConfigFactory.parse_file changed" in line
+    assert vars(ConfigFactory)["parse_file"] is sdk_version
+
+
+@pytest.mark.usefixtures("sdk_parse_file")
+def test_the_config_cache_switches_off_when_parse_file_takes_other_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def parse_file(cls: Any, filename: str, encoding: str = "utf-8", required: bool = True) -> Any:
+        raise AssertionError("not called")
+
+    ConfigFactory.parse_file = classmethod(parse_file)
+    assert not third_party_patches.cache_parsed_config_files()
+    assert "ConfigFactory.parse_file takes ('filename', 'encoding', 'required')" in switched_off_line(
+        capsys, "cache_parsed_config_files"
+    )
+    assert vars(ConfigFactory)["parse_file"].__func__ is parse_file
+
+
+# --- validate_requests_without_schema_checks --------------------------------------------------------------
+
+
+class EditRequestBody(datamodel.DataModel):
+    """A body checked against the SDK's own ``tasks.edit`` request schema."""
+
+    _schema = EDIT_SCHEMA
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def to_dict(self, only: Any = None, except_: Any = None) -> dict[str, Any]:
+        return self.body
+
+
+VALID = {"task": "0123", "force": True, "name": "renamed"}
+INVALID = {"task": 5, "force": True}  # the schema wants a string id
+
+
+@pytest.fixture
+def sdk_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own ``DataModel.validate`` for one test, whatever was installed before; restored after."""
+    monkeypatch.setattr(datamodel.DataModel, "validate", original(datamodel.DataModel.validate))
+
+
+def check_bodies() -> None:
+    for _ in range(2):  # the second time from a cached validator when patched
+        EditRequestBody(VALID).validate()
+        with pytest.raises(jsonschema.ValidationError, match="5 is not of type 'string'"):
+            EditRequestBody(INVALID).validate()
+    with pytest.raises(jsonschema.ValidationError, match="'task' is a required property"):
+        EditRequestBody({"force": True}).validate()
+
+
+@pytest.mark.usefixtures("sdk_validate")
+def test_the_sdk_rejects_a_body_against_its_schema() -> None:
+    check_bodies()
+
+
+@pytest.mark.usefixtures("sdk_validate")
+def test_patched_validation_passes_valid_bodies_and_fails_invalid_ones_with_the_same_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert third_party_patches.validate_requests_without_schema_checks()
+    patched = datamodel.DataModel.validate
+    assert patched is not original(patched)
+    schema_checks = []
+    monkeypatch.setattr(datamodel._CustomValidator, "check_schema", classmethod(schema_checks.append))
+    check_bodies()
+    assert schema_checks == []  # the point of the patch: the shipped schema is not re-validated
+    assert third_party_patches.validate_requests_without_schema_checks()
+    assert datamodel.DataModel.validate is patched
+
+
+@pytest.mark.usefixtures("sdk_validate")
+def test_fast_validation_switches_off_without_the_private_validator_class(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdk_version = datamodel.DataModel.validate
+    monkeypatch.delattr(datamodel, "_CustomValidator")
+    assert not third_party_patches.validate_requests_without_schema_checks()
+    assert "_CustomValidator is gone" in switched_off_line(capsys, "validate_requests_without_schema_checks")
+    assert datamodel.DataModel.validate is sdk_version
+
+
+@pytest.mark.usefixtures("sdk_validate")
+def test_fast_validation_switches_off_when_jsonschema_validate_changed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def validate(instance: Any, schema: Any, cls: Any = None, *args: Any, **kwargs: Any) -> None:
+        cls.check_schema(schema)
+        cls(schema, format_checker=jsonschema.FormatChecker()).validate(instance)
+
+    monkeypatch.setattr(jsonschema, "validate", validate)
+    assert not third_party_patches.validate_requests_without_schema_checks()
+    line = switched_off_line(capsys, "validate_requests_without_schema_checks")
+    assert "jsonschema.validate changed" in line
+
+
+# --- skip_teardown_after_clean_script ---------------------------------------------------------------------
+
+AT_EXIT_SCRIPT = """
+import atexit, sys
+import clearml
+from clearml.utilities.process.exit_hooks import ExitHooks
+from asteroid import tracking
+
+class FakeTask:
+    id = "task-1"
+    def close(self):
+        print("closed", end=" ")
+
+clearml.Task.current_task = staticmethod(lambda: FakeTask())
+hook = ExitHooks(None)  # what Task.init installs: it records sys.exit codes and uncaught exceptions
+hook.hook()
+hook.register_signal_and_exception_hooks()
+clearml.Task._Task__exit_hook = hook
+atexit.register(lambda: print("teardown", end=""))  # registered first, so it runs after the patch's
+{before}
+tracking.end_process_at_exit()
+{ending}
+"""
+
+
+def run_at_exit_script(
+    ending: str, task_id: str = "task-1", before: str = ""
+) -> subprocess.CompletedProcess[str]:
+    code = AT_EXIT_SCRIPT.replace("{ending}", ending).replace("{before}", before)
+    env = {**os.environ, "CLEARML_TASK_ID": task_id}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_clean_script_ends_without_the_teardown() -> None:
+    finished = run_at_exit_script("pass")
+    assert (finished.returncode, finished.stdout, finished.stderr) == (0, "closed ", "")
+
+
+def test_failed_scripts_and_other_tasks_keep_the_teardown_and_exit_code() -> None:
+    exited = run_at_exit_script("sys.exit(3)")
+    assert (exited.returncode, exited.stdout) == (3, "teardown")
+    raised = run_at_exit_script("raise RuntimeError('boom')")
+    assert (raised.returncode, raised.stdout) == (1, "teardown")
+    other = run_at_exit_script("pass", task_id="another-task")
+    assert (other.returncode, other.stdout) == (0, "teardown")
+
+
+def test_the_teardown_shortcut_switches_off_without_the_private_exit_hook() -> None:
+    finished = run_at_exit_script("pass", before="del clearml.Task._Task__exit_hook")
+    assert (finished.returncode, finished.stdout) == (0, "teardown")
+    assert finished.stderr == (
+        "third_party_patches: skip_teardown_after_clean_script switched off: "
+        "clearml.Task has no private _Task__exit_hook\n"
+    )
+
+
+# --- bind_statistics_endpoint_to --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stock_start_http_server(monkeypatch: pytest.MonkeyPatch) -> Any:
+    function = prometheus_client.start_http_server
+    stock = getattr(function, "func", function)
+    monkeypatch.setattr(prometheus_client, "start_http_server", stock)
+    return stock
+
+
+def listeners(port: int) -> set[str]:
+    """Local addresses of the sockets listening on `port`, from the kernel's tables (IPv4 and IPv6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+CONTROLLER_SCRIPT = """
+import time
+from types import SimpleNamespace
+import clearml_serving.statistics.main as stock
+
+# No ClearML server or Kafka here: the stock main's own call of prometheus_client.start_http_server runs.
+service = SimpleNamespace(get_project_name=lambda: "serving", name="service")
+stock.ModelRequestProcessor = SimpleNamespace(_get_control_plane_task=lambda task_id: service)
+stock.Task = SimpleNamespace(init=lambda **kwargs: SimpleNamespace(set_system_tags=lambda tags: None))
+
+class Controller:
+    def __init__(self, **kwargs):
+        pass
+    def start(self):
+        print("serving", flush=True)
+        time.sleep(600)
+
+stock.StatisticsController = Controller
+from serving_local import statistics_controller
+statistics_controller.main()
+"""
+
+
+def test_the_statistics_controller_listens_on_the_configured_host_only(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SERVING_LOCAL_HOST": "127.0.0.1", "CLEARML_SERVING_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", CONTROLLER_SCRIPT],
+        env=env,
+        cwd=global_config.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: bool(listeners(port)) or process.poll() is not None, "the endpoint", deadline_s=60)
+        assert process.poll() is None, process.communicate()
+        assert listeners(port) == {"0100007F"}  # 127.0.0.1 only: not 0.0.0.0, not ::
+        reply = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert reply.status_code == 200 and "python_info" in reply.text
+    finally:
+        process.kill()
+        _, stderr = process.communicate(timeout=30)
+    assert "switched off" not in stderr
+
+
+def test_the_bind_address_switches_off_when_clearml_serving_imports_the_function_directly(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stock_start_http_server: Any,
+) -> None:
+    (tmp_path / "changed_statistics_main.py").write_text(
+        textwrap.dedent(
+            """
+            from prometheus_client import start_http_server
+
+            def main():
+                start_http_server(9999)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(third_party_patches, "_STATISTICS_MAIN", "changed_statistics_main")
+    assert not third_party_patches.bind_statistics_endpoint_to("127.0.0.1")
+    assert "no longer calls prometheus_client.start_http_server" in switched_off_line(
+        capsys, "bind_statistics_endpoint_to"
+    )
+    assert prometheus_client.start_http_server is stock_start_http_server
+
+
+def test_the_bind_address_switches_off_when_start_http_server_takes_no_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stock_start_http_server: Any
+) -> None:
+    def start_http_server(port: int) -> None:
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", start_http_server)
+    assert not third_party_patches.bind_statistics_endpoint_to("127.0.0.1")
+    assert "takes no addr" in switched_off_line(capsys, "bind_statistics_endpoint_to")
+    assert prometheus_client.start_http_server is start_http_server
+
+
+# --- nothing on import ------------------------------------------------------------------------------------
+
+IMPORT_SCRIPT = """
+import prometheus_client
+from clearml.backend_api.session import datamodel
+from clearml.utilities.pyhocon.config_parser import ConfigFactory
+def patched():
+    http = prometheus_client.start_http_server
+    return vars(ConfigFactory)["parse_file"], datamodel.DataModel.validate, http
+before = patched()
+import third_party_patches, asteroid.tracking, asteroid.database, serving_local.statistics_controller
+print(all(a is b for a, b in zip(before, patched())))
+"""
+
+
+def test_importing_the_patches_or_their_users_changes_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+PINNED_SCRIPT = """
+import third_party_patches as patches
+installed = [
+    patches.cache_parsed_config_files(),
+    patches.validate_requests_without_schema_checks(),
+    patches.skip_teardown_after_clean_script(lambda: None),
+    patches.bind_statistics_endpoint_to("127.0.0.1"),
+]
+print(installed)
+"""
+
+
+def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED_SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[True, True, True, True]", "")

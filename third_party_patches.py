@@ -1,0 +1,346 @@
+"""Every change this project makes to third-party code (the clearml SDK, jsonschema's use by it,
+prometheus_client's use by clearml-serving), each installed by a function named for what it changes.
+
+Importing this module changes nothing: the entry points call the ``install`` functions (``pipeline.py`` and
+the step scripts, the function step through ``asteroid/function_step_patches.py``, and
+``serving_local/statistics_controller.py``). Before changing anything, each function checks that the code it
+changes is still the code it was written against: the signatures it calls, the private names it reads and,
+for a function it replaces with its own version, a fingerprint of that function's code (its syntax tree
+without docstring, comments or formatting; ``FINGERPRINTS``). On a mismatch it changes nothing, writes one
+line to stderr (``third_party_patches: <patch> switched off: <why>``) and returns False; it never raises.
+Each is idempotent and returns True once installed.
+
+Imports nothing of the application: ``asteroid`` and the generic ``serving_local`` both use it.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import functools
+import hashlib
+import importlib.util
+import inspect
+import os
+import pickle
+import re
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_INSTALLED = "third_party_patches_installed"  # marks a replacement installed by this module
+_INCLUDE = re.compile(r"^\s*include\b", re.MULTILINE)  # HOCON's include directive (not the word in comments)
+
+# Fingerprints (`code_fingerprint`) of the third-party functions whose work a patch repeats in its own way,
+# as in the pinned versions (requirements.txt: clearml 2.1.12, jsonschema 4.26.0). After an upgrade switches a
+# patch off, read the new version of the function; if the patch still repeats it, record its new fingerprint.
+FINGERPRINTS: dict[str, str] = {
+    "clearml ConfigFactory.parse_file": "43b74d77fff761fa",
+    "clearml DataModel.validate": "0b221d24024a2ecd",
+    "jsonschema.validate": "d6874152191aadc2",
+}
+
+
+def code_fingerprint(function: Callable[..., Any]) -> str:
+    """A hash of a function's code: its syntax tree without its docstring, so that comments, docstrings and
+    formatting leave it unchanged and any change to the code changes it."""
+    definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    body = definition.body  # type: ignore[attr-defined]
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        definition.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return hashlib.sha256(ast.unparse(definition).encode()).hexdigest()[:16]
+
+
+def _switch_off(patch: str, reason: str) -> bool:
+    print(f"third_party_patches: {patch} switched off: {reason}", file=sys.stderr, flush=True)
+    return False
+
+
+def _install(patch: str, mismatch: Callable[[], str | None], apply: Callable[[], None]) -> bool:
+    """Apply a patch unless `mismatch` names a difference from the code it was written against."""
+    try:
+        reason = mismatch()
+    except Exception as exc:  # a moved module or a renamed attribute is a mismatch like any other
+        reason = f"{type(exc).__name__}: {exc}"
+    if reason:
+        return _switch_off(patch, reason)
+    apply()
+    return True
+
+
+def _parameters(function: Callable[..., Any]) -> tuple[str, ...]:
+    return tuple(name for name in inspect.signature(function).parameters if name not in ("self", "cls"))
+
+
+def _expect_parameters(label: str, function: Callable[..., Any], expected: tuple[str, ...]) -> str | None:
+    found = _parameters(function)
+    return None if found == expected else f"{label} takes {found}, expected {expected}"
+
+
+def _expect_fingerprint(label: str, function: Callable[..., Any]) -> str | None:
+    found = code_fingerprint(function)
+    expected = FINGERPRINTS[label]
+    return None if found == expected else f"{label} changed (code fingerprint {found}, expected {expected})"
+
+
+def _first(*checks: Callable[[], str | None]) -> str | None:
+    for check in checks:
+        reason = check()
+        if reason:
+            return reason
+    return None
+
+
+# --- the SDK's configuration files, parsed once per machine -----------------------------------------------
+
+
+def config_cache_dir() -> Path:
+    """The SDK's cache folder (``CLEARML_CACHE_DIR``, else ``~/.clearml/cache``), sub-folder of our own."""
+    base = os.environ.get("CLEARML_CACHE_DIR") or str(Path.home() / ".clearml" / "cache")
+    return Path(base).expanduser() / "asteroid-config"
+
+
+def config_cacheable(content: str) -> bool:
+    """Whether a file's parsed result depends on its text alone (no substitutions, no includes)."""
+    return "${" not in content and _INCLUDE.search(content) is None
+
+
+def _config_cache_key(content: str, base_dir: str) -> str:
+    from clearml.version import __version__
+
+    return hashlib.sha256(f"{__version__}\0{base_dir}\0{content}".encode()).hexdigest()
+
+
+def _load(path: Path) -> Any | None:
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+
+
+def _store(path: Path, value: Any) -> None:
+    """Write atomically into a folder only this user can write; failures only cost the next parse."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as handle:
+            pickle.dump(value, handle)
+        os.replace(handle.name, path)
+    except (OSError, pickle.PicklingError):
+        pass
+
+
+def cache_parsed_config_files() -> bool:
+    """Replace the SDK's vendored pyhocon ``ConfigFactory.parse_file`` with one that keeps each parsed file
+    in a cache folder (``config_cache_dir``), keyed by the SDK version, the file's folder and its content.
+
+    Every process that talks to ClearML parses the SDK's default configuration files and ``clearml.conf``
+    with pyparsing: ~0.3 s of CPU per process on a 2-core machine, on the pipeline's critical path five
+    times. Files with substitutions (``${...}``) or ``include`` directives, whose result depends on more than
+    their text, and calls with non-default ``resolve``/``unresolved_value`` go to the SDK's own function.
+    Relies on ``parse_file`` being "read the file, then ``parse_string(content, its folder, resolve,
+    unresolved_value)``" (its fingerprint) and on both signatures.
+    """
+    from clearml.utilities.pyhocon import config_parser
+
+    factory = config_parser.ConfigFactory
+    if getattr(factory.parse_file, _INSTALLED, False):
+        return True
+
+    def mismatch() -> str | None:
+        parse_file_parameters = ("filename", "encoding", "required", "resolve", "unresolved_value")
+        parse_string_parameters = ("content", "basedir", "resolve", "unresolved_value")
+        return _first(
+            lambda: _expect_parameters("ConfigFactory.parse_file", factory.parse_file, parse_file_parameters),
+            lambda: _expect_parameters(
+                "ConfigFactory.parse_string", factory.parse_string, parse_string_parameters
+            ),
+            lambda: _expect_fingerprint("clearml ConfigFactory.parse_file", factory.parse_file),
+        )
+
+    def apply() -> None:
+        original = factory.parse_file.__func__
+        default = config_parser.DEFAULT_SUBSTITUTION
+
+        def parse_file(
+            cls: Any,
+            filename: str,
+            encoding: str = "utf-8",
+            required: bool = True,
+            resolve: bool = True,
+            unresolved_value: Any = default,
+        ) -> Any:
+            try:
+                content = Path(filename).read_text(encoding=encoding)
+            except OSError:
+                content = None
+            defaults = resolve and unresolved_value is default
+            if content is None or not defaults or not config_cacheable(content):
+                return original(cls, filename, encoding, required, resolve, unresolved_value)
+            path = config_cache_dir() / f"{_config_cache_key(content, os.path.dirname(filename))}.pickle"
+            cached = _load(path)
+            if cached is not None:
+                return cached
+            parsed = cls.parse_string(content, os.path.dirname(filename), resolve, unresolved_value)
+            _store(path, parsed)
+            return parsed
+
+        setattr(parse_file, _INSTALLED, True)
+        parse_file.__wrapped__ = original  # type: ignore[attr-defined]
+        factory.parse_file = classmethod(parse_file)
+
+    return _install("cache_parsed_config_files", mismatch, apply)
+
+
+# --- API requests validated without re-validating the schema ---------------------------------------------
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def validate_requests_without_schema_checks() -> bool:
+    """Replace the SDK's ``DataModel.validate`` with one that validates each API request against its schema
+    without first re-validating the schema.
+
+    The SDK's version calls ``jsonschema.validate``, which checks the (fixed, shipped) schema against the
+    JSON-Schema meta-schema each time before checking the request: ~9 ms of CPU per request, seconds per
+    pipeline step on a 2-core machine. The replacement keeps the request validation (the SDK's private
+    ``_CustomValidator`` class, ``best_match`` of its errors, the same exception) and builds each schema's
+    validator once. Relies on ``DataModel.validate`` and ``jsonschema.validate`` doing exactly that (their
+    fingerprints) and on ``_CustomValidator`` being present.
+    """
+    from clearml.backend_api.session import datamodel
+
+    if getattr(datamodel.DataModel.validate, _INSTALLED, False):
+        return True
+
+    def mismatch() -> str | None:
+        import jsonschema
+
+        validator_class = getattr(datamodel, "_CustomValidator", None)
+        if validator_class is None or not hasattr(validator_class, "iter_errors"):
+            return "clearml.backend_api.session.datamodel._CustomValidator is gone"
+        return _first(
+            lambda: _expect_fingerprint("clearml DataModel.validate", datamodel.DataModel.validate),
+            lambda: _expect_fingerprint("jsonschema.validate", jsonschema.validate),
+        )
+
+    def apply() -> None:
+        from jsonschema.exceptions import best_match
+
+        validator_class = datamodel._CustomValidator
+        original = datamodel.DataModel.validate
+
+        def validate(self: Any, schema: dict[str, Any] | None = None) -> None:
+            schema = schema or self._schema
+            cached = _VALIDATORS.get(id(schema))
+            if cached is None or cached[0] is not schema:
+                cached = _VALIDATORS[id(schema)] = (schema, validator_class(schema))
+            error = best_match(cached[1].iter_errors(self.to_dict()))
+            if error is not None:
+                raise error
+
+        setattr(validate, _INSTALLED, True)
+        validate.__wrapped__ = original  # type: ignore[attr-defined]
+        datamodel.DataModel.validate = validate
+
+    return _install("validate_requests_without_schema_checks", mismatch, apply)
+
+
+def install_clearml_sdk_patches() -> None:
+    """The patches every process that talks to ClearML gets: config files cached, requests validated fast."""
+    cache_parsed_config_files()
+    validate_requests_without_schema_checks()
+
+
+# --- a function step's process ended without the interpreter's teardown ----------------------------------
+
+
+def skip_teardown_after_clean_script(end_process: Callable[[], None]) -> bool:
+    """At exit, call `end_process` (which must close the task and leave with ``os._exit``) if the script
+    ended cleanly: no uncaught exception, no non-zero ``sys.exit``, no signal.
+
+    The SDK records how the script ended in the name-mangled private ``Task._Task__exit_hook`` (an
+    ``ExitHooks`` with ``exception``, ``exit_code`` and ``signal``); this reads it. Relies on that attribute
+    and those three fields; with no hook recorded (no ``Task.init``) the process ends as usual.
+    """
+    from clearml import Task
+
+    def mismatch() -> str | None:
+        from clearml.utilities.process.exit_hooks import ExitHooks
+
+        if "_Task__exit_hook" not in vars(Task):
+            return "clearml.Task has no private _Task__exit_hook"
+        hook = ExitHooks(None)  # its constructor only sets the fields
+        missing = [name for name in ("exception", "exit_code", "signal") if not hasattr(hook, name)]
+        return f"clearml's ExitHooks has no {', '.join(missing)}" if missing else None
+
+    def finish() -> None:
+        hook = getattr(Task, "_Task__exit_hook", None)
+        failed = hook is None or hook.exception is not None or bool(hook.exit_code) or hook.signal is not None
+        if not failed and getattr(sys, "last_value", None) is None:
+            end_process()
+
+    return _install("skip_teardown_after_clean_script", mismatch, lambda: atexit.register(finish))
+
+
+# --- clearml-serving's statistics endpoint on one address -------------------------------------------------
+
+_STATISTICS_MAIN = "clearml_serving.statistics.main"
+
+
+def _calls_through_module_attribute(source: str, module: str, function: str) -> bool:
+    """Whether `source` imports `module` by its name, calls `module.function(...)` and never imports
+    `function` from `module` directly (a direct import would bypass a rebinding of the attribute)."""
+    tree = ast.parse(source)
+    imports_module = calls = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == module:
+            if any(alias.name in (function, "*") for alias in node.names):
+                return False
+        elif isinstance(node, ast.Import):
+            imports_module |= any(alias.name == module and alias.asname is None for alias in node.names)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = node.func
+            calls |= (
+                target.attr == function and isinstance(target.value, ast.Name) and target.value.id == module
+            )
+    return imports_module and calls
+
+
+def bind_statistics_endpoint_to(host: str) -> bool:
+    """Make ``prometheus_client.start_http_server`` listen on `host` unless told otherwise.
+
+    clearml-serving's statistics controller (``clearml_serving.statistics.main``) calls
+    ``prometheus_client.start_http_server(port)``, which listens on every interface (0.0.0.0). This rebinds
+    the module attribute to the same function with ``addr=host``. Relies on the function taking ``addr`` and
+    on the controller calling it through the module attribute (checked in its source, which is read, not
+    imported); on a mismatch the endpoint listens on every interface, as the stock controller does.
+    """
+    import prometheus_client
+
+    if getattr(prometheus_client.start_http_server, _INSTALLED, False):
+        return True
+
+    def mismatch() -> str | None:
+        if "addr" not in inspect.signature(prometheus_client.start_http_server).parameters:
+            return "prometheus_client.start_http_server takes no addr (the endpoint listens on 0.0.0.0)"
+        spec = importlib.util.find_spec(_STATISTICS_MAIN)
+        if spec is None or spec.origin is None:
+            return f"{_STATISTICS_MAIN} not found"
+        source = Path(spec.origin).read_text(encoding="utf-8")
+        if not _calls_through_module_attribute(source, "prometheus_client", "start_http_server"):
+            return (
+                f"{_STATISTICS_MAIN} no longer calls prometheus_client.start_http_server through the module "
+                "(the endpoint listens on 0.0.0.0)"
+            )
+        return None
+
+    def apply() -> None:
+        bound = functools.partial(prometheus_client.start_http_server, addr=host)
+        setattr(bound, _INSTALLED, True)
+        prometheus_client.start_http_server = bound
+
+    return _install("bind_statistics_endpoint_to", mismatch, apply)
