@@ -30,7 +30,7 @@ from asteroid.steps.parameters import (
     SPLIT_DIR,
     TRAINING_DEFAULTS,
 )
-from asteroid.tracking import dataset_local_copy, latest_dataset_id, set_output, skip_request_schema_checks
+from asteroid.tracking import dataset_local_copy, latest_dataset_id, set_output
 from asteroid.tuning import rule_check
 from asteroid.tuning.params_source import RECOMMENDED_PARAMS, RECOMMENDED_SOURCE
 from asteroid.tuning.space import DEFAULT_SPACE, SECTION, Domain, clearml_parameters, describe, typed_params
@@ -332,7 +332,6 @@ def run(options: TuningOptions, print_line: Callable[[str], None] = print) -> di
     from clearml import Task
 
     options.validate()
-    skip_request_schema_checks()
     os.chdir(global_config.ROOT)  # local trials run the training script relative to the project root
     started = time.monotonic()
     dataset_id = options.dataset_id or latest_dataset_id(global_config.PREPROCESSED_DATASET_NAME)
