@@ -225,7 +225,9 @@ def test_trials_run_on_a_clearml_agent(
     result = json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "tuning.json").read_text())
     trials = children(backend, result["optimizer_task_id"])
     assert len(trials) == 2
-    assert all(doc["status"] == "completed" and doc["execution"]["queue"] for doc in trials)
+    assert all(doc["status"] == "completed" and doc["last_worker"] for doc in trials), trials
+    agent_log = (tmp_path / "agent.log").read_text()
+    assert all(f"Running task id [{doc['id']}]" in agent_log for doc in trials)
 
 
 @pytest.mark.parametrize(
