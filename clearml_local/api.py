@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clearml_local.auth_tokens import Authenticator, Identity
-from clearml_local.errors import ApiError, MissingField
+from clearml_local.errors import ApiError, InvalidField, MissingField
 from clearml_local.state import State
 
 Handler = Callable[["Context", dict[str, Any]], dict[str, Any]]
@@ -53,6 +53,14 @@ def ids(body: dict[str, Any], name: str) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def strings(body: dict[str, Any], name: str) -> list[str]:
+    """A list of strings (or one string) in a body no SDK schema checks; 400 naming the field otherwise."""
+    value = ids(body, name)
+    if not all(isinstance(item, str) for item in value):
+        raise InvalidField(f"Validation error: field '{name}' must be a list of strings")
+    return value
 
 
 def many(ids_: list[str], action: Callable[[str], dict[str, Any]]) -> dict[str, Any]:

@@ -36,6 +36,10 @@ MAX_OPEN_FIELD_ENTRIES = 100_000
 # Where the real, unmodified clients send what the SDK's schema classes are stricter about:
 # clearml-agent 3.0.3 reports machine statistics as floats where the schema says integer.
 _INTEGER_AS_NUMBER = {"workers.status_report": ("definitions", "machine_stats", "properties")}
+# List fields that stay lists: a projection given as one string is refused (a bad-input guarantee).
+_LIST_ONLY = frozenset({"only_fields"})
+# Where the real server takes a list of ids as well as the one id the schema names (its list filters).
+_STRING_OR_LIST = {"tasks.get_all": ("parent",)}
 # Where the real server takes an object keyed by item key as well as the list of items the schema names.
 _OBJECT_OR_LIST = {"models.create": "metadata", "models.edit": "metadata", "models.update": "metadata"}
 
@@ -91,7 +95,7 @@ def _lists_from_strings(schema: dict[str, Any], body: dict[str, Any]) -> dict[st
     accepts both, and clients send ``id="..."`` or ``project="..."`` to get_all)."""
     properties = schema.get("properties", {})
     for name, value in body.items():
-        if not isinstance(value, str):
+        if not isinstance(value, str) or name in _LIST_ONLY:
             continue
         spec = properties.get(name) or {}
         kinds = _types(spec)
@@ -195,6 +199,10 @@ def _relaxed(endpoint: str, schema: dict[str, Any]) -> dict[str, Any]:
             "anyOf": [listed, keyed],
             "description": listed.get("description", ""),
         }
+    for name in _STRING_OR_LIST.get(endpoint, ()):
+        schema = copy.deepcopy(schema)
+        single = schema["properties"][name]
+        schema["properties"][name] = {"anyOf": [single, {"type": "array", "items": {"type": "string"}}]}
     where = _INTEGER_AS_NUMBER.get(endpoint)
     if where is None:
         return schema

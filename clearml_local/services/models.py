@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many
+from clearml_local.api import Context, endpoint, ids, many, strings
 
 Body = dict[str, Any]
 
@@ -26,18 +26,37 @@ def get_by_task_id(ctx: Context, body: Body) -> Body:
     return {"model": ctx.state.models.output_of(body.get("task"))}
 
 
-@endpoint("models.get_all", "models.get_all_ex")
+@endpoint("models.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
+    return _get_all(ctx, body)
+
+
+@endpoint("models.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    return _get_all(ctx, body, joined=True)
+
+
+def _get_all(ctx: Context, body: Body, joined: bool = False) -> Body:
     query = dict(body)
     if query.get("project") and query.get("include_subprojects"):
         roots = ids(query, "project")
         query["project"] = sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))
-    reply = ctx.state.models.get_all(query, "models", default_order="-created")
+    expand = ctx.state.models.joined if joined else None
+    reply = ctx.state.models.get_all(query, "models", default_order="-created", expand=expand)
     if body.get("include_stats"):
         reply["models"] = [
             {**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in reply["models"]
         ]
     return reply
+
+
+@endpoint("models.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many models (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.models.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("models.get_frameworks")
@@ -49,7 +68,7 @@ def get_frameworks(ctx: Context, body: Body) -> Body:
 
 @endpoint("models.edit", "models.update")
 def edit(ctx: Context, body: Body) -> Body:
-    return {"updated": 1, "fields": ctx.state.models.edit(body.get("model"), body, bool(body.get("force")))}
+    return {"updated": 1, "fields": ctx.state.models.edit(body.get("model"), body)}
 
 
 @endpoint("models.update_for_task")

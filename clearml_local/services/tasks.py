@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many, required
+from clearml_local.api import Context, endpoint, ids, many, required, strings
 from clearml_local.errors import InvalidField
 from clearml_local.validation import default_validator
 
@@ -35,15 +35,29 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"task": ctx.state.tasks.view(body.get("task"), "task")}
 
 
+# Keys an SDK sends that the real server knows no filter for, and so ignores: the dataset trigger of SDKs
+# talking to a server before 1.16.3 adds ``task_types`` to its queries.
+IGNORED_QUERY_KEYS = frozenset({"task_types"})
+
+
+def _with_subprojects(ctx: Context, body: Body) -> Body:
+    body = {k: v for k, v in body.items() if k not in IGNORED_QUERY_KEYS}
+    if not (body.get("project") and body.get("include_subprojects")):
+        return body
+    roots = ids(body, "project")
+    return {**body, "project": sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))}
+
+
 @endpoint("tasks.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return ctx.state.tasks.get_all(body, "tasks", default_order="-created")
+    return ctx.state.tasks.get_all(_with_subprojects(ctx, body), "tasks", default_order="-created")
 
 
 @endpoint("tasks.get_all_ex")
 def get_all_ex(ctx: Context, body: Body) -> Body:
     """``get_all`` that also joins the references its ``only_fields`` reach into (the web UI's form)."""
-    return ctx.state.tasks.get_all(body, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
+    query = _with_subprojects(ctx, body)
+    return ctx.state.tasks.get_all(query, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
 
 
 @endpoint("tasks.get_types")
@@ -73,6 +87,15 @@ def update_batch(ctx: Context, body: Body) -> Body:
     for item in checked:
         ctx.state.tasks.update(item.get("task"), item)
     return {"updated": len(checked)}
+
+
+@endpoint("tasks.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many tasks (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.tasks.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("tasks.set_requirements")

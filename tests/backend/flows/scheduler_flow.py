@@ -29,12 +29,16 @@ assert function_ran.wait(timeout=60), "the scheduled function did not run"
 
 
 def clones() -> list[Task]:
-    return Task.get_tasks(project_name="automation", task_name="^scheduled base$", task_filter={"parent": base.id})
+    return Task.get_tasks(
+        project_name="automation", task_name="^scheduled base$", task_filter={"parent": base.id}
+    )
 
 
 wait_until(lambda: [t for t in clones() if t.get_status() == "in_progress"], "the clone to run on the agent")
 scheduler_id = scheduler._task.id
-wait_until(lambda: "still running" in console_of(scheduler_id), "the scheduler to skip the second launch", 100)
+wait_until(
+    lambda: "still running" in console_of(scheduler_id), "the scheduler to skip the second launch", 100
+)
 running = clones()
 running[0].mark_stopped()
 wait_until(lambda: running[0].get_status() == "stopped", "the clone to stop")

@@ -2,6 +2,7 @@
 trigger on publish and a task trigger on a metric threshold (both calling functions). Prints what fired."""
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -24,7 +25,10 @@ def dataset_version(parents: list[str]) -> Dataset:
 
 first = dataset_version([])
 base = draft_task("param_job.py", "triggered job", {"General/dataset_id": ""})
-fired: dict[str, str] = {}
+# the triggers look their projects up when added: the scored tasks' project exists by then
+scored = Task.create(project_name="automation/scores", task_name="scored")
+above = Task.create(project_name="automation/scores", task_name="above threshold")
+fired: dict[str, list[str]] = {"model": [], "task": []}
 trigger = TriggerScheduler(
     pooling_frequency_minutes=1 / 60, force_create_task_name="trigger", force_create_task_project="automation"
 )
@@ -37,14 +41,15 @@ trigger.add_dataset_trigger(
 )
 trigger.add_model_trigger(
     name="model",
-    schedule_function=lambda model_id: fired.setdefault("model", model_id),
+    schedule_function=fired["model"].append,
     trigger_project="automation",
     trigger_on_publish=True,
 )
 trigger.add_task_trigger(
     name="metric",
-    schedule_function=lambda task_id: fired.setdefault("task", task_id),
-    trigger_project="automation",
+    schedule_function=fired["task"].append,
+    # its own project: a [None, threshold] range also admits tasks without the metric (as on the real server)
+    trigger_project="automation/scores",
     trigger_on_metric="loss",
     trigger_on_variant="loss",
     trigger_on_threshold=0.5,
@@ -57,17 +62,21 @@ second = dataset_version([first.id])
 owner = Task.create(project_name="automation", task_name="model owner")
 (workdir / "model.bin").write_bytes(b"weights")
 model = OutputModel(task=owner, name="triggering model")
-model.update_weights(weights_filename=str(workdir / "model.bin"), iteration=1000)
+model.update_weights(
+    weights_filename=str(workdir / "model.bin"),
+    auto_delete_file=False,
+    iteration=1000,
+    upload_uri=os.environ["CLEARML_FILES_HOST"],
+)
+model.wait_for_uploads()
 model.publish()
-scored = Task.create(project_name="automation", task_name="scored")
 scored.get_logger().report_scalar("loss", "loss", value=0.9, iteration=0)
 scored.get_logger().report_scalar("loss", "loss", value=0.25, iteration=1)
 scored.flush(wait_for_uploads=True)
-above = Task.create(project_name="automation", task_name="above threshold")
 above.get_logger().report_scalar("loss", "loss", value=0.75, iteration=0)
 above.flush(wait_for_uploads=True)
 
-wait_until(lambda: "model" in fired and "task" in fired, "the model and metric triggers")
+wait_until(lambda: fired["model"] and fired["task"], "the model and metric triggers")
 launched = wait_until(
     lambda: Task.get_tasks(
         project_name="automation",
