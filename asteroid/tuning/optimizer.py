@@ -129,6 +129,16 @@ class Progress:
         )
 
 
+def dataset_to_tune_on(dataset_id: str) -> str:
+    """The given preprocessed dataset version, else the latest one."""
+    if dataset_id:
+        return dataset_id
+    try:
+        return latest_dataset_id(global_config.PREPROCESSED_DATASET_NAME)
+    except ValueError as exc:
+        raise ValueError(f"{exc}: run pipeline.py first, or pass --dataset-id") from None
+
+
 def base_task(dataset_id: str, seeds: int) -> Any:
     """A draft clone of the pipeline's training template, pinned to one dataset version and seed count."""
     from clearml import Task
@@ -334,7 +344,7 @@ def run(options: TuningOptions, print_line: Callable[[str], None] = print) -> di
     options.validate()
     os.chdir(global_config.ROOT)  # local trials run the training script relative to the project root
     started = time.monotonic()
-    dataset_id = options.dataset_id or latest_dataset_id(global_config.PREPROCESSED_DATASET_NAME)
+    dataset_id = dataset_to_tune_on(options.dataset_id)
     task = Task.init(
         project_name=global_config.PROJECT_NAME,
         task_name=TUNING_TASK,

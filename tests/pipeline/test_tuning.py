@@ -230,6 +230,15 @@ def test_trials_run_on_a_clearml_agent(
     assert all(f"Running task id [{doc['id']}]" in agent_log for doc in trials)
 
 
+def test_without_a_dataset_it_says_to_run_the_pipeline_first(
+    backend: BackendHarness, project_env: dict[str, str]
+) -> None:
+    env = {**project_env, "ASTEROID_PROJECT": "tuning without data"}
+    result = backend.run(ROOT / "tune.py", "--trials", "1", extra_env=env, check=False, timeout=300)
+    assert result.returncode == 1, result.describe()
+    assert "run pipeline.py first" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
