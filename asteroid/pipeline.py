@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class PipelineOptions:
     queue: str | None = None
     query_date: str = GET_DATA_DEFAULTS["query_date"]
     split_seed: int = PREPROCESSING_DEFAULTS["split_seed"]
+    # training hyperparameters over the defaults (pipeline.py --params-from), and the task they came from
+    training_params: dict[str, Any] = field(default_factory=dict)
+    params_from: str = ""
 
     def validate(self) -> None:
         if not 1 <= self.seeds <= 32:
@@ -136,6 +139,7 @@ def build(options: PipelineOptions) -> Any:
     pipe.add_parameter("query_date", options.query_date, "last close-approach date of the ingested rows")
     pipe.add_parameter("split_seed", options.split_seed, "seed of the group-aware train/val/test split")
     pipe.add_parameter("seeds", options.seeds, "number of training seeds (one model each)")
+    pipe.add_parameter("params_from", options.params_from, "task the training parameters came from")
     pipe.add_step(
         name="get_data",
         base_task_id=templates["get_data"],
@@ -157,6 +161,7 @@ def build(options: PipelineOptions) -> Any:
         parameter_override={
             "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
             "General/seeds": "${pipeline.seeds}",
+            **{f"xgboost/{key}": value for key, value in options.training_params.items()},
         },
     )
     pipe.add_function_step(
@@ -183,6 +188,7 @@ def run(options: PipelineOptions) -> dict[str, Any]:
     if failed:
         raise PipelineFailed(_failure_message(failed, nodes))
     summary = collect_summary(pipe, nodes, time.monotonic() - started)
+    summary["params_from"] = options.params_from or "defaults"
     write_summary(summary)
     return summary
 
