@@ -34,6 +34,8 @@ optimizer = HyperParameterOptimizer(
     max_number_of_concurrent_tasks=2,
     execution_queue=queue,
     total_max_jobs=3,
+    # a trial reaching iteration 2 is stopped; the optimizer's iteration budget is total_max_jobs times this,
+    # so trials must not report past it, or they use up the budget of the last one
     max_iteration_per_job=2 if mode == "local" else None,
     pool_period_min=1 / 60,
     # seeded: its first draws are 8, 15 and 0 (Optuna prunes a trial repeating earlier parameters, which
