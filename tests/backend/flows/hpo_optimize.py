@@ -31,15 +31,15 @@ optimizer = HyperParameterOptimizer(
     objective_metric_series="loss",
     objective_metric_sign="min",
     optimizer_class=OptimizerOptuna,
-    max_number_of_concurrent_tasks=2,
+    # one at a time: Optuna's seeded draws are then reproducible (with concurrent trials a draw may repeat
+    # an earlier one, and Optuna prunes it, leaving fewer trials than total_max_jobs)
+    max_number_of_concurrent_tasks=1,
     execution_queue=queue,
     total_max_jobs=3,
     # a trial reaching iteration 2 is stopped; the optimizer's iteration budget is total_max_jobs times this,
     # so trials must not report past it, or they use up the budget of the last one
     max_iteration_per_job=2 if mode == "local" else None,
     pool_period_min=1 / 60,
-    # seeded: its first draws are 8, 15 and 0 (Optuna prunes a trial repeating earlier parameters, which
-    # would leave fewer trials than total_max_jobs)
     optuna_sampler=optuna.samplers.TPESampler(seed=1),
 )
 # the final report is written when the reporter wakes: every 5 minutes by default
