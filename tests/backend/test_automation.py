@@ -4,6 +4,7 @@ through an agent), TaskScheduler, TriggerScheduler, the clearml-data CLI and the
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,10 +84,17 @@ def test_optuna_optimizer_enqueues_trials_for_an_agent(
     backend.log.assert_clean(mark, direction="response")
 
 
+def run_with_result_file(backend: BackendHarness, flow: str, queue: str, tmp_path: Path) -> dict[str, Any]:
+    """Run a flow whose background threads log to stdout: it writes its result to a file instead."""
+    result = tmp_path / "result.json"
+    backend.run(FLOWS / flow, queue, str(result), timeout=300)
+    return dict(json.loads(result.read_text()))
+
+
 def test_task_scheduler_runs_a_function_and_a_task_once_while_it_runs(
-    backend: BackendHarness, agent_queue: str, mark: Mark
+    backend: BackendHarness, agent_queue: str, tmp_path: Path, mark: Mark
 ) -> None:
-    result = backend.run(FLOWS / "scheduler_flow.py", agent_queue, timeout=300).last_json()
+    result = run_with_result_file(backend, "scheduler_flow.py", agent_queue, tmp_path)
 
     assert len(result["clones"]) == 1  # single_instance: the second minute's launch was skipped
     assert result["x"] == "5"  # the clone was edited before it was enqueued
@@ -95,9 +103,9 @@ def test_task_scheduler_runs_a_function_and_a_task_once_while_it_runs(
 
 
 def test_trigger_scheduler_fires_on_a_dataset_version_a_published_model_and_a_metric_threshold(
-    backend: BackendHarness, agent_queue: str, mark: Mark
+    backend: BackendHarness, agent_queue: str, tmp_path: Path, mark: Mark
 ) -> None:
-    result = backend.run(FLOWS / "trigger_flow.py", agent_queue, timeout=300).last_json()
+    result = run_with_result_file(backend, "trigger_flow.py", agent_queue, tmp_path)
 
     assert result["job_dataset_id"] == result["second"]
     assert result["fired"] == {"model": [result["model"]], "task": [result["scored"]]}
