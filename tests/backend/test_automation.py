@@ -59,10 +59,18 @@ def assert_top_by_objective(backend: BackendHarness, result: dict[str, Any]) -> 
     assert set(result["top"]) == set(result["trials"])
 
 
+def run_with_result_file(backend: BackendHarness, flow: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run a flow whose threads or children may print after it is done: it writes its result to the file
+    its first argument names, instead of stdout."""
+    result = tmp_path / "result.json"
+    backend.run(FLOWS / flow, str(result), *args, timeout=400)
+    return dict(json.loads(result.read_text()))
+
+
 def test_optuna_optimizer_runs_trials_locally_and_stops_them_at_the_iteration_budget(
-    backend: BackendHarness, mark: Mark
+    backend: BackendHarness, tmp_path: Path, mark: Mark
 ) -> None:
-    result = backend.run(FLOWS / "hpo_optimize.py", "local", timeout=300).last_json()
+    result = run_with_result_file(backend, "hpo_optimize.py", tmp_path, "local")
 
     assert len(result["trials"]) == 3
     assert_top_by_objective(backend, result)
@@ -74,9 +82,9 @@ def test_optuna_optimizer_runs_trials_locally_and_stops_them_at_the_iteration_bu
 
 
 def test_optuna_optimizer_enqueues_trials_for_an_agent(
-    backend: BackendHarness, agent_queue: str, mark: Mark
+    backend: BackendHarness, agent_queue: str, tmp_path: Path, mark: Mark
 ) -> None:
-    result = backend.run(FLOWS / "hpo_optimize.py", "queue", agent_queue, timeout=400).last_json()
+    result = run_with_result_file(backend, "hpo_optimize.py", tmp_path, "queue", agent_queue)
 
     assert len(result["trials"]) == 3
     assert_top_by_objective(backend, result)
@@ -84,17 +92,10 @@ def test_optuna_optimizer_enqueues_trials_for_an_agent(
     backend.log.assert_clean(mark, direction="response")
 
 
-def run_with_result_file(backend: BackendHarness, flow: str, queue: str, tmp_path: Path) -> dict[str, Any]:
-    """Run a flow whose background threads log to stdout: it writes its result to a file instead."""
-    result = tmp_path / "result.json"
-    backend.run(FLOWS / flow, queue, str(result), timeout=300)
-    return dict(json.loads(result.read_text()))
-
-
 def test_task_scheduler_runs_a_function_and_a_task_once_while_it_runs(
     backend: BackendHarness, agent_queue: str, tmp_path: Path, mark: Mark
 ) -> None:
-    result = run_with_result_file(backend, "scheduler_flow.py", agent_queue, tmp_path)
+    result = run_with_result_file(backend, "scheduler_flow.py", tmp_path, agent_queue)
 
     assert len(result["clones"]) == 1  # single_instance: the second minute's launch was skipped
     assert result["x"] == "5"  # the clone was edited before it was enqueued
@@ -105,7 +106,7 @@ def test_task_scheduler_runs_a_function_and_a_task_once_while_it_runs(
 def test_trigger_scheduler_fires_on_a_dataset_version_a_published_model_and_a_metric_threshold(
     backend: BackendHarness, agent_queue: str, tmp_path: Path, mark: Mark
 ) -> None:
-    result = run_with_result_file(backend, "trigger_flow.py", agent_queue, tmp_path)
+    result = run_with_result_file(backend, "trigger_flow.py", tmp_path, agent_queue)
 
     assert result["job_dataset_id"] == result["second"]
     assert result["fired"] == {"model": [result["model"]], "task": [result["scored"]]}

@@ -1,5 +1,6 @@
 """HyperParameterOptimizer with OptimizerOptuna over hpo_trial.py: ``local`` (start_locally) or ``queue Q``
-(start, trials enqueued for an agent). Prints the optimizer's id and its top experiments as JSON."""
+(start, trials enqueued for an agent). Writes the optimizer's id, its trials and its top experiments as JSON
+into the file named by its first argument."""
 
 import json
 import sys
@@ -10,8 +11,8 @@ from clearml import Task
 from clearml.automation import HyperParameterOptimizer, UniformIntegerParameterRange
 from clearml.automation.optuna import OptimizerOptuna
 
-mode = sys.argv[1]
-queue = sys.argv[2] if mode == "queue" else "default"
+result_path, mode = sys.argv[1], sys.argv[2]
+queue = sys.argv[3] if mode == "queue" else "default"
 base = Task.create(
     project_name="automation",
     task_name=f"hpo base {mode}",
@@ -51,4 +52,6 @@ top = optimizer.get_top_experiments(top_k=3)
 optimizer.stop()
 trials = optimizer.optimizer.get_created_jobs_ids()
 controller.close()
-print(json.dumps({"optimizer": controller.id, "top": [t.id for t in top], "trials": sorted(trials)}))
+# into a file: trials run locally share this process's stdout and may print after it
+result = {"optimizer": controller.id, "top": [t.id for t in top], "trials": sorted(trials)}
+Path(result_path).write_text(json.dumps(result))

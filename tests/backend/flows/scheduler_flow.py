@@ -10,7 +10,7 @@ from automation_common import console_of, draft_task, wait_until
 from clearml import Task
 from clearml.automation import TaskScheduler
 
-queue, result_path = sys.argv[1], sys.argv[2]
+result_path, queue = sys.argv[1], sys.argv[2]
 base = draft_task("hpo_trial.py", "scheduled base", {"General/x": 0, "General/hold": 1})
 function_ran = threading.Event()
 scheduler = TaskScheduler(force_create_task_name="scheduler", force_create_task_project="automation")

@@ -11,7 +11,7 @@ from automation_common import console_of, draft_task, wait_until
 from clearml import Dataset, OutputModel, Task
 from clearml.automation import TriggerScheduler
 
-queue, result_path, workdir = sys.argv[1], sys.argv[2], Path.cwd()
+result_path, queue, workdir = sys.argv[1], sys.argv[2], Path.cwd()
 (workdir / "rows.csv").write_text("a,b\n1,2\n")
 
 
