@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -35,21 +34,22 @@ def step(title: str) -> None:
 
 
 def drift_drill(began: float) -> int:
+    import serving_local.api
     from asteroid.monitoring import config as monitoring_config
     from asteroid.monitoring import report
     from asteroid.monitoring.drill import Drill
     from asteroid.monitoring.prometheus_api import Prometheus
 
-    state = json.loads((global_config.SERVING_DATA_DIR / "state.json").read_text())
-    if not state.get("prometheus_url"):
+    state = serving_local.api.running_stack()
+    if state is None or not state.monitoring:
         print("Prometheus and Alertmanager are not installed: no drift drill "
               "(sudo apt-get install prometheus prometheus-alertmanager)")  # fmt: skip
         return 0
     config = monitoring_config.load()
     step(f"6. drift drill: normal -> drifted -> normal traffic (window {config.window}, for {config.for_})")
-    drill = Drill(state["prometheus_url"], global_config.SERVING_DATA_DIR / "alerts.jsonl", config).run()
+    drill = Drill(state.prometheus_url, serving_local.api.alerts_file(), config).run()
     step("7. pictures and summary")
-    prometheus = Prometheus(state["prometheus_url"])
+    prometheus = Prometheus(state.prometheus_url)
     out = global_config.RUNS_DIR / "latest"
     out.mkdir(parents=True, exist_ok=True)
     scores = report.plot_scores(prometheus, drill, config, out / "drift_scores.png")

@@ -75,4 +75,5 @@ SERVING_MAX_VERSIONS = _env_int("ASTEROID_SERVING_MAX_VERSIONS", 2)
 SERVING_METRIC_LOG_FREQ = float(os.environ.get("ASTEROID_SERVING_METRIC_LOG_FREQ") or 1.0)
 # Whether the pipeline's selection step rolls its winner out to the service (when the service exists).
 SERVING_AUTO_ROLLOUT = os.environ.get("ASTEROID_SERVING_ROLLOUT", "1") not in ("0", "false", "no")
-SERVING_DATA_DIR = _env_path("SERVING_LOCAL_DATA_DIR", ROOT / ".serving_local")
+# The local serving stack's data directory (state, logs, rules, alerts) is serving_local's own setting:
+# SERVING_LOCAL_DATA_DIR, else .serving_local in the working directory (serving_local.api finds it).

@@ -15,18 +15,15 @@ import json
 import sys
 
 import global_config
+import serving_local.api
 from asteroid.serving import traffic
 from asteroid.serving.load import print_progress, run_load
 
 
 def default_url() -> str:
-    """The endpoint of the running local serving stack, else clearml-serving's default port."""
-    state_path = global_config.SERVING_DATA_DIR / "state.json"
-    try:
-        base = json.loads(state_path.read_text())["serve_url"]
-    except (OSError, ValueError, KeyError):
-        base = "http://127.0.0.1:8080/serve"
-    return f"{base}/{global_config.SERVING_ENDPOINT}"
+    """The endpoint on the running local serving stack, else where the stack would serve it (by default
+    clearml-serving's port 8080)."""
+    return f"{serving_local.api.serve_url()}/{global_config.SERVING_ENDPOINT}"
 
 
 def describe(summary: dict) -> str:

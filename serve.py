@@ -41,13 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         release(service_id, published_winner())
         if args.deploy_only:
             return 0
-        from serving_local.cli import start
-        from serving_local.config import StackConfig
-        from serving_local.processes import StackError
+        from serving_local.api import StackConfig, StackError, start_stack
 
         config = StackConfig.from_env().with_overrides(
             service_id=service_id,
-            data_dir=global_config.SERVING_DATA_DIR,
             port=args.port,
             metrics_port=args.metrics_port,
             broker_port=args.broker_port,
@@ -56,21 +53,21 @@ def main(argv: list[str] | None = None) -> int:
             monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or "auto",
         )
         try:
-            state = start(config)
+            state = start_stack(config)
         except StackError as exc:
             raise DeployError(str(exc)) from exc
     except (ServerUnavailable, DeployError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    endpoint = f"{state['serve_url']}/{global_config.SERVING_ENDPOINT}"
+    endpoint = f"{state.serve_url}/{global_config.SERVING_ENDPOINT}"
     print(f"\nendpoint: POST {endpoint}   (service id {service_id})")
     print(f"  curl -s -X POST {endpoint} -H 'Content-Type: application/json' \\")
     print("       -d '{\"rows\": [ ...rows of data/nasa.csv as JSON objects... ]}'")
     print("  python inference.py --count 200       # send real rows and report latency")
-    if state.get("prometheus_url"):
-        print(f"\nmonitoring: Prometheus {state['prometheus_url']}/alerts,")
-        print(f"  Alertmanager {state['alertmanager_url']},")
-        print(f"  notifications in {state['alerts_file']} (python -m serving_local alerts --follow)")
+    if state.monitoring:
+        print(f"\nmonitoring: Prometheus {state.prometheus_url}/alerts,")
+        print(f"  Alertmanager {state.alertmanager_url},")
+        print(f"  notifications in {state.alerts_file} (python -m serving_local alerts --follow)")
     return 0
 
 

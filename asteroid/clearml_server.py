@@ -5,7 +5,7 @@ exists (what the clearml SDK itself reads); switching to a real ClearML server i
 embedded backend is then never started. Either way the server is checked before any work starts, each check
 bounded by a few seconds: a host that is down (the SDK would retry for hours) and credentials the server does
 not know, or none (the SDK would end in a long ``LoginError`` traceback), fail with one line naming the server
-and what to fix. The checks themselves are the local serving stack's (``serving_local.service_check``), so
+and what to fix. The checks themselves are the local serving stack's (``serving_local.api``), so
 every tool of the project judges a server the same way.
 """
 
@@ -16,7 +16,7 @@ import os
 import global_config
 from clearml_local.config import BackendConfig, ConfigError
 from clearml_local.process import is_answering, start
-from serving_local.service_check import (
+from serving_local.api import (
     ServerCheckError,
     check_server,
     configured_server,

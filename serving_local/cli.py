@@ -13,25 +13,16 @@ foreground, or in the background with a state file in its data directory (``.ser
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from process_supervisor import StateFile, SupervisorError, pid_alive, start_detached, stop_detached
 from serving_local import monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
-from serving_local.processes import (
-    StackError,
-    kill_group,
-    last_line,
-    pid_alive,
-    read_json,
-    wait_pid_gone,
-)
-from serving_local.service_check import check_service, configured_server
+from serving_local.errors import StackError
+from serving_local.service_check import ServerCheckError, check_service, configured_server
 from serving_local.stack import READY_TIMEOUT_S, STOP_GRACE_S, Stack, check_ports
 
 START_TIMEOUT_S = sum(READY_TIMEOUT_S.values()) + 30
@@ -39,20 +30,20 @@ START_TIMEOUT_S = sum(READY_TIMEOUT_S.values()) + 30
 
 def read_state(config: StackConfig) -> dict | None:
     """The running stack's state, or None when it is not running."""
-    state = read_json(config.state_path)
-    if state and pid_alive(int(state.get("pid", 0))):
-        return state
-    return None
+    return StateFile(config.state_path).running()
 
 
 def preflight(config: StackConfig) -> str:
     """The service's name, once the configuration, the ports, the ClearML server (named in one line) and
-    the service are checked."""
+    the service are checked; StackError (in one line) when one of them is wrong."""
     config.validate()
     check_ports(config)
-    server = configured_server()
-    print(server.describe(), flush=True)
-    return check_service(config.service_id, server)
+    try:
+        server = configured_server()
+        print(server.describe(), flush=True)
+        return check_service(config.service_id, server)
+    except ServerCheckError as exc:
+        raise StackError(str(exc)) from None
 
 
 def serve(config: StackConfig) -> int:
@@ -76,27 +67,16 @@ def start(config: StackConfig) -> dict:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.state_path.unlink(missing_ok=True)
     print(f"starting the serving stack for service {config.service_id} ({name!r}); logs in {config.data_dir}")
-    with config.log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving_local", "serve", *_arguments(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(
-                f"the serving stack did not start: {last_line(config.log_path)} (log {config.log_path})"
-            )
-        state = read_state(config)
-        if state and state.get("pid") == process.pid:
-            print_state(state)
-            return state
-        time.sleep(0.1)
-    stop(config, quiet=True)
-    raise StackError(f"the serving stack was not ready within {START_TIMEOUT_S:.0f} s; see {config.log_path}")
+    command = [sys.executable, "-m", "serving_local", "serve", *_arguments(config)]
+    try:
+        _, state = start_detached(
+            "the serving stack", command, config.log_path, StateFile(config.state_path),
+            timeout=START_TIMEOUT_S, stop_grace=STOP_GRACE_S * 3 + 5,
+        )  # fmt: skip
+    except SupervisorError as exc:
+        raise StackError(str(exc)) from None
+    print_state(state)
+    return state
 
 
 def _arguments(config: StackConfig) -> list[str]:
@@ -117,20 +97,18 @@ def _arguments(config: StackConfig) -> list[str]:
 
 def stop(config: StackConfig, quiet: bool = False) -> bool:
     """Stop the stack this data directory's state file names: its supervisor and every process it started."""
-    state = read_json(config.state_path)
-    if not state or not pid_alive(int(state.get("pid", 0))):
-        config.state_path.unlink(missing_ok=True)
+    stopped = stop_detached(StateFile(config.state_path), grace=STOP_GRACE_S * 3 + 5)
+    if stopped is None:
         if not quiet:
             print("serving stack is not running")
         return False
-    pid, pgid = int(state["pid"]), int(state.get("pgid", state["pid"]))
-    os.kill(pid, signal.SIGTERM)
-    if not wait_pid_gone(pid, timeout=STOP_GRACE_S * 3 + 5):
-        print(f"serving stack (pid {pid}) did not stop in time; killing its process group", file=sys.stderr)
-    kill_group(pgid)  # whatever is left of the group (the supervisor, a part that ignored SIGTERM)
-    config.state_path.unlink(missing_ok=True)
+    if stopped.killed:
+        print(
+            f"serving stack (pid {stopped.pid}) did not stop in time; killed its process group",
+            file=sys.stderr,
+        )
     if not quiet:
-        print(f"serving stack stopped (pid {pid})")
+        print(f"serving stack stopped (pid {stopped.pid})")
     return True
 
 

@@ -1,5 +1,9 @@
 """Configuration of the local serving stack: every default defined here once, each overridable from the
-environment (``SERVING_LOCAL_*``) or the command line."""
+environment (``SERVING_LOCAL_*``) or the command line.
+
+The data directory (state file, logs, rules, alerts) has one rule, used by the command line and by every
+program that asks ``serving_local.api``: ``SERVING_LOCAL_DATA_DIR``, else ``.serving_local`` in the working
+directory (``--data-dir`` overrides both for one command)."""
 
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ def _env_path(name: str) -> Path | None:
 
 
 MONITORING_MODES = ("on", "off", "auto")
+DATA_DIR_NAME = ".serving_local"
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,7 @@ class StackConfig:
     @classmethod
     def from_env(cls) -> StackConfig:
         return cls(
-            data_dir=Path(os.environ.get("SERVING_LOCAL_DATA_DIR") or ".serving_local")
-            .expanduser()
-            .resolve(),
+            data_dir=Path(os.environ.get("SERVING_LOCAL_DATA_DIR") or DATA_DIR_NAME).expanduser().resolve(),
             service_id=os.environ.get("SERVING_LOCAL_SERVICE_ID", ""),
             host=os.environ.get("SERVING_LOCAL_HOST") or cls.host,
             port=_env_int("SERVING_LOCAL_PORT", cls.port),

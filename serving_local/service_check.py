@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving_local.processes import StackError
+from serving_local.errors import StackError
 
 CONTROL_PLANE_TAG = "serving-control-plane"  # clearml-serving's system tag of a service task
 CHECK_TIMEOUT_S = 5.0  # per request: a server that does not answer in this time counts as down
@@ -26,7 +26,7 @@ KEY_VARIABLES = "CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY"
 DEFAULT_CONFIG_LABEL = "~/clearml.conf"  # where the SDK looks when CLEARML_CONFIG_FILE is not set
 
 
-class ServerCheckError(StackError):
+class ServerCheckError(RuntimeError):
     """The configured ClearML server cannot be used: down, not a ClearML server, or wrong credentials."""
 
 

@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from serving_local import monitoring
-from serving_local.config import StackConfig
-from serving_local.processes import (
-    StackError,
+from process_supervisor import (
+    Part,
+    StateFile,
+    Supervisor,
     accepts_connections,
     http_ok,
-    last_line,
     port_is_free,
-    spawn,
-    stop_process,
-    wait_ready,
-    write_json_atomically,
+    stop_on_signals,
 )
+from serving_local import monitoring
+from serving_local.config import StackConfig
+from serving_local.errors import StackError
 from serving_local.statistics_probe import StatisticsProbe
 
 # Seconds each part may take to answer: the inference app downloads every endpoint's code before it listens.
@@ -33,16 +27,7 @@ READY_TIMEOUT_S = {
     "broker": 15.0, "statistics": 90.0, "inference": 180.0, "webhook": 15.0, "alertmanager": 30.0,
     "prometheus": 60.0,
 }  # fmt: skip
-STOP_GRACE_S = 5.0
-
-
-@dataclass
-class Component:
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    ready: Callable[[], bool]  # polled until it holds
-    process: subprocess.Popen | None = None
+STOP_GRACE_S = 5.0  # clearml-serving's inference app ignores SIGTERM for a while
 
 
 def broker_binary() -> str:
@@ -76,7 +61,14 @@ def serving_env(config: StackConfig) -> dict[str, str]:
     }
 
 
-def monitoring_components(config: StackConfig) -> list[Component]:
+def part(config: StackConfig, name: str, command: list[str], env: dict[str, str], ready) -> Part:
+    return Part(
+        name, command, config.component_log(name), env, ready,
+        ready_timeout=READY_TIMEOUT_S[name], stop_grace=STOP_GRACE_S,
+    )  # fmt: skip
+
+
+def monitoring_parts(config: StackConfig) -> list[Part]:
     """Webhook receiver, Alertmanager, Prometheus (see serving_local/monitoring.py)."""
     commands = monitoring.commands(config)
     ready = {
@@ -85,34 +77,37 @@ def monitoring_components(config: StackConfig) -> list[Component]:
         "prometheus": f"{config.prometheus_url}/-/ready",
     }
     return [
-        Component(name, command, {**os.environ}, ready=lambda url=ready[name]: http_ok(url, timeout=1.0))
+        part(config, name, command, {**os.environ}, lambda url=ready[name]: http_ok(url, timeout=1.0))
         for name, command in commands.items()
     ]
 
 
-def components(config: StackConfig) -> list[Component]:
-    parts = serving_components(config)
-    return parts + monitoring_components(config) if monitoring.enabled(config) else parts
+def parts(config: StackConfig) -> list[Part]:
+    serving = serving_parts(config)
+    return serving + monitoring_parts(config) if monitoring.enabled(config) else serving
 
 
-def serving_components(config: StackConfig) -> list[Component]:
+def serving_parts(config: StackConfig) -> list[Part]:
     env = serving_env(config)
     listener = f"tcp://{config.broker_address}"
     inference_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(config.prometheus_multiproc_dir)}
     return [
-        Component(
+        part(
+            config,
             "broker",
             [broker_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
             {**os.environ},
-            ready=lambda: accepts_connections(config.host, config.broker_port),
+            lambda: accepts_connections(config.host, config.broker_port),
         ),
-        Component(
+        part(
+            config,
             "statistics",
             [sys.executable, "-m", "serving_local.statistics_controller"],
             env,
-            ready=StatisticsProbe(config.broker_address, f"{config.statistics_url}/metrics"),
+            StatisticsProbe(config.broker_address, f"{config.statistics_url}/metrics"),
         ),
-        Component(
+        part(
+            config,
             "inference",
             [
                 sys.executable, "-m", "uvicorn", "serving_local.inference_app:app",
@@ -121,7 +116,7 @@ def serving_components(config: StackConfig) -> list[Component]:
                 "--no-access-log", "--timeout-graceful-shutdown", "2",
             ],
             inference_env,
-            ready=lambda: http_ok(f"{config.inference_url}/metrics", timeout=1.0),
+            lambda: http_ok(f"{config.inference_url}/metrics", timeout=1.0),
         ),
     ]  # fmt: skip
 
@@ -133,66 +128,33 @@ def check_ports(config: StackConfig) -> None:
 
 
 class Stack:
-    """Runs the parts in the foreground: `run()` returns when stopped or when a part exits."""
+    """Runs the parts in the foreground under one supervisor: `run()` returns when stopped (SIGTERM, SIGINT)
+    or when a part exits, every part stopped and the state file removed."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.parts = components(config)
-        self._stop = threading.Event()
+        self.parts = parts(config)
+        self.supervisor = Supervisor(self.parts, whole="the stack")
+        self.state_file = StateFile(config.state_path)
 
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stop.set())
+        stop_on_signals(self.supervisor)
         try:
-            timings = self._start_all()
+            check_ports(self.config)
         except StackError as exc:
             print(f"error: {exc}", flush=True)
-            self._stop_all()
             return 1
-        self._write_state(timings)
-        print(f"serving stack ready: {self.config.inference_url}/serve/<endpoint>", flush=True)
-        exit_code = self._watch()
-        self._stop_all()
-        self.config.state_path.unlink(missing_ok=True)
-        return exit_code
-
-    def _start_all(self) -> dict[str, float]:
-        check_ports(self.config)
         multiproc = self.config.prometheus_multiproc_dir
         shutil.rmtree(multiproc, ignore_errors=True)
         multiproc.mkdir(parents=True)
-        timings = {}
-        for part in self.parts:
-            if self._stop.is_set():
-                raise StackError("stopped while starting")
-            log = self.config.component_log(part.name)
-            part.process = spawn(part.command, part.env, log)
-            timings[part.name] = round(
-                wait_ready(part.name, part.ready, part.process, READY_TIMEOUT_S[part.name], log), 2
-            )
-            print(
-                f"{part.name} ready in {timings[part.name]:.1f} s (pid {part.process.pid}, log {log})",
-                flush=True,
-            )
-        return timings
+        try:
+            return self.supervisor.run(on_ready=self._ready)
+        finally:
+            self.state_file.remove_if_own()
 
-    def _watch(self) -> int:
-        while not self._stop.wait(0.5):
-            for part in self.parts:
-                if part.process and part.process.poll() is not None:
-                    log = self.config.component_log(part.name)
-                    print(
-                        f"error: {part.name} exited with code {part.process.returncode}: "
-                        f"{last_line(log)} (log: {log}); stopping the stack",
-                        flush=True,
-                    )
-                    return 1
-        return 0
-
-    def _stop_all(self) -> None:
-        for part in reversed(self.parts):
-            if part.process:
-                stop_process(part.process, STOP_GRACE_S)
+    def _ready(self, timings: dict[str, float]) -> None:
+        self.state_file.write(self._state(timings))
+        print(f"serving stack ready: {self.config.inference_url}/serve/<endpoint>", flush=True)
 
     def _monitoring_state(self) -> dict[str, str]:
         config = self.config
@@ -206,25 +168,22 @@ class Stack:
             "rules_dir": str(config.rules_path),
         }
 
-    def _write_state(self, timings: dict[str, float]) -> None:
+    def _state(self, timings: dict[str, float]) -> dict:
         config = self.config
-        write_json_atomically(
-            config.state_path,
-            {
-                "pid": os.getpid(),
-                "pgid": os.getpgid(0),
-                "service_id": config.service_id,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "inference_url": config.inference_url,
-                "serve_url": f"{config.inference_url}/serve",
-                "request_metrics_url": f"{config.inference_url}/metrics",
-                "statistics_url": f"{config.statistics_url}/metrics",
-                "broker": config.broker_address,
-                "workers": config.workers,
-                "poll_seconds": config.poll_seconds,
-                "ready_seconds": timings,
-                **self._monitoring_state(),
-                "pids": {part.name: part.process.pid for part in self.parts if part.process},
-                "logs": {part.name: str(config.component_log(part.name)) for part in self.parts},
-            },
-        )
+        return {
+            "pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "service_id": config.service_id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "inference_url": config.inference_url,
+            "serve_url": f"{config.inference_url}/serve",
+            "request_metrics_url": f"{config.inference_url}/metrics",
+            "statistics_url": f"{config.statistics_url}/metrics",
+            "broker": config.broker_address,
+            "workers": config.workers,
+            "poll_seconds": config.poll_seconds,
+            "ready_seconds": timings,
+            **self._monitoring_state(),
+            "pids": self.supervisor.pids(),
+            "logs": {part.name: str(part.log_path) for part in self.parts},
+        }

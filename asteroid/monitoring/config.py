@@ -28,8 +28,6 @@ class MonitoringConfig:
     prediction_tolerance: float = 0.1
     error_ratio: float = 0.05  # 4xx + 5xx answers over all answers
     latency_p99_seconds: float = 0.5
-    statistics_job: str = "clearml-serving-statistics"  # Prometheus job names of the scrape targets
-    inference_job: str = "clearml-serving-inference"
 
     def with_env(self) -> MonitoringConfig:
         """This profile with ``ASTEROID_MONITORING_<FIELD>`` overrides (ASTEROID_MONITORING_WINDOW=5m)."""

@@ -17,9 +17,7 @@ from typing import Any
 
 import global_config
 from asteroid.monitoring import dashboard, kubernetes_files, rules
-from asteroid.monitoring.config import MonitoringConfig
-from serving_local.config import StackConfig
-from serving_local.monitoring import alertmanager_config
+from serving_local.api import StackConfig, Target, alertmanager_text, prometheus_document
 
 DEPLOY_DIR = global_config.ROOT / "deploy"
 
@@ -48,46 +46,24 @@ HEADER = (
 )
 
 
-def _target(service: str, port: int) -> str:
-    return f"{service}:{port}"
-
-
-def prometheus_document(config: MonitoringConfig | None = None) -> dict[str, Any]:
+def prometheus_config() -> dict[str, Any]:
     """prometheus.yml: the statistics controller, every inference replica (Docker's DNS answers the
     service name with one address per replica), Prometheus and Alertmanager themselves; rules from the
     rules folder."""
-    config = config or MonitoringConfig()
-    interval = f"{PORTS.scrape_seconds:g}s"
-
-    def static(job: str, service: str, port: int) -> dict[str, Any]:
-        return {"job_name": job, "static_configs": [{"targets": [_target(service, port)]}]}
-
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [PROMETHEUS_RULES_GLOB],
-        "alerting": {
-            "alertmanagers": [
-                {"static_configs": [{"targets": [_target(ALERTMANAGER_SERVICE, ALERTMANAGER_PORT)]}]}
-            ]
-        },
-        "scrape_configs": [
-            static(config.statistics_job, STATISTICS_SERVICE, STATISTICS_PORT),
-            {
-                "job_name": config.inference_job,
-                "dns_sd_configs": [{"names": [INFERENCE_SERVICE], "type": "A", "port": INFERENCE_PORT}],
-            },
-            static("prometheus", PROMETHEUS_SERVICE, PROMETHEUS_PORT),
-            static("alertmanager", ALERTMANAGER_SERVICE, ALERTMANAGER_PORT),
-        ],
-    }
+    return prometheus_document(
+        scrape_seconds=PORTS.scrape_seconds,
+        rule_files=[PROMETHEUS_RULES_GLOB],
+        statistics=Target(STATISTICS_SERVICE, STATISTICS_PORT),
+        inference=Target(INFERENCE_SERVICE, INFERENCE_PORT, dns=True),
+        prometheus=Target(PROMETHEUS_SERVICE, PROMETHEUS_PORT),
+        alertmanager=Target(ALERTMANAGER_SERVICE, ALERTMANAGER_PORT),
+    )
 
 
-def alertmanager_text() -> str:
+def alertmanager_config() -> str:
     """alertmanager.yml: the local stack's routing (every alert to the webhook receiver, critical inhibits
-    warning), with the receiver at the alert-webhook service; e-mail and Slack receivers shown commented."""
-    webhook = StackConfig(data_dir=Path("."), host=WEBHOOK_SERVICE)
-    body = alertmanager_config(webhook)
-    return HEADER + body.split("\n", 1)[1]  # the local stack's own header line does not apply here
+    warning, the same timings), with the receiver at the alert-webhook service."""
+    return HEADER + alertmanager_text(f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts")
 
 
 def grafana_datasource() -> dict[str, Any]:
@@ -95,15 +71,15 @@ def grafana_datasource() -> dict[str, Any]:
     document = dashboard.datasource_provisioning()
     for source in document["datasources"]:
         if source["uid"] == dashboard.DATASOURCE_UID:
-            source["url"] = f"http://{_target(PROMETHEUS_SERVICE, PROMETHEUS_PORT)}"
+            source["url"] = f"http://{Target(PROMETHEUS_SERVICE, PROMETHEUS_PORT).address}"
     return document
 
 
-def generated_files(config: MonitoringConfig | None = None) -> dict[str, str]:
+def generated_files() -> dict[str, str]:
     """Path relative to deploy/ -> content."""
     return {
-        "prometheus/prometheus.yml": HEADER + rules.dump_yaml(prometheus_document(config)),
-        "alertmanager/alertmanager.yml": alertmanager_text(),
+        "prometheus/prometheus.yml": HEADER + rules.dump_yaml(prometheus_config()),
+        "alertmanager/alertmanager.yml": alertmanager_config(),
         "grafana/provisioning/datasources/prometheus.yaml": HEADER + rules.dump_yaml(grafana_datasource()),
     }
 

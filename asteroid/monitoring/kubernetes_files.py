@@ -18,6 +18,7 @@ code as the local stack's and the Compose stack's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,7 @@ import yaml
 
 import global_config
 from asteroid.monitoring import dashboard, publish
-from asteroid.monitoring.config import MonitoringConfig
-from serving_local.config import StackConfig
-from serving_local.monitoring import alertmanager_config
+from serving_local.api import StackConfig, Target, alertmanager_text, prometheus_document
 
 KUBERNETES_DIR = global_config.ROOT / "deploy" / "kubernetes"
 GENERATED_DIR = KUBERNETES_DIR / "generated"
@@ -60,72 +59,68 @@ def meta_label(label: str) -> str:
     return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
 
 
-def pod_discovery(label: str, pattern: str, port: int) -> dict[str, Any]:
-    """Every pod of this namespace whose `label` matches `pattern`, on its declared `port`, with the pod's
-    name as the `pod` label."""
-    return {
-        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"own_namespace": True}}],
-        "relabel_configs": [
-            {"source_labels": [meta_label(label)], "regex": pattern, "action": "keep"},
+@dataclass(frozen=True)
+class Pods:
+    """Every pod of this namespace whose ``label`` matches ``pattern``, on its declared ``port``, with the
+    pod's name as the ``pod`` label (and, with ``label_as``, the matched label's value as that label)."""
+
+    label: str
+    pattern: str
+    port: int
+    label_as: str | None = None
+
+    def discovery(self) -> dict[str, Any]:
+        relabel = [
+            {"source_labels": [meta_label(self.label)], "regex": self.pattern, "action": "keep"},
             {
                 "source_labels": ["__meta_kubernetes_pod_container_port_number"],
-                "regex": str(port),
+                "regex": str(self.port),
                 "action": "keep",
             },
             {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        ],
-    }
+        ]
+        if self.label_as:
+            relabel.append({"source_labels": [meta_label(self.label)], "target_label": self.label_as})
+        return {
+            "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"own_namespace": True}}],
+            "relabel_configs": relabel,
+        }
 
 
-def serving_job(job: str, suffix: str, port: int) -> dict[str, Any]:
-    """The pods of every clearml-serving instance's `suffix` component; the instance (the chart's object
-    name) becomes the `serving_service` label."""
-    discovery = pod_discovery(SERVING_LABEL, f".+-{suffix}", port)
-    discovery["relabel_configs"].append(
-        {"source_labels": [meta_label(SERVING_LABEL)], "target_label": "serving_service"}
-    )
-    return {"job_name": job, **discovery}
+def serving_pods(suffix: str, port: int) -> Pods:
+    """The pods of every clearml-serving instance's ``suffix`` component; the instance (the chart's object
+    name) becomes the ``serving_service`` label."""
+    return Pods(SERVING_LABEL, f".+-{suffix}", port, label_as="serving_service")
 
 
-def prometheus_document(config: MonitoringConfig | None = None) -> dict[str, Any]:
+def prometheus_config() -> dict[str, Any]:
     """prometheus.yml: statistics controllers and inference replicas of every clearml-serving instance in the
     namespace, Prometheus and Alertmanager themselves; the rollout's rules from the mounted ConfigMap."""
-    config = config or MonitoringConfig()
-    interval = f"{PORTS.scrape_seconds:g}s"
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [f"{RULES_MOUNT}/*.yml"],
-        "alerting": {
-            "alertmanagers": [pod_discovery(COMPONENT_LABEL, "alertmanager", PORTS.alertmanager_port)]
-        },
-        "scrape_configs": [
-            serving_job(config.statistics_job, "statistics", PORTS.metrics_port),
-            serving_job(config.inference_job, "inference", PORTS.port),
-            {"job_name": "prometheus", **pod_discovery(PROMETHEUS_LABEL, "server", PORTS.prometheus_port)},
-            {
-                "job_name": "alertmanager",
-                **pod_discovery(COMPONENT_LABEL, "alertmanager", PORTS.alertmanager_port),
-            },
-        ],
-    }
+    return prometheus_document(
+        scrape_seconds=PORTS.scrape_seconds,
+        rule_files=[f"{RULES_MOUNT}/*.yml"],
+        statistics=serving_pods("statistics", PORTS.metrics_port),
+        inference=serving_pods("inference", PORTS.port),
+        prometheus=Pods(PROMETHEUS_LABEL, "server", PORTS.prometheus_port),
+        alertmanager=Pods(COMPONENT_LABEL, "alertmanager", PORTS.alertmanager_port),
+    )
 
 
-def alertmanager_text() -> str:
+def alertmanager_config() -> str:
     """alertmanager.yml: the local stack's routing, every alert to the webhook service."""
-    body = alertmanager_config(StackConfig(data_dir=Path("."), host=WEBHOOK_SERVICE))
-    return HEADER + body.split("\n", 1)[1]  # the local stack's own header line does not apply here
+    return HEADER + alertmanager_text(f"http://{Target(WEBHOOK_SERVICE, PORTS.webhook_port).address}/alerts")
 
 
 def _dump(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
 
 
-def generated_files(config: MonitoringConfig | None = None) -> dict[str, str]:
+def generated_files() -> dict[str, str]:
     """Path relative to deploy/kubernetes -> content, for the files the umbrella chart reads (committed)."""
     boards = dashboard.generated_files()
     return {
-        "files/prometheus.yml": HEADER + _dump(prometheus_document(config)),
-        "files/alertmanager.yml": alertmanager_text(),
+        "files/prometheus.yml": HEADER + _dump(prometheus_config()),
+        "files/alertmanager.yml": alertmanager_config(),
         "files/grafana/asteroid.json": boards["asteroid.json"],
         "files/grafana/asteroid-drift.yaml": boards["provisioning/alerting/asteroid-drift.yaml"],
     }

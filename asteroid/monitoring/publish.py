@@ -4,14 +4,11 @@ to the winner's training task as an artifact."""
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import global_config
+import serving_local.api
 from asteroid.monitoring import config as monitoring_config
 from asteroid.monitoring import rules
 from asteroid.monitoring.reference import TrainingReference, from_contract
@@ -21,9 +18,9 @@ RULES_ARTIFACT = "prometheus_rules"
 
 
 def rules_dir() -> Path:
-    """Where the local stack's Prometheus reads rule files (the stack's `--rules-dir` default)."""
-    override = os.environ.get("SERVING_LOCAL_RULES_DIR")
-    return Path(override).expanduser().resolve() if override else global_config.SERVING_DATA_DIR / "rules"
+    """Where the local stack's Prometheus reads rule files: the running stack's, else where a stack started
+    in this environment would read them (``serving_local.api.rules_dir``)."""
+    return serving_local.api.rules_dir()
 
 
 def reference_for(rollout: Any, release: ReleaseContract) -> TrainingReference:
@@ -42,22 +39,9 @@ def write_rules(text: str, endpoint: str, directory: Path | None = None) -> Path
 
 
 def reload_prometheus() -> str | None:
-    """Reload the local stack's Prometheus when it runs; returns its URL (None: no stack with Prometheus)."""
-    try:
-        state = json.loads((global_config.SERVING_DATA_DIR / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
-    url = state.get("prometheus_url")
-    if not url:
-        return None
-    request = urllib.request.Request(f"{url}/-/reload", method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10):
-            return url
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"Prometheus at {url} refused the new rules: {exc.read()[:300]!r}") from exc
-    except OSError:
-        return None  # a state file left by a stack that is gone
+    """Reload the local stack's Prometheus when it runs; returns its URL (None: no stack with Prometheus).
+    ``serving_local.api.StackError`` (a RuntimeError) when Prometheus refuses the new rules."""
+    return serving_local.api.reload_prometheus()
 
 
 def attach_to_training_task(model: Any, path: Path) -> None:

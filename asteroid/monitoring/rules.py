@@ -17,6 +17,7 @@ import yaml
 from asteroid.monitoring.config import MonitoringConfig
 from asteroid.monitoring.reference import TrainingReference, promql_regex
 from asteroid.serving.contract import PROBABILITY
+from serving_local.api import INFERENCE_JOB, STATISTICS_JOB
 
 OBSERVATIONS = "asteroid:observations:increase"
 LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
@@ -128,7 +129,8 @@ def _drift_alert(config: MonitoringConfig, severity: str, threshold: float) -> d
 
 
 def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[dict[str, Any]]:
-    job_stats, job_inference = config.statistics_job, config.inference_job
+    # the scrape jobs of serving_local's configuration generator, the one for every deployment
+    job_stats, job_inference = STATISTICS_JOB, INFERENCE_JOB
     requests = f'clearml_serving_requests_total{{job="{job_inference}"}}'
     endpoint_re = f"{promql_regex(reference.endpoint)}(/[0-9]+)?"
     served = f'clearml_serving_requests_total{{job="{job_inference}", endpoint=~"{endpoint_re}", code="200"}}'

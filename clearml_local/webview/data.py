@@ -9,9 +9,11 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clearml_local.state.tasks import IN_PROGRESS
 from clearml_local.storage import Document, Store
 from clearml_local.webview.files import PREFIX, FileLinks
 from clearml_local.webview.html import seconds_between
@@ -73,6 +75,11 @@ class Reader:
     def tasks(self) -> list[Document]:
         return self.store.all("tasks")
 
+    def tasks_of(self, kind: Callable[[Document], bool], project_id: str | None) -> list[Document]:
+        """The tasks of one kind (datasets, pipeline runs...) in a route's project (all: None or ``*``)."""
+        project = self.project(project_id) if project_id else None
+        return [t for t in self.tasks() if kind(t) and (project is None or t.get("project") == project_id)]
+
     def models(self) -> list[Document]:
         return self.store.all("models")
 
@@ -91,7 +98,7 @@ class Reader:
 
 def task_seconds(task: Document) -> float | None:
     """How long a task ran (until now's last update while it still runs)."""
-    end = task.get("completed") or (task.get("last_update") if task.get("status") == "in_progress" else None)
+    end = task.get("completed") or (task.get("last_update") if task.get("status") == IN_PROGRESS else None)
     return seconds_between(task.get("started"), end)
 
 

@@ -7,6 +7,16 @@ import datetime as dt
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from clearml_local.state.tasks import (
+    CLOSED,
+    COMPLETED,
+    CREATED,
+    FAILED,
+    IN_PROGRESS,
+    PUBLISHED,
+    QUEUED,
+    STOPPED,
+)
 from clearml_local.storage import Document
 from clearml_local.webview import html as h
 from clearml_local.webview.data import (
@@ -15,18 +25,17 @@ from clearml_local.webview.data import (
     Reader,
     is_dataset,
     is_pipeline,
-    is_serving,
     last_metrics,
     task_seconds,
 )
 
 # While a run is in one of these states its pages reload themselves every REFRESH_SECONDS.
-LIVE_STATUSES = frozenset({"queued", "in_progress"})
+LIVE_STATUSES = frozenset({QUEUED, IN_PROGRESS})
 REFRESH_SECONDS = 10
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".ogv")
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".flac")
-STATUSES = ("created", "queued", "in_progress", "stopped", "completed", "failed", "published", "closed")
+STATUSES = (CREATED, QUEUED, IN_PROGRESS, STOPPED, COMPLETED, FAILED, PUBLISHED, CLOSED)  # filter order
 TABS = [
     ("overview", "", "Overview"),
     ("configuration", "/configuration", "Configuration"),
@@ -74,8 +83,13 @@ def project_id_of(doc: Document) -> str:
     return str(doc.get("project") or "*")
 
 
+def task_href(section: str, task: Document, tab_path: str = "") -> str:
+    """``/<section>/<project>/experiments/<task>``: ClearML's URL shape of a task's page in a section."""
+    return f"/{section}/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}{tab_path}"
+
+
 def experiment_href(task: Document, tab_path: str = "") -> str:
-    return f"/projects/{h.url_part(project_id_of(task))}/experiments/{h.url_part(task['id'])}{tab_path}"
+    return task_href("projects", task, tab_path)
 
 
 def task_link(reader: Reader, task_id: Any) -> str:
@@ -452,18 +466,3 @@ def model_page(reader: Reader, model_id: str) -> str:
 
 
 # --- serving ------------------------------------------------------------------------------------------
-
-
-def serving_list_page(reader: Reader) -> str:
-    services = [t for t in reader.tasks() if is_serving(t)]
-    rows = [
-        [
-            h.link(f"/serving/{h.url_part(t['id'])}", t.get("name") or t["id"]),
-            h.esc(reader.project_name(t.get("project"))),
-            h.status(t.get("status")),
-            h.when(t.get("created")),
-        ]
-        for t in services
-    ]
-    body = "<h1>Serving services</h1>" + h.table(["Service", "Project", "Status", "Created"], rows)
-    return h.page("Serving", body)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from clearml_local.storage import Store
-from clearml_local.webview import assets, graphs, pages
+from clearml_local.webview import assets, datasets, pages, pipelines, serving
 from clearml_local.webview import html as h
 from clearml_local.webview.data import NotFound, Reader, json_object
 from clearml_local.webview.files import FileLinks, FileNotServed
@@ -138,7 +138,7 @@ def _match(s: tuple[str, ...], query: dict[str, str], r: Reader) -> Callable[[],
     if head == "pipelines":
         return _pipeline_route(s, r)
     if head == "serving" and n <= 2:
-        return (lambda: pages.serving_list_page(r)) if n == 1 else (lambda: graphs.serving_page(r, s[1]))
+        return (lambda: serving.serving_list_page(r)) if n == 1 else (lambda: serving.serving_page(r, s[1]))
     if head == "webview":
         return _webview_route(s, r)
     return None
@@ -151,21 +151,21 @@ def _experiment(r: Reader, project_id: str, task_id: str, rest: tuple[str, ...])
 
 def _dataset_route(s: tuple[str, ...], r: Reader) -> Callable[[], Any] | None:
     if s == ("datasets",):
-        return lambda: graphs.datasets_page(r)
+        return lambda: datasets.datasets_page(r)
     if len(s) == 4 and s[1] == "simple" and s[3] == "experiments":
-        return lambda: graphs.datasets_page(r, s[2])
+        return lambda: datasets.datasets_page(r, s[2])
     if len(s) >= 5 and s[1] == "simple" and s[3] == "experiments":
-        return lambda: graphs.dataset_page(r, s[4])
+        return lambda: datasets.dataset_page(r, s[4])
     return None
 
 
 def _pipeline_route(s: tuple[str, ...], r: Reader) -> Callable[[], Any] | None:
     if s == ("pipelines",):
-        return lambda: graphs.pipelines_page(r)
+        return lambda: pipelines.pipelines_page(r)
     if len(s) == 3 and s[2] == "experiments":
-        return lambda: graphs.pipelines_page(r, s[1])
+        return lambda: pipelines.pipelines_page(r, s[1])
     if len(s) >= 4 and s[2] == "experiments":
-        return lambda: graphs.pipeline_page(r, s[3])
+        return lambda: pipelines.pipeline_page(r, s[3])
     return None
 
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import global_config
+import serving_local.api
 from asteroid.monitoring import kubernetes_files
-from asteroid.monitoring.config import MonitoringConfig
 from tests.code.test_readme import readme_command
 from tests.deploy import kubernetes as k8s
 from tests.deploy.conftest import tool
@@ -115,8 +115,7 @@ def test_amtool_accepts_the_alertmanager_config(tmp_path: Path) -> None:
 
 def test_the_scrape_jobs_are_the_ones_the_alert_rules_watch() -> None:
     document = yaml.safe_load((k8s.CHART / "files" / "prometheus.yml").read_text())
-    config = MonitoringConfig()
     assert {job["job_name"] for job in document["scrape_configs"]} >= {
-        config.statistics_job,
-        config.inference_job,
+        serving_local.api.STATISTICS_JOB,
+        serving_local.api.INFERENCE_JOB,
     }

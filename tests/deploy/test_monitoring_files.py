@@ -5,6 +5,7 @@ one Grafana datasource uid throughout."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import yaml
 
 import global_config
+import serving_local.api
 from asteroid.monitoring import dashboard, deploy_files, publish
-from asteroid.monitoring.config import MonitoringConfig
+from serving_local import monitoring
+from serving_local.api import StackConfig
 from tests.deploy import compose
 from tests.deploy.conftest import tool
 
@@ -111,13 +114,16 @@ def test_every_target_is_a_service_on_a_port_it_listens_on() -> None:
     assert int(env["CLEARML_SERVING_PORT"]) == deploy_files.STATISTICS_PORT
 
 
-def test_the_scrape_jobs_are_the_ones_the_alert_rules_watch() -> None:
-    document = yaml.safe_load((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    config = MonitoringConfig()
-    assert {job["job_name"] for job in document["scrape_configs"]} >= {
-        config.statistics_job,
-        config.inference_job,
-    }
+def scrape_jobs(prometheus_yml: str) -> set[str]:
+    return {job["job_name"] for job in yaml.safe_load(prometheus_yml)["scrape_configs"]}
+
+
+def test_the_scrape_jobs_are_serving_locals_in_compose_kubernetes_and_locally(tmp_path: Path) -> None:
+    compose_jobs = scrape_jobs((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    kubernetes = scrape_jobs((compose.DEPLOY / "kubernetes" / "files" / "prometheus.yml").read_text())
+    local = scrape_jobs(monitoring.prometheus_config(StackConfig(data_dir=tmp_path)))
+    assert compose_jobs == kubernetes == local
+    assert local >= {serving_local.api.STATISTICS_JOB, serving_local.api.INFERENCE_JOB}
 
 
 def datasource_uids(node: Any) -> list[str]:
@@ -178,6 +184,13 @@ def test_promtool_accepts_the_production_config_with_a_rollouts_rules(
     broken = tmp_path / "broken.yml"
     broken.write_text(text.replace("dns_sd_configs", "dns_sd_config"))
     assert run([promtool, "check", "config", str(broken)]).returncode != 0
+
+
+def test_every_job_the_rules_select_is_a_scrape_job(sample_rules: Path) -> None:
+    selected = set(re.findall(r'job="([^"]+)"', sample_rules.read_text()))
+    assert selected and selected <= scrape_jobs(
+        (compose.DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    )
 
 
 def test_amtool_accepts_the_alertmanager_config(tmp_path: Path) -> None:

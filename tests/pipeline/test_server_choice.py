@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import global_config
-from serving_local.processes import port_is_free
+from process_supervisor import port_is_free
 from tests.backend.backend_harness import BackendHarness
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port

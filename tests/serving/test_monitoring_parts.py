@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from process_supervisor import Supervisor
 from serving_local import monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
-from serving_local.processes import http_ok, spawn, stop_process, wait_ready
+from serving_local.stack import monitoring_parts
 
 
 def free_port() -> int:
@@ -56,30 +57,23 @@ def test_generated_configurations_pass_promtool_and_amtool(config: StackConfig) 
     assert f"127.0.0.1:{config.webhook_port}/alerts" in alertmanager_yml.read_text()
 
 
-def start_parts(config: StackConfig, names: tuple[str, ...]) -> list[subprocess.Popen]:
-    commands = monitoring.commands(config)
-    urls = {"webhook": f"{config.webhook_url}/healthz", "alertmanager": f"{config.alertmanager_url}/-/ready"}
-    started = []
+def start_parts(config: StackConfig, names: tuple[str, ...]) -> Supervisor:
+    """The named monitoring parts of the stack, started as the stack starts them."""
+    supervisor = Supervisor([part for part in monitoring_parts(config) if part.name in names])
     try:
-        for name in names:
-            log = config.component_log(name)
-            process = spawn(commands[name], {}, log)
-            started.append(process)
-            wait_ready(name, lambda url=urls[name]: http_ok(url, 1.0), process, 30, log)
+        supervisor.start_all()
     except BaseException:
-        for process in started:
-            stop_process(process, 5)
+        supervisor.stop_all()
         raise
-    return started
+    return supervisor
 
 
 @pytest.fixture
 def parts(config: StackConfig) -> Iterator[StackConfig]:
     tool("prometheus-alertmanager")
-    processes = start_parts(config, ("webhook", "alertmanager"))
+    supervisor = start_parts(config, ("webhook", "alertmanager"))
     yield config
-    for process in reversed(processes):
-        stop_process(process, 5)
+    supervisor.stop_all()
 
 
 BAD_BODIES = [

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 import global_config
+import serving_local.api
 from asteroid import features, schema, train
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
@@ -79,14 +80,15 @@ def deployment(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory
     try:
         # README: make serve  (the Makefile's serve target is python serve.py)
         result = run(backend, env, "serve.py")
-        state = json.loads((root / "stack" / "state.json").read_text())
+        state = serving_local.api.running_stack(root / "stack")
+        assert state is not None, result.describe()
         yield Deployment(
             backend,
             env,
-            state["serve_url"],
-            state["request_metrics_url"],
-            state["statistics_url"],
-            state["service_id"],
+            state.serve_url,
+            state.request_metrics_url,
+            state.statistics_url,
+            state.service_id,
             latest_summary(env),
         )
         assert "rolled out as /serve/asteroid/1" in result.stdout, result.describe()
@@ -147,7 +149,7 @@ def test_served_probabilities_equal_the_offline_model(deployment: Deployment) ->
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("missing field", {"json": {"Absolute Magnitude": 20.0}}, 422, "missing field 'Est Dia in KM(min)'"),
+    ("missing field", {"json": {"Absolute Magnitude": 20.0}}, 422, "field 'Est Dia in KM(min)' is missing"),
     ("unknown field", {"json": {"rows": [{"colour": "red"}]}}, 422, "unknown field 'colour'"),
     ("string", {"json": {"rows": [{"Eccentricity": "x"}]}}, 422, "field 'Eccentricity' must be a number"),
     (
@@ -232,14 +234,15 @@ def test_the_example_single_file_hook_command_still_works(deployment: Deployment
 
 
 def test_a_new_winner_is_served_without_restarting_anything(deployment: Deployment) -> None:
-    stack_pid = json.loads((Path(deployment.env["SERVING_LOCAL_DATA_DIR"]) / "state.json").read_text())["pid"]
+    data_dir = Path(deployment.env["SERVING_LOCAL_DATA_DIR"])
+    stack_pid = serving_local.api.running_stack(data_dir).pid
     run(deployment.backend, deployment.env, "pipeline.py", "--seeds", "1", "--split-seed", "7")
     summary = latest_summary(deployment.env)
     new_winner = summary["winner"]["model_id"]
     assert new_winner != deployment.summary["winner"]["model_id"]
     assert summary["serving"] == {"service_id": deployment.service_id, "endpoint": "asteroid/2"}
     # the rollout regenerated the monitoring rules for the new version's training data
-    rules = (Path(deployment.env["SERVING_LOCAL_DATA_DIR"]) / "rules" / "asteroid.yml").read_text()
+    rules = (serving_local.api.rules_dir(data_dir) / "asteroid.yml").read_text()
     assert "asteroid_2[:_]absolute_magnitude_bucket" in rules and "asteroid_1[" not in rules
     row = records(sample_rows(deployment).head(1))[0]
 
@@ -259,8 +262,7 @@ def test_a_new_winner_is_served_without_restarting_anything(deployment: Deployme
     assert (
         deployment.post(row, path="asteroid/1").json()["model"]["version"] == "1"
     )  # the older version stays
-    state = json.loads((Path(deployment.env["SERVING_LOCAL_DATA_DIR"]) / "state.json").read_text())
-    assert state["pid"] == stack_pid  # nothing was restarted
+    assert serving_local.api.running_stack(data_dir).pid == stack_pid  # nothing was restarted
 
 
 @pytest.mark.skipif(

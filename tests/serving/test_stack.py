@@ -14,8 +14,8 @@ import pytest
 import requests
 
 import global_config
+from process_supervisor import pid_alive, port_is_free
 from serving_local.config import StackConfig
-from serving_local.processes import pid_alive, port_is_free
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port
@@ -46,6 +46,17 @@ def test_serving_local_imports_nothing_of_the_application() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in {"asteroid", "global_config", "clearml_local"}, (path, name)
+
+
+def test_the_modules_the_containers_run_need_only_serving_local() -> None:
+    """deploy/serving copies serving_local alone into its images: what runs there imports nothing else of
+    the checkout (the process supervisor is for the local stack only)."""
+    allowed = set(sys.stdlib_module_names) | {"serving_local", "prometheus_client", "clearml_serving"}
+    for module in ("alert_webhook", "inference_app", "request_metrics", "__init__"):
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert {name.split(".")[0] for name in imported} <= allowed, module
 
 
 def test_configuration_is_checked() -> None:
