@@ -57,9 +57,18 @@ def ids(body: dict[str, Any], name: str) -> list[str]:
 
 def strings(body: dict[str, Any], name: str) -> list[str]:
     """A list of strings (or one string) in a body no SDK schema checks; 400 naming the field otherwise."""
-    value = ids(body, name)
-    if not all(isinstance(item, str) for item in value):
+    value = body.get(name)
+    value = [] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidField(f"Validation error: field '{name}' must be a list of strings")
+    return value
+
+
+def flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    """A boolean a body may carry outside the SDK's schema (newer API versions); 400 when not a boolean."""
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidField(f"Validation error: field '{name}' must be a boolean")
     return value
 
 

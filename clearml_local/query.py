@@ -147,9 +147,13 @@ def _compile(pattern: str, field: str) -> Any:
         ) from None
 
 
-def pattern_matches(pattern: str, field: str, text: str) -> bool:
-    """A case-insensitive search of ``text`` for ``pattern`` (400 for a pattern RE2 cannot run)."""
-    return _compile(pattern, field).search(text) is not None
+def pattern_search(pattern: Any, field: str) -> Callable[[str], bool]:
+    """Whether a text holds ``pattern`` (case-insensitive); 400 for a non-string or a pattern RE2 cannot
+    run."""
+    if not isinstance(pattern, str):
+        raise wrong_type(field, "a regular expression string", pattern)
+    regex = _compile(pattern, field)
+    return lambda text: regex.search(text) is not None
 
 
 _REGEX_SYNTAX = set(".^$*+?{}[]|()\\")
@@ -323,6 +327,22 @@ def _compare(stored: Any, bound: Any, operator: Callable[[Any, Any], bool]) -> b
     return False
 
 
+def _check_bound(field: str, bound: Any) -> None:
+    """A bound is a number, a time or (for a missing end) null; anything else names the field in a 400."""
+    if bound is None or (isinstance(bound, int | float) and not isinstance(bound, bool)):
+        return
+    if isinstance(bound, str):
+        try:
+            float(bound)
+            return
+        except ValueError:
+            if _as_time(bound) is not None:
+                return
+    raise bad_request(
+        f"Validation error: field '{field}' takes numbers or ISO times as bounds, got {bound!r}", 12
+    )
+
+
 def _range_predicate(field: str, data: Any) -> Callable[[Document], bool]:
     """``[min, max]`` (both included; a missing min also admits empty values) or conditions such as
     ``[">=a", "<b"]``, all of which must hold."""
@@ -332,6 +352,8 @@ def _range_predicate(field: str, data: Any) -> Callable[[Document], bool]:
         low, high = items
         if low is None and high is None:
             raise bad_request(f"Validation error: field '{field}' needs a min or a max value", 12)
+        for bound in (low, high):
+            _check_bound(field, bound)
 
         def in_range(doc: Document) -> bool:
             stored = read(doc)
@@ -348,6 +370,7 @@ def _range_predicate(field: str, data: Any) -> Callable[[Document], bool]:
             raise wrong_type(field, "a condition string such as '>=2024-01-01T00:00:00' or [min, max]", item)
         found = _CONDITION.match(item)
         assert found is not None  # the pattern matches every string
+        _check_bound(field, found["value"])
         conditions.append((_OPERATORS[found["operator"] or ""], found["value"]))
     return lambda doc: all(_compare(read(doc), bound, operator) for operator, bound in conditions)
 
@@ -393,6 +416,8 @@ def _list_filter_predicate(field: str, spec: Any) -> Callable[[Document], bool]:
 
 def _list_check(condition: str, include: bool, values: list[Any]) -> Callable[[set[Any]], bool]:
     """One include or exclude list of a filter, as the real server's MongoDB operators read it."""
+    if not isinstance(values, list) or not all(v is None or isinstance(v, str) for v in values):
+        raise wrong_type(f"filters.{condition}", "a list of strings (null for 'empty')", values)
     wanted = {v for v in values if v is not None}
     empty = None in values
     checks: list[Callable[[set[Any]], bool]] = []
@@ -611,7 +636,9 @@ def select(
 def projected(docs: list[Document], body: dict[str, Any], expand: Expand | None = None) -> list[Document]:
     """The requested fields of each document (after ``expand`` replaced references by what they name)."""
     only_fields = body.get("only_fields", body.get("projection"))
-    if only_fields is not None and not isinstance(only_fields, list):
+    if only_fields is not None and (
+        not isinstance(only_fields, list) or not all(isinstance(f, str) for f in only_fields)
+    ):
         raise wrong_type("only_fields", "a list of strings", only_fields)
     if expand is not None:
         docs = [expand(doc, only_fields or []) for doc in docs]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, required
+from clearml_local.api import Context, endpoint, flag, ids, required
+from clearml_local.errors import InvalidField
 from clearml_local.query import MAX_PAGE_SIZE
 
 Body = dict[str, Any]
@@ -110,17 +111,22 @@ def hyperparam_values(ctx: Context, body: Body) -> Body:
         body.get("include_subprojects") is not False,
         body.get("pattern"),
     )
-    page, page_size = body.get("page") or 0, body.get("page_size") or MAX_PAGE_SIZE
+    page, page_size = body.get("page", 0), body.get("page_size", MAX_PAGE_SIZE)
+    numbers = [v for v in (page, page_size) if isinstance(v, int) and not isinstance(v, bool)]
+    if len(numbers) < 2 or page < 0 or page_size < 1:
+        raise InvalidField("Validation error: 'page' must be >= 0 and 'page_size' >= 1")
     return {"total": len(values), "values": values[page * page_size : (page + 1) * page_size]}
 
 
 @endpoint("projects.get_task_parents")
 def task_parents(ctx: Context, body: Body) -> Body:
+    state = body.get("tasks_state")
+    if state not in (None, "active", "archived"):
+        raise InvalidField(
+            f"Validation error: field 'tasks_state' must be 'active' or 'archived', got {state!r}"
+        )
     parents = ctx.state.projects.task_parents(
-        ids(body, "projects"),
-        body.get("include_subprojects") is not False,
-        body.get("tasks_state"),
-        body.get("task_name"),
+        ids(body, "projects"), flag(body, "include_subprojects", True), state, body.get("task_name")
     )
     return {"parents": parents}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, required
+from clearml_local.api import Context, endpoint, flag, required
 
 Body = dict[str, Any]
 
@@ -58,7 +58,7 @@ def clear_queue(ctx: Context, body: Body) -> Body:
 @endpoint("queues.add_task")
 def add_task(ctx: Context, body: Body) -> Body:
     ctx.state.queues.add_task(
-        body.get("queue"), required(body, "task"), body.get("update_execution_queue", True) is not False
+        body.get("queue"), required(body, "task"), flag(body, "update_execution_queue", True)
     )
     return {"added": 1}
 
@@ -66,7 +66,7 @@ def add_task(ctx: Context, body: Body) -> Body:
 @endpoint("queues.remove_task")
 def remove_task(ctx: Context, body: Body) -> Body:
     removed = ctx.state.queues.remove_task(
-        body.get("queue"), required(body, "task"), bool(body.get("update_task_status"))
+        body.get("queue"), required(body, "task"), flag(body, "update_task_status", False)
     )
     return {"removed": removed}
 

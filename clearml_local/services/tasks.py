@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many, required, strings
+from clearml_local.api import Context, endpoint, flag, ids, many, required, strings
 from clearml_local.errors import InvalidField
 from clearml_local.validation import default_validator
 
@@ -42,7 +42,7 @@ IGNORED_QUERY_KEYS = frozenset({"task_types"})
 
 def _with_subprojects(ctx: Context, body: Body) -> Body:
     body = {k: v for k, v in body.items() if k not in IGNORED_QUERY_KEYS}
-    if not (body.get("project") and body.get("include_subprojects")):
+    if not (body.get("project") and flag(body, "include_subprojects", False)):
         return body
     roots = ids(body, "project")
     return {**body, "project": sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))}

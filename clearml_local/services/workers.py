@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, required
+from clearml_local.api import Context, endpoint, required, strings
 from clearml_local.errors import InvalidField
 
 Body = dict[str, Any]
@@ -30,12 +30,10 @@ def status_report(ctx: Context, body: Body) -> Body:
 
 def _active(ctx: Context, body: Body) -> list[Body]:
     """The workers a get_all/get_count body asks for (get_count has no schema in the SDK: checked here)."""
-    tags, system_tags = ids(body, "tags"), ids(body, "system_tags")
-    if not all(isinstance(tag, str) for tag in tags + system_tags):
-        raise InvalidField("Validation error: fields 'tags' and 'system_tags' must be lists of strings")
+    tags, system_tags = strings(body, "tags"), strings(body, "system_tags")
     last_seen = body.get("last_seen") or 0
-    if not isinstance(last_seen, int) or isinstance(last_seen, bool):
-        raise InvalidField("Validation error: field 'last_seen' must be an integer (seconds)")
+    if not isinstance(last_seen, int) or isinstance(last_seen, bool) or last_seen < 0:
+        raise InvalidField("Validation error: field 'last_seen' must be a number of seconds (>= 0)")
     return ctx.state.workers.active(tags, system_tags, last_seen)
 
 

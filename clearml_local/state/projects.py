@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clearml_local.errors import BadRequest, InvalidProjectId, NameTaken, NotEmpty
-from clearml_local.query import build_filter, natural_key, pattern_matches
+from clearml_local.query import build_filter, natural_key, pattern_search
 from clearml_local.state.base import ARCHIVED, Collection, new_id, now_iso
 from clearml_local.storage import Document
 
@@ -329,7 +329,8 @@ class ProjectBackend(Collection):
             if (param := ((task.get("hyperparams") or {}).get(section) or {}).get(name)) is not None
         }
         if pattern:
-            values = {v for v in values if pattern_matches(pattern, "pattern", v)}
+            matches = pattern_search(pattern, "pattern")
+            values = {v for v in values if matches(v)}
         return sorted(values, key=natural_key)
 
     def task_parents(
@@ -341,7 +342,8 @@ class ProjectBackend(Collection):
         if state in ("active", "archived"):
             tasks = [t for t in tasks if (ARCHIVED in (t.get("system_tags") or [])) == (state == "archived")]
         found = (self.store.peek("tasks", pid) for pid in {t.get("parent") for t in tasks if t.get("parent")})
-        parents = [p for p in found if p and (not name or pattern_matches(name, "task_name", p["name"]))]
+        matches = pattern_search(name, "task_name") if name else None
+        parents = [p for p in found if p and (matches is None or matches(p["name"]))]
         replies = []
         for parent in sorted(parents, key=lambda p: p["name"]):
             reply: dict[str, Any] = {"id": parent["id"], "name": parent["name"]}

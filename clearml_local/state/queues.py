@@ -6,6 +6,7 @@ from typing import Any
 
 from clearml_local.errors import (
     BadRequest,
+    InvalidField,
     InvalidQueueId,
     NameTaken,
     NotEmpty,
@@ -74,6 +75,8 @@ class QueueBackend(Collection):
         ]
         reply = self.get_all(body, "queues", default_order="name", respect_hidden=False, among=among)
         limit = body.get("max_task_entries")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise InvalidField("Validation error: field 'max_task_entries' must be an integer >= 0")
         for index, queue in enumerate(reply["queues"]):
             entries = queue.get("entries")
             if not isinstance(entries, list):

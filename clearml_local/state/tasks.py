@@ -193,6 +193,10 @@ class TaskBackend(Collection):
                 changed["project"] = self.state.projects.check_id(changed["project"])
             if "type" in changed:
                 changed["type"] = _task_type(changed["type"])
+            if "status" in changed and changed["status"] not in ALL_STATUSES:
+                raise InvalidField(
+                    f"Validation error: field 'status' must be a task status, got {changed['status']!r}"
+                )
             if "output_dest" in fields:
                 task.setdefault("output", {})["destination"] = fields["output_dest"]
             if "execution" in changed:

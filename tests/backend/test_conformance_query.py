@@ -162,3 +162,45 @@ def test_date_time_filter_over_http(backend: BackendHarness) -> None:
     found = backend.call("tasks.get_all", {"started": [before, None], "id": [task_id]})["tasks"]
     assert ids(found) == [task_id]
     assert backend.call("tasks.get_all", {"started": [None, before], "id": [task_id]})["tasks"] == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        ("tasks.get_all", {"filters": {"tags": {"any": {"include": "a"}}}}),
+        ("tasks.get_all", {"filters": {"tags": {"any": {"include": [{"x": 1}]}}}}),
+        ("tasks.get_all", {"filters": {"tags": {"test": ["1"]}}}),
+        ("tasks.get_all", {"filters": 5}),
+        ("tasks.get_all", {"_or_": {"fields": ["last_update"], "pattern": "a", "datetime": ">2024-01-01"}}),
+        ("tasks.get_all", {"started": [{}, None]}),
+        ("tasks.get_all", {"started": [None, None]}),
+        ("tasks.get_all", {"last_update": ">not a date"}),
+        ("tasks.get_all", {"projection": [5]}),
+        ("tasks.get_all", {"start": -1, "size": 2}),
+        ("tasks.get_all", {"scroll_id": "", "size": 0}),
+        ("tasks.get_all", {"project": ["x"], "include_subprojects": "yes"}),
+        ("tasks.edit", {"task": "{task}", "status": "bogus"}),
+        ("queues.get_all", {"max_task_entries": -1}),
+        ("queues.remove_task", {"queue": "{queue}", "task": "{task}", "update_task_status": "yes"}),
+        ("workers.get_count", {"tags": {"a": 1}}),
+        ("workers.get_count", {"last_seen": -5}),
+        ("tasks.update_tags", {"ids": [1]}),
+        ("projects.get_task_parents", {"task_name": "(("}),
+        ("projects.get_task_parents", {"tasks_state": "gone"}),
+        ("projects.get_hyperparam_values", {"section": "a", "name": "b", "pattern": "(("}),
+        ("projects.get_hyperparam_values", {"section": "a", "name": "b", "page": "x"}),
+    ],
+)
+def test_malformed_query_values_are_400_and_change_nothing(
+    backend: BackendHarness, endpoint: str, body: dict[str, Any]
+) -> None:
+    task_id = new_task(backend)
+    queue = str(backend.call("queues.create", {"name": unique("q")})["id"])
+    backend.call("tasks.enqueue", {"task": task_id, "queue": queue})
+    filled = {
+        k: {"{task}": task_id, "{queue}": queue}.get(v, v) if isinstance(v, str) else v
+        for k, v in body.items()
+    }
+    status, _ = codes(backend, endpoint, filled)
+    assert status == 400
+    assert backend.call("tasks.get_by_id", {"task": task_id})["task"]["status"] == "queued"
