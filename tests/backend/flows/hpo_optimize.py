@@ -1,5 +1,6 @@
 """HyperParameterOptimizer with OptimizerOptuna over hpo_trial.py: ``local`` (start_locally) or ``queue Q``
-(start, trials enqueued for an agent). Prints the optimizer's id and its top experiments as JSON."""
+(start, trials enqueued for an agent). Writes the optimizer's id, its trials and its top experiments as JSON
+into the file named by its first argument."""
 
 import json
 import sys
@@ -10,8 +11,8 @@ from clearml import Task
 from clearml.automation import HyperParameterOptimizer, UniformIntegerParameterRange
 from clearml.automation.optuna import OptimizerOptuna
 
-mode = sys.argv[1]
-queue = sys.argv[2] if mode == "queue" else "default"
+result_path, mode = sys.argv[1], sys.argv[2]
+queue = sys.argv[3] if mode == "queue" else "default"
 base = Task.create(
     project_name="automation",
     task_name=f"hpo base {mode}",
@@ -31,13 +32,15 @@ optimizer = HyperParameterOptimizer(
     objective_metric_series="loss",
     objective_metric_sign="min",
     optimizer_class=OptimizerOptuna,
-    max_number_of_concurrent_tasks=2,
+    # one at a time: Optuna's seeded draws are then reproducible (with concurrent trials a draw may repeat
+    # an earlier one, and Optuna prunes it, leaving fewer trials than total_max_jobs)
+    max_number_of_concurrent_tasks=1,
     execution_queue=queue,
     total_max_jobs=3,
+    # a trial reaching iteration 2 is stopped; the optimizer's iteration budget is total_max_jobs times this,
+    # so trials must not report past it, or they use up the budget of the last one
     max_iteration_per_job=2 if mode == "local" else None,
     pool_period_min=1 / 60,
-    # seeded: its first draws are 8, 15 and 0 (Optuna prunes a trial repeating earlier parameters, which
-    # would leave fewer trials than total_max_jobs)
     optuna_sampler=optuna.samplers.TPESampler(seed=1),
 )
 # the final report is written when the reporter wakes: every 5 minutes by default
@@ -49,4 +52,6 @@ top = optimizer.get_top_experiments(top_k=3)
 optimizer.stop()
 trials = optimizer.optimizer.get_created_jobs_ids()
 controller.close()
-print(json.dumps({"optimizer": controller.id, "top": [t.id for t in top], "trials": sorted(trials)}))
+# into a file: trials run locally share this process's stdout and may print after it
+result = {"optimizer": controller.id, "top": [t.id for t in top], "trials": sorted(trials)}
+Path(result_path).write_text(json.dumps(result))

@@ -1,4 +1,4 @@
-"""One trial of the optimizer tests: reports loss = (x - 3)² + 1 / (iteration + 1) for iterations 0..3.
+"""One trial of the optimizer tests: reports loss = (x - 3)² + 1 / (iteration + 1) for iterations 0..2.
 
 With ``General/hold`` set it then waits until the optimizer stops it (its ``max_iteration_per_job`` budget),
 polling its own status with a deadline, and reports no further iteration."""
@@ -11,7 +11,7 @@ HOLD_DEADLINE_S = 120.0
 task = Task.init(project_name="automation", task_name="hpo trial")
 params = task.connect({"x": 0, "hold": 0})
 x = int(params["x"])
-for iteration in range(4):
+for iteration in range(3):
     loss = (x - 3) ** 2 + 1.0 / (iteration + 1)
     task.get_logger().report_scalar("loss", "loss", value=loss, iteration=iteration)
 task.flush(wait_for_uploads=True)

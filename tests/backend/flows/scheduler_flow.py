@@ -4,12 +4,13 @@ runs it) with ``single_instance``: while the first clone runs, the next minute's
 import json
 import sys
 import threading
+from pathlib import Path
 
 from automation_common import console_of, draft_task, wait_until
 from clearml import Task
 from clearml.automation import TaskScheduler
 
-queue = sys.argv[1]
+result_path, queue = sys.argv[1], sys.argv[2]
 base = draft_task("hpo_trial.py", "scheduled base", {"General/x": 0, "General/hold": 1})
 function_ran = threading.Event()
 scheduler = TaskScheduler(force_create_task_name="scheduler", force_create_task_project="automation")
@@ -42,7 +43,8 @@ wait_until(
 running = clones()
 running[0].mark_stopped()
 wait_until(lambda: running[0].get_status() == "stopped", "the clone to stop")
-print(
+# into a file: the scheduler's thread keeps logging to stdout until the process ends
+Path(result_path).write_text(
     json.dumps(
         {
             "clones": [t.id for t in running],

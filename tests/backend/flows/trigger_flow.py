@@ -11,7 +11,7 @@ from automation_common import console_of, draft_task, wait_until
 from clearml import Dataset, OutputModel, Task
 from clearml.automation import TriggerScheduler
 
-queue, workdir = sys.argv[1], Path.cwd()
+result_path, queue, workdir = sys.argv[1], sys.argv[2], Path.cwd()
 (workdir / "rows.csv").write_text("a,b\n1,2\n")
 
 
@@ -87,7 +87,8 @@ launched = wait_until(
 )
 job = launched[0]
 wait_until(lambda: job.get_status() == "completed", "the agent to run the triggered job")
-print(
+# into a file: the scheduler's thread keeps logging to stdout until the process ends
+Path(result_path).write_text(
     json.dumps(
         {
             "second": second.id,
