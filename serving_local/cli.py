@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from process_supervisor import StateFile, SupervisorError, pid_alive, start_detached, stop_detached
+from process_supervisor.supervisor import kill_group
 from serving_local import monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
@@ -63,6 +64,7 @@ def start(config: StackConfig) -> dict:
             )
         print(f"serving stack already running (pid {state['pid']}) at {state['serve_url']}")
         return state
+    stop_orphans(config)
     name = preflight(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.state_path.unlink(missing_ok=True)
@@ -95,9 +97,30 @@ def _arguments(config: StackConfig) -> list[str]:
     ]  # fmt: skip
 
 
+def stop_orphans(config: StackConfig) -> list[str]:
+    """The parts a supervisor that died without stopping them left running (each leads its own process
+    group, named by its pid in the state file): killed, their names."""
+    state = StateFile(config.state_path).read() or {}
+    if state and pid_alive(int(state.get("pid", 0))):
+        return []
+    left = [name for name, pid in dict(state.get("pids", {})).items() if pid_alive(int(pid))]
+    for name in left:
+        kill_group(int(state["pids"][name]))
+    if left:
+        print(f"stopped what a dead supervisor left running: {', '.join(left)}", flush=True)
+    return left
+
+
 def stop(config: StackConfig, quiet: bool = False) -> bool:
-    """Stop the stack this data directory's state file names: its supervisor and every process it started."""
+    """Stop the stack this data directory's state file names: its supervisor and every process it started
+    (what a dead supervisor left behind too)."""
+    state = StateFile(config.state_path).read() or {}
+    if stop_orphans(config):
+        StateFile(config.state_path).remove()
+        return True
     stopped = stop_detached(StateFile(config.state_path), grace=STOP_GRACE_S * 3 + 5)
+    for pid in dict(state.get("pids", {})).values():
+        kill_group(int(pid))
     if stopped is None:
         if not quiet:
             print("serving stack is not running")
@@ -162,14 +185,21 @@ def alerts(config: StackConfig, follow: bool) -> int:
 def status(config: StackConfig) -> int:
     state = read_state(config)
     if not state:
-        print("serving stack is not running")
+        left = StateFile(config.state_path).read() or {}
+        alive = [name for name, pid in dict(left.get("pids", {})).items() if pid_alive(int(pid))]
+        print("serving stack is not running" + (f"; its supervisor died, leaving {', '.join(alive)}"
+                                               " running (`stop` stops them)" if alive else ""))  # fmt: skip
         return 1
     print_state(state)
-    down = [name for name, pid in state.get("pids", {}).items() if not pid_alive(int(pid))]
-    if down:
-        print(f"  down: {', '.join(down)}")
-        return 1
-    return 0
+    parts = state.get("parts", {})
+    restarting = [f"{name} (restarted {p['restarts']} times)" for name, p in parts.items()
+                  if p.get("state") == "restarting"]  # fmt: skip
+    if restarting:
+        print(f"  restarting: {', '.join(restarting)}")
+    degraded = state.get("degraded", {})
+    for name, reason in degraded.items():
+        print(f"  degraded: {name} is down: {reason}")
+    return 1 if degraded else 0
 
 
 def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:

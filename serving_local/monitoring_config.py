@@ -41,6 +41,17 @@ class Target:
         return {"static_configs": [{"targets": [self.address]}]}
 
 
+@dataclass(frozen=True)
+class TargetsFile:
+    """Addresses Prometheus reads from a JSON file it watches (a target whose port is chosen at start)."""
+
+    path: str
+    refresh: str = "5s"
+
+    def discovery(self) -> dict[str, Any]:
+        return {"file_sd_configs": [{"files": [self.path], "refresh_interval": self.refresh}]}
+
+
 def prometheus_document(
     *,
     scrape_seconds: float,
@@ -49,11 +60,13 @@ def prometheus_document(
     inference: Discovery,
     prometheus: Discovery,
     alertmanager: Discovery,
+    extra_jobs: dict[str, Discovery] | None = None,
 ) -> dict[str, Any]:
-    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves, the rule
-    files, alerts sent to Alertmanager."""
+    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves (and any
+    ``extra_jobs``), the rule files, alerts sent to Alertmanager."""
     interval = f"{scrape_seconds:g}s"
     jobs = [(STATISTICS_JOB, statistics), (INFERENCE_JOB, inference), ("prometheus", prometheus)]
+    jobs += list((extra_jobs or {}).items())
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
