@@ -30,6 +30,7 @@ by a background thread (asteroid/serving/prediction_log.py).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -103,6 +104,7 @@ class Preprocess:
         features = feature_rows.feature_matrix(feature_rows.validate_rows(rows))
         state["features"] = features
         state["neo_reference_ids"] = [_neo_reference_id(row) for row in rows]
+        state["close_approach_dates"] = [_close_approach_date(row) for row in rows]
         if collect_custom_statistics_fn:
             state["reported_rows"] = _reported_rows(len(features))
             collect_custom_statistics_fn(_statistics(features[state["reported_rows"]], state["batch"]))
@@ -129,7 +131,7 @@ class Preprocess:
             PREDICTION_LOG.record(
                 prediction_log.Answered(
                     time.time(), model, contract.FEATURE_STATISTICS, state["features"], values, decisions,
-                    request_ids, state["neo_reference_ids"],
+                    request_ids, state["neo_reference_ids"], state["close_approach_dates"],
                 )
             )  # fmt: skip
         if state.get("batch"):
@@ -200,6 +202,13 @@ def _neo_reference_id(row: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
+
+
+def _close_approach_date(row: Any) -> str | None:
+    """The row's `Close Approach Date` (YYYY-MM-DD) when given: bulk labels may name an approach by it."""
+    value = row.get(schema.DATE_COLUMN, row.get(schema.snake_case(schema.DATE_COLUMN)))
+    date = value[:10] if isinstance(value, str) else ""
+    return date if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else None
 
 
 def _endpoint_url(endpoint: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""The prediction log's consumer: reads the predictions topic and stores each prediction once.
+"""The prediction log's consumer: reads the predictions and feedback topics and stores each prediction and
+label once.
 
 Exactly-once storage without the broker's consumer groups: the consumer assigns itself every partition of
 the topic and positions each at the offset stored in the database (`quality_offsets`), or at the beginning.
@@ -31,6 +32,7 @@ TOPIC_WAIT_S = 30.0
 class ConsumerStats:
     consumed: int = 0
     stored: int = 0
+    labels: int = 0
     rejected: int = 0
     pruned: int = 0
     errors: list[str] = field(default_factory=list)
@@ -75,36 +77,47 @@ class PredictionConsumer:
     def _positioned_consumer(self) -> Any:
         from kafka import KafkaConsumer, TopicPartition
 
-        topic = self.config.predictions_topic
+        topics = (self.config.predictions_topic, self.config.feedback_topic)
         # earliest: a broker restarted with empty storage (Tansu keeps it in memory) starts its offsets over
         consumer = KafkaConsumer(
             bootstrap_servers=self.config.broker, enable_auto_commit=False, auto_offset_reset="earliest"
         )
-        partitions = _partitions(consumer, self.config.broker, topic)
-        with self.engine.connect() as connection:
-            offsets = store.stored_offsets(connection, topic)
-        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        assigned: list[Any] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for topic in topics:
+            partitions = _partitions(consumer, self.config.broker, topic)
+            assigned += [TopicPartition(topic, partition) for partition in sorted(partitions)]
+            with self.engine.connect() as connection:
+                stored = store.stored_offsets(connection, topic)
+            offsets.update({(topic, partition): offset for partition, offset in stored.items()})
         consumer.assign(assigned)
         for partition in assigned:
-            if partition.partition in offsets:
-                consumer.seek(partition, offsets[partition.partition])
-            else:
+            offset = offsets.get((partition.topic, partition.partition))
+            if offset is None:
                 consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, offset)
         return consumer
 
     def _store(self, batch: list[Any]) -> None:
-        predictions = []
+        predictions: list[store.Prediction] = []
+        labels: list[store.LabelRecord] = []
         next_offsets: dict[tuple[str, int], int] = {}
         for record in batch:
             key = (record.topic, record.partition)
             next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
             try:
-                predictions.append(store.Prediction.from_message(record.value))
+                if record.topic == self.config.feedback_topic:
+                    labels.append(store.LabelRecord.from_message(record.value))
+                else:
+                    predictions.append(store.Prediction.from_message(record.value))
             except store.RecordError as exc:
                 self.stats.rejected += 1
-                self._report(f"partition {record.partition} offset {record.offset}: {exc}")
+                self._report(f"{record.topic} partition {record.partition} offset {record.offset}: {exc}")
         with self.engine.begin() as connection:
+            store.store_labels(connection, labels)
             self.stats.stored += store.store_batch(connection, predictions, next_offsets)
+        self.stats.labels += len(labels)
         self.stats.consumed += len(batch)
 
     def _prune_when_due(self) -> None:
@@ -114,6 +127,7 @@ class PredictionConsumer:
         self._last_prune = now
         with self.engine.begin() as connection:
             self.stats.pruned += store.prune(connection, now - self.config.retention_seconds)
+            store.prune_unmatched(connection, now - self.config.unmatched_keep_seconds)
 
     def _report(self, problem: str) -> None:
         self.stats.errors = [*self.stats.errors[-99:], problem]

@@ -56,15 +56,22 @@ class Answered:
     hazardous: Sequence[bool]
     request_ids: Sequence[str]
     neo_reference_ids: Sequence[int | None]
+    close_approach_dates: Sequence[str | None]
 
     def messages(self) -> list[tuple[bytes, bytes]]:
         """(key, value) per row: the request id and the prediction as JSON."""
         matrix = self.features.tolist()
         rows = zip(
-            self.request_ids, self.neo_reference_ids, matrix, self.probabilities, self.hazardous, strict=True
+            self.request_ids,
+            self.neo_reference_ids,
+            self.close_approach_dates,
+            matrix,
+            self.probabilities,
+            self.hazardous,
+            strict=True,
         )
         messages = []
-        for request_id, neo_id, values, probability, hazardous in rows:
+        for request_id, neo_id, approach_date, values, probability, hazardous in rows:
             record = {
                 contract.REQUEST_ID: request_id,
                 "time": self.time,
@@ -72,6 +79,7 @@ class Answered:
                 "model_id": self.model.get("id"),
                 "model_version": self.model.get("version"),
                 "neo_reference_id": neo_id,
+                "close_approach_date": approach_date,
                 "features": dict(zip(self.feature_names, values, strict=True)),
                 contract.PROBABILITY: probability,
                 "hazardous": hazardous,
