@@ -299,9 +299,7 @@ def quality_counts(connection: sa.Connection, labelled_since: float | None = Non
             count(sa.and_(labelled, ~predicted, actual)),
             sa.func.coalesce(sa.func.sum(LABELS.c.labelled_at - PREDICTIONS.c.predicted_at), 0.0),
         )
-        .select_from(
-            PREDICTIONS.outerjoin(LABELS, _label_join(labelled_since))
-        )
+        .select_from(PREDICTIONS.outerjoin(LABELS, _label_join(labelled_since)))
         .group_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
         .order_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
     )

@@ -73,9 +73,15 @@ def post(url: str, payload: Any) -> tuple:
     return request(url, json.dumps(payload).encode())
 
 
-def prediction(request_id: str, hazardous: bool, neo_id: int | None = None, date: str | None = None) -> Any:
+def prediction(
+    request_id: str,
+    hazardous: bool,
+    neo_id: int | None = None,
+    date: str | None = None,
+    at: float | None = None,
+) -> Any:
     return store.Prediction(
-        request_id, time.time(), "asteroid/1", "m1", "1", neo_id, date, {"absolute_magnitude": 20.0},
+        request_id, at or time.time(), "asteroid/1", "m1", "1", neo_id, date, {"absolute_magnitude": 20.0},
         0.9 if hazardous else 0.1, hazardous,
     )  # fmt: skip
 
@@ -197,7 +203,8 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
         FEEDBACK_TOPIC_ENV: FEEDBACK_TOPIC,
         contract.PREDICTIONS_TOPIC_ENV: PREDICTIONS_TOPIC,
     }
-    command = [sys.executable, "-m", "asteroid.quality", "consume"]
+    metrics_port = free_port()
+    command = [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(metrics_port)]
 
     def labelled() -> int:
         with store.engine(url).connect() as connection:
@@ -216,6 +223,8 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
             assert post(feedback_url, {"rows": rows})[0] == 200
         consumer = subprocess.Popen(command, cwd=global_config.ROOT, env=env)
         wait_for(lambda: labelled() == 400, 60.0, "all 400 acknowledged labels stored")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+            exported = reply.read().decode()
     finally:
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=20)
@@ -223,6 +232,48 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
         (counts,) = store.quality_counts(connection)
         assert store.label_counts(connection).revisions == 0  # nothing stored twice
     assert (counts.true_positives, counts.false_positives) == (200, 200)
+    version = 'endpoint="asteroid/1",model_version="1"'
+    assert f'asteroid_quality_window_outcomes{{{version},outcome="true_positive"}} 200.0' in exported
+    assert f'asteroid_quality_window_outcomes{{{version},outcome="false_positive"}} 200.0' in exported
+    assert f"asteroid_quality_labelled{{{version}}} 400.0" in exported
+
+
+def test_the_exporter_counts_the_labels_of_its_window(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from asteroid.quality.metrics import QualityCollector
+
+    url = f"sqlite:///{tmp_path / 'quality.db'}"
+    now = time.time()
+    save_predictions(url, [prediction(f"p{index}", index < 2, at=now - 100) for index in range(4)])
+    with store.engine(url).begin() as connection:
+        store.store_labels(
+            connection,
+            [
+                store.LabelRecord("p0", True, "a", now - 7200, "feedback"),  # TP, before the window
+                store.LabelRecord("p1", False, "b", now - 60, "feedback"),  # FP
+                store.LabelRecord("p2", True, "c", now - 30, "feedback"),  # FN
+                store.LabelRecord("p3", False, "d", now - 10, "feedback"),  # TN
+                store.LabelRecord("zz", False, "e", now, "feedback"),  # unmatched
+            ],
+        )
+    registry = CollectorRegistry()
+    registry.register(QualityCollector(store.engine(url), 3600.0, clock=lambda: now))
+    text = generate_latest(registry).decode()
+    version = 'endpoint="asteroid/1",model_version="1"'
+    expected = {
+        f"asteroid_quality_predictions{{{version}}}": 4.0,
+        f"asteroid_quality_labelled{{{version}}}": 4.0,
+        f"asteroid_quality_window_labelled{{{version}}}": 3.0,
+        f"asteroid_quality_window_correct{{{version}}}": 1.0,
+        f'asteroid_quality_window_outcomes{{{version},outcome="true_positive"}}': 0.0,
+        f'asteroid_quality_window_outcomes{{{version},outcome="false_negative"}}': 1.0,
+        'asteroid_quality_unmatched_labels{kind="request_id"}': 1.0,
+    }
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert {name: float(samples[name]) for name in expected} == expected
+    delay = float(samples[f"asteroid_quality_window_label_delay_seconds{{{version}}}"])
+    assert delay == pytest.approx((40 + 70 + 90) / 3)
 
 
 def test_catalogue_labels_by_neo_reference_id_and_date(tmp_path: Path) -> None:
