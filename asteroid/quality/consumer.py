@@ -24,6 +24,7 @@ from asteroid.quality import store
 from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig
 
 POLL_TIMEOUT_MS = 500
+SCRAPE_TARGET = "asteroid-quality"  # the exporter's name among the stack's scrape targets
 TOPIC_PARTITIONS = 4  # partitions of the topic when the consumer creates it (the broker's default here)
 TOPIC_WAIT_S = 30.0
 
@@ -178,6 +179,18 @@ def run_forever(config: QualityConfig, metrics_port: int | None = None, host: st
     if metrics_port:
         serve_metrics(consumer, host, metrics_port)
         print(f"live quality metrics: http://{host}:{metrics_port}/metrics", flush=True)
+        from serving_local.api import register_scrape_target, remove_scrape_target
+
+        if register_scrape_target(SCRAPE_TARGET, f"{host}:{metrics_port}"):
+            print("  scraped by the running serving stack's Prometheus", flush=True)
+    try:
+        return _consume(consumer, config)
+    finally:
+        if metrics_port:
+            remove_scrape_target(SCRAPE_TARGET)
+
+
+def _consume(consumer: PredictionConsumer, config: QualityConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: consumer.stop())
     print(
