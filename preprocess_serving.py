@@ -20,21 +20,28 @@ Statistics: the release contract's (asteroid/serving/contract.py): every feature
 their snake_case names, one observation per row; a batch reports a uniform sample of at most
 `MAX_STATISTICS_ROWS` rows. A row is answered `hazardous` when its probability is at or above the threshold
 training recorded in the model file (`contract.threshold_of_model`).
+
+Every answered row carries `request_id` (`contract.REQUEST_ID`), the id labels sent later to
+`POST /feedback/asteroid` name; each prediction (id, time, endpoint, model version, the row's `Neo Reference
+ID` when given, the features, the probability, the decision) is published to the prediction log's Kafka topic
+by a background thread (asteroid/serving/prediction_log.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 try:  # deployed as a folder: the shared feature code and the release contract travel beside this file
-    from . import contract, feature_rows, schema
+    from . import contract, feature_rows, prediction_log, schema
 except ImportError:  # loaded as a single file, or imported from a checkout: the installed project
     from asteroid import feature_rows, schema
-    from asteroid.serving import contract
+    from asteroid.serving import contract, prediction_log
 
 BATCH_KEY = "rows"
 # Rows of a batch whose features and probability are reported to the statistics controller: a uniform sample
@@ -43,6 +50,8 @@ BATCH_KEY = "rows"
 # statistics backlog starve the request path (measured in benchmarks/serving_bench.py).
 MAX_STATISTICS_ROWS = 50
 _SAMPLER = np.random.default_rng()
+# One per process (uvicorn runs one per worker): the hook instances of every endpoint share its thread.
+PREDICTION_LOG = prediction_log.PredictionLog.from_env()
 
 
 class Predictor:
@@ -93,6 +102,9 @@ class Preprocess:
     ) -> np.ndarray:
         rows, state["batch"] = parse_body(body)
         features = feature_rows.feature_matrix(feature_rows.validate_rows(rows))
+        state["features"] = features
+        state["neo_reference_ids"] = [_neo_reference_id(row) for row in rows]
+        state["close_approach_dates"] = [_close_approach_date(row) for row in rows]
         if collect_custom_statistics_fn:
             state["reported_rows"] = _reported_rows(len(features))
             collect_custom_statistics_fn(_statistics(features[state["reported_rows"]], state["batch"]))
@@ -108,8 +120,20 @@ class Preprocess:
             reported = probabilities[state.get("reported_rows", slice(None))].tolist()
             statistic = reported if state.get("batch") else reported[0]
             collect_custom_statistics_fn({contract.PROBABILITY: statistic})
-        predictions = [{"hazardous": value >= threshold, contract.PROBABILITY: value} for value in values]
+        request_ids = prediction_log.new_request_ids(len(values))
+        decisions = [value >= threshold for value in values]
+        predictions = [
+            {contract.REQUEST_ID: request_id, "hazardous": decision, contract.PROBABILITY: value}
+            for request_id, decision, value in zip(request_ids, decisions, values, strict=True)
+        ]
         model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
+        if "features" in state:
+            PREDICTION_LOG.record(
+                prediction_log.Answered(
+                    time.time(), model, contract.FEATURE_STATISTICS, state["features"], values, decisions,
+                    request_ids, state["neo_reference_ids"], state["close_approach_dates"],
+                )
+            )  # fmt: skip
         if state.get("batch"):
             return {"predictions": predictions, "model": model}
         return {**predictions[0], "model": model}
@@ -166,6 +190,25 @@ def _statistics(features: np.ndarray, batch: bool) -> dict[str, Any]:
         name: column if batch else column[0]
         for name, column in zip(contract.FEATURE_STATISTICS, columns, strict=True)
     }
+
+
+def _neo_reference_id(row: Any) -> int | None:
+    """The row's `Neo Reference ID` (NASA's or the snake_case name) when it is a whole number, else None."""
+    value = row.get(schema.GROUP, row.get(schema.GROUP_NAME)) if isinstance(row, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _close_approach_date(row: Any) -> str | None:
+    """The row's `Close Approach Date` (YYYY-MM-DD) when given: bulk labels may name an approach by it."""
+    value = row.get(schema.DATE_COLUMN, row.get(schema.snake_case(schema.DATE_COLUMN)))
+    date = value[:10] if isinstance(value, str) else ""
+    return date if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else None
 
 
 def _endpoint_url(endpoint: Any) -> str | None:

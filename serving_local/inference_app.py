@@ -1,4 +1,5 @@
-"""The ASGI app the stack runs: clearml-serving's stock inference app, wrapped in the request metrics.
+"""The ASGI app the stack runs: clearml-serving's stock inference app, wrapped in the request metrics and,
+when configured, the feedback route (serving_local/feedback_route.py).
 
 `uvicorn serving_local.inference_app:app`. Importing clearml-serving's `main` connects to the serving
 service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as in its own container.
@@ -6,6 +7,7 @@ service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as
 
 from clearml_serving.serving.main import app as stock_app
 
+from serving_local.feedback_route import with_feedback_route
 from serving_local.request_metrics import RequestMetrics
 
-app = RequestMetrics(stock_app)
+app = with_feedback_route(RequestMetrics(stock_app))
