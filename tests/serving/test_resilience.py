@@ -1,9 +1,12 @@
-"""The running stack heals itself: each part killed with SIGKILL under traffic is started again by the
-supervisor while the endpoint keeps answering (the inference app itself answers again within the restart
-bound); a supervisor killed with SIGKILL takes its parts with it, and ``status``/``start`` say so."""
+"""The running stack under attack and accident: bounded requests (the 50 MB body and the gzip bomb answered
+413 with the worker's memory bounded, deep nesting 400 on every content type, request-metrics labels a
+fixed set); each part killed with SIGKILL under traffic is started again by the supervisor while the
+endpoint keeps answering (the inference app itself answers again within the restart bound); a supervisor
+killed with SIGKILL takes its parts with it, and ``status`` says so."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -90,6 +93,53 @@ class Traffic:
                 ok = False
             self.results.append((began, ok))
             self._stop.wait(0.1)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def test_a_50_mb_body_and_a_gzip_bomb_get_413_with_the_workers_memory_bounded(stack: Stack) -> None:
+    pid = stack.state()["pids"]["inference"]
+    assert requests.post(stack.url, json={"x0": 1, "x1": 2}, timeout=30).status_code == 200
+    before = peak_rss_mb(pid)
+    big = b'{"x0": [' + b"1," * (25 << 20) + b'1], "x1": 2}'
+    reply = requests.post(stack.url, data=big, headers={"Content-Type": "application/json"}, timeout=60)
+    assert reply.status_code == 413, reply.text
+    bomb = gzip.compress(b" " * (300 << 20))
+    gzipped = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    reply = requests.post(stack.url, data=bomb, headers=gzipped, timeout=60)
+    assert reply.status_code == 413 and "inflates beyond" in reply.json()["detail"]
+    grown = peak_rss_mb(pid) - before
+    print(f"inference worker peak memory grew {grown:.0f} MB over a 50 MB body and a {len(bomb)} B gzip bomb")
+    assert grown < 100
+    assert requests.post(stack.url, json={"x0": 1, "x1": 2}, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/octet-stream"])
+def test_deep_nesting_is_a_4xx_on_every_content_type(stack: Stack, content_type: str) -> None:
+    reply = requests.post(stack.url, data=b"[" * 10_000 + b"]" * 10_000, timeout=30,
+                          headers={"Content-Type": content_type})  # fmt: skip
+    assert reply.status_code == 400 and "nested deeper" in reply.json()["detail"]
+
+
+def test_random_paths_add_no_request_metrics_series(stack: Stack) -> None:
+    metrics = f"http://127.0.0.1:{stack.ports[0]}/metrics"
+    for index in range(50):
+        requests.get(f"{stack.url}x{index}", timeout=10)
+        requests.post(f"{stack.url}/{index}abc/", json={}, timeout=10, allow_redirects=False)
+    before = requests.get(metrics, timeout=10).text.count("\n")
+    for index in range(50, 1050):
+        requests.get(f"{stack.url}x{index}", timeout=10)
+        requests.post(f"{stack.url}/{index}abc/", json={}, timeout=10, allow_redirects=False)
+    page = requests.get(metrics, timeout=10).text
+    assert page.count("\n") == before
+    labels = set(re.findall(r'clearml_serving_requests_total\{[^}]*endpoint="([^"]*)"', page))
+    assert labels == {"healing", "_unknown"}, labels
 
 
 def running_again(stack: Stack, part: str, old_pid: int) -> bool:
