@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         release(service_id, published_winner())
         if args.deploy_only:
             return 0
-        from serving_local.api import StackConfig, StackError, start_stack
+        from serving_local.api import FEEDBACK_HANDLER_ENV, StackConfig, StackError, start_stack
+
+        # POST /feedback/asteroid beside /serve/asteroid: labels to the feedback topic (asteroid/quality/)
+        os.environ.setdefault(FEEDBACK_HANDLER_ENV, "asteroid.quality.feedback:handle")
 
         config = StackConfig.from_env().with_overrides(
             service_id=service_id,

@@ -10,6 +10,9 @@ imports these names, never the modules behind them, and rebuilds none of the sta
 - ``start_stack()``, ``stop_stack()``, ``StackConfig``, ``StackError``: run it in the background.
 - ``prometheus_document()``, ``alertmanager_text()``, ``Target``, ``Discovery``: the configuration
   generator, for deployments elsewhere.
+- ``FEEDBACK_HANDLER_ENV``: the environment variable naming the application's handler of
+  ``POST /feedback/<endpoint>`` (``package.module:function``; serving_local/feedback_route.py); set when the
+  stack starts, the inference app answers that route with it.
 - ``configured_server()``, ``check_server()``, ``server_is_configured()``, ``ServerCheckError``: the ClearML
   server the SDK would use, checked (reachable, credentials known) in one line, as the stack checks it.
 
@@ -28,6 +31,7 @@ from serving_local import cli, monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
+from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
 from serving_local.monitoring_config import (
     INFERENCE_JOB,
     STATISTICS_JOB,
@@ -45,6 +49,7 @@ from serving_local.service_check import (
 )
 
 __all__ = [
+    "FEEDBACK_HANDLER_ENV",
     "INFERENCE_JOB",
     "STATISTICS_JOB",
     "Discovery",

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     consume = commands.add_parser("consume", help="store the predictions topic into the database")
     consume.add_argument("--broker", help="host:port of the Kafka-protocol broker")
+    consume.add_argument("--metrics-port", type=int, help="serve the live quality metrics on this port")
+    consume.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics (127.0.0.1)")
     labels = commands.add_parser("import", help="label stored predictions from a CNEOS-style CSV file")
     labels.add_argument("csv", type=Path)
     for name, text in (("count", "stored predictions and labels"), ("prune", "apply the retention now")):
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         if args.command == "consume":
-            return consumer.run_forever(config)
+            return consumer.run_forever(config, args.metrics_port, args.metrics_host)
         if args.command == "import":
             report = labels_import.import_labels(args.csv, config.database_url)
             print(

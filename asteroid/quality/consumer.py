@@ -158,9 +158,26 @@ def _partitions(consumer: Any, broker: str, topic: str) -> set[int]:
     raise RuntimeError(f"topic {topic!r} has no partitions on {broker} after {TOPIC_WAIT_S:.0f} s")
 
 
-def run_forever(config: QualityConfig) -> int:
+def serve_metrics(consumer: PredictionConsumer, host: str, port: int) -> None:
+    """The live quality figures (asteroid/quality/metrics.py) on `http://host:port/metrics`, over the
+    monitoring window of the alert rules."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from asteroid.monitoring import config as monitoring_config
+    from asteroid.quality.metrics import QualityCollector
+
+    window = monitoring_config.seconds(monitoring_config.load().window)
+    registry = CollectorRegistry()
+    registry.register(QualityCollector(consumer.engine, window, consumer.clock))
+    start_http_server(port, addr=host, registry=registry)
+
+
+def run_forever(config: QualityConfig, metrics_port: int | None = None, host: str = "127.0.0.1") -> int:
     """`python -m asteroid.quality consume`: until SIGTERM or SIGINT."""
     consumer = PredictionConsumer(config)
+    if metrics_port:
+        serve_metrics(consumer, host, metrics_port)
+        print(f"live quality metrics: http://{host}:{metrics_port}/metrics", flush=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: consumer.stop())
     print(

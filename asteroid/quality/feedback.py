@@ -65,12 +65,11 @@ def parse_labels(body: Any) -> list[Label]:
 
 def _label(row: Any, where: str) -> Label:
     if not isinstance(row, dict):
-        raise ValueError(f"{where or 'the body'} must be a JSON object, got {_json_type(row)}")
+        raise ValueError(f"{where.rstrip('.') or 'the body'} must be a JSON object, got {_json_type(row)}")
     unknown = sorted(str(key) for key in row if key not in (contract.REQUEST_ID, LABEL))
     if unknown:
-        raise ValueError(
-            f"{where}{unknown[0]}: unknown field (a label holds {contract.REQUEST_ID!r}, {LABEL!r})"
-        )
+        allowed = f"{contract.REQUEST_ID!r} and {LABEL!r}"
+        raise ValueError(f"field {where}{unknown[0]} is unknown (a label holds {allowed})")
     for field in (contract.REQUEST_ID, LABEL):
         if field not in row:
             raise ValueError(f"field {where}{field} is missing")

@@ -278,8 +278,9 @@ class QualityCounts:
         return self.true_positives + self.true_negatives
 
 
-def quality_counts(connection: sa.Connection) -> list[QualityCounts]:
-    """Per endpoint and model version, over the stored predictions."""
+def quality_counts(connection: sa.Connection, labelled_since: float | None = None) -> list[QualityCounts]:
+    """Per endpoint and model version, over the stored predictions; with `labelled_since` (Unix time), only
+    the labels received since then count as labels."""
     predicted, actual = PREDICTIONS.c.hazardous, LABELS.c.hazardous
     labelled = LABELS.c[contract.REQUEST_ID].is_not(None)
 
@@ -298,9 +299,7 @@ def quality_counts(connection: sa.Connection) -> list[QualityCounts]:
             count(sa.and_(labelled, ~predicted, actual)),
             sa.func.coalesce(sa.func.sum(LABELS.c.labelled_at - PREDICTIONS.c.predicted_at), 0.0),
         )
-        .select_from(
-            PREDICTIONS.outerjoin(LABELS, PREDICTIONS.c[contract.REQUEST_ID] == LABELS.c[contract.REQUEST_ID])
-        )
+        .select_from(PREDICTIONS.outerjoin(LABELS, _label_join(labelled_since)))
         .group_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
         .order_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
     )
@@ -308,6 +307,11 @@ def quality_counts(connection: sa.Connection) -> list[QualityCounts]:
         QualityCounts(str(row[0]), str(row[1]), *(int(value or 0) for value in row[2:8]), float(row[8]))
         for row in connection.execute(query)
     ]
+
+
+def _label_join(labelled_since: float | None) -> Any:
+    joined = PREDICTIONS.c[contract.REQUEST_ID] == LABELS.c[contract.REQUEST_ID]
+    return joined if labelled_since is None else sa.and_(joined, LABELS.c.labelled_at >= labelled_since)
 
 
 @dataclass(frozen=True)
