@@ -142,6 +142,21 @@ def test_random_paths_add_no_request_metrics_series(stack: Stack) -> None:
     assert labels == {"healing", "_unknown"}, labels
 
 
+def test_prometheus_has_no_lifecycle_api_nor_wildcard_cors_and_reloads_by_signal(stack: Stack) -> None:
+    url = stack.state().get("prometheus_url")
+    if not url:
+        pytest.skip("Prometheus is not installed")
+    assert requests.post(f"{url}/-/quit", timeout=10).status_code >= 400
+    assert requests.post(f"{url}/-/reload", timeout=10).status_code >= 400
+    reply = requests.get(
+        f"{url}/api/v1/status/buildinfo", headers={"Origin": "http://evil.example"}, timeout=10
+    )
+    assert reply.status_code == 200 and "Access-Control-Allow-Origin" not in reply.headers
+    reloaded = run_stack(stack.env, "reload", "--data-dir", str(stack.data_dir))
+    assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+    assert requests.get(f"{url}/-/ready", timeout=10).status_code == 200
+
+
 def running_again(stack: Stack, part: str, old_pid: int) -> bool:
     record = stack.state()
     return record["pids"][part] != old_pid and record["parts"][part]["state"] == "running"

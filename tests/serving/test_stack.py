@@ -171,3 +171,29 @@ def test_any_clearml_serving_service_runs_on_the_stack(backend: BackendHarness, 
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert state and not any(pid_alive(pid) for pid in [state["pid"], *state["pids"].values()])
     assert all(port_is_free("127.0.0.1", p) for p in (port, metrics_port, broker_port))
+
+
+def test_the_alerts_command_survives_forged_and_broken_records(tmp_path: Path) -> None:
+    records = [
+        {
+            "received_at": "garbage",
+            "status": "firing",
+            "alerts": [{"labels": {"alertname": "A"}, "status": "firing"}],
+        },
+        {"received_at": float("inf"), "status": "resolved", "alerts": "not a list"},
+        {"received_at": 1e300, "alerts": [1, {"labels": "x"}]},
+        {
+            "received_at": 0,
+            "status": "firing",
+            "alerts": [{"labels": {"alertname": "B", "f": "x"}, "status": "firing"}],
+        },
+    ]
+    lines = [json.dumps(record) for record in records] + ["not json", "[1, 2]"]
+    (tmp_path / "alerts.jsonl").write_text("\n".join(lines) + "\n")
+    shown = run_stack({}, "alerts", "--data-dir", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "??:??:?? firing: A{} firing"
+    assert shown.stdout.splitlines()[1] == "??:??:?? resolved: ?"
+    assert shown.stdout.splitlines()[2] == "??:??:?? ?: ?{} ?, ?{} ?"
+    assert shown.stdout.splitlines()[3].endswith(" firing: B{f=x} firing")
+    assert len(shown.stdout.splitlines()) == 4
