@@ -33,9 +33,20 @@ def stack_command(*args: str) -> list[str]:
 
 
 def run_stack(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The command; a ``start`` without ``--monitoring`` runs without it (its default ports are fixed)."""
+    if args and args[0] == "start" and "--monitoring" not in args:
+        args = (*args, "--monitoring", "off")
     return subprocess.run(
         stack_command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def test_the_command_line_and_serve_py_share_one_monitoring_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVING_LOCAL_MONITORING", raising=False)
+    from serving_local import cli
+
+    assert cli.parse_args(["start"])[1].monitoring == StackConfig.from_env().monitoring == "auto"
+    assert "monitoring=" not in (global_config.ROOT / "serve.py").read_text()  # serve.py takes that default
 
 
 def test_serving_local_imports_nothing_of_the_application() -> None:
