@@ -208,3 +208,16 @@ def test_the_alerts_command_survives_forged_and_broken_records(tmp_path: Path) -
     assert shown.stdout.splitlines()[2] == "??:??:?? ?: ?{} ?, ?{} ?"
     assert shown.stdout.splitlines()[3].endswith(" firing: B{f=x} firing")
     assert len(shown.stdout.splitlines()) == 4
+
+
+def test_a_start_that_loses_a_port_race_says_which_port_is_taken(tmp_path: Path, taken_port: int) -> None:
+    from serving_local.stack import lost_port_race
+
+    free = StackConfig(data_dir=tmp_path, service_id="s", port=free_port(), metrics_port=free_port(),
+                       broker_port=free_port(), monitoring="off")  # fmt: skip
+    assert lost_port_race(free) is None
+    line = lost_port_race(free.with_overrides(metrics_port=taken_port))
+    assert (
+        line
+        == f"error: port 127.0.0.1:{taken_port} (--metrics-port) is taken; choose another with --metrics-port"
+    )
