@@ -19,6 +19,10 @@ UNMATCHED_KEEP_DAYS_ENV = "ASTEROID_QUALITY_UNMATCHED_KEEP_DAYS"
 # A label whose request id matches no stored prediction is kept this long (it may arrive before its
 # prediction is stored, or name an id from a mistake), counted as unmatched, then deleted.
 DEFAULT_UNMATCHED_KEEP_DAYS = 7.0
+# Model metadata training records with each registered model (asteroid/steps/model_training.py): the live
+# quality alerts fire below these minus a margin (asteroid/quality/rules.py).
+TEST_ACCURACY_KEY = "test_accuracy"
+TEST_RECALL_KEY = "test_recall"
 MAX_LABEL_ROWS = 10_000  # labels one feedback request may carry
 # How often the consumer deletes predictions older than the retention (and on start).
 PRUNE_EVERY_S = 600.0

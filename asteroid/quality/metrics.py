@@ -1,7 +1,7 @@
 """Live quality figures for Prometheus, computed from the database at each scrape by the consumer's exporter
 (`python -m asteroid.quality consume --metrics-port N`).
 
-Per endpoint and model version (labels `endpoint`, `model_version`), gauges:
+Per endpoint and model version (labels `endpoint`, `version`, as the drift rules': `asteroid`, `1`), gauges:
 
 - `asteroid_quality_predictions`: predictions stored (within the retention);
 - `asteroid_quality_labelled`: of those, the ones with a label (coverage = labelled / predictions);
@@ -36,7 +36,8 @@ WINDOW_OUTCOMES = "asteroid_quality_window_outcomes"
 WINDOW_LABEL_DELAY = "asteroid_quality_window_label_delay_seconds"
 UNMATCHED = "asteroid_quality_unmatched_labels"
 REVISIONS = "asteroid_quality_label_revisions"
-VERSION_LABELS = ("endpoint", "model_version")
+# The drift rules' labels: `endpoint` without the version, `version` (asteroid/monitoring/rules.py).
+VERSION_LABELS = ("endpoint", "version")
 OUTCOME_LABEL = "outcome"
 TRUE_POSITIVE, FALSE_POSITIVE = "true_positive", "false_positive"
 TRUE_NEGATIVE, FALSE_NEGATIVE = "true_negative", "false_negative"
@@ -65,12 +66,19 @@ class QualityCollector(Collector):
         yield GaugeMetricFamily(REVISIONS, "Labels that replaced an earlier label", value=labels.revisions)
 
 
+def version_labels(row: store.QualityCounts) -> list[str]:
+    """[endpoint, version]: the served URL `asteroid/1` the hook records, split as the drift rules label."""
+    suffix = f"/{row.model_version}"
+    endpoint = row.endpoint[: -len(suffix)] if row.endpoint.endswith(suffix) else row.endpoint
+    return [endpoint, row.model_version]
+
+
 def _stored_families(counts: list[store.QualityCounts]) -> Iterator[GaugeMetricFamily]:
     predictions = GaugeMetricFamily(PREDICTIONS, "Predictions stored", labels=VERSION_LABELS)
     labelled = GaugeMetricFamily(LABELLED, "Stored predictions with a label", labels=VERSION_LABELS)
     for row in counts:
-        predictions.add_metric([row.endpoint, row.model_version], row.predictions)
-        labelled.add_metric([row.endpoint, row.model_version], row.labelled)
+        predictions.add_metric(version_labels(row), row.predictions)
+        labelled.add_metric(version_labels(row), row.labelled)
     yield predictions
     yield labelled
 
@@ -86,7 +94,7 @@ def _window_families(counts: list[store.QualityCounts], window: float) -> Iterat
         WINDOW_LABEL_DELAY, f"Mean seconds from answer to label, {where}", labels=VERSION_LABELS
     )
     for row in counts:
-        version = [row.endpoint, row.model_version]
+        version = version_labels(row)
         labelled.add_metric(version, row.labelled)
         correct.add_metric(version, row.correct)
         for outcome, value in (

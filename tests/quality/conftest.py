@@ -11,6 +11,7 @@ import pytest
 from process_supervisor import accepts_connections
 from serving_local.stack import broker_binary
 from tests.data.conftest import postgres_url  # noqa: F401  (the PostgreSQL fixture of the database tests)
+from tests.monitoring.conftest import feature_spec, reference  # noqa: F401  (the training reference of asteroid/1)
 from tests.net import free_port
 from tests.serving.conftest import engine, offline_booster, sample_records, trained_model  # noqa: F401
 

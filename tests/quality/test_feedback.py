@@ -232,10 +232,24 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
         (counts,) = store.quality_counts(connection)
         assert store.label_counts(connection).revisions == 0  # nothing stored twice
     assert (counts.true_positives, counts.false_positives) == (200, 200)
-    version = 'endpoint="asteroid/1",model_version="1"'
-    assert f'asteroid_quality_window_outcomes{{{version},outcome="true_positive"}} 200.0' in exported
-    assert f'asteroid_quality_window_outcomes{{{version},outcome="false_positive"}} 200.0' in exported
-    assert f"asteroid_quality_labelled{{{version}}} 400.0" in exported
+    exported_samples = samples(exported)
+    assert exported_samples[("asteroid_quality_window_outcomes", ("true_positive", "asteroid", "1"))] == 200
+    assert exported_samples[("asteroid_quality_window_outcomes", ("false_positive", "asteroid", "1"))] == 200
+    assert exported_samples[("asteroid_quality_labelled", (None, "asteroid", "1"))] == 400
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """(metric name, (outcome, endpoint, version)) -> value of an exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (
+            sample.name,
+            tuple(sample.labels.get(key) for key in ("outcome", "endpoint", "version")),
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def test_the_exporter_counts_the_labels_of_its_window(tmp_path: Path) -> None:
@@ -260,19 +274,19 @@ def test_the_exporter_counts_the_labels_of_its_window(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     registry.register(QualityCollector(store.engine(url), 3600.0, clock=lambda: now))
     text = generate_latest(registry).decode()
-    version = 'endpoint="asteroid/1",model_version="1"'
+    got = samples(text)
+    version = ("asteroid", "1")
     expected = {
-        f"asteroid_quality_predictions{{{version}}}": 4.0,
-        f"asteroid_quality_labelled{{{version}}}": 4.0,
-        f"asteroid_quality_window_labelled{{{version}}}": 3.0,
-        f"asteroid_quality_window_correct{{{version}}}": 1.0,
-        f'asteroid_quality_window_outcomes{{{version},outcome="true_positive"}}': 0.0,
-        f'asteroid_quality_window_outcomes{{{version},outcome="false_negative"}}': 1.0,
-        'asteroid_quality_unmatched_labels{kind="request_id"}': 1.0,
+        ("asteroid_quality_predictions", (None, *version)): 4.0,
+        ("asteroid_quality_labelled", (None, *version)): 4.0,
+        ("asteroid_quality_window_labelled", (None, *version)): 3.0,
+        ("asteroid_quality_window_correct", (None, *version)): 1.0,
+        ("asteroid_quality_window_outcomes", ("true_positive", *version)): 0.0,
+        ("asteroid_quality_window_outcomes", ("false_negative", *version)): 1.0,
     }
-    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    assert {name: float(samples[name]) for name in expected} == expected
-    delay = float(samples[f"asteroid_quality_window_label_delay_seconds{{{version}}}"])
+    assert {key: got.get(key) for key in expected} == expected
+    assert 'asteroid_quality_unmatched_labels{kind="request_id"} 1.0' in text
+    delay = got[("asteroid_quality_window_label_delay_seconds", (None, *version))]
     assert delay == pytest.approx((40 + 70 + 90) / 3)
 
 
