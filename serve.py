@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             broker_port=args.broker_port,
             workers=args.workers,
-            # Prometheus, Alertmanager and the webhook receiver whenever they are installed
-            monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or "auto",
         )
         try:
             state = start_stack(config)

@@ -176,7 +176,9 @@ def reload_prometheus(data_dir: Path | None = None) -> str | None:
     state = running_stack(data_dir)
     if state is None or state.prometheus_url is None:
         return None
-    monitoring.reload_prometheus(state.prometheus_url)
+    if "prometheus" not in state.pids:
+        raise StackError("the running stack's state names no Prometheus process")
+    monitoring.reload_prometheus(state.prometheus_url, state.pids["prometheus"], state.logs.get("prometheus"))
     return state.prometheus_url
 
 

@@ -153,20 +153,38 @@ def reload(config: StackConfig) -> int:
     if not state or not state.get("prometheus_url"):
         print("no serving stack with monitoring is running")
         return 1
-    monitoring.reload_prometheus(state["prometheus_url"])
+    logs = state.get("logs", {})
+    log = Path(logs["prometheus"]) if "prometheus" in logs else None
+    monitoring.reload_prometheus(state["prometheus_url"], int(state["pids"]["prometheus"]), log)
     print(f"Prometheus reloaded its rules from {state['rules_dir']}")
     return 0
 
 
 def describe_notification(record: dict) -> str:
-    def one(alert: dict) -> str:
-        labels = sorted((key, value) for key, value in alert["labels"].items() if key != "alertname")
-        text = ",".join(f"{key}={value}" for key, value in labels)
-        return f"{alert['labels'].get('alertname')}{{{text}}} {alert['status']}"
+    """One line per notification; whatever a record lacks or holds of the wrong type is shown as ``?``."""
 
-    alerts = ", ".join(one(alert) for alert in record.get("alerts", []))
-    received = time.strftime("%H:%M:%S", time.localtime(record["received_at"]))
-    return f"{received} {record.get('status')}: {alerts}"
+    def one(alert: object) -> str:
+        labels = alert.get("labels") if isinstance(alert, dict) else None
+        labels = labels if isinstance(labels, dict) else {}
+        text = ",".join(
+            f"{key}={value}" for key, value in sorted(labels.items(), key=str) if key != "alertname"
+        )
+        status = alert.get("status", "?") if isinstance(alert, dict) else "?"
+        return f"{labels.get('alertname', '?')}{{{text}}} {status}"
+
+    alerts = record.get("alerts")
+    described = ", ".join(one(alert) for alert in alerts) if isinstance(alerts, list) else "?"
+    return f"{clock_time(record.get('received_at'))} {record.get('status', '?')}: {described}"
+
+
+def clock_time(seconds: object) -> str:
+    """HH:MM:SS of a Unix time, or ??:??:?? for anything that is not one."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return "??:??:??"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "??:??:??"
 
 
 def alerts(config: StackConfig, follow: bool) -> int:

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
+import signal
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+from process_supervisor import last_line
 from serving_local import monitoring_config, stack_health
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
@@ -112,7 +118,23 @@ def alertmanager_config(config: StackConfig) -> str:
         config.alert_group_wait,
         config.alert_group_interval,
         config.alert_repeat_interval,
+        token_file=str(webhook_token_path(config)),
     )
+
+
+def webhook_token_path(config: StackConfig) -> Path:
+    """The bearer token Alertmanager sends the webhook receiver (generated, readable by its owner only)."""
+    return config.data_dir / "monitoring" / "webhook_token"
+
+
+def write_webhook_token(config: StackConfig) -> Path:
+    path = webhook_token_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def write_configs(config: StackConfig) -> tuple[Path, Path]:
@@ -120,6 +142,7 @@ def write_configs(config: StackConfig) -> tuple[Path, Path]:
     directory = config.data_dir / "monitoring"
     directory.mkdir(parents=True, exist_ok=True)
     config.rules_path.mkdir(parents=True, exist_ok=True)
+    write_webhook_token(config)
     prometheus = directory / "prometheus.yml"
     prometheus.write_text(prometheus_config(config))
     stack_health.write_rules(stack_rules_path(config), f"{config.scrape_seconds:g}s")
@@ -143,6 +166,7 @@ def commands(config: StackConfig) -> dict[str, list[str]]:
         "webhook": [
             sys.executable, "-m", "serving_local.alert_webhook", "--host", config.host,
             "--port", str(config.webhook_port), "--file", str(config.alerts_file),
+            "--token-file", str(webhook_token_path(config)),
         ],
         "alertmanager": [
             alertmanager, f"--config.file={alertmanager_yml}", f"--storage.path={data / 'alertmanager'}",
@@ -152,20 +176,56 @@ def commands(config: StackConfig) -> dict[str, list[str]]:
         "prometheus": [
             prometheus, f"--config.file={prometheus_yml}", f"--storage.tsdb.path={data / 'prometheus'}",
             f"--web.listen-address={config.host}:{config.prometheus_port}",
-            "--web.enable-lifecycle",  # POST /-/reload re-reads the rule files
+            # no --web.enable-lifecycle: reload by SIGHUP (reload_prometheus); same-origin browsers only
+            f"--web.cors.origin=^http://{re.escape(config.host)}:{config.prometheus_port}$",
             "--storage.tsdb.retention.time=7d",
         ],
     }  # fmt: skip
 
 
-def reload_prometheus(prometheus_url: str, timeout: float = 10.0) -> None:
-    """Make Prometheus re-read its configuration and rule files (it answers 500 when a rule file is bad)."""
-    request = urllib.request.Request(f"{prometheus_url}/-/reload", method="POST")
+RELOAD_OK_METRIC = "prometheus_config_last_reload_successful"
+RELOAD_AT_METRIC = "prometheus_config_last_reload_success_timestamp_seconds"
+
+
+def _reload_status(prometheus_url: str) -> tuple[float, float]:
+    """Prometheus' own account of its last reload: (1 when it succeeded else 0, when it last succeeded)."""
+    with urllib.request.urlopen(f"{prometheus_url}/metrics", timeout=5.0) as reply:
+        text = reply.read().decode(errors="replace")
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (RELOAD_OK_METRIC, RELOAD_AT_METRIC):
+            values[name] = float(value)
+    return values.get(RELOAD_OK_METRIC, 0.0), values.get(RELOAD_AT_METRIC, 0.0)
+
+
+def reload_prometheus(
+    prometheus_url: str,
+    pid: int,
+    log_path: Path | None = None,
+    timeout: float = 10.0,
+    kill: Callable[[int, int], None] = os.kill,
+) -> None:
+    """Make Prometheus re-read its configuration and rule files: SIGHUP to its process (it runs without the
+    HTTP lifecycle API, which any web page could call), then its reload metrics polled until they say how it
+    went. StackError in one line (its log's last line) when it refused the files or did not reload."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            pass
-    except urllib.error.HTTPError as exc:
-        reason = exc.read().decode(errors="replace")[:300]
-        raise StackError(f"Prometheus refused to reload: {reason}") from exc
+        ok_before, at_before = _reload_status(prometheus_url)
     except OSError as exc:
         raise StackError(f"Prometheus at {prometheus_url} does not answer: {exc}") from exc
+    try:
+        kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise StackError(f"Prometheus (pid {pid}) is not running") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ok, at = _reload_status(prometheus_url)
+        if at > at_before and ok:
+            return
+        if ok_before and not ok:
+            reason = last_line(log_path) if log_path else "see its log"
+            raise StackError(f"Prometheus refused to reload: {reason}")
+        time.sleep(0.1)
+    raise StackError(
+        f"Prometheus did not reload within {timeout:.0f} s: {last_line(log_path) if log_path else ''}"
+    )

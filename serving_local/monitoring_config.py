@@ -82,10 +82,17 @@ def alertmanager_text(
     group_wait: str = StackConfig.alert_group_wait,
     group_interval: str = StackConfig.alert_group_interval,
     repeat_interval: str = StackConfig.alert_repeat_interval,
+    token_file: str | None = None,
 ) -> str:
     """alertmanager.yml (without a header): every alert to the webhook receiver at ``webhook_url``, resolved
-    ones too; critical inhibits warning of the same alert; the stack's timings unless given. E-mail and Slack
-    receivers are shown commented."""
+    ones too (with ``token_file``'s content as its bearer token); critical inhibits warning of the same
+    alert; the stack's timings unless given. E-mail and Slack receivers are shown commented."""
+    authorization = (
+        f"\n        http_config:\n          authorization:\n            type: Bearer\n"
+        f"            credentials_file: {token_file}"
+        if token_file
+        else ""
+    )
     return f"""route:
   receiver: webhook
   group_by: ['...']          # every distinct alert (label set) is its own notification
@@ -100,7 +107,7 @@ receivers:
   - name: webhook
     webhook_configs:
       - url: {webhook_url}
-        send_resolved: true
+        send_resolved: true{authorization}
   # - name: team-email
   #   email_configs:
   #     - to: ml-oncall@example.org

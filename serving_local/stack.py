@@ -139,6 +139,18 @@ def check_ports(config: StackConfig) -> None:
             raise StackError(f"port {config.host}:{port} ({flag}) is taken; choose another with {flag}")
 
 
+def lost_port_race(config: StackConfig) -> str | None:
+    """After a failed start: when one of the stack's ports is taken now (another process bound it between the
+    check and the part's start), says so in the last line of the log (the line ``start`` shows); the line."""
+    try:
+        check_ports(config)
+    except StackError as exc:
+        line = f"error: {exc}"
+        print(line, flush=True)
+        return line
+    return None
+
+
 class Stack:
     """Runs the parts in the foreground under one supervisor: `run()` returns when stopped (SIGTERM, SIGINT),
     every part stopped and the state file removed. A part that exits is restarted (see ``restart_policy``);
@@ -165,9 +177,12 @@ class Stack:
             port = stack_health.serve_metrics(self.config.host, lambda: dict(self.supervisor.status))
             stack_health.write_targets(monitoring.stack_targets_path(self.config), self.config.host, port)
         try:
-            return self.supervisor.run(on_ready=self._ready)
+            code = self.supervisor.run(on_ready=self._ready)
         finally:
             self.state_file.remove_if_own()
+        if code and self._timings is None:
+            lost_port_race(self.config)
+        return code
 
     def _ready(self, timings: dict[str, float]) -> None:
         self._timings = timings

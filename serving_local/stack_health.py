@@ -84,8 +84,8 @@ def rules_document(evaluation: str) -> dict[str, Any]:
                         "expr": f"increase({PART_RESTARTS}_total[{RESTARTS_WINDOW}]) >= {RESTARTS_WARNING}",
                         "labels": {"severity": "warning"},
                         "annotations": {
-                            "summary": "{{ $labels.part }} restarted {{ $value }} times in "
-                            f"{RESTARTS_WINDOW}",
+                            "summary": f"{{{{ $labels.part }}}} restarted {RESTARTS_WARNING} times or "
+                            f"more within {RESTARTS_WINDOW}",
                         },
                     },
                 ],
