@@ -144,6 +144,8 @@ def test_labels_are_joined_to_their_predictions(feedback_url: str, broker: str, 
     url = f"sqlite:///{tmp_path / 'quality.db'}"
     # predicted hazardous: p0 p1 p2; not: p3 p4 p5
     save_predictions(url, [prediction(f"p{index}", index < 3) for index in range(6)])
+    # README: curl -s -X POST http://127.0.0.1:8080/feedback/asteroid -H 'Content-Type: application/json' -d '{"request_id": "<request_id of an answer>", "hazardous": true}'  # noqa: E501
+    # (the same request, sent with urllib to the route on a free port)
     assert post(feedback_url, {"request_id": "p0", "hazardous": True})[0] == 200  # TP
     rows = [
         {"request_id": "p1", "hazardous": True},  # TP, revised below to FP
@@ -203,6 +205,7 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
         FEEDBACK_TOPIC_ENV: FEEDBACK_TOPIC,
         contract.PREDICTIONS_TOPIC_ENV: PREDICTIONS_TOPIC,
     }
+    # README: .venv/bin/python -m asteroid.quality consume --metrics-port 9108  (here on a free port)
     metrics_port = free_port()
     command = [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(metrics_port)]
 
@@ -309,8 +312,18 @@ def test_catalogue_labels_by_neo_reference_id_and_date(tmp_path: Path) -> None:
         "2003,(z),,True\n"
         "9999,(w),,True\n"  # matches nothing
     )
-    report = labels_import.import_labels(catalogue, url)
-    assert report == labels_import.ImportReport(rows=4, labelled_predictions=3, unmatched_rows=1)
+    env = {**os.environ, DATABASE_URL_ENV: url}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "asteroid.quality", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # README: .venv/bin/python -m asteroid.quality import labels.csv
+    assert "4 row(s): 3 prediction(s) labelled, 1 row(s) unmatched" in cli("import", "labels.csv")
     with store.engine(url).connect() as connection:
         labels = dict(
             connection.execute(sa.select(store.LABELS.c.request_id, store.LABELS.c.hazardous)).all()
@@ -321,15 +334,10 @@ def test_catalogue_labels_by_neo_reference_id_and_date(tmp_path: Path) -> None:
     labels_import.import_labels(catalogue, url)
     with store.engine(url).connect() as connection:
         assert store.label_counts(connection).revisions == 1
-    done = subprocess.run(
-        [sys.executable, "-m", "asteroid.quality", "count"],
-        cwd=global_config.ROOT,
-        env={**os.environ, DATABASE_URL_ENV: url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "unmatched labels: 0 by request id, 1 catalogue row(s); revisions: 1" in done.stdout, done.stderr
+    # README: .venv/bin/python -m asteroid.quality count
+    counts = cli("count")
+    assert "asteroid/1 version 1: 4 prediction(s), 3 labelled, 1 correct (TP 0, FP 1, TN 1, FN 1)" in counts
+    assert "unmatched labels: 0 by request id, 1 catalogue row(s); revisions: 1" in counts
 
 
 @pytest.mark.parametrize(
