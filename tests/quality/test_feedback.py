@@ -354,3 +354,28 @@ def test_a_bad_catalogue_is_refused_naming_line_and_column(tmp_path: Path, text:
     catalogue.write_text(text)
     with pytest.raises(ValueError, match=problem.replace("(", r"\(")):
         labels_import.import_labels(catalogue, f"sqlite:///{tmp_path / 'q.db'}")
+
+
+def test_labels_revisions_and_counts_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    with sa.create_engine(postgres_url).begin() as connection:
+        store.METADATA.drop_all(connection)
+    save_predictions(postgres_url, [prediction("p0", True, 7, "2020-01-01"), prediction("p1", False, 8)])
+    with store.engine(postgres_url).begin() as connection:
+        store.store_labels(connection, [store.LabelRecord("p0", True, "a", time.time(), "feedback")])
+        store.store_labels(
+            connection, [store.LabelRecord("p0", True, "a", time.time(), "feedback")]
+        )  # re-read
+        store.store_labels(
+            connection, [store.LabelRecord("p0", False, "b", time.time(), "feedback")]
+        )  # revision
+        store.store_labels(connection, [store.LabelRecord("zz", False, "c", 0.0, "feedback")])  # unmatched
+    catalogue = tmp_path / "labels.csv"
+    catalogue.write_text("neo_reference_id,hazardous\n8,true\n99,false\n")
+    report = labels_import.import_labels(catalogue, postgres_url)
+    assert report == labels_import.ImportReport(rows=2, labelled_predictions=1, unmatched_rows=1)
+    with store.engine(postgres_url).begin() as connection:
+        (counts,) = store.quality_counts(connection)
+        labels = store.label_counts(connection)
+        assert store.prune_unmatched(connection, older_than=1.0) == 1  # the old unmatched label only
+    assert (counts.false_positives, counts.false_negatives, counts.labelled) == (1, 1, 2)
+    assert (labels.unmatched, labels.catalogue_unmatched, labels.revisions) == (1, 1, 1)
