@@ -360,15 +360,15 @@ def test_labels_revisions_and_counts_on_postgresql(postgres_url: str, tmp_path: 
     with sa.create_engine(postgres_url).begin() as connection:
         store.METADATA.drop_all(connection)
     save_predictions(postgres_url, [prediction("p0", True, 7, "2020-01-01"), prediction("p1", False, 8)])
+    now = time.time()
     with store.engine(postgres_url).begin() as connection:
-        store.store_labels(connection, [store.LabelRecord("p0", True, "a", time.time(), "feedback")])
-        store.store_labels(
-            connection, [store.LabelRecord("p0", True, "a", time.time(), "feedback")]
-        )  # re-read
-        store.store_labels(
-            connection, [store.LabelRecord("p0", False, "b", time.time(), "feedback")]
-        )  # revision
-        store.store_labels(connection, [store.LabelRecord("zz", False, "c", 0.0, "feedback")])  # unmatched
+        for request_id, hazardous, label_id, at in (
+            ("p0", True, "a", now),
+            ("p0", True, "a", now),  # the same message read again: no revision
+            ("p0", False, "b", now),  # a revision
+            ("zz", False, "c", 0.0),  # unmatched, old
+        ):
+            store.store_labels(connection, [store.LabelRecord(request_id, hazardous, label_id, at, "feedback")])
     catalogue = tmp_path / "labels.csv"
     catalogue.write_text("neo_reference_id,hazardous\n8,true\n99,false\n")
     report = labels_import.import_labels(catalogue, postgres_url)
