@@ -368,7 +368,8 @@ def test_labels_revisions_and_counts_on_postgresql(postgres_url: str, tmp_path: 
             ("p0", False, "b", now),  # a revision
             ("zz", False, "c", 0.0),  # unmatched, old
         ):
-            store.store_labels(connection, [store.LabelRecord(request_id, hazardous, label_id, at, "feedback")])
+            label = store.LabelRecord(request_id, hazardous, label_id, at, "feedback")
+            store.store_labels(connection, [label])
     catalogue = tmp_path / "labels.csv"
     catalogue.write_text("neo_reference_id,hazardous\n8,true\n99,false\n")
     report = labels_import.import_labels(catalogue, postgres_url)
