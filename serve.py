@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  curl -s -X POST {endpoint} -H 'Content-Type: application/json' \\")
     print("       -d '{\"rows\": [ ...rows of data/nasa.csv as JSON objects... ]}'")
     print("  python inference.py --count 200       # send real rows and report latency")
+    feedback = f"{state.serve_url.removesuffix('/serve')}/feedback/{global_config.SERVING_ENDPOINT}"
+    label = '{"request_id": "<request_id of an answer>", "hazardous": true}'
+    print(f"\nlabels: POST {feedback}  {label}")
+    print("  python -m asteroid.quality consume --metrics-port 9108   # stores them; live quality figures")
     if state.monitoring:
         print(f"\nmonitoring: Prometheus {state.prometheus_url}/alerts,")
         print(f"  Alertmanager {state.alertmanager_url},")
