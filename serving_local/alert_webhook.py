@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import errno
 import hmac
-import ipaddress
 import json
 import threading
 import time
@@ -30,9 +29,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from serving_local.host_check import host_allowed
+
 MAX_BODY_BYTES = 1024 * 1024
 STATUSES = ("firing", "resolved")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class BadNotification(ValueError):
@@ -80,15 +80,6 @@ def parse(body: bytes) -> dict[str, Any]:
     except RecursionError:
         raise BadNotification("the body is nested too deeply") from None
     return validate(payload)
-
-
-def host_allowed(host_header: str, bind_host: str, port: int) -> bool:
-    """On a loopback address, only its loopback names (a rebinding DNS name is refused); elsewhere, any."""
-    try:
-        loopback = bind_host == "localhost" or ipaddress.ip_address(bind_host).is_loopback
-    except ValueError:
-        loopback = False
-    return not loopback or host_header.lower() in {f"{name}:{port}" for name in LOOPBACK_NAMES}
 
 
 class NotificationLog:
