@@ -19,7 +19,7 @@ import global_config
 import third_party_patches
 from asteroid import database, run_guard
 from asteroid.clearml_server import ServerUnavailable, ensure_server
-from asteroid.pipeline import PipelineFailed, PipelineOptions, run
+from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
 from asteroid.tracking import end_process
 
 
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
         run_guard.guard("pipeline controller", ensure_server())
+        for task_id in run_guard.fail_abandoned_runs(ACTIVE_RUNS_DIR):
+            print(f"marked task {task_id} failed: the run that started it ended without closing it")
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
         print(database.load_csv(source, global_config.DATABASE_URL).summary())

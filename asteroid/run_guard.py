@@ -11,6 +11,7 @@ server gone for good.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -170,3 +171,55 @@ def guard(who: str, api_url: str) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
+
+
+# --- runs whose process died without ending their task ----------------------------------------------------
+
+
+def record_run(task_id: str, directory: Path) -> Path:
+    """Note that this process runs ``task_id`` (removed by ``forget_run`` when the run ends, whatever way)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{task_id}.json"
+    record = {"task": task_id, "pid": os.getpid(), "host": socket.gethostname()}
+    path.write_text(json.dumps(record) + "\n")
+    return path
+
+
+def forget_run(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def mark_abandoned(task_id: str, reason: str) -> list[str]:
+    """Mark the task and its steps still ``in_progress`` failed with ``reason``; the ids marked."""
+    from clearml import Task
+
+    marked = []
+    controller = Task.get_task(task_id=task_id)
+    steps = Task.get_tasks(task_filter={"parent": task_id, "status": ["in_progress"]})
+    for task in [controller, *steps]:
+        if task.get_status() == "in_progress":
+            task.mark_failed(status_reason=reason[:255], force=True)
+            marked.append(task.id)
+    return marked
+
+
+def fail_abandoned_runs(
+    directory: Path,
+    alive: Callable[[int], bool] = _alive,
+    mark: Callable[[str, str], list[str]] = mark_abandoned,
+) -> list[str]:
+    """Tasks of earlier runs on this host whose process is gone (a SIGKILL, a crash, a reboot): marked failed
+    with the reason, their records removed; the ids marked."""
+    marked = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            task_id, pid, host = str(record["task"]), int(record["pid"]), str(record["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if host != socket.gethostname() or alive(pid):
+            continue
+        marked += mark(task_id, f"its run (pid {pid} on {host}) ended without closing it")
+        path.unlink(missing_ok=True)
+    return marked

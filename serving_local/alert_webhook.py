@@ -19,8 +19,8 @@ traceback), numbers JSON cannot carry (``1e400``, ``NaN``). The time it records 
 from __future__ import annotations
 
 import argparse
+import errno
 import hmac
-import ipaddress
 import json
 import threading
 import time
@@ -29,9 +29,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from serving_local.host_check import host_allowed
+
 MAX_BODY_BYTES = 1024 * 1024
 STATUSES = ("firing", "resolved")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class BadNotification(ValueError):
@@ -81,15 +82,6 @@ def parse(body: bytes) -> dict[str, Any]:
     return validate(payload)
 
 
-def host_allowed(host_header: str, bind_host: str, port: int) -> bool:
-    """On a loopback address, only its loopback names (a rebinding DNS name is refused); elsewhere, any."""
-    try:
-        loopback = bind_host == "localhost" or ipaddress.ip_address(bind_host).is_loopback
-    except ValueError:
-        loopback = False
-    return not loopback or host_header.lower() in {f"{name}:{port}" for name in LOOPBACK_NAMES}
-
-
 class NotificationLog:
     """The JSON-lines file, appended under a lock (one line per notification)."""
 
@@ -100,9 +92,16 @@ class NotificationLog:
 
     def append(self, payload: dict[str, Any]) -> dict[str, Any]:
         record = {**payload, "received_at": time.time()}  # the payload cannot set the time it arrived
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(line)
+        data = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        with self._lock, self.path.open("ab", buffering=0) as out:
+            start = out.tell()
+            try:
+                written = 0
+                while written < len(data):
+                    written += out.write(data[written:]) or 0
+            except OSError:
+                out.truncate(start)  # no half line is left for the next one to run into
+                raise
         return record
 
     def read(self) -> list[dict[str, Any]]:
@@ -124,6 +123,13 @@ def read_notifications(path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def storage_error(exc: OSError, path: Path) -> tuple[HTTPStatus, dict[str, str]]:
+    """A write that failed: 507 naming the directory when the disk is full, else 503 (not recorded)."""
+    if exc.errno == errno.ENOSPC:
+        return HTTPStatus.INSUFFICIENT_STORAGE, {"error": f"no space left in {path.parent}; not recorded"}
+    return HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"cannot write {path}: {exc.strerror}; not recorded"}
 
 
 def make_handler(
@@ -195,7 +201,11 @@ def make_handler(
             except BadNotification as exc:
                 self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
                 return
-            log.append(payload)
+            try:
+                log.append(payload)
+            except OSError as exc:
+                self._reply(*storage_error(exc, log.path))
+                return
             self._reply(HTTPStatus.OK, {"ok": True})
 
         def do_PUT(self) -> None:

@@ -1,4 +1,5 @@
-"""The ASGI app the stack runs: clearml-serving's stock inference app behind the request limits
+"""The ASGI app the stack runs (answering only loopback ``Host`` names when it listens on loopback):
+clearml-serving's stock inference app behind the request limits
 (serving_local/request_limits.py), wrapped in the request metrics and, when configured, the feedback route
 (serving_local/feedback_route.py).
 
@@ -9,6 +10,7 @@ service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as
 from clearml_serving.serving import main as stock
 
 from serving_local.feedback_route import with_feedback_route
+from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits
 from serving_local.request_metrics import RequestMetrics
 
@@ -21,4 +23,6 @@ def served_endpoints() -> set[str]:
     return {*processor.get_endpoints(), *processor.get_canary_endpoints(), *processor.get_model_monitoring()}
 
 
-app = with_feedback_route(RequestMetrics(RequestLimits(stock.app), known_endpoints=served_endpoints))
+app = LoopbackHostOnly(
+    with_feedback_route(RequestMetrics(RequestLimits(stock.app), known_endpoints=served_endpoints))
+)

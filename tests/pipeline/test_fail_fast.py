@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,3 +158,39 @@ def status_of_pipeline_task(sandbox: Sandbox) -> str:  # noqa: F811
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+
+
+def test_only_dead_runs_of_this_host_are_marked(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    records = {"a": (101, host), "b": (102, host), "c": (103, "elsewhere")}
+    for task, (pid, on) in records.items():
+        (tmp_path / f"{task}.json").write_text(json.dumps({"task": task, "pid": pid, "host": on}))
+    (tmp_path / "broken.json").write_text("{")
+    marked: list[tuple[str, str]] = []
+
+    def mark(task_id: str, reason: str) -> list[str]:
+        marked.append((task_id, reason))
+        return [task_id, f"{task_id}-step"]
+
+    assert run_guard.fail_abandoned_runs(tmp_path, alive=lambda pid: pid == 102, mark=mark) == ["a", "a-step"]
+    assert marked == [("a", f"its run (pid 101 on {host}) ended without closing it")]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["b.json", "c.json"]
+
+
+def test_a_run_killed_with_sigkill_is_marked_failed_by_the_next_start(
+    sandbox: Sandbox,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    process = start_pipeline(sandbox, tmp_path / "pipeline.log")
+    try:
+        wait_for_a_step(process)
+        os.killpg(process.pid, signal.SIGKILL)  # the controller and its steps; the backend runs on
+        process.wait(30)
+        command = [sys.executable, str(ROOT / "pipeline.py"), "--source-csv", "/nonexistent.csv"]
+        again = subprocess.run(command, cwd=sandbox.root, env=sandbox.env({}), capture_output=True, text=True,
+                               timeout=180, check=False)  # fmt: skip
+        marked = re.findall(r"marked task ([0-9a-f]{32}) failed", again.stdout)
+        assert marked, again.stdout + again.stderr
+        assert status_of_pipeline_task(sandbox) == "failed"
+    finally:
+        stop_backend(sandbox)

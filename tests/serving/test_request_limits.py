@@ -161,3 +161,30 @@ def test_request_metrics_labels_stay_a_fixed_set_after_1000_random_paths() -> No
     }  # fmt: skip
     assert labels == {"asteroid", "asteroid/1", UNKNOWN_ENDPOINT}
     assert series_count() - before <= 3 * (1 + 16)  # at most three new codes of _unknown, with their buckets
+
+
+def test_a_loopback_listener_refuses_a_foreign_host_name() -> None:
+    from serving_local.host_check import LoopbackHostOnly
+
+    stock = StockApp()
+    app = LoopbackHostOnly(stock)
+
+    def status(host: str, server: tuple[str, int]) -> int:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/metrics", "server": server,
+                 "headers": [(b"host", host.encode())]}  # fmt: skip
+        asyncio.run(app(scope, receive, send))
+        return sent[0]["status"]
+
+    assert status("127.0.0.1:8080", ("127.0.0.1", 8080)) == 200
+    assert status("localhost:8080", ("127.0.0.1", 8080)) == 200
+    assert status("rebound.example:8080", ("127.0.0.1", 8080)) == 421  # DNS rebinding
+    assert status("127.0.0.1:9999", ("127.0.0.1", 8080)) == 421
+    assert status("inference:8080", ("0.0.0.0", 8080)) == 200  # a container's listener: any name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -221,3 +222,20 @@ def test_a_start_that_loses_a_port_race_says_which_port_is_taken(tmp_path: Path,
         line
         == f"error: port 127.0.0.1:{taken_port} (--metrics-port) is taken; choose another with --metrics-port"
     )
+
+
+def test_status_names_the_part_left_down_and_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from serving_local import cli
+
+    state = {
+        "pid": os.getpid(), "service_id": "s" * 32, "serve_url": "http://127.0.0.1:1/serve",
+        "request_metrics_url": "u", "statistics_url": "u", "broker": "b", "pids": {"statistics": 1},
+        "parts": {"statistics": {"state": "down", "restarts": 5, "reason": "exited 6 times within 600 s"},
+                  "broker": {"state": "restarting", "restarts": 1, "reason": ""}},
+        "degraded": {"statistics": "exited 6 times within 600 s, last with code 1: ... (log: x)"},
+    }  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert cli.status(StackConfig(data_dir=tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "  restarting: broker (restarted 1 times)" in out
+    assert "  degraded: statistics is down: exited 6 times within 600 s, last with code 1" in out
