@@ -4,7 +4,9 @@
     python pipeline.py --queue default     # steps are enqueued for clearml-agent workers
     NEO_SOURCE_CSV=nasa.csv python pipeline.py
 
-Writes runs/latest/summary.json. Exits non-zero, naming the failed step, when any step fails.
+Writes runs/latest/summary.json. Exits non-zero, naming the failed step, when any step fails; exits 1 in one
+line naming the server when the ClearML server stops answering for ASTEROID_SERVER_GIVE_UP_SECONDS (45 s);
+SIGTERM or SIGINT end the run and its steps within seconds, their tasks marked stopped.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import sys
 
 import global_config
 import third_party_patches
-from asteroid import database
+from asteroid import database, run_guard
 from asteroid.clearml_server import ServerUnavailable, ensure_server
-from asteroid.pipeline import PipelineFailed, PipelineOptions, run
+from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
 from asteroid.tracking import end_process
 from asteroid.tuning.params_source import params_from_task
 
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
-        ensure_server()
+        run_guard.guard("pipeline controller", ensure_server())
+        for task_id in run_guard.fail_abandoned_runs(ACTIVE_RUNS_DIR):
+            print(f"marked task {task_id} failed: the run that started it ended without closing it")
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
         print(

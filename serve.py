@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         release(service_id, published_winner())
         if args.deploy_only:
             return 0
-        from serving_local.api import StackConfig, StackError, start_stack
+        from serving_local.api import FEEDBACK_HANDLER_ENV, StackConfig, StackError, start_stack
+
+        # POST /feedback/asteroid beside /serve/asteroid: labels to the feedback topic (asteroid/quality/)
+        os.environ.setdefault(FEEDBACK_HANDLER_ENV, "asteroid.quality.feedback:handle")
 
         config = StackConfig.from_env().with_overrides(
             service_id=service_id,
@@ -49,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             broker_port=args.broker_port,
             workers=args.workers,
-            # Prometheus, Alertmanager and the webhook receiver whenever they are installed
-            monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or "auto",
         )
         try:
             state = start_stack(config)
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  curl -s -X POST {endpoint} -H 'Content-Type: application/json' \\")
     print("       -d '{\"rows\": [ ...rows of data/nasa.csv as JSON objects... ]}'")
     print("  python inference.py --count 200       # send real rows and report latency")
+    feedback = f"{state.serve_url.removesuffix('/serve')}/feedback/{global_config.SERVING_ENDPOINT}"
+    label = '{"request_id": "<request_id of an answer>", "hazardous": true}'
+    print(f"\nlabels: POST {feedback}  {label}")
+    print("  python -m asteroid.quality consume --metrics-port 9108   # stores them; live quality figures")
     if state.monitoring:
         print(f"\nmonitoring: Prometheus {state.prometheus_url}/alerts,")
         print(f"  Alertmanager {state.alertmanager_url},")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
+from asteroid import run_guard
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
 from asteroid.tracking import PEAK_RSS_VALUE, peak_rss_mb
@@ -30,6 +31,7 @@ STEP_SCRIPTS = {
 TEMPLATE_TAG = "step-template"
 # One training task trains every seed (one model each): cheaper than a process per seed on two cores.
 TRAINING_STEP = "training"
+ACTIVE_RUNS_DIR = global_config.RUNS_DIR / "active"  # one record per run in progress (run_guard)
 # How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step; 0.01
 # still added ~0.5 s per step).
 POLL_MINUTES = 0.002
@@ -181,8 +183,13 @@ def run(options: PipelineOptions) -> dict[str, Any]:
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     pipe = build(options)
-    # The controller always runs here; its steps run here too unless a queue hands them to agents.
-    pipe.start_locally(run_pipeline_steps_locally=not options.queue)
+    # Recorded while it runs: a next run marks it failed if this process dies without ending it.
+    running = run_guard.record_run(pipe.id, ACTIVE_RUNS_DIR)
+    try:
+        # The controller always runs here; its steps run here too unless a queue hands them to agents.
+        pipe.start_locally(run_pipeline_steps_locally=not options.queue)
+    finally:
+        run_guard.forget_run(running)
     nodes = pipe.get_pipeline_dag()
     failed = {name: node.status for name, node in nodes.items() if node.status not in ("completed", "cached")}
     if failed:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import global_config
 import third_party_patches
+from asteroid import run_guard
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
@@ -25,8 +26,9 @@ PEAK_RSS_VALUE = "peak_rss_mb"
 
 
 def start_task(task_name: str, task_type: str) -> Any:
-    """Connect to the ClearML server (embedded default when none is configured) and init the step's task."""
-    ensure_server(verbose=False)
+    """Connect to the ClearML server (embedded default when none is configured) and init the step's task;
+    the step gives up when the server stops answering and ends cleanly on SIGTERM/SIGINT (run_guard)."""
+    run_guard.guard(f"step {task_name!r}", ensure_server(verbose=False))
     from clearml import Task
 
     return Task.init(

@@ -3,6 +3,8 @@
 - `numpy`  — the project's hook (`preprocess_serving.py`, deployed as `make serve` deploys it): validation,
   the shared feature code, `Booster.inplace_predict` through the hook's `load()`;
 - `dmatrix` — the same hook returning a `DMatrix` to the `xgboost` engine's stock `Booster.predict`;
+- `numpy_nolog` — the project's hook without the prediction log (every answered row published to the broker by
+  a background thread in the others: asteroid/serving/prediction_log.py), its cost side by side;
 - `pandas` — a hook built like the original example's: a pandas DataFrame per request, no validation;
 - `numpy_full` — the project's hook with statistics for every request, measured last and at the single-row
   rates only.
@@ -39,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOKS = Path(__file__).resolve().parent / "hooks"
 RATES = (100, 500)
 BATCHES = (1, 10, 100, 1000)
-ENDPOINTS = ("numpy", "dmatrix", "pandas")
+ENDPOINTS = ("numpy", "numpy_nolog", "dmatrix", "pandas")
 FULL = "numpy_full"  # the project's hook with statistics for every request
 BENCH_LOG_FREQ = 0.1
 
@@ -91,8 +93,12 @@ def hook_folders(work: Path) -> dict[str, Path]:
     dmatrix_hook = build_hook_folder(work / "hook_dmatrix")
     (dmatrix_hook / "__init__.py").rename(dmatrix_hook / "hook.py")
     shutil.copyfile(HOOKS / "dmatrix_init.py", dmatrix_hook / "__init__.py")
+    nolog_hook = build_hook_folder(work / "hook_nolog")
+    (nolog_hook / "__init__.py").rename(nolog_hook / "hook.py")
+    shutil.copyfile(HOOKS / "nolog_init.py", nolog_hook / "__init__.py")
     return {
         "numpy": numpy_hook,
+        "numpy_nolog": nolog_hook,
         "dmatrix": dmatrix_hook,
         "pandas": HOOKS / "pandas_hook.py",
         FULL: numpy_hook,

@@ -111,6 +111,8 @@ class EnvelopeHandler(BaseHTTPRequestHandler):
         if code == 501:  # http.server's answer to a method no do_* handles
             code, message = 405, f"Method {self.command} is not allowed"
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unreadable request line: answer with a status line anyway
+            self.request_version = "HTTP/1.0"
         self.send_error_envelope(code, 0, message or self.responses.get(code, ("Error",))[0])
 
     def not_allowed(self) -> None:

@@ -2,8 +2,10 @@
 imports nothing of the application nor of either service.
 
 - ``supervisor``: parts started in order, each with its log file and its readiness polled with a deadline,
-  watched while they run (a part's exit is handed to its exit policy; today's only policy stops them all),
-  stopped in reverse order with SIGTERM, then SIGKILL after a grace.
+  watched while they run (a part's exit is handed to its exit policy: stop them all, or restart it with
+  exponential backoff until its restart budget is spent, then leave it down and report the whole degraded),
+  stopped in reverse order with SIGTERM, then SIGKILL after a grace; each part leads a process group of its
+  own (stopped as a group) and, on Linux, dies with the supervisor.
 - ``background``: a service run in the background: started in its own session with its output in a log, its
   state file (written by the service once it answers) polled with a deadline, stopped by the pid the file
   names.
@@ -38,9 +40,12 @@ from process_supervisor.supervisor import (
     STOP_ALL,
     Action,
     Child,
+    Decision,
     Exited,
     ExitPolicy,
     Part,
+    PartStatus,
+    RestartWithBackoff,
     StopAll,
     Supervisor,
     SupervisorError,
@@ -53,9 +58,12 @@ __all__ = [
     "STOP_ALL",
     "Action",
     "Child",
+    "Decision",
     "ExitPolicy",
     "Exited",
     "Part",
+    "PartStatus",
+    "RestartWithBackoff",
     "StateFile",
     "StopAll",
     "Stopped",

@@ -10,6 +10,11 @@ imports these names, never the modules behind them, and rebuilds none of the sta
 - ``start_stack()``, ``stop_stack()``, ``StackConfig``, ``StackError``: run it in the background.
 - ``prometheus_document()``, ``alertmanager_text()``, ``Target``, ``Discovery``: the configuration
   generator, for deployments elsewhere.
+- ``FEEDBACK_HANDLER_ENV``: the environment variable naming the application's handler of
+  ``POST /feedback/<endpoint>`` (``package.module:function``; serving_local/feedback_route.py); set when the
+  stack starts, the inference app answers that route with it.
+- ``register_scrape_target()``, ``remove_scrape_target()``, ``APPLICATION_JOB``: an exporter running
+  beside the stack (e.g. the application's own metrics) scraped by the stack's Prometheus.
 - ``configured_server()``, ``check_server()``, ``server_is_configured()``, ``ServerCheckError``: the ClearML
   server the SDK would use, checked (reachable, credentials known) in one line, as the stack checks it.
 
@@ -28,6 +33,8 @@ from serving_local import cli, monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
+from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
+from serving_local.monitoring import APPLICATION_JOB
 from serving_local.monitoring_config import (
     INFERENCE_JOB,
     STATISTICS_JOB,
@@ -45,6 +52,8 @@ from serving_local.service_check import (
 )
 
 __all__ = [
+    "APPLICATION_JOB",
+    "FEEDBACK_HANDLER_ENV",
     "INFERENCE_JOB",
     "STATISTICS_JOB",
     "Discovery",
@@ -60,7 +69,9 @@ __all__ = [
     "configured_server",
     "prometheus_document",
     "read_alerts",
+    "register_scrape_target",
     "reload_prometheus",
+    "remove_scrape_target",
     "rules_dir",
     "running_stack",
     "serve_url",
@@ -165,8 +176,23 @@ def reload_prometheus(data_dir: Path | None = None) -> str | None:
     state = running_stack(data_dir)
     if state is None or state.prometheus_url is None:
         return None
-    monitoring.reload_prometheus(state.prometheus_url)
+    if "prometheus" not in state.pids:
+        raise StackError("the running stack's state names no Prometheus process")
+    monitoring.reload_prometheus(state.prometheus_url, state.pids["prometheus"], state.logs.get("prometheus"))
     return state.prometheus_url
+
+
+def register_scrape_target(name: str, address: str, data_dir: Path | None = None) -> Path | None:
+    """Have the running stack's Prometheus scrape ``address`` (host:port) as job ``APPLICATION_JOB`` with
+    label ``exporter=<name>``; the targets file, or None when no stack with monitoring runs."""
+    state = running_stack(data_dir)
+    if state is None or not state.monitoring:
+        return None
+    return monitoring.write_application_target(_config(data_dir), name, address)
+
+
+def remove_scrape_target(name: str, data_dir: Path | None = None) -> None:
+    monitoring.remove_application_target(_config(data_dir), name)
 
 
 def start_stack(config: StackConfig) -> StackState:

@@ -13,11 +13,13 @@ foreground, or in the background with a state file in its data directory (``.ser
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
 
 from process_supervisor import StateFile, SupervisorError, pid_alive, start_detached, stop_detached
+from process_supervisor.supervisor import kill_group
 from serving_local import monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
@@ -63,6 +65,8 @@ def start(config: StackConfig) -> dict:
             )
         print(f"serving stack already running (pid {state['pid']}) at {state['serve_url']}")
         return state
+    stop_orphans(config)
+    check_writable(config.data_dir)
     name = preflight(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.state_path.unlink(missing_ok=True)
@@ -95,9 +99,48 @@ def _arguments(config: StackConfig) -> list[str]:
     ]  # fmt: skip
 
 
+WRITE_PROBE_BYTES = 64 * 1024  # logs and state: a start needs at least this much room
+
+
+def check_writable(data_dir: Path) -> None:
+    """StackError in one line when the data directory cannot take the stack's logs and state."""
+    probe = data_dir / ".write-probe"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb", buffering=0) as out:
+            out.write(b"\0" * WRITE_PROBE_BYTES)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StackError(f"no space left in {data_dir}; free some or choose another --data-dir") from None
+        raise StackError(f"cannot write in {data_dir}: {exc.strerror}") from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def stop_orphans(config: StackConfig) -> list[str]:
+    """The parts a supervisor that died without stopping them left running (each leads its own process
+    group, named by its pid in the state file): killed, their names."""
+    state = StateFile(config.state_path).read() or {}
+    if state and pid_alive(int(state.get("pid", 0))):
+        return []
+    left = [name for name, pid in dict(state.get("pids", {})).items() if pid_alive(int(pid))]
+    for name in left:
+        kill_group(int(state["pids"][name]))
+    if left:
+        print(f"stopped what a dead supervisor left running: {', '.join(left)}", flush=True)
+    return left
+
+
 def stop(config: StackConfig, quiet: bool = False) -> bool:
-    """Stop the stack this data directory's state file names: its supervisor and every process it started."""
+    """Stop the stack this data directory's state file names: its supervisor and every process it started
+    (what a dead supervisor left behind too)."""
+    state = StateFile(config.state_path).read() or {}
+    if stop_orphans(config):
+        StateFile(config.state_path).remove()
+        return True
     stopped = stop_detached(StateFile(config.state_path), grace=STOP_GRACE_S * 3 + 5)
+    for pid in dict(state.get("pids", {})).values():
+        kill_group(int(pid))
     if stopped is None:
         if not quiet:
             print("serving stack is not running")
@@ -130,20 +173,38 @@ def reload(config: StackConfig) -> int:
     if not state or not state.get("prometheus_url"):
         print("no serving stack with monitoring is running")
         return 1
-    monitoring.reload_prometheus(state["prometheus_url"])
+    logs = state.get("logs", {})
+    log = Path(logs["prometheus"]) if "prometheus" in logs else None
+    monitoring.reload_prometheus(state["prometheus_url"], int(state["pids"]["prometheus"]), log)
     print(f"Prometheus reloaded its rules from {state['rules_dir']}")
     return 0
 
 
 def describe_notification(record: dict) -> str:
-    def one(alert: dict) -> str:
-        labels = sorted((key, value) for key, value in alert["labels"].items() if key != "alertname")
-        text = ",".join(f"{key}={value}" for key, value in labels)
-        return f"{alert['labels'].get('alertname')}{{{text}}} {alert['status']}"
+    """One line per notification; whatever a record lacks or holds of the wrong type is shown as ``?``."""
 
-    alerts = ", ".join(one(alert) for alert in record.get("alerts", []))
-    received = time.strftime("%H:%M:%S", time.localtime(record["received_at"]))
-    return f"{received} {record.get('status')}: {alerts}"
+    def one(alert: object) -> str:
+        labels = alert.get("labels") if isinstance(alert, dict) else None
+        labels = labels if isinstance(labels, dict) else {}
+        text = ",".join(
+            f"{key}={value}" for key, value in sorted(labels.items(), key=str) if key != "alertname"
+        )
+        status = alert.get("status", "?") if isinstance(alert, dict) else "?"
+        return f"{labels.get('alertname', '?')}{{{text}}} {status}"
+
+    alerts = record.get("alerts")
+    described = ", ".join(one(alert) for alert in alerts) if isinstance(alerts, list) else "?"
+    return f"{clock_time(record.get('received_at'))} {record.get('status', '?')}: {described}"
+
+
+def clock_time(seconds: object) -> str:
+    """HH:MM:SS of a Unix time, or ??:??:?? for anything that is not one."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return "??:??:??"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "??:??:??"
 
 
 def alerts(config: StackConfig, follow: bool) -> int:
@@ -162,14 +223,21 @@ def alerts(config: StackConfig, follow: bool) -> int:
 def status(config: StackConfig) -> int:
     state = read_state(config)
     if not state:
-        print("serving stack is not running")
+        left = StateFile(config.state_path).read() or {}
+        alive = [name for name, pid in dict(left.get("pids", {})).items() if pid_alive(int(pid))]
+        print("serving stack is not running" + (f"; its supervisor died, leaving {', '.join(alive)}"
+                                               " running (`stop` stops them)" if alive else ""))  # fmt: skip
         return 1
     print_state(state)
-    down = [name for name, pid in state.get("pids", {}).items() if not pid_alive(int(pid))]
-    if down:
-        print(f"  down: {', '.join(down)}")
-        return 1
-    return 0
+    parts = state.get("parts", {})
+    restarting = [f"{name} (restarted {p['restarts']} times)" for name, p in parts.items()
+                  if p.get("state") == "restarting"]  # fmt: skip
+    if restarting:
+        print(f"  restarting: {', '.join(restarting)}")
+    degraded = state.get("degraded", {})
+    for name, reason in degraded.items():
+        print(f"  degraded: {name} is down: {reason}")
+    return 1 if degraded else 0
 
 
 def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:

@@ -50,8 +50,8 @@ class StackConfig:
     # (clearml-serving's own default is 5 minutes).
     poll_seconds: float = 5.0
     # Prometheus, Alertmanager and the alert webhook receiver: "on", "off", or "auto" (on when Prometheus and
-    # Alertmanager are installed).
-    monitoring: str = "off"
+    # Alertmanager are installed): the one default of `python -m serving_local` and serve.py alike.
+    monitoring: str = "auto"
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     webhook_port: int = 9097  # receives Alertmanager's notifications, appends them to alerts.jsonl

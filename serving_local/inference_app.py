@@ -1,11 +1,28 @@
-"""The ASGI app the stack runs: clearml-serving's stock inference app, wrapped in the request metrics.
+"""The ASGI app the stack runs (answering only loopback ``Host`` names when it listens on loopback):
+clearml-serving's stock inference app behind the request limits
+(serving_local/request_limits.py), wrapped in the request metrics and, when configured, the feedback route
+(serving_local/feedback_route.py).
 
 `uvicorn serving_local.inference_app:app`. Importing clearml-serving's `main` connects to the serving
 service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as in its own container.
 """
 
-from clearml_serving.serving.main import app as stock_app
+from clearml_serving.serving import main as stock
 
+from serving_local.feedback_route import with_feedback_route
+from serving_local.host_check import LoopbackHostOnly
+from serving_local.request_limits import RequestLimits
 from serving_local.request_metrics import RequestMetrics
 
-app = RequestMetrics(stock_app)
+
+def served_endpoints() -> set[str]:
+    """The endpoint URLs the stock app serves now (it loads and re-syncs them in the background)."""
+    processor = stock.processor
+    if processor is None:
+        return set()
+    return {*processor.get_endpoints(), *processor.get_canary_endpoints(), *processor.get_model_monitoring()}
+
+
+app = LoopbackHostOnly(
+    with_feedback_route(RequestMetrics(RequestLimits(stock.app), known_endpoints=served_endpoints))
+)

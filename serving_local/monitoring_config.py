@@ -41,6 +41,17 @@ class Target:
         return {"static_configs": [{"targets": [self.address]}]}
 
 
+@dataclass(frozen=True)
+class TargetsFile:
+    """Addresses Prometheus reads from a JSON file it watches (a target whose port is chosen at start)."""
+
+    path: str
+    refresh: str = "5s"
+
+    def discovery(self) -> dict[str, Any]:
+        return {"file_sd_configs": [{"files": [self.path], "refresh_interval": self.refresh}]}
+
+
 def prometheus_document(
     *,
     scrape_seconds: float,
@@ -49,11 +60,13 @@ def prometheus_document(
     inference: Discovery,
     prometheus: Discovery,
     alertmanager: Discovery,
+    extra_jobs: dict[str, Discovery] | None = None,
 ) -> dict[str, Any]:
-    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves, the rule
-    files, alerts sent to Alertmanager."""
+    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves (and any
+    ``extra_jobs``), the rule files, alerts sent to Alertmanager."""
     interval = f"{scrape_seconds:g}s"
     jobs = [(STATISTICS_JOB, statistics), (INFERENCE_JOB, inference), ("prometheus", prometheus)]
+    jobs += list((extra_jobs or {}).items())
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
@@ -69,10 +82,17 @@ def alertmanager_text(
     group_wait: str = StackConfig.alert_group_wait,
     group_interval: str = StackConfig.alert_group_interval,
     repeat_interval: str = StackConfig.alert_repeat_interval,
+    token_file: str | None = None,
 ) -> str:
     """alertmanager.yml (without a header): every alert to the webhook receiver at ``webhook_url``, resolved
-    ones too; critical inhibits warning of the same alert; the stack's timings unless given. E-mail and Slack
-    receivers are shown commented."""
+    ones too (with ``token_file``'s content as its bearer token); critical inhibits warning of the same
+    alert; the stack's timings unless given. E-mail and Slack receivers are shown commented."""
+    authorization = (
+        f"\n        http_config:\n          authorization:\n            type: Bearer\n"
+        f"            credentials_file: {token_file}"
+        if token_file
+        else ""
+    )
     return f"""route:
   receiver: webhook
   group_by: ['...']          # every distinct alert (label set) is its own notification
@@ -87,7 +107,7 @@ receivers:
   - name: webhook
     webhook_configs:
       - url: {webhook_url}
-        send_resolved: true
+        send_resolved: true{authorization}
   # - name: team-email
   #   email_configs:
   #     - to: ml-oncall@example.org

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -23,7 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SERVE_PREFIX = "/serve/"
-# Label for requests to endpoints that do not exist (404): keeps the label set bounded whatever is posted.
+# Label of every request whose path names no served endpoint (404, 405, a redirect, a refused body...):
+# the label set is the served endpoints plus this one, whatever paths clients send.
 UNKNOWN_ENDPOINT = "_unknown"
 # Cumulative buckets (seconds), fine enough for a p99 of a few milliseconds.
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -41,11 +42,11 @@ LATENCY = Histogram(
 )
 
 
-def endpoint_label(path: str, status: int) -> str:
-    """`/serve/asteroid/3` -> `asteroid/3`; requests to unknown endpoints share one label."""
-    if status == 404:
-        return UNKNOWN_ENDPOINT
-    return path[len(SERVE_PREFIX) :].strip("/")[:100] or UNKNOWN_ENDPOINT
+def endpoint_label(path: str, known: Collection[str]) -> str:
+    """`/serve/asteroid/3` -> `asteroid/3` when the service serves that endpoint (``known``: its endpoint
+    URLs, with and without version); any other path -> UNKNOWN_ENDPOINT."""
+    endpoint = path[len(SERVE_PREFIX) :].strip("/")
+    return endpoint if endpoint in known else UNKNOWN_ENDPOINT
 
 
 def metrics_text() -> bytes:
@@ -62,10 +63,12 @@ def metrics_text() -> bytes:
 
 
 class RequestMetrics:
-    """ASGI middleware: measures `/serve/...` requests and serves `GET /metrics`; everything else passes."""
+    """ASGI middleware: measures `/serve/...` requests and serves `GET /metrics`; everything else passes.
+    ``known_endpoints`` answers, at each request, which endpoint URLs the service serves."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, known_endpoints: Callable[[], Collection[str]] = lambda: ()) -> None:
         self.app = app
+        self.known_endpoints = known_endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +93,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            endpoint = endpoint_label(path, status)
+            endpoint = endpoint_label(path, self.known_endpoints())
             REQUESTS.labels(endpoint=endpoint, code=str(status)).inc()
             LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - began)
 

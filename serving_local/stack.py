@@ -10,6 +10,7 @@ import time
 
 from process_supervisor import (
     Part,
+    RestartWithBackoff,
     StateFile,
     Supervisor,
     accepts_connections,
@@ -17,7 +18,7 @@ from process_supervisor import (
     port_is_free,
     stop_on_signals,
 )
-from serving_local import monitoring
+from serving_local import monitoring, stack_health
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
 from serving_local.statistics_probe import StatisticsProbe
@@ -28,6 +29,17 @@ READY_TIMEOUT_S = {
     "prometheus": 60.0,
 }  # fmt: skip
 STOP_GRACE_S = 5.0  # clearml-serving's inference app ignores SIGTERM for a while
+# A part that exits is started again after 1 s, then 2, 4 ... up to 30 s; one that exits more than 5 times
+# within 10 minutes is left down and the stack reported degraded (the other parts keep running).
+RESTART_FIRST_DELAY_S = 1.0
+RESTART_MAX_DELAY_S = 30.0
+RESTART_BUDGET = 5
+RESTART_WINDOW_S = 600.0
+
+
+def restart_policy() -> RestartWithBackoff:
+    """Each part's own (it counts that part's exits)."""
+    return RestartWithBackoff(RESTART_FIRST_DELAY_S, RESTART_MAX_DELAY_S, RESTART_BUDGET, RESTART_WINDOW_S)
 
 
 def broker_binary() -> str:
@@ -64,7 +76,7 @@ def serving_env(config: StackConfig) -> dict[str, str]:
 def part(config: StackConfig, name: str, command: list[str], env: dict[str, str], ready) -> Part:
     return Part(
         name, command, config.component_log(name), env, ready,
-        ready_timeout=READY_TIMEOUT_S[name], stop_grace=STOP_GRACE_S,
+        ready_timeout=READY_TIMEOUT_S[name], stop_grace=STOP_GRACE_S, policy=restart_policy(),
     )  # fmt: skip
 
 
@@ -127,15 +139,29 @@ def check_ports(config: StackConfig) -> None:
             raise StackError(f"port {config.host}:{port} ({flag}) is taken; choose another with {flag}")
 
 
+def lost_port_race(config: StackConfig) -> str | None:
+    """After a failed start: when one of the stack's ports is taken now (another process bound it between the
+    check and the part's start), says so in the last line of the log (the line ``start`` shows); the line."""
+    try:
+        check_ports(config)
+    except StackError as exc:
+        line = f"error: {exc}"
+        print(line, flush=True)
+        return line
+    return None
+
+
 class Stack:
-    """Runs the parts in the foreground under one supervisor: `run()` returns when stopped (SIGTERM, SIGINT)
-    or when a part exits, every part stopped and the state file removed."""
+    """Runs the parts in the foreground under one supervisor: `run()` returns when stopped (SIGTERM, SIGINT),
+    every part stopped and the state file removed. A part that exits is restarted (see ``restart_policy``);
+    the state file always names the parts' current pids and states."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.parts = parts(config)
-        self.supervisor = Supervisor(self.parts, whole="the stack")
+        self.supervisor = Supervisor(self.parts, whole="the stack", on_change=self._changed)
         self.state_file = StateFile(config.state_path)
+        self._timings: dict[str, float] | None = None
 
     def run(self) -> int:
         stop_on_signals(self.supervisor)
@@ -147,14 +173,25 @@ class Stack:
         multiproc = self.config.prometheus_multiproc_dir
         shutil.rmtree(multiproc, ignore_errors=True)
         multiproc.mkdir(parents=True)
+        if self._monitoring_state():
+            port = stack_health.serve_metrics(self.config.host, lambda: dict(self.supervisor.status))
+            stack_health.write_targets(monitoring.stack_targets_path(self.config), self.config.host, port)
         try:
-            return self.supervisor.run(on_ready=self._ready)
+            code = self.supervisor.run(on_ready=self._ready)
         finally:
             self.state_file.remove_if_own()
+        if code and self._timings is None:
+            lost_port_race(self.config)
+        return code
 
     def _ready(self, timings: dict[str, float]) -> None:
+        self._timings = timings
         self.state_file.write(self._state(timings))
         print(f"serving stack ready: {self.config.inference_url}/serve/<endpoint>", flush=True)
+
+    def _changed(self, supervisor: Supervisor) -> None:
+        if self._timings is not None:  # once ready: the state file follows restarts
+            self.state_file.write(self._state(self._timings))
 
     def _monitoring_state(self) -> dict[str, str]:
         config = self.config
@@ -185,5 +222,7 @@ class Stack:
             "ready_seconds": timings,
             **self._monitoring_state(),
             "pids": self.supervisor.pids(),
+            "parts": {name: status.as_record() for name, status in self.supervisor.status.items()},
+            "degraded": self.supervisor.degraded(),
             "logs": {part.name: str(part.log_path) for part in self.parts},
         }

@@ -6,16 +6,25 @@ Before handing over to `clearml_serving.statistics.main`, this installs
 rebinds that function to listen on the host only, or, if clearml-serving or prometheus_client no longer
 match what it relies on, changes nothing and says so on stderr (the endpoint then listens on every
 interface).
+
+The stock controller's threads never look at SIGTERM; here SIGTERM ends the process at once (its state is
+the broker's and the scraped counters', nothing to flush), so the supervisor stops it without SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 import third_party_patches
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     host = os.environ.get("SERVING_LOCAL_HOST") or "127.0.0.1"
     third_party_patches.bind_statistics_endpoint_to(host)
     from clearml_serving.statistics.main import main as stock_main

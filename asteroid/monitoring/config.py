@@ -27,6 +27,12 @@ class MonitoringConfig:
     # Predicted-hazardous fraction: alert when it is this far (absolute) from the training base rate.
     prediction_tolerance: float = 0.1
     error_ratio: float = 0.05  # 4xx + 5xx answers over all answers
+    # Live quality (asteroid/quality/rules.py): an alert fires when the live accuracy / recall over the labels
+    # of the window falls below the winner's own test accuracy / recall minus this margin. 0.05: the test
+    # split holds a few hundred hazardous objects, whose recall moves by a few points between seeds.
+    quality_margin: float = 0.05
+    min_labelled: int = 200  # labels in the window before the accuracy alert may fire
+    min_labelled_hazardous: int = 30  # labels of hazardous objects in the window before the recall alert
     latency_p99_seconds: float = 0.5
 
     def with_env(self) -> MonitoringConfig:
@@ -55,7 +61,14 @@ PROFILES: dict[str, MonitoringConfig] = {
     "production": MonitoringConfig(),
     # Seconds instead of hours, for the demo and the end-to-end test: statistics arrive every ~10 s, so a
     # 40 s window holds about four bursts; at the demo's request rate it holds thousands of rows.
-    "short": MonitoringConfig(window="40s", for_="10s", interval="2s", min_observations=300),
+    "short": MonitoringConfig(
+        window="40s",
+        for_="10s",
+        interval="2s",
+        min_observations=300,
+        min_labelled=50,
+        min_labelled_hazardous=10,
+    ),
 }
 
 

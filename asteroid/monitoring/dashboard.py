@@ -28,6 +28,8 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 import global_config
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
+from asteroid.quality import metrics as quality_metrics
+from asteroid.quality import rules as quality_rules
 from asteroid.serving.contract import FEATURE_STATISTICS, PROBABILITY
 
 DATASOURCE_UID = "asteroid-prometheus"
@@ -113,6 +115,33 @@ def serving_panels() -> list[Any]:
     ]  # fmt: skip
 
 
+def quality_panels(config: MonitoringConfig) -> list[Any]:
+    """Live quality from the labels sent back (asteroid/quality/): the recorded ratios and the counts."""
+    version = "{{endpoint}}/{{version}}"
+    return [
+        series_panel(
+            f"Live accuracy, recall, precision (labels of the last {config.window})", "percentunit",
+            query(quality_rules.ACCURACY, f"accuracy {version}"),
+            query(quality_rules.RECALL, f"recall {version}", "B"),
+            query(quality_rules.PRECISION, f"precision {version}", "C"), width=24,
+        )
+        .description("Over the labels received in the window, per served version. The alerts fire below the "
+                     f"winner's test accuracy / recall minus {config.quality_margin:g}, with at least "
+                     f"{config.min_labelled} labels ({config.min_labelled_hazardous} hazardous for recall).")
+        .min(0).max(1),
+        series_panel("Labelled predictions in the window, by outcome", "none",
+                     query(f"sum by (endpoint, version, outcome) ({quality_metrics.WINDOW_OUTCOMES})",
+                           "{{outcome}} " + version)),
+        series_panel("Label coverage (labelled / stored predictions)", "percentunit",
+                     query(quality_rules.COVERAGE, f"coverage {version}")),
+        series_panel("Mean label delay (answer to label)", "s",
+                     query(quality_metrics.WINDOW_LABEL_DELAY, f"delay {version}")),
+        series_panel("Unmatched labels and revisions", "none",
+                     query(f"sum by (kind) ({quality_metrics.UNMATCHED})", "unmatched {{kind}}"),
+                     query(quality_metrics.REVISIONS, "revisions", "B")),
+    ]  # fmt: skip
+
+
 def build_dashboard(config: MonitoringConfig) -> dict[str, Any]:
     builder = (
         db.Dashboard("Asteroid serving: drift and health").uid(DASHBOARD_UID)
@@ -122,6 +151,9 @@ def build_dashboard(config: MonitoringConfig) -> dict[str, Any]:
         .with_row(db.Row("Serving"))
     )  # fmt: skip
     for panel in serving_panels():
+        builder = builder.with_panel(panel)
+    builder = builder.with_row(db.Row("Live quality (labels sent back)"))
+    for panel in quality_panels(config):
         builder = builder.with_panel(panel)
     builder = builder.with_row(db.Row("Feature distributions (live fraction per training bucket)"))
     for feature in FEATURE_STATISTICS:

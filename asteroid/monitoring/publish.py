@@ -12,6 +12,7 @@ import serving_local.api
 from asteroid.monitoring import config as monitoring_config
 from asteroid.monitoring import rules
 from asteroid.monitoring.reference import TrainingReference, from_contract
+from asteroid.quality import rules as quality_rules
 from asteroid.serving.contract import ReleaseContract
 
 RULES_ARTIFACT = "prometheus_rules"
@@ -57,8 +58,15 @@ def publish_rules(rollout: Any, model: Any, release: ReleaseContract) -> Path:
     model's training task; prints what it did."""
     settings = monitoring_config.load()
     reference = reference_for(rollout, release)
-    path = write_rules(rules.render(reference, settings), rollout.endpoint)
+    thresholds = quality_rules.thresholds_of_model(model, settings)
+    path = write_rules(rules.render(reference, settings, thresholds), rollout.endpoint)
     print(f"monitoring rules for /serve/{rollout.url} (window {settings.window}) written to {path}")
+    if thresholds is None:
+        print("  no test accuracy/recall recorded with the model: live quality alerts left out")
+    else:
+        print(
+            f"  live quality alerts below accuracy {thresholds.accuracy:.3f}, recall {thresholds.recall:.3f}"
+        )
     url = reload_prometheus()
     if url:
         print(f"Prometheus at {url} reloaded its rules")

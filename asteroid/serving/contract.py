@@ -6,6 +6,8 @@
   edges (`served_edges` of the split's `feature_spec`), for the probability `PROBABILITY_BUCKETS` with the
   version's threshold added as an edge when it is not one of them, so that the share of rows answered
   `hazardous` is a sum of whole buckets;
+- the request id of every answered row (`REQUEST_ID`) and the prediction log's topic, by which labels sent
+  later are joined to the prediction they judge;
 - the served threshold: the probability at or above which the hook answers `hazardous`. Training records it
   twice from its one `threshold` parameter: as the model file's attribute `THRESHOLD_ATTRIBUTE` (what the hook
   reads when it loads the model) and under the same key in the `feature_spec` artifact of its task (what the
@@ -34,6 +36,14 @@ FEATURE_STATISTICS: tuple[str, ...] = tuple(schema.FEATURES)
 # Probability histogram buckets of every version; a version's threshold is added when it is not among them.
 PROBABILITY_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 THRESHOLD_ATTRIBUTE = "hazard_threshold"
+# The prediction log (asteroid/serving/prediction_log.py, asteroid/quality/): every answered row carries
+# `REQUEST_ID`; the hook publishes each prediction to the Kafka topic `PREDICTIONS_TOPIC` (the environment
+# variable `PREDICTIONS_TOPIC_ENV` overrides it) on clearml-serving's own broker (`BROKER_ENV`).
+REQUEST_ID = "request_id"
+PREDICTIONS_TOPIC = "asteroid_predictions"
+PREDICTIONS_TOPIC_ENV = "ASTEROID_PREDICTIONS_TOPIC"
+PREDICTION_LOG_ENV = "ASTEROID_PREDICTION_LOG"  # "off" stops publishing (the benchmark compares on and off)
+BROKER_ENV = "CLEARML_DEFAULT_KAFKA_SERVE_URL"
 FEATURE_SPEC_ARTIFACT = "feature_spec"
 
 

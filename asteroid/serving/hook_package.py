@@ -22,6 +22,7 @@ HOOK_FILES: dict[str, Path] = {
     "observation_rules.py": PACKAGE_DIR / "observation_rules.py",
     "schema.py": PACKAGE_DIR / "schema.py",
     "contract.py": PACKAGE_DIR / "serving" / "contract.py",
+    "prediction_log.py": PACKAGE_DIR / "serving" / "prediction_log.py",
 }
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 import global_config
 from asteroid import evaluate, split_files, splitting, train
+from asteroid.quality import config as quality_config
 from asteroid.serving import contract
 from asteroid.steps.parameters import (
     MODELS_OUTPUT,
@@ -84,6 +85,9 @@ def register_model(
     model.set_metadata("seed", str(seed), "int")
     model.set_metadata("val_pr_auc", str(metrics["val"]["pr_auc"]), "float")
     model.set_metadata("val_logloss", str(result.best_score), "float")
+    # the live-quality alerts fire below these (asteroid/quality/rules.py)
+    model.set_metadata(quality_config.TEST_ACCURACY_KEY, str(metrics["test"]["accuracy"]), "float")
+    model.set_metadata(quality_config.TEST_RECALL_KEY, str(metrics["test"]["recall"]), "float")
     # one file name per seed: the models of one task are uploaded into the same folder
     path = train.save_model(result.booster, work_dir / f"asteroid_xgb_seed{seed}.json")
     model.update_weights(weights_filename=str(path), auto_delete_file=False, iteration=result.best_iteration)

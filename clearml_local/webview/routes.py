@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ def is_web_path(raw_path: str) -> bool:
     return first in WEB_ROOTS
 
 
+BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # unquote() leaves such a '%' as it is
+
+
 def split_path(raw_path: str) -> tuple[str, ...]:
     """The decoded path segments; a 400 for over-long paths, bad percent-encoding or non-UTF-8."""
     if len(raw_path) > MAX_PATH:
@@ -66,6 +70,8 @@ def split_path(raw_path: str) -> tuple[str, ...]:
     for part in raw_path.split("/"):
         if not part:
             continue
+        if BAD_PERCENT.search(part):
+            raise BadPath("bad percent-encoding in the path")
         try:
             text = unquote(part, errors="strict")
         except UnicodeDecodeError:

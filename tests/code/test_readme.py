@@ -68,6 +68,19 @@ RUN_BY: dict[str, str] = {
     "--rules-dir deploy/prometheus/rules": (
         "tests/deploy/test_kubernetes_monitoring.py::test_the_readme_command_writes_the_rules_configmap"
     ),
+    ".venv/bin/python -m asteroid.quality consume --metrics-port 9108": (
+        "tests/quality/test_feedback.py::test_acknowledged_labels_survive_a_consumer_kill_9"
+    ),
+    "curl -s -X POST http://127.0.0.1:8080/feedback/asteroid -H 'Content-Type: application/json' -d "
+    '\'{"request_id": "<request_id of an answer>", "hazardous": true}\'': (
+        "tests/quality/test_feedback.py::test_labels_are_joined_to_their_predictions"
+    ),
+    ".venv/bin/python -m asteroid.quality import labels.csv": (
+        "tests/quality/test_feedback.py::test_catalogue_labels_by_neo_reference_id_and_date"
+    ),
+    ".venv/bin/python -m asteroid.quality count": (
+        "tests/quality/test_feedback.py::test_catalogue_labels_by_neo_reference_id_and_date"
+    ),
     "make serve-status": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
     "make serve-stop": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
 }

@@ -95,7 +95,8 @@ def tool_command(tool: str, sandbox: Sandbox) -> list[str]:
     if tool == "serving_local":
         ports = [f"--{name}={free_port()}" for name in ("port", "metrics-port", "broker-port")]
         data_dir = f"--data-dir={sandbox.root / 'serving'}"
-        return [sys.executable, "-m", "serving_local", "start", "--service-id", "0" * 32, data_dir, *ports]
+        return [sys.executable, "-m", "serving_local", "start", "--service-id", "0" * 32, data_dir, *ports,
+                "--monitoring=off"]  # fmt: skip
     arguments = {"pipeline.py": ["--source-csv", MISSING_CSV], "serve.py": ["--deploy-only"], "demo.py": []}
     return [sys.executable, str(ROOT / tool), *arguments[tool]]
 

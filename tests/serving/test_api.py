@@ -6,15 +6,17 @@ from __future__ import annotations
 import ast
 import json
 import os
-import threading
+import subprocess
+import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import global_config
 import serving_local.api as api
+from tests.backend.backend_harness import wait_for
 from tests.net import free_port
 
 # What only serving_local may know: its file names and where it keeps them (its settings, SERVING_LOCAL_PORT
@@ -99,45 +101,71 @@ def test_one_data_directory_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert api.alerts_file() == tmp_path / "d" / "alerts.jsonl"
 
 
-class Prometheus(BaseHTTPRequestHandler):
-    """A stand-in for Prometheus' lifecycle endpoint: refuses the reload when told to."""
-
-    refuse = False
-    reloads = 0
-
-    def do_POST(self) -> None:
-        type(self).reloads += 1
-        status, body = (500, b"error loading rules: bad.yml: parse error") if self.refuse else (200, b"")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+# A stand-in for Prometheus' reload: serves its two reload metrics, re-reads on SIGHUP (refuses while the
+# file `refuse` exists, logging the reason as Prometheus does), and has no lifecycle API.
+STAND_IN = """
+import os, signal, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+folder = sys.argv[1]
+state = {"ok": 1, "at": 1.0}
+def reload(*_):
+    if os.path.exists(os.path.join(folder, "refuse")):
+        state["ok"] = 0
+        print('level=error msg="Error reloading config" err="bad.yml: parse error"', flush=True)
+    else:
+        state.update(ok=1, at=time.time())
+signal.signal(signal.SIGHUP, reload)
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (f"prometheus_config_last_reload_successful {state['ok']}\\n"
+                f"prometheus_config_last_reload_success_timestamp_seconds {state['at']}\\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
+    def log_message(self, *args): pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+open(os.path.join(folder, "port"), "w").write(str(server.server_port))
+server.serve_forever()
+"""
 
-    def log_message(self, *args: object) -> None:
-        pass
+
+@dataclass
+class StandIn:
+    url: str
+    pid: int
+    folder: Path
+    log: Path
 
 
 @pytest.fixture
-def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Prometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def prometheus(tmp_path: Path) -> Iterator[StandIn]:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    log = folder / "prometheus.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", STAND_IN, str(folder)], stdout=out, stderr=out)
+    try:
+        wait_for(
+            lambda: (folder / "port").exists() and (folder / "port").read_text(), "the stand-in", 20, 0.05
+        )
+        yield StandIn(f"http://127.0.0.1:{(folder / 'port').read_text()}", process.pid, folder, log)
+    finally:
+        process.kill()
+        process.wait()
 
 
-def test_prometheus_is_reloaded_through_one_function(tmp_path: Path, prometheus: str) -> None:
+def test_prometheus_is_reloaded_by_signal_through_one_function(tmp_path: Path, prometheus: StandIn) -> None:
     assert api.reload_prometheus(tmp_path) is None  # no stack
     write_state(tmp_path)
     assert api.reload_prometheus(tmp_path) is None  # a stack without monitoring
-    write_state(tmp_path, prometheus_url=prometheus)
-    Prometheus.refuse, Prometheus.reloads = False, 0
-    assert api.reload_prometheus(tmp_path) == prometheus and Prometheus.reloads == 1
-    Prometheus.refuse = True
-    with pytest.raises(api.StackError, match=r"Prometheus refused to reload: error loading rules: bad\.yml"):
+    logs = {"prometheus": str(prometheus.log)}
+    write_state(tmp_path, prometheus_url=prometheus.url, pids={"prometheus": prometheus.pid}, logs=logs)
+    assert api.reload_prometheus(tmp_path) == prometheus.url
+    (prometheus.folder / "refuse").touch()
+    with pytest.raises(api.StackError, match=r"Prometheus refused to reload: .*bad\.yml: parse error"):
         api.reload_prometheus(tmp_path)
-    write_state(tmp_path, prometheus_url=f"http://127.0.0.1:{free_port()}")
+    write_state(
+        tmp_path, prometheus_url=f"http://127.0.0.1:{free_port()}", pids={"prometheus": prometheus.pid}
+    )
     with pytest.raises(api.StackError, match="does not answer"):
         api.reload_prometheus(tmp_path)
 

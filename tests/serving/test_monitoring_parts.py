@@ -84,23 +84,59 @@ BAD_BODIES = [
     ("bad status", b'{"status": "on", "alerts": [{"status": "firing", "labels": {"alertname": "a"}}]}', 422),
     ("alert not an object", b'{"status": "firing", "alerts": [1]}', 422),
     ("no alertname", b'{"status": "firing", "alerts": [{"status": "firing", "labels": {}}]}', 422),
-]
+    ("label not a string", b'{"status": "firing", "alerts": [{"status": "firing", '
+     b'"labels": {"alertname": 1}}]}', 422),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, 422),
+    ("out of range", b'{"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "a"}, '
+     b'"value": 1e400}]}', 422),
+    ("NaN", b'{"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "a"}, "v": NaN}]}',
+     422),
+]  # fmt: skip
+
+
+def authorized(config: StackConfig) -> dict[str, str]:
+    token = monitoring.webhook_token_path(config).read_text().strip()
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
 def test_the_webhook_receiver_refuses_bad_input_with_4xx(parts: StackConfig) -> None:
     url = f"{parts.webhook_url}/alerts"
+    headers = authorized(parts)
     for name, body, status in BAD_BODIES:
-        reply = requests.post(url, data=body, timeout=5)
+        reply = requests.post(url, data=body, headers=headers, timeout=5)
         assert reply.status_code == status, f"{name}: {reply.status_code} {reply.text}"
         assert reply.json()["error"], name
-    assert requests.post(f"{parts.webhook_url}/elsewhere", data=b"{}", timeout=5).status_code == 404
-    assert requests.put(url, data=b"{}", timeout=5).status_code == 405
-    too_big = requests.post(url, data=b" " * (1024 * 1024 + 1), timeout=5)
+    assert (
+        requests.post(f"{parts.webhook_url}/elsewhere", data=b"{}", headers=headers, timeout=5).status_code
+        == 404
+    )
+    assert requests.put(url, data=b"{}", headers=headers, timeout=5).status_code == 405
+    too_big = requests.post(url, data=b" " * (1024 * 1024 + 1), headers=headers, timeout=5)
     assert too_big.status_code == 413
     assert read_notifications(parts.alerts_file) == []
+    assert "Traceback" not in parts.component_log("webhook").read_text()
     good = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "Test"}}]}
-    assert requests.post(url, json=good, timeout=5).status_code == 200
-    assert [record["alerts"] for record in requests.get(url, timeout=5).json()] == [good["alerts"]]
+    assert requests.post(url, json=good, headers=headers, timeout=5).status_code == 200
+    assert [r["alerts"] for r in requests.get(url, headers=headers, timeout=5).json()] == [good["alerts"]]
+
+
+def test_the_webhook_receiver_refuses_forged_and_cross_origin_notifications(parts: StackConfig) -> None:
+    url = f"{parts.webhook_url}/alerts"
+    good = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "Forged"}}]}
+    body = json.dumps(good).encode()
+    headers = authorized(parts)
+    as_page = {**headers, "Content-Type": "text/plain"}  # what a web page can post without a preflight
+    assert requests.post(url, data=body, headers=as_page, timeout=5).status_code == 415
+    assert requests.post(url, json=good, timeout=5).status_code == 401  # no token
+    wrong = {**headers, "Authorization": "Bearer guessed"}
+    assert requests.post(url, json=good, headers=wrong, timeout=5).status_code == 401
+    rebound = {**headers, "Host": f"evil.example:{parts.webhook_port}"}  # DNS rebinding
+    assert requests.post(url, json=good, headers=rebound, timeout=5).status_code == 421
+    assert read_notifications(parts.alerts_file) == []
+    overwrite = {**good, "received_at": "garbage"}
+    before = time.time()
+    assert requests.post(url, json=overwrite, headers=headers, timeout=5).status_code == 200
+    assert read_notifications(parts.alerts_file)[0]["received_at"] >= before
 
 
 def wait_for_notification(config: StackConfig, status: str, deadline_s: float = 60) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,9 +34,20 @@ def stack_command(*args: str) -> list[str]:
 
 
 def run_stack(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The command; a ``start`` without ``--monitoring`` runs without it (its default ports are fixed)."""
+    if args and args[0] == "start" and "--monitoring" not in args:
+        args = (*args, "--monitoring", "off")
     return subprocess.run(
         stack_command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def test_the_command_line_and_serve_py_share_one_monitoring_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVING_LOCAL_MONITORING", raising=False)
+    from serving_local import cli
+
+    assert cli.parse_args(["start"])[1].monitoring == StackConfig.from_env().monitoring == "auto"
+    assert "monitoring=" not in (global_config.ROOT / "serve.py").read_text()  # serve.py takes that default
 
 
 def test_serving_local_imports_nothing_of_the_application() -> None:
@@ -171,3 +183,59 @@ def test_any_clearml_serving_service_runs_on_the_stack(backend: BackendHarness, 
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert state and not any(pid_alive(pid) for pid in [state["pid"], *state["pids"].values()])
     assert all(port_is_free("127.0.0.1", p) for p in (port, metrics_port, broker_port))
+
+
+def test_the_alerts_command_survives_forged_and_broken_records(tmp_path: Path) -> None:
+    records = [
+        {
+            "received_at": "garbage",
+            "status": "firing",
+            "alerts": [{"labels": {"alertname": "A"}, "status": "firing"}],
+        },
+        {"received_at": float("inf"), "status": "resolved", "alerts": "not a list"},
+        {"received_at": 1e300, "alerts": [1, {"labels": "x"}]},
+        {
+            "received_at": 0,
+            "status": "firing",
+            "alerts": [{"labels": {"alertname": "B", "f": "x"}, "status": "firing"}],
+        },
+    ]
+    lines = [json.dumps(record) for record in records] + ["not json", "[1, 2]"]
+    (tmp_path / "alerts.jsonl").write_text("\n".join(lines) + "\n")
+    shown = run_stack({}, "alerts", "--data-dir", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "??:??:?? firing: A{} firing"
+    assert shown.stdout.splitlines()[1] == "??:??:?? resolved: ?"
+    assert shown.stdout.splitlines()[2] == "??:??:?? ?: ?{} ?, ?{} ?"
+    assert shown.stdout.splitlines()[3].endswith(" firing: B{f=x} firing")
+    assert len(shown.stdout.splitlines()) == 4
+
+
+def test_a_start_that_loses_a_port_race_says_which_port_is_taken(tmp_path: Path, taken_port: int) -> None:
+    from serving_local.stack import lost_port_race
+
+    free = StackConfig(data_dir=tmp_path, service_id="s", port=free_port(), metrics_port=free_port(),
+                       broker_port=free_port(), monitoring="off")  # fmt: skip
+    assert lost_port_race(free) is None
+    line = lost_port_race(free.with_overrides(metrics_port=taken_port))
+    assert (
+        line
+        == f"error: port 127.0.0.1:{taken_port} (--metrics-port) is taken; choose another with --metrics-port"
+    )
+
+
+def test_status_names_the_part_left_down_and_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from serving_local import cli
+
+    state = {
+        "pid": os.getpid(), "service_id": "s" * 32, "serve_url": "http://127.0.0.1:1/serve",
+        "request_metrics_url": "u", "statistics_url": "u", "broker": "b", "pids": {"statistics": 1},
+        "parts": {"statistics": {"state": "down", "restarts": 5, "reason": "exited 6 times within 600 s"},
+                  "broker": {"state": "restarting", "restarts": 1, "reason": ""}},
+        "degraded": {"statistics": "exited 6 times within 600 s, last with code 1: ... (log: x)"},
+    }  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert cli.status(StackConfig(data_dir=tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "  restarting: broker (restarted 1 times)" in out
+    assert "  degraded: statistics is down: exited 6 times within 600 s, last with code 1" in out

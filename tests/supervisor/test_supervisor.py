@@ -5,7 +5,10 @@ by state file; and once with real processes."""
 from __future__ import annotations
 
 import ast
+import itertools
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,10 +19,13 @@ import process_supervisor
 from process_supervisor import (
     STOP_ALL,
     Action,
+    Decision,
     Part,
+    RestartWithBackoff,
     StateFile,
     Supervisor,
     SupervisorError,
+    pid_alive,
     start_detached,
     stop_child,
     stop_detached,
@@ -81,8 +87,13 @@ class FakeSpawn:
         return child
 
 
-def supervisor(clock: FakeClock, spawn: FakeSpawn, parts: list[Part], said: list[str]) -> Supervisor:
-    return Supervisor(parts, spawn=spawn, clock=clock, sleep=clock.sleep, say=said.append, whole="the stack")
+def supervisor(
+    clock: FakeClock, spawn: FakeSpawn, parts: list[Part], said: list[str], **options
+) -> Supervisor:
+    return Supervisor(
+        parts, spawn=spawn, clock=clock, sleep=clock.sleep, say=said.append, whole="the stack",
+        killpg=lambda pgid, sig: None, **options,
+    )  # fmt: skip
 
 
 def part(tmp_path: Path, name: str, **values) -> Part:
@@ -180,9 +191,9 @@ def test_each_exit_goes_to_the_parts_exit_policy(tmp_path: Path) -> None:
     decided = []
 
     class Recording:
-        def on_exit(self, part: Part, returncode: int) -> Action:
-            decided.append((part.name, returncode))
-            return STOP_ALL.on_exit(part, returncode)
+        def on_exit(self, part: Part, returncode: int, now: float) -> Decision:
+            decided.append((part.name, returncode, now))
+            return STOP_ALL.on_exit(part, returncode, now)
 
     clock = FakeClock()
     spawn = FakeSpawn(clock, worker={"exits_at": 2.0, "code": 9})
@@ -193,7 +204,158 @@ def test_each_exit_goes_to_the_parts_exit_policy(tmp_path: Path) -> None:
     assert exited is not None and (exited.part.name, exited.returncode, exited.action) == (
         "worker", 9, Action.STOP_ALL,
     )  # fmt: skip
-    assert decided == [("worker", 9)]
+    assert decided == [("worker", 9, 2.0)]
+
+
+class ExitsAt:
+    """A FakeSpawn script per start: the n-th start of a part exits at the given time after it started (None:
+    runs until stopped)."""
+
+    def __init__(self, clock: FakeClock, *after_start: float | None) -> None:
+        self.clock, self.after_start, self.starts = clock, list(after_start), 0
+
+    def child(self, pid: int) -> FakeChild:
+        after = self.after_start[min(self.starts, len(self.after_start) - 1)]
+        self.starts += 1
+        return FakeChild(self.clock, pid, None if after is None else self.clock.now + after, code=1)
+
+
+class ScriptedSpawn(FakeSpawn):
+    def __init__(self, clock: FakeClock, **scripts: ExitsAt) -> None:
+        super().__init__(clock)
+        self.exits = scripts
+        self.starts: list[tuple[str, float]] = []
+
+    def __call__(self, part: Part) -> FakeChild:
+        pid = 100 + len(self.starts)
+        script = self.exits.get(part.name)
+        child = script.child(pid) if script else FakeChild(self.clock, pid)
+        self.children[part.name] = child
+        self.starts.append((part.name, self.clock.now))
+        return child
+
+
+def test_a_restarted_part_waits_twice_as_long_after_each_exit_while_the_others_keep_running(
+    tmp_path: Path,
+) -> None:
+    clock, said = FakeClock(), []
+    spawn = ScriptedSpawn(clock, statistics=ExitsAt(clock, 1.0, 1.0, 1.0, None))
+    policy = RestartWithBackoff(first_delay=1.0, max_delay=30.0, budget=5, window=600.0)
+    parts = [
+        part(tmp_path, "broker"),
+        part(tmp_path, "statistics", policy=policy),
+        part(tmp_path, "inference"),
+    ]
+    changes: list[dict] = []
+
+    def record(sup: Supervisor) -> None:
+        changes.append({name: status.state for name, status in sup.status.items()})
+
+    sup = supervisor(clock, spawn, parts, said, watch_interval=0.1, on_change=record)
+    sup.start_all()
+    inference = spawn.children["inference"]
+
+    def stop_at_20(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 20.0:
+            sup.request_stop()
+
+    sup._sleep = stop_at_20
+    assert sup.watch() is None
+    starts = [at for name, at in spawn.starts if name == "statistics"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    # exit 1 s after each start, then wait 1, 2, 4 s (within one watch tick)
+    assert [round(gap - 1.0) for gap in gaps] == [1, 2, 4] and all(abs(g - round(g)) <= 0.21 for g in gaps)
+    assert inference.signals == [] and inference.poll() is None  # never stopped
+    assert sup.status["statistics"].restarts == 3 and sup.status["statistics"].state == "running"
+    assert sup.degraded() == {}
+    assert {"broker": "running", "statistics": "restarting", "inference": "running"} in changes
+    assert any(line.startswith("statistics exited with code 1") and "restarting it in 2.0 s" in line
+               for line in said)  # fmt: skip
+
+
+def test_a_part_that_spends_its_restart_budget_is_left_down_and_the_whole_is_degraded(tmp_path: Path) -> None:
+    clock, said = FakeClock(), []
+    spawn = ScriptedSpawn(clock, webhook=ExitsAt(clock, 0.5))
+    policy = RestartWithBackoff(first_delay=1.0, max_delay=2.0, budget=3, window=60.0)
+    parts = [part(tmp_path, "inference"), part(tmp_path, "webhook", policy=policy)]
+    sup = supervisor(clock, spawn, parts, said, watch_interval=0.1)
+    sup.start_all()
+
+    def stop_at_60(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 60.0:
+            sup.request_stop()
+
+    sup._sleep = stop_at_60
+    assert sup.watch() is None
+    assert [name for name, _ in spawn.starts].count("webhook") == 4  # the first start and 3 restarts
+    assert list(sup.degraded()) == ["webhook"]
+    assert sup.degraded()["webhook"].startswith(
+        "exited 4 times within 60 s, last with code 1: webhook exited"
+    )
+    assert spawn.children["inference"].poll() is None
+    assert said[-1].startswith("error: webhook is left down (") and said[-1].endswith("the stack is degraded")
+
+
+def test_exits_spread_beyond_the_window_never_spend_the_budget() -> None:
+    policy = RestartWithBackoff(first_delay=1.0, max_delay=8.0, budget=2, window=100.0)
+    some = Part("p", ["true"], Path("p.log"))
+    decisions = [policy.on_exit(some, 1, now) for now in (0.0, 150.0, 300.0, 450.0)]
+    assert [(d.action, d.delay) for d in decisions] == [(Action.RESTART, 1.0)] * 4
+    burst = [policy.on_exit(some, 1, now) for now in (460.0, 461.0)]  # 450, 460, 461 within 100 s
+    assert [(d.action, d.delay) for d in burst] == [(Action.RESTART, 2.0), (Action.LEAVE_DOWN, 0.0)]
+    assert burst[1].reason == "exited 3 times within 100 s, last with code 1"
+
+
+def test_a_restarted_part_that_does_not_become_ready_again_counts_as_an_exit(tmp_path: Path) -> None:
+    clock, said = FakeClock(), []
+    spawn = ScriptedSpawn(clock, app=ExitsAt(clock, 1.0, None))
+    ready = iter([True] + [False] * 10_000)
+    parts = [part(tmp_path, "app", ready=lambda: next(ready), ready_timeout=5.0,
+                  policy=RestartWithBackoff(first_delay=1.0, budget=1))]  # fmt: skip
+    sup = supervisor(clock, spawn, parts, said, watch_interval=0.1)
+    sup.start_all()
+
+    def stop_at_30(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 30.0:
+            sup.request_stop()
+
+    sup._sleep = stop_at_30
+    sup.watch()
+    assert "app did not become ready within 5 s; stopping it" in said
+    assert list(sup.degraded()) == ["app"]
+
+
+def test_the_parts_of_a_supervisor_killed_with_sigkill_die_with_it(tmp_path: Path) -> None:
+    script = tmp_path / "supervise.py"
+    pid_file = tmp_path / "sleeper.pid"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from process_supervisor import Part, Supervisor\n"
+        "sleeper = 'import os, sys, time; open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(99)'\n"
+        "part = Part('sleeper', [sys.executable, '-c', sleeper, sys.argv[1]], Path(sys.argv[2]))\n"
+        "Supervisor([part]).run()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(pid_file), str(tmp_path / "sleeper.log")], cwd=PACKAGE.parent
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sleeper = int(pid_file.read_text())
+        assert pid_alive(sleeper) and os.getpgid(sleeper) == sleeper  # a group of its own
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while pid_alive(sleeper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(sleeper)
+    finally:
+        parent.kill()
 
 
 def test_part_names_must_differ(tmp_path: Path) -> None:

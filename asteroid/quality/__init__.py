@@ -1,0 +1,1 @@
+"""Live model quality: the prediction log's consumer and store (labels and live metrics build on them)."""

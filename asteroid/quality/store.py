@@ -1,0 +1,328 @@
+"""The prediction log's tables in the project's SQL database (SQLite by default, PostgreSQL through
+`NEO_DATABASE_URL`), beside the observations of asteroid/database.py and created by this module.
+
+- `quality_predictions`: one row per answered row, keyed by its request id. Inserting a prediction that is
+  already stored does nothing, so a replayed or re-delivered message is stored once.
+- `quality_offsets`: per topic partition, the offset of the next message to read. The consumer writes it in
+  the same transaction as the predictions it read, so after a crash it resumes exactly after the last stored
+  batch (the broker's own group offsets are not used: see asteroid/quality/consumer.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+
+from asteroid.serving import contract
+
+METADATA = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "quality_predictions",
+    METADATA,
+    sa.Column(contract.REQUEST_ID, sa.String(64), primary_key=True),
+    sa.Column("predicted_at", sa.Float, nullable=False, index=True),  # Unix time of the answer
+    sa.Column("endpoint", sa.String(128)),
+    sa.Column("model_id", sa.String(64)),
+    sa.Column("model_version", sa.String(32)),
+    sa.Column("neo_reference_id", sa.BigInteger, index=True),
+    sa.Column("close_approach_date", sa.String(10)),  # YYYY-MM-DD when the request carried it
+    sa.Column("features", sa.Text, nullable=False),  # JSON object: feature name -> value
+    sa.Column(contract.PROBABILITY, sa.Float, nullable=False),
+    sa.Column("hazardous", sa.Boolean, nullable=False),
+)
+# The latest label per request id; a label whose request id matches no stored prediction is "unmatched" (kept
+# for the configured time: its prediction may not be stored yet).
+LABELS = sa.Table(
+    "quality_labels",
+    METADATA,
+    sa.Column(contract.REQUEST_ID, sa.String(64), primary_key=True),
+    sa.Column("hazardous", sa.Boolean, nullable=False),
+    sa.Column("label_id", sa.String(64), nullable=False),  # the message's id: a re-read changes nothing
+    sa.Column("labelled_at", sa.Float, nullable=False, index=True),  # Unix time the label was received
+    sa.Column("source", sa.String(16), nullable=False),  # feedback | catalogue
+    sa.Column("revisions", sa.Integer, nullable=False, default=0),  # labels that replaced an earlier one
+)
+# Rows of a catalogue file (`python -m asteroid.quality import`) whose asteroid matched no stored prediction.
+CATALOGUE_UNMATCHED = sa.Table(
+    "quality_catalogue_unmatched",
+    METADATA,
+    sa.Column("neo_reference_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("close_approach_date", sa.String(10), primary_key=True),  # "" when the file gave none
+    sa.Column("hazardous", sa.Boolean, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+OFFSETS = sa.Table(
+    "quality_offsets",
+    METADATA,
+    sa.Column("topic", sa.String(255), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+
+
+class RecordError(ValueError):
+    """A message of the predictions topic that is not a prediction record."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    request_id: str
+    predicted_at: float
+    endpoint: str | None
+    model_id: str | None
+    model_version: str | None
+    neo_reference_id: int | None
+    close_approach_date: str | None
+    features: dict[str, float]
+    probability: float
+    hazardous: bool
+
+    @classmethod
+    def from_message(cls, value: bytes) -> Prediction:
+        """The prediction a message of the hook carries (asteroid/serving/prediction_log.py)."""
+        try:
+            record = json.loads(value)
+            return cls(
+                request_id=str(record[contract.REQUEST_ID]),
+                predicted_at=float(record["time"]),
+                endpoint=_text(record.get("endpoint")),
+                model_id=_text(record.get("model_id")),
+                model_version=_text(record.get("model_version")),
+                neo_reference_id=_whole(record.get("neo_reference_id")),
+                close_approach_date=_text(record.get("close_approach_date")),
+                features={str(name): float(v) for name, v in dict(record["features"]).items()},
+                probability=float(record[contract.PROBABILITY]),
+                hazardous=bool(record["hazardous"]),
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RecordError(f"not a prediction record: {exc!r}") from None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            contract.REQUEST_ID: self.request_id,
+            "predicted_at": self.predicted_at,
+            "endpoint": self.endpoint,
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "neo_reference_id": self.neo_reference_id,
+            "close_approach_date": self.close_approach_date,
+            "features": json.dumps(self.features),
+            contract.PROBABILITY: self.probability,
+            "hazardous": self.hazardous,
+        }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def engine(database_url: str) -> Engine:
+    """An engine on the database, its quality tables created when missing."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    created = sa.create_engine(url)
+    METADATA.create_all(created)
+    return created
+
+
+def _insert(connection: sa.Connection, table: sa.Table) -> Any:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"the quality tables support SQLite and PostgreSQL, not {dialect}")
+
+
+def store_batch(
+    connection: sa.Connection, predictions: Iterable[Prediction], next_offsets: Mapping[tuple[str, int], int]
+) -> int:
+    """Insert the predictions not yet stored and advance the partitions' offsets, in the caller's transaction;
+    the number of predictions inserted."""
+    rows = [prediction.row() for prediction in predictions]
+    inserted = 0
+    if rows:
+        statement = _insert(connection, PREDICTIONS).on_conflict_do_nothing(
+            index_elements=[contract.REQUEST_ID]
+        )
+        inserted = connection.execute(statement, rows).rowcount
+    for (topic, partition), offset in next_offsets.items():
+        statement = _insert(connection, OFFSETS).values(topic=topic, partition=partition, next_offset=offset)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["topic", "partition"], set_={"next_offset": statement.excluded.next_offset}
+            )
+        )
+    return max(inserted, 0)
+
+
+def stored_offsets(connection: sa.Connection, topic: str) -> dict[int, int]:
+    """Partition -> offset of the next message to read, for the partitions stored so far."""
+    query = sa.select(OFFSETS.c.partition, OFFSETS.c.next_offset).where(OFFSETS.c.topic == topic)
+    return {int(partition): int(offset) for partition, offset in connection.execute(query)}
+
+
+def prune(connection: sa.Connection, older_than: float) -> int:
+    """Delete the predictions answered before `older_than` (Unix time); how many."""
+    return connection.execute(sa.delete(PREDICTIONS).where(PREDICTIONS.c.predicted_at < older_than)).rowcount
+
+
+def count_predictions(database_url: str) -> int:
+    with engine(database_url).connect() as connection:
+        return int(connection.execute(sa.select(sa.func.count()).select_from(PREDICTIONS)).scalar_one())
+
+
+def request_ids(database_url: str) -> list[str]:
+    with engine(database_url).connect() as connection:
+        return [row[0] for row in connection.execute(sa.select(PREDICTIONS.c[contract.REQUEST_ID]))]
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    request_id: str
+    hazardous: bool
+    label_id: str
+    labelled_at: float
+    source: str
+
+    @classmethod
+    def from_message(cls, value: bytes) -> LabelRecord:
+        """The label a message of the feedback topic carries (asteroid/quality/feedback.py)."""
+        try:
+            record = json.loads(value)
+            hazardous = record["hazardous"]
+            if not isinstance(hazardous, bool):
+                raise TypeError(f"hazardous is {hazardous!r}")
+            return cls(
+                request_id=str(record[contract.REQUEST_ID]),
+                hazardous=hazardous,
+                label_id=str(record["label_id"]),
+                labelled_at=float(record["time"]),
+                source="feedback",
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RecordError(f"not a label record: {exc!r}") from None
+
+
+def store_labels(connection: sa.Connection, labels: Iterable[LabelRecord]) -> None:
+    """Insert each label, or replace the request id's earlier label and count a revision; a label already
+    stored (same `label_id`, e.g. a re-read message) changes nothing. In the caller's transaction."""
+    for label in labels:
+        statement = _insert(connection, LABELS).values(
+            **{contract.REQUEST_ID: label.request_id},
+            hazardous=label.hazardous,
+            label_id=label.label_id,
+            labelled_at=label.labelled_at,
+            source=label.source,
+            revisions=0,
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[contract.REQUEST_ID],
+                set_={
+                    "hazardous": statement.excluded.hazardous,
+                    "label_id": statement.excluded.label_id,
+                    "labelled_at": statement.excluded.labelled_at,
+                    "source": statement.excluded.source,
+                    "revisions": LABELS.c.revisions + 1,
+                },
+                where=LABELS.c.label_id != statement.excluded.label_id,
+            )
+        )
+
+
+def _matched() -> Any:
+    request_id = contract.REQUEST_ID
+    return sa.exists().where(PREDICTIONS.c[request_id] == LABELS.c[request_id])
+
+
+def prune_unmatched(connection: sa.Connection, older_than: float) -> int:
+    """Delete labels matching no prediction received before `older_than`, and such catalogue rows."""
+    labels = connection.execute(
+        sa.delete(LABELS).where(LABELS.c.labelled_at < older_than, ~_matched())
+    ).rowcount
+    rows = connection.execute(
+        sa.delete(CATALOGUE_UNMATCHED).where(CATALOGUE_UNMATCHED.c.received_at < older_than)
+    ).rowcount
+    return labels + rows
+
+
+@dataclass(frozen=True)
+class QualityCounts:
+    """Labelled predictions of one endpoint and model version, with the confusion counts."""
+
+    endpoint: str
+    model_version: str
+    predictions: int
+    labelled: int
+    true_positives: int
+    false_positives: int
+    true_negatives: int
+    false_negatives: int
+    label_delay_seconds_sum: float  # sum over labelled predictions of (labelled_at - predicted_at)
+
+    @property
+    def correct(self) -> int:
+        return self.true_positives + self.true_negatives
+
+
+def quality_counts(connection: sa.Connection, labelled_since: float | None = None) -> list[QualityCounts]:
+    """Per endpoint and model version, over the stored predictions; with `labelled_since` (Unix time), only
+    the labels received since then count as labels."""
+    predicted, actual = PREDICTIONS.c.hazardous, LABELS.c.hazardous
+    labelled = LABELS.c[contract.REQUEST_ID].is_not(None)
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    query = (
+        sa.select(
+            PREDICTIONS.c.endpoint,
+            PREDICTIONS.c.model_version,
+            sa.func.count(),
+            count(labelled),
+            count(sa.and_(labelled, predicted, actual)),
+            count(sa.and_(labelled, predicted, ~actual)),
+            count(sa.and_(labelled, ~predicted, ~actual)),
+            count(sa.and_(labelled, ~predicted, actual)),
+            sa.func.coalesce(sa.func.sum(LABELS.c.labelled_at - PREDICTIONS.c.predicted_at), 0.0),
+        )
+        .select_from(PREDICTIONS.outerjoin(LABELS, _label_join(labelled_since)))
+        .group_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
+        .order_by(PREDICTIONS.c.endpoint, PREDICTIONS.c.model_version)
+    )
+    return [
+        QualityCounts(str(row[0]), str(row[1]), *(int(value or 0) for value in row[2:8]), float(row[8]))
+        for row in connection.execute(query)
+    ]
+
+
+def _label_join(labelled_since: float | None) -> Any:
+    joined = PREDICTIONS.c[contract.REQUEST_ID] == LABELS.c[contract.REQUEST_ID]
+    return joined if labelled_since is None else sa.and_(joined, LABELS.c.labelled_at >= labelled_since)
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    unmatched: int  # labels by request id matching no stored prediction
+    catalogue_unmatched: int  # catalogue rows matching no stored prediction
+    revisions: int  # labels that replaced an earlier label of the same prediction
+
+
+def label_counts(connection: sa.Connection) -> LabelCounts:
+    unmatched = connection.execute(sa.select(sa.func.count()).select_from(LABELS).where(~_matched()))
+    catalogue = connection.execute(sa.select(sa.func.count()).select_from(CATALOGUE_UNMATCHED))
+    revisions = connection.execute(sa.select(sa.func.coalesce(sa.func.sum(LABELS.c.revisions), 0)))
+    return LabelCounts(int(unmatched.scalar_one()), int(catalogue.scalar_one()), int(revisions.scalar_one()))
