@@ -4,8 +4,9 @@ The hook calls `PredictionLog.record()` once per request with references to what
 feature matrix, the probabilities, the request ids): one `SimpleQueue.put`, nothing else on the request
 thread. A daemon thread of the process drains the queue, packs the requests waiting there as columns into
 JSON messages of up to `MAX_ROWS_PER_MESSAGE` rows and hands them to kafka-python's producer, which batches
-them (`linger_ms`) on its own sender thread. The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too);
-without it, or with `contract.PREDICTION_LOG_ENV=off`, nothing is published.
+them (`linger_ms`) on its own sender thread. The broker is clearml-serving's own (`contract.BROKER_ENV`,
+which its inference app reads too); without it, or with `contract.PREDICTION_LOG_ENV=off`, nothing is
+published.
 
 When the broker is unreachable the queue would grow without bound: past `MAX_PENDING` requests new ones are
 dropped and counted (`dropped`), so a broker outage never costs the endpoint its memory. The log is for
