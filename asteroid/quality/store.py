@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -92,15 +95,16 @@ class Prediction:
             return [
                 prediction for block in json.loads(value)["requests"] for prediction in cls._of_block(block)
             ]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
             raise RecordError(f"not a prediction record: {exc!r}") from None
 
     @classmethod
     def _of_block(cls, block: dict[str, Any]) -> list[Prediction]:
         names = [str(name) for name in block["feature_names"]]
+        matrix = np.frombuffer(base64.b64decode(block["features"], validate=True), dtype="<f8")
         columns = [
             block[contract.REQUEST_ID], block["neo_reference_id"], block["close_approach_date"],
-            block["features"], block[contract.PROBABILITY], block["hazardous"],
+            matrix.reshape(-1, len(names)).tolist(), block[contract.PROBABILITY], block["hazardous"],
         ]  # fmt: skip
         return [
             cls(

@@ -3,6 +3,7 @@ a replay from the beginning stores nothing; retention deletes what is older than
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 
 import global_config
@@ -38,7 +40,7 @@ def publish(broker: str, first: int, count: int, predicted_at: float | None = No
             "feature_names": ["absolute_magnitude"],
             "neo_reference_id": [None],
             "close_approach_date": [None],
-            "features": [[20.0]],
+            "features": base64.b64encode(np.array([[20.0]], dtype="<f8").tobytes()).decode(),
             contract.PROBABILITY: [0.25],
             "hazardous": [False],
         }
