@@ -13,6 +13,7 @@ foreground, or in the background with a state file in its data directory (``.ser
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ def start(config: StackConfig) -> dict:
         print(f"serving stack already running (pid {state['pid']}) at {state['serve_url']}")
         return state
     stop_orphans(config)
+    check_writable(config.data_dir)
     name = preflight(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.state_path.unlink(missing_ok=True)
@@ -95,6 +97,24 @@ def _arguments(config: StackConfig) -> list[str]:
         "--alert-repeat-interval", config.alert_repeat_interval,
         *(["--alertmanager-config", str(config.alertmanager_config)] if config.alertmanager_config else []),
     ]  # fmt: skip
+
+
+WRITE_PROBE_BYTES = 64 * 1024  # logs and state: a start needs at least this much room
+
+
+def check_writable(data_dir: Path) -> None:
+    """StackError in one line when the data directory cannot take the stack's logs and state."""
+    probe = data_dir / ".write-probe"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb", buffering=0) as out:
+            out.write(b"\0" * WRITE_PROBE_BYTES)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StackError(f"no space left in {data_dir}; free some or choose another --data-dir") from None
+        raise StackError(f"cannot write in {data_dir}: {exc.strerror}") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def stop_orphans(config: StackConfig) -> list[str]:

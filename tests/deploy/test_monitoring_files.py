@@ -122,8 +122,9 @@ def test_the_scrape_jobs_are_serving_locals_in_compose_kubernetes_and_locally(tm
     compose_jobs = scrape_jobs((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
     kubernetes = scrape_jobs((compose.DEPLOY / "kubernetes" / "files" / "prometheus.yml").read_text())
     local = scrape_jobs(monitoring.prometheus_config(StackConfig(data_dir=tmp_path)))
-    # the local supervisor's own job: elsewhere Compose or Kubernetes restart the containers
-    assert compose_jobs == kubernetes == local - {stack_health.STACK_JOB}
+    # local only: the supervisor's own job (elsewhere Compose or Kubernetes restart the containers) and the
+    # exporters applications run beside the local stack
+    assert compose_jobs == kubernetes == local - {stack_health.STACK_JOB, monitoring.APPLICATION_JOB}
     assert local >= {serving_local.api.STATISTICS_JOB, serving_local.api.INFERENCE_JOB}
 
 

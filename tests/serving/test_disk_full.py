@@ -1,5 +1,6 @@
-"""The webhook receiver on a full disk: 507 naming the directory, nothing half-written, and it keeps running
-(a 64 KiB tmpfs; skipped, with the reason, where the test cannot mount one)."""
+"""A full disk: the webhook receiver answers 507 naming the directory (nothing half-written, it keeps running)
+and a stack start says "no space left in DIR" (a 64 KiB tmpfs; skipped, with the reason, where the test
+cannot mount one)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,26 @@ def test_a_full_disk_is_a_507_naming_the_directory(small_disk: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_start_on_a_full_disk_says_no_space_left_in_the_data_dir(small_disk: Path) -> None:
+    from tests.serving.test_stack import run_stack
+
+    with (small_disk / "filler").open("wb", buffering=0) as out, pytest.raises(OSError):
+        while True:
+            out.write(b"\0" * 4096)
+    ports = [
+        "--port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--broker-port",
+        str(free_port()),
+    ]
+    result = run_stack(
+        {}, "start", "--service-id", "x" * 32, "--data-dir", str(small_disk), *ports, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: no space left in {small_disk}; free some or choose another --data-dir"
+    )
