@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint format serve serve-stop serve-status backend-start backend-stop backend-status clean
+.PHONY: setup test demo tune bench lint format serve serve-stop serve-status backend-start backend-stop backend-status clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,13 @@ test: setup
 demo: setup
 	$(PY) demo.py
 
+# a hyperparameter search over the training step (needs a pipeline run first); e.g. make tune ARGS="--trials 40"
+tune: setup
+	$(PY) tune.py $(ARGS)
+
 bench: setup
 	$(PY) benchmarks/backend_bench.py
-	$(PY) benchmarks/pipeline_bench.py
+	$(PY) benchmarks/pipeline_bench.py --sizes 4687,100000,1000000
 	$(PY) benchmarks/model_bench.py
 	$(PY) benchmarks/serving_bench.py
 

@@ -21,6 +21,7 @@ from asteroid import database, run_guard
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
 from asteroid.tracking import end_process
+from asteroid.tuning.params_source import params_from_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--query-date", default=PipelineOptions.query_date, help="last close-approach date (YYYY-MM-DD)"
     )
     parser.add_argument("--split-seed", type=int, default=PipelineOptions.split_seed)
+    parser.add_argument(
+        "--params-from",
+        metavar="TASK_ID",
+        help="train with the parameters an optimizer task (tune.py) recommends, or a training task used",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,9 +61,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"marked task {task_id} failed: the run that started it ended without closing it")
         source, description = database.resolve_source_csv(args.source_csv)
         print(f"Loading {description}")
-        print(database.load_csv(source, global_config.DATABASE_URL).summary())
+        print(
+            database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary()
+        )
+        chosen = params_from_task(args.params_from) if args.params_from else None
+        if chosen:
+            print(f"Training parameters from {chosen.description}: {json.dumps(chosen.params)}")
         options = PipelineOptions(
-            seeds=args.seeds, queue=args.queue, query_date=args.query_date, split_seed=args.split_seed
+            seeds=args.seeds,
+            queue=args.queue,
+            query_date=args.query_date,
+            split_seed=args.split_seed,
+            training_params=chosen.params if chosen else {},
+            params_from=chosen.task_id if chosen else "",
         )
         summary = run(options)
     except (PipelineFailed, ServerUnavailable, ValueError, FileNotFoundError) as exc:

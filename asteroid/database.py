@@ -11,19 +11,23 @@ import io
 import json
 import os
 import re
+import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 import global_config
-from asteroid import observation_rules, sample_data, schema
+from asteroid import csv_chunks, observation_rules, sample_data, schema
 
 ROW_ID = "row_id"
 SAMPLE_CSV_NAME = "sample_asteroids.csv"
@@ -39,6 +43,7 @@ _NUMERIC_COLUMNS = tuple(column for column in schema.COLUMNS if column.kind in (
 _NUMBER_RULES = observation_rules.NumberRules(_NUMERIC_COLUMNS)
 _CELL_PROBLEMS = (observation_rules.INFINITE, observation_rules.FRACTIONAL, observation_rules.OUT_OF_RANGE)
 _NAN_TEXT = r"[+-]?nan"  # read as NaN, which is a number that is not finite, not an unreadable one
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _SQL_TYPES = {
     "int": sa.BigInteger,
     "float": sa.Double,
@@ -102,7 +107,6 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column(ROW_ID, sa.Integer, primary_key=True, autoincrement=True),
         *(sa.Column(c.name, _SQL_TYPES[c.kind](), nullable=False) for c in schema.COLUMNS),
     )
-    sa.Index(f"ix_{global_config.OBSERVATIONS_TABLE}_close_approach_date", observations.c[schema.DATE_COLUMN])
     rejected = sa.Table(
         global_config.REJECTED_TABLE,
         metadata,
@@ -113,6 +117,11 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("source", sa.Text, nullable=False),
     )
     return observations, rejected
+
+
+def _date_index(observations: sa.Table) -> sa.Index:
+    """The index of the date queries: made once the rows are in, faster than kept up row by row."""
+    return sa.Index(f"ix_{observations.name}_close_approach_date", observations.c[schema.DATE_COLUMN])
 
 
 def _engine(database_url: str) -> Engine:
@@ -129,21 +138,6 @@ def _display_url(database_url: str) -> str:
 # --- reading and validation --------------------------------------------------------------------------
 
 
-def _read_text_rows(csv_path: Path) -> tuple[list[str], list[int], list[list[str]]]:
-    """Header, and the line number and fields of every non-blank record."""
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise SchemaError(f"{csv_path} is empty: expected a header row with the NASA column names")
-        lines, rows = [], []
-        for row in reader:
-            if row:
-                lines.append(reader.line_num)
-                rows.append([cell.strip() for cell in row])
-    return [name.strip() for name in header], lines, rows
-
-
 def _check_header(header: list[str], csv_path: Path) -> list[str]:
     """Returns the unknown (ignored) columns; raises on missing or duplicated ones."""
     duplicated = sorted({name for name in header if header.count(name) > 1})
@@ -157,16 +151,37 @@ def _check_header(header: list[str], csv_path: Path) -> list[str]:
     return [name for name in header if name not in schema.COLUMNS_BY_NAME]
 
 
+def _parse_number_column(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float64 values of one column of stripped text, and where cells are missing and where unreadable.
+
+    Plain decimal numbers (nearly every cell) are cast by Arrow, which rounds as `float()` and pandas do; any
+    other text (`inf`, `nan`, words) by `pd.to_numeric`, NaN text counting as a number that is not finite.
+    """
+    cells = pa.array(text)
+    missing = pc.equal(cells, "").to_numpy(zero_copy_only=False)
+    plain = pc.match_substring_regex(cells, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    values = np.full(len(text), np.nan)
+    if plain.any():
+        values[plain] = pc.cast(cells.filter(plain), pa.float64()).to_numpy()
+    unreadable = np.zeros(len(text), dtype=bool)
+    other = ~plain & ~missing
+    if other.any():
+        odd = text[other]
+        parsed = pd.to_numeric(odd, errors="coerce").astype("float64").to_numpy()
+        values[other] = parsed
+        nan_text = odd.str.fullmatch(_NAN_TEXT, case=False).to_numpy(dtype=bool)
+        unreadable[other] = np.isnan(parsed) & ~nan_text
+    return values, missing, unreadable
+
+
 def _validate_numbers(text: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
     """Float64 values of the numeric columns of a frame of stripped text, and per column {reason: mask of
     failing rows}: the rules of `observation_rules`, which the serving hook applies too."""
-    cells = text[[column.name for column in _NUMERIC_COLUMNS]]
-    missing = (cells == "").to_numpy()
-    values = cells.apply(lambda column: pd.to_numeric(column.where(column != ""), errors="coerce"))
-    values = values.astype("float64")
-    matrix = values.to_numpy()
-    nan_text = cells.apply(lambda column: column.str.fullmatch(_NAN_TEXT, case=False)).to_numpy(dtype=bool)
-    unreadable = np.isnan(matrix) & ~missing & ~nan_text
+    parsed = [_parse_number_column(text[column.name]) for column in _NUMERIC_COLUMNS]
+    matrix = np.column_stack([values for values, _, _ in parsed])
+    missing = np.column_stack([mask for _, mask, _ in parsed])
+    unreadable = np.column_stack([mask for _, _, mask in parsed])
+    values = pd.DataFrame(matrix, columns=[column.name for column in _NUMERIC_COLUMNS], index=text.index)
     codes = _NUMBER_RULES.cell_problems(matrix)
     codes[missing | unreadable] = observation_rules.VALID
     problems: dict[str, dict[str, np.ndarray]] = {}
@@ -192,7 +207,13 @@ def _validate_column(text: pd.Series, column: schema.ColumnSpec) -> tuple[pd.Ser
     problems: dict[str, pd.Series] = {f"{column.name}: {observation_rules.MISSING}": missing}
     if column.kind in ("date", "datetime"):
         pattern, fmt = _DATE_FORMATS[column.kind]
-        parsed = pd.to_datetime(text.where(text.str.fullmatch(pattern)), format=fmt, errors="coerce")
+        # Each distinct text parsed once: a million close approaches fall on a few thousand dates.
+        codes, distinct = pd.factorize(text)
+        distinct = pd.Series(distinct, dtype=str)
+        parsed_distinct = pd.to_datetime(
+            distinct.where(distinct.str.fullmatch(pattern)), format=fmt, errors="coerce"
+        )
+        parsed = pd.Series(parsed_distinct.to_numpy()[codes], index=text.index)
         problems[f"{column.name}: invalid {column.kind} (expected {fmt})"] = parsed.isna() & ~missing
         outside = (parsed < pd.Timestamp(_EARLIEST_DATE)) | (parsed > pd.Timestamp(_LATEST_DATE))
         problems[f"{column.name}: {column.kind} outside {_EARLIEST_DATE}..{_LATEST_DATE}"] = outside
@@ -231,11 +252,16 @@ def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame
     driver has a fast bulk path (per-row parameter processing dominated the load time)."""
     names = list(frame.columns)
     # tolist() gives native Python scalars, which every DBAPI driver accepts.
-    rows = list(zip(*(frame[name].tolist() for name in names), strict=True))
+    rows = zip(*(frame[name].tolist() for name in names), strict=True)  # consumed once, tuple by tuple
     quote = connection.dialect.identifier_preparer.quote
     insert = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "
     if connection.dialect.driver == "pysqlite":
-        connection.exec_driver_sql(insert + f"({', '.join('?' * len(names))})", rows)
+        # the driver's executemany takes the tuples as they are made (SQLAlchemy's wants them all in a list)
+        cursor = connection.connection.cursor()  # the DBAPI connection, inside this transaction
+        try:
+            cursor.executemany(insert + f"({', '.join('?' * len(names))})", rows)
+        finally:
+            cursor.close()
     elif connection.dialect.driver == "psycopg2":
         # COPY is PostgreSQL's bulk path. str() of a float is its shortest round-trip form, so values
         # arrive exactly; booleans arrive as True/False, which PostgreSQL accepts.
@@ -259,61 +285,98 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 # --- loading -----------------------------------------------------------------------------------------
 
 
-def load_csv(csv_path: str | Path, database_url: str, *, replace: bool = True) -> LoadReport:
+ProgressCallback = Callable[[LoadReport, float], None]
+
+
+def print_progress(report: LoadReport, fraction: float) -> None:
+    """A line per chunk on stderr: rows so far, how far into the file, the rate."""
+    rate = report.rows_read / report.seconds if report.seconds else 0.0
+    print(
+        f"  {report.rows_read:,} rows read ({fraction:.0%} of the file), {report.rows_loaded:,} loaded, "
+        f"{report.rows_rejected:,} rejected, {rate:,.0f} rows/s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def load_csv(
+    csv_path: str | Path,
+    database_url: str,
+    *,
+    replace: bool = True,
+    chunk_rows: int = csv_chunks.DEFAULT_CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+) -> LoadReport:
     """Validate every row of a NASA-format CSV and write valid rows and rejected rows (with reasons).
 
-    With replace=True both tables are recreated; otherwise rows are appended.
+    The file is read, validated and written `chunk_rows` lines at a time, one transaction per chunk, so memory
+    stays bounded whatever its size; `progress` is called after each chunk of a file of several chunks. With
+    replace=True both tables are recreated; otherwise rows are appended.
     """
     started = time.perf_counter()
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"source CSV not found: {csv_path}")
-    header, lines, rows = _read_text_rows(csv_path)
-    ignored = _check_header(header, csv_path)
-    report = LoadReport(source=str(csv_path), database=_display_url(database_url), ignored_columns=ignored)
-    report.rows_read = len(rows)
-
-    width = len(header)
-    ragged = np.array([len(row) != width for row in rows], dtype=bool)
-    cells = [[""] * width if bad else row for row, bad in zip(rows, ragged, strict=True)]
-    text = pd.DataFrame(cells, columns=header, dtype=str)
-    text = text[list(schema.COLUMN_NAMES)]
-    typed, reasons = validate_frame(text)
-    for i in np.flatnonzero(ragged):
-        reasons.iat[i] = [f"wrong number of fields (expected {width})"]
-    invalid = np.array([bool(row_reasons) for row_reasons in reasons], dtype=bool)
-
-    valid = _typed(typed[~invalid])
-    rejected_records = []
-    for i in np.flatnonzero(invalid):
-        report.reasons.update(reasons.iat[i])
-        rejected_records.append(
-            {
-                "line_number": lines[i],
-                "reasons": "; ".join(reasons.iat[i]),
-                "raw_values": json.dumps(dict(zip(header, rows[i], strict=False)), ensure_ascii=False),
-                "source": str(csv_path),
-            }
-        )
-
+    try:
+        chunks = csv_chunks.CsvChunks(csv_path, chunk_rows)
+    except csv_chunks.EmptyFile as exc:
+        raise SchemaError(f"{exc} with the NASA column names") from None
     engine = _engine(database_url)
     try:
-        observations, rejected = _tables(sa.MetaData())
-        with engine.begin() as connection:
-            if replace:
-                rejected.drop(connection, checkfirst=True)
-                observations.drop(connection, checkfirst=True)
-            observations.metadata.create_all(connection, checkfirst=True)
-            if len(valid):
-                _bulk_insert(connection, observations, valid)
-            if rejected_records:
-                connection.execute(rejected.insert(), rejected_records)
+        with chunks:
+            ignored = _check_header(chunks.header, csv_path)
+            report = LoadReport(
+                source=str(csv_path), database=_display_url(database_url), ignored_columns=ignored
+            )
+            observations, rejected = _tables(sa.MetaData())
+            with engine.begin() as connection:
+                if replace:
+                    rejected.drop(connection, checkfirst=True)
+                    observations.drop(connection, checkfirst=True)
+                observations.metadata.create_all(connection, checkfirst=True)
+            for number, chunk in enumerate(chunks):
+                valid, rejected_records = _validate_chunk(chunk, chunks.header, report)
+                with engine.begin() as connection:
+                    if len(valid):
+                        _bulk_insert(connection, observations, valid)
+                    if rejected_records:
+                        connection.execute(rejected.insert(), rejected_records)
+                report.seconds = time.perf_counter() - started
+                if progress is not None and (number or chunks.bytes_read() < chunks.total_bytes):
+                    progress(report, chunks.bytes_read() / max(chunks.total_bytes, 1))
+            with engine.begin() as connection:
+                _date_index(observations).create(connection, checkfirst=True)
     finally:
         engine.dispose()
-    report.rows_loaded = len(valid)
-    report.rows_rejected = len(rejected_records)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _validate_chunk(
+    chunk: csv_chunks.Chunk, header: list[str], report: LoadReport
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """The chunk's valid rows, typed, and the records of its rejected rows; counts go into the report."""
+    typed, reasons = validate_frame(chunk.text[list(schema.COLUMN_NAMES)])
+    for position in chunk.ragged:
+        reasons.iat[position] = [f"wrong number of fields (expected {len(header)})"]
+    invalid = np.fromiter((bool(row) for row in reasons), dtype=bool, count=len(reasons))
+    rejected_records = []
+    for position in np.flatnonzero(invalid):
+        report.reasons.update(reasons.iat[position])
+        raw = dict(zip(header, chunk.fields(position), strict=False))
+        rejected_records.append(
+            {
+                "line_number": int(chunk.lines[position]),
+                "reasons": "; ".join(reasons.iat[position]),
+                "raw_values": json.dumps(raw, ensure_ascii=False),
+                "source": report.source,
+            }
+        )
+    valid = _typed(typed[~invalid])
+    report.rows_read += len(chunk)
+    report.rows_loaded += len(valid)
+    report.rows_rejected += len(rejected_records)
+    return valid, rejected_records
 
 
 # --- querying ----------------------------------------------------------------------------------------
@@ -330,9 +393,11 @@ def validate_query_date(query_date: str) -> str:
     return query_date.strip()
 
 
-def query_observations(database_url: str, query_date: str | None = None) -> pd.DataFrame:
+def iter_observations(
+    database_url: str, query_date: str | None = None, chunk_rows: int = csv_chunks.DEFAULT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
     """Observations with `Close Approach Date` <= query_date (all if None), in the CSV's 40 columns and
-    dtypes, ordered by date and then load order."""
+    dtypes, ordered by date and then load order: streamed from the server in frames of `chunk_rows` rows."""
     if query_date is not None:
         query_date = validate_query_date(query_date)
     engine = _engine(database_url)
@@ -349,11 +414,42 @@ def query_observations(database_url: str, query_date: str | None = None) -> pd.D
         if query_date is not None:
             # ISO dates sort as text, and only validated dates are stored.
             statement = statement.where(date_column <= query_date)
+        # The driver's own cursor yields plain tuples: SQLAlchemy's row objects cost a third of the read.
+        sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        # PostgreSQL streams from a named (server-side) cursor only; SQLite's cursor steps as it is read.
+        named = {"name": "neo_observations_stream"} if engine.dialect.driver == "psycopg2" else {}
         with engine.connect() as connection:
-            rows = connection.execute(statement).all()
+            cursor = connection.connection.cursor(**named)
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(chunk_rows):
+                    yield _frame_of_rows(rows)
+            finally:
+                cursor.close()
     finally:
         engine.dispose()
-    return _typed(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
+
+
+def _frame_of_rows(rows: Sequence[Sequence[object]]) -> pd.DataFrame:
+    """Rows in the CSV's 40 columns, in its dtypes, built a column at a time (pandas looks at each row object
+    given a list of rows, which cost more than fetching them)."""
+    dtypes = schema.dtypes()
+    return pd.DataFrame(
+        {
+            name: pd.array(values, dtype="str")
+            if dtypes[name] == "str"
+            else np.array(values, dtype=dtypes[name])
+            for name, values in zip(schema.COLUMN_NAMES, zip(*rows, strict=True), strict=True)
+        }
+    )
+
+
+def query_observations(database_url: str, query_date: str | None = None) -> pd.DataFrame:
+    """All of `iter_observations` in one frame."""
+    frames = list(iter_observations(database_url, query_date))
+    if not frames:
+        return _typed(pd.DataFrame(columns=list(schema.COLUMN_NAMES)))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _count(database_url: str, rejected_table: bool) -> int:

@@ -8,6 +8,13 @@ import pandas as pd
 
 from asteroid import feature_rows, schema
 
+# The source columns `build_features` reads, by their names in NASA's table: all a step needs to load.
+INPUT_COLUMNS: tuple[str, ...] = tuple(
+    column.name
+    for column in schema.COLUMNS
+    if column.snake in (*feature_rows.SOURCE_COLUMNS, schema.LABEL_NAME, schema.GROUP_NAME)
+)
+
 
 def build_features(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Model features (snake_case, float64, in `schema.FEATURES` order), label (int 0/1) and groups.

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import global_config
 from asteroid import run_guard
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
+from asteroid.tracking import PEAK_RSS_VALUE, peak_rss_mb
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -46,6 +47,9 @@ class PipelineOptions:
     queue: str | None = None
     query_date: str = GET_DATA_DEFAULTS["query_date"]
     split_seed: int = PREPROCESSING_DEFAULTS["split_seed"]
+    # training hyperparameters over the defaults (pipeline.py --params-from), and the task they came from
+    training_params: dict[str, Any] = field(default_factory=dict)
+    params_from: str = ""
 
     def validate(self) -> None:
         if not 1 <= self.seeds <= 32:
@@ -137,6 +141,7 @@ def build(options: PipelineOptions) -> Any:
     pipe.add_parameter("query_date", options.query_date, "last close-approach date of the ingested rows")
     pipe.add_parameter("split_seed", options.split_seed, "seed of the group-aware train/val/test split")
     pipe.add_parameter("seeds", options.seeds, "number of training seeds (one model each)")
+    pipe.add_parameter("params_from", options.params_from, "task the training parameters came from")
     pipe.add_step(
         name="get_data",
         base_task_id=templates["get_data"],
@@ -158,6 +163,7 @@ def build(options: PipelineOptions) -> Any:
         parameter_override={
             "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
             "General/seeds": "${pipeline.seeds}",
+            **{f"xgboost/{key}": value for key, value in options.training_params.items()},
         },
     )
     pipe.add_function_step(
@@ -189,6 +195,7 @@ def run(options: PipelineOptions) -> dict[str, Any]:
     if failed:
         raise PipelineFailed(_failure_message(failed, nodes))
     summary = collect_summary(pipe, nodes, time.monotonic() - started)
+    summary["params_from"] = options.params_from or "defaults"
     write_summary(summary)
     return summary
 
@@ -205,7 +212,8 @@ def _failure_message(failed: dict[str, str], nodes: dict[str, Any]) -> str:
 
 def step_timing(task_id: str, origin: dt.datetime) -> dict[str, float | None]:
     """When a step's task was created, started and completed (seconds after ``origin``), and how much of
-    its run was the step's own compute (the rest is process start, ClearML reporting and uploads)."""
+    its run was the step's own compute (the rest is process start, ClearML reporting and uploads), and the
+    step process's peak resident memory."""
     from clearml import Task
 
     task = Task.get_task(task_id=task_id)
@@ -223,6 +231,7 @@ def step_timing(task_id: str, origin: dt.datetime) -> dict[str, float | None]:
         "completed": offset(data.completed),
         "run_seconds": round(run_seconds, 2) if run_seconds is not None else None,
         "compute_seconds": compute,
+        "peak_rss_mb": summary_values.get(PEAK_RSS_VALUE, {}).get("last"),
     }
 
 
@@ -243,6 +252,8 @@ def collect_summary(pipe: Any, nodes: dict[str, Any], wall_seconds: float) -> di
         "pipeline_id": pipe.id,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(wall_seconds, 2),
+        # this process: the controller, and the CSV's ingestion before it when pipeline.py loaded one
+        "controller_peak_rss_mb": peak_rss_mb(),
         "winner": selection["winner"],
         "selection_metric": selection["selection_metric"],
         "validation": selection["validation"],

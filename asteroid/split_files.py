@@ -1,25 +1,28 @@
-"""A split as it travels between pipeline steps: a directory of train.csv, val.csv, test.csv (features,
-label, group) and feature_spec.json (names, sizes, bucket edges and training fractions per feature)."""
+"""A split as it travels between pipeline steps: a directory of train.parquet, val.parquet, test.parquet
+(features, label, group) and feature_spec.json (names, sizes, bucket edges and training fractions per
+feature). A split an earlier release wrote as CSV files reads the same."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pandas as pd
-
-from asteroid import feature_stats, schema
+from asteroid import dataset_files, feature_stats, schema
 from asteroid.splitting import SPLIT_NAMES, Split, SplitPart
 
 FEATURE_SPEC_FILE = "feature_spec.json"
 
 
+def part_path(directory: Path, name: str) -> Path:
+    return directory / f"{name}.parquet"
+
+
 def save_split(split: Split, directory: str | Path, n_buckets: int = feature_stats.DEFAULT_BUCKETS) -> Path:
-    """Write train.csv, val.csv, test.csv (features + label + group) and feature_spec.json."""
+    """Write train.parquet, val.parquet, test.parquet (features + label + group) and feature_spec.json."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, part in split.parts().items():
-        part.to_frame().to_csv(directory / f"{name}.csv", index=False)
+        dataset_files.write_table(part.to_frame(), part_path(directory, name))
     spec = {
         "feature_names": list(split.feature_names),
         "label": schema.LABEL_NAME,
@@ -53,14 +56,12 @@ def load_split(directory: str | Path) -> Split:
     names = list(spec["feature_names"])
     parts = {}
     for split_name in SPLIT_NAMES:
-        frame = pd.read_csv(directory / f"{split_name}.csv")
+        frame = dataset_files.read_table(part_path(directory, split_name))
         expected = [*names, spec["label"], spec["group"]]
         if list(frame.columns) != expected:
-            raise ValueError(
-                f"{split_name}.csv columns {list(frame.columns)} differ from the spec {expected}"
-            )
+            raise ValueError(f"{split_name} columns {list(frame.columns)} differ from the spec {expected}")
         if len(frame) != spec["rows"][split_name]:
-            raise ValueError(f"{split_name}.csv has {len(frame)} rows, spec says {spec['rows'][split_name]}")
+            raise ValueError(f"{split_name} has {len(frame)} rows, spec says {spec['rows'][split_name]}")
         parts[split_name] = SplitPart(
             frame[names].astype("float64"),
             frame[spec["label"]].astype("int64"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ from asteroid import run_guard
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
+PEAK_RSS_VALUE = "peak_rss_mb"
 
 
 def start_task(task_name: str, task_type: str) -> Any:
@@ -74,8 +76,10 @@ def machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def dataset_local_copy(dataset_id: str) -> Path:
-    """A read-only local copy of a dataset version.
+def dataset_copy(dataset_id: str, folder: str | None = None) -> tuple[Any, Path]:
+    """A dataset version and a read-only local copy of it, or of only its files under `folder` (a child
+    version's copy otherwise holds its parents' files too: the raw observations, in a preprocessed version).
+    The version itself can be handed on, e.g. as the parent of a new one, without fetching it again.
 
     Parallel steps calling ``get_local_copy()`` on the same dataset race in the SDK's shared cache
     (``FileExistsError``); a per-dataset lock serialises them and later callers hit the cache.
@@ -83,7 +87,14 @@ def dataset_local_copy(dataset_id: str) -> Path:
     from clearml import Dataset
 
     with machine_lock(f"dataset-{dataset_id}"):
-        return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+        dataset = Dataset.get(dataset_id=dataset_id)
+        files = None if folder is None else [f for f in dataset.list_files() if f.startswith(f"{folder}/")]
+        return dataset, Path(dataset.get_local_copy(files=files))
+
+
+def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:
+    """The local copy of `dataset_copy`."""
+    return dataset_copy(dataset_id, folder)[1]
 
 
 def upload_and_finalize(dataset: Any) -> None:
@@ -105,10 +116,25 @@ def latest_dataset_id(dataset_name: str) -> str:
     return str(dataset.id)
 
 
+def peak_rss_mb() -> float:
+    """The largest resident memory this process's program has had so far, in MiB.
+
+    Linux's VmHWM, which starts afresh when a process execs; `ru_maxrss` does not, and so counts a step's
+    parent (the controller that forked it) too. Elsewhere `ru_maxrss`, in KiB as Linux reports it.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 class ComputeClock:
     """Adds up the time a step spends on its own work, as opposed to ClearML bookkeeping.
 
-    Reported as the single value ``compute_seconds``; the pipeline summary and benchmark put it beside the
+    Reported as the single value ``compute_seconds``, beside ``peak_rss_mb`` (the process's peak resident
+    memory so far); the pipeline summary and benchmark put them beside the
     step's wall time to show the orchestration overhead.
     """
 
@@ -124,7 +150,9 @@ class ComputeClock:
             self.seconds += time.perf_counter() - began
 
     def report(self, task: Any) -> None:
-        task.get_logger().report_single_value("compute_seconds", round(self.seconds, 3))
+        logger = task.get_logger()
+        logger.report_single_value("compute_seconds", round(self.seconds, 3))
+        logger.report_single_value(PEAK_RSS_VALUE, peak_rss_mb())
 
 
 def run_step(step: Callable[[], Any]) -> None:

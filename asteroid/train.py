@@ -24,6 +24,9 @@ _LOOP_KEYS = (
     "sample_weighting",
 )
 SAMPLE_WEIGHTINGS = ("per_asteroid", "per_row")
+# Rows of the training set evaluated every round for the training curve. Measured on 200,000 rows: evaluating
+# all 140,000 training rows (AUC-PR sorts them each round) took two thirds of the training time.
+TRAINING_CURVE_ROWS = 50_000
 MOID = "minimum_orbit_intersection"
 MAGNITUDE = "absolute_magnitude"
 CNEOS_CELL = schema.CNEOS_CELL
@@ -141,6 +144,15 @@ def training_matrix(part: SplitPart, merged: dict[str, Any]) -> xgb.DMatrix:
     )
 
 
+def training_curve_matrix(dtrain: xgb.DMatrix, rows: int) -> xgb.DMatrix:
+    """The training rows the training curve is computed on: all of them up to `rows`, else a fixed sample of
+    `rows` of them (labels and weights kept). The curve is only reported; the model does not depend on it."""
+    if dtrain.num_row() <= rows:
+        return dtrain
+    sample = np.sort(np.random.default_rng(0).choice(dtrain.num_row(), size=rows, replace=False))
+    return dtrain.slice(sample)
+
+
 def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: int = 0) -> TrainResult:
     """Train on split.train with early stopping on split.val."""
     merged = merge_params(params)
@@ -157,7 +169,8 @@ def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: i
         booster_params,
         dtrain,
         num_boost_round=int(merged["num_boost_round"]),
-        evals=[(dtrain, "train"), (dval, "val")],
+        # early stopping watches the last set: validation
+        evals=[(training_curve_matrix(dtrain, TRAINING_CURVE_ROWS), "train"), (dval, "val")],
         early_stopping_rounds=int(merged["early_stopping_rounds"]),
         evals_result=history,
         verbose_eval=False,

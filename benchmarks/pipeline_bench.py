@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ from typing import Any
 from bench_common import machine
 
 import global_config
+from asteroid import sample_data
 from clearml_local.config import BackendConfig
 from clearml_local.server import EmbeddedBackend
 
@@ -65,19 +67,19 @@ def children_cpu_seconds() -> float:
 
 
 def run_pipeline(
-    env: dict[str, str], seeds: int, root: Path = global_config.ROOT
+    env: dict[str, str], seeds: int, root: Path = global_config.ROOT, *args: str
 ) -> tuple[float, float, dict[str, Any]]:
     """(wall seconds, CPU seconds of pipeline.py and its step processes, summary) of one run of the
-    checkout at ``root``."""
+    checkout at ``root``; the summary also holds what pipeline.py printed, as ``stdout``."""
     cpu_before = children_cpu_seconds()
     began = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, str(root / "pipeline.py"), "--seeds", str(seeds)],
+        [sys.executable, str(root / "pipeline.py"), "--seeds", str(seeds), *args],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         check=False,
     )
     wall = time.perf_counter() - began
@@ -85,6 +87,7 @@ def run_pipeline(
     if completed.returncode != 0:
         raise SystemExit(f"pipeline failed:\n{completed.stderr[-3000:]}")
     summary = json.loads((Path(env["ASTEROID_RUNS_DIR"]) / "latest" / "summary.json").read_text())
+    summary["stdout"] = completed.stdout
     return wall, cpu, summary
 
 
@@ -140,6 +143,144 @@ print(time.perf_counter() - began)
     return time.perf_counter() - began
 
 
+# --- scale: one run per size, beside the same job in one process ------------------------------------------
+
+STEPS = ("get_data", "preprocessing", "training", "select_best")
+NASA_ROWS = 4687
+_LOAD_LINE = re.compile(r"read (\d+) rows from .*\(.*, ([\d.]+) s\)")
+IN_PROCESS_JOB = """
+import json, resource, sys, time
+began = time.perf_counter()
+import pandas as pd
+from asteroid import evaluate, features, splitting, train
+frame = pd.read_csv(sys.argv[1], usecols=list(features.INPUT_COLUMNS))
+x, y, g = features.build_features(frame)
+del frame
+split = splitting.group_split(x, y, g, seed=42)
+del x, y, g
+for seed in range(int(sys.argv[2])):
+    result = train.train_classifier(split, seed=seed)
+    evaluate.classification_metrics(split.val.labels, train.predict_proba(result.booster, split.val.features))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - began, "peak_rss_mb": peak}))
+"""
+
+
+def size_source(rows: int, work: Path) -> tuple[Path, str]:
+    """NASA's table at its own size when present, else generated sample rows (same schema)."""
+    if rows == NASA_ROWS and global_config.SHARED_NASA_CSV.exists():
+        return global_config.SHARED_NASA_CSV, "NASA table"
+    path = work / f"sample_{rows}.csv"
+    sample_data.write_sample_csv(path, n_rows=rows, seed=rows)
+    return path, "generated sample"
+
+
+def tree_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file()) if root.exists() else 0
+
+
+def in_process(csv: Path, seeds: int) -> dict[str, float]:
+    """The job with no ClearML and no database, in one process: read the CSV (the columns the features need),
+    features, split, train and evaluate each seed. Its wall seconds (imports included) and peak RSS."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS_JOB, str(csv), str(seeds)],
+        cwd=global_config.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"wall": time.perf_counter() - began, "peak_rss_mb": result["peak_rss_mb"]}
+
+
+def scale_run(rows: int, seeds: int, work: Path, backend: EmbeddedBackend) -> dict[str, Any]:
+    """One pipeline run from the CSV (load included) on a size, then the in-process job on the same file."""
+    csv, origin = size_source(rows, work)
+    stored_before = tree_bytes(backend.config.files_root)
+    env = child_env(backend, work / f"size{rows}", str(csv))
+    wall, cpu, summary = run_pipeline(env, seeds, global_config.ROOT, "--source-csv", str(csv))
+    load = _LOAD_LINE.search(summary["stdout"])
+    if load is None:
+        raise SystemExit(f"no load report in pipeline.py's output:\n{summary['stdout'][-2000:]}")
+    floor = in_process(csv, seeds)
+    return {
+        "rows": int(load.group(1)),
+        "origin": origin,
+        "load_seconds": float(load.group(2)),
+        "wall": wall,
+        "cpu": cpu,
+        "timeline": summary["timeline"],
+        "controller_peak_rss_mb": summary["controller_peak_rss_mb"],
+        "stored_mb": (tree_bytes(backend.config.files_root) - stored_before) / 2**20,
+        "summary": summary,
+        "in_process": floor,
+    }
+
+
+def scale_lines(result: dict[str, Any]) -> list[str]:
+    """One size: per step wall, compute and peak RSS; the load; the totals beside the in-process job."""
+    rows, floor, load = result["rows"], result["in_process"], result["load_seconds"]
+    ratio = result["wall"] / floor["wall"]
+    lines = [
+        f"\n{rows:,} rows ({result['origin']}): load {load:.1f} s ({rows / max(load, 1e-9):,.0f} rows/s), "
+        f"dataset files stored {result['stored_mb']:.1f} MB",
+        f"  {'step':<14}{'wall s':>8}{'compute s':>11}{'peak RSS MB':>13}",
+    ]
+    for name in STEPS:
+        step = result["timeline"][name]
+        compute, peak = step["compute_seconds"], step.get("peak_rss_mb")
+        lines.append(
+            f"  {name:<14}{step['run_seconds'] or 0:>8.1f}"
+            + (f"{compute:>11.2f}" if compute is not None else f"{'-':>11}")
+            + (f"{peak:>13.0f}" if peak is not None else f"{'-':>13}")
+        )
+    lines.append(f"  {'controller + load':<14}{'':>8}{'':>11}{result['controller_peak_rss_mb']:>13.0f}")
+    lines.append(
+        f"  CSV to published winner {result['wall']:.1f} s (CPU {result['cpu']:.1f} s); in-process job "
+        f"{floor['wall']:.1f} s (peak RSS {floor['peak_rss_mb']:.0f} MB); ratio {ratio:.2f}"
+    )
+    timeline = "\n".join(f"  {line}" for line in timeline_lines(result["summary"]))
+    lines.append(f"  timeline (seconds after the pipeline task was created):\n{timeline}")
+    return lines
+
+
+def scale(sizes: list[int], seeds: int) -> None:
+    print(f"pipeline at scale — sizes {', '.join(f'{s:,}' for s in sizes)}, {seeds} seeds — {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        backend = EmbeddedBackend(BackendConfig(work / "backend", api_port=0, files_port=0)).start()
+        results = []
+        try:
+            for rows in sizes:
+                results.append(scale_run(rows, seeds, work, backend))
+                print("\n".join(scale_lines(results[-1])), flush=True)
+        finally:
+            backend.stop()
+    print(
+        "\n| rows | load (rows/s) | get_data | preprocessing | training | select_best | CSV → winner | "
+        "in-process | ratio | peak RSS (any process) | dataset files |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for result in results:
+        timeline = result["timeline"]
+        peaks = [timeline[name].get("peak_rss_mb") or 0 for name in STEPS] + [
+            result["controller_peak_rss_mb"]
+        ]
+        steps = " | ".join(
+            f"{timeline[name]['run_seconds'] or 0:.1f} s ({timeline[name]['compute_seconds'] or 0:.1f})"
+            for name in STEPS
+        )
+        rate = result["rows"] / max(result["load_seconds"], 1e-9)
+        print(
+            f"| {result['rows']:,} | {result['load_seconds']:.1f} s ({rate:,.0f}) "
+            f"| {steps} | {result['wall']:.1f} s | {result['in_process']['wall']:.1f} s "
+            f"| {result['wall'] / result['in_process']['wall']:.2f} | {max(peaks):,.0f} MB "
+            f"| {result['stored_mb']:.1f} MB |"
+        )
+
+
 def variant_env(env: dict[str, str], name: str, root: Path) -> dict[str, str]:
     """A run's environment for the checkout at ``root``: its code first, its own ClearML project."""
     return {**env, "PYTHONPATH": str(root), "ASTEROID_PROJECT": f"{global_config.PROJECT_NAME} ({name})"}
@@ -178,7 +319,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="a checkout of other code to alternate runs with")
+    parser.add_argument(
+        "--sizes",
+        help="comma-separated row counts: one run from CSV per size beside the in-process job, e.g. "
+        "4687,100000,1000000 (4687 is NASA's table when present)",
+    )
     args = parser.parse_args()
+    if args.sizes:
+        scale([int(size) for size in args.sizes.split(",")], args.seeds)
+        return
     if args.compare:
         compare(args.compare, args.runs, args.seeds)
         return

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clearml_local.auth_tokens import Authenticator, Identity
-from clearml_local.errors import ApiError, MissingField
+from clearml_local.errors import ApiError, InvalidField, MissingField
 from clearml_local.state import State
 
 Handler = Callable[["Context", dict[str, Any]], dict[str, Any]]
@@ -53,6 +53,23 @@ def ids(body: dict[str, Any], name: str) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def strings(body: dict[str, Any], name: str) -> list[str]:
+    """A list of strings (or one string) in a body no SDK schema checks; 400 naming the field otherwise."""
+    value = body.get(name)
+    value = [] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidField(f"Validation error: field '{name}' must be a list of strings")
+    return value
+
+
+def flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    """A boolean a body may carry outside the SDK's schema (newer API versions); 400 when not a boolean."""
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidField(f"Validation error: field '{name}' must be a boolean")
+    return value
 
 
 def many(ids_: list[str], action: Callable[[str], dict[str, Any]]) -> dict[str, Any]:

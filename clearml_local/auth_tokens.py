@@ -18,7 +18,10 @@ import jwt
 from clearml_local.errors import unauthorized
 
 API_VERSION = "2.23"
-SERVER_VERSION = "1.9.0"
+# The clearml-server release whose API test suite the backend is measured against (revision 2976ce6).
+# The pinned SDK branches on it once below 3.x: from 1.16.3 TriggerScheduler filters by
+# `_or_: {fields: [last_update, last_change], datetime: [">ISO"]}`, which clearml_local/query.py answers.
+SERVER_VERSION = "2.0.0"
 TOKEN_LIFETIME_S = 30 * 24 * 3600
 COMPANY_ID = "embedded"
 COMPANY_NAME = "clearml-local"

@@ -1,8 +1,8 @@
 """ClearML-style API errors: an HTTP status, a result subcode and a message naming the problem.
 
 The state layer raises the named classes below; the HTTP layer turns any ``ApiError`` into an error envelope.
-Subcodes follow the real server where it has one (101 invalid task id, 102 invalid model id, 110 invalid task
-status, ...).
+Subcodes are the real server's (its ``apierrors/errors.conf``): 101 invalid task id, 201 invalid model id,
+401 invalid project id, 110 invalid task status, 801 a unique name taken, ...
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ class InvalidTaskId(InvalidId):
 
 
 class InvalidModelId(InvalidId):
-    kind, subcode = "model", 102
+    kind, subcode = "model", 201
 
 
 class InvalidProjectId(InvalidId):
-    kind, subcode = "project", 103
+    kind, subcode = "project", 401
 
 
 class InvalidQueueId(InvalidId):
@@ -70,18 +70,66 @@ class InvalidTaskStatus(ApiError):
         )
 
 
+class TaskCannotBeDeleted(ApiError):
+    subcode = 123
+
+    def __init__(self, task_id: str, why: str) -> None:
+        super().__init__(f"Task cannot be deleted: task {task_id}: {why}")
+
+
 class ModelIsPublished(ApiError):
-    subcode = 105
+    """The real server's 'model is ready' (a published model)."""
+
+    subcode = 203
 
     def __init__(self, model_id: str, what: str) -> None:
         super().__init__(f"Model {model_id} is published: {what}")
 
 
-class NameTaken(ApiError):
-    status = 409
+class ModelInUse(ApiError):
+    subcode = 205
 
-    def __init__(self, kind: str, name: str, subcode: int) -> None:
-        super().__init__(f"{kind} with the same name already exists: name={name}", subcode=subcode)
+    def __init__(self, model_id: str, tasks: int) -> None:
+        super().__init__(f"Model {model_id} is the input of {tasks} tasks: delete it with force=true")
+
+
+class ModelCreatingTaskExists(ApiError):
+    subcode = 206
+
+    def __init__(self, model_id: str, task_id: str) -> None:
+        super().__init__(
+            f"Model {model_id} was made by the published task {task_id}: delete it with force=true"
+        )
+
+
+class NameTaken(ApiError):
+    """The real server's 'expected unique data': a unique index refused the value."""
+
+    subcode = 801
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} with the same name already exists: name={name}")
+
+
+class TaskAlreadyQueued(ApiError):
+    subcode = 706
+
+    def __init__(self, task_id: str, queue_id: str) -> None:
+        super().__init__(f"Task already queued: task={task_id} queue={queue_id}")
+
+
+class InvalidScrollId(ApiError):
+    subcode = 1104
+
+    def __init__(self, scroll_id: object) -> None:
+        super().__init__(f"Invalid scroll id: {str(scroll_id)[:64]} (unknown or expired)")
+
+
+class TaskNotQueued(ApiError):
+    subcode = 703
+
+    def __init__(self, task_id: str, queue_id: str) -> None:
+        super().__init__(f"Invalid queue id or task not in queue: task={task_id} queue={queue_id}")
 
 
 class NotEmpty(ApiError):
@@ -105,10 +153,6 @@ class UnknownEndpoint(ApiError):
 
 def bad_request(message: str, subcode: int = 0) -> ApiError:
     return BadRequest(message, subcode=subcode)
-
-
-def missing_field(field: str) -> ApiError:
-    return MissingField(field)
 
 
 def wrong_type(field: str, expected: str, value: object) -> ApiError:

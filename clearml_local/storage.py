@@ -191,6 +191,14 @@ class Store:
         with self._lock:
             return int(self._db.execute(sql, params).fetchone()[0])
 
+    def delete_event_key(
+        self, task_id: str, event_type: str, metric: str, variant: str, iteration: int
+    ) -> int:
+        """Delete a task's events of one type, metric, variant and iteration (which a newer one replaces)."""
+        sql = "DELETE FROM events WHERE task = ? AND type = ? AND metric = ? AND variant = ? AND iter = ?"
+        with self._lock:
+            return self._db.execute(sql, (task_id, event_type, metric, variant, iteration)).rowcount
+
     def delete_events(self, task_id: str, event_type: str | None = None) -> int:
         sql, params = "DELETE FROM events WHERE task = ?", [task_id]
         if event_type is not None:

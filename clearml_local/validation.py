@@ -36,6 +36,12 @@ MAX_OPEN_FIELD_ENTRIES = 100_000
 # Where the real, unmodified clients send what the SDK's schema classes are stricter about:
 # clearml-agent 3.0.3 reports machine statistics as floats where the schema says integer.
 _INTEGER_AS_NUMBER = {"workers.status_report": ("definitions", "machine_stats", "properties")}
+# List fields that stay lists: a projection given as one string is refused (a bad-input guarantee).
+_LIST_ONLY = frozenset({"only_fields"})
+# Where the real server takes a list of ids as well as the one id the schema names (its list filters).
+_STRING_OR_LIST = {"tasks.get_all": ("parent",)}
+# Where the real server takes an object keyed by item key as well as the list of items the schema names.
+_OBJECT_OR_LIST = {"models.create": "metadata", "models.edit": "metadata", "models.update": "metadata"}
 
 
 class RequestValidator:
@@ -72,13 +78,31 @@ class RequestValidator:
             if field in body:
                 check_shape(body[field], field, depth)
         cleaned: dict[str, Any] = strip_nulls(body)
+        if "scroll_id" in body and body["scroll_id"] is None:
+            cleaned["scroll_id"] = ""  # a null scroll id asks for a new scroll (the key itself matters)
         validator = self._validator(endpoint)
         if validator is not None:
+            cleaned = _lists_from_strings(validator.schema, cleaned)
             schema_body = {k: v for k, v in cleaned.items() if k not in REQUEST_EXTRAS}
             error = jsonschema.exceptions.best_match(validator.iter_errors(schema_body))
             if error is not None:
                 raise ApiError(status=400, subcode=12, message=describe(error))
         return cleaned
+
+
+def _lists_from_strings(schema: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """A single string where the schema says list of strings becomes a one-item list (the real server
+    accepts both, and clients send ``id="..."`` or ``project="..."`` to get_all)."""
+    properties = schema.get("properties", {})
+    for name, value in body.items():
+        if not isinstance(value, str) or name in _LIST_ONLY:
+            continue
+        spec = properties.get(name) or {}
+        kinds = _types(spec)
+        item_kinds = _types(spec.get("items") or {})
+        if "array" in kinds and "string" not in kinds and item_kinds <= {"string"}:
+            body[name] = [value]
+    return body
 
 
 def check_shape(value: Any, field: str = "", max_depth: int = MAX_DEPTH) -> None:
@@ -166,6 +190,19 @@ def _types(spec: dict[str, Any]) -> set[str]:
 
 
 def _relaxed(endpoint: str, schema: dict[str, Any]) -> dict[str, Any]:
+    either = _OBJECT_OR_LIST.get(endpoint)
+    if either is not None and either in schema.get("properties", {}):
+        schema = copy.deepcopy(schema)
+        listed = schema["properties"][either]
+        keyed = {"type": "object", "additionalProperties": listed["items"]}
+        schema["properties"][either] = {
+            "anyOf": [listed, keyed],
+            "description": listed.get("description", ""),
+        }
+    for name in _STRING_OR_LIST.get(endpoint, ()):
+        schema = copy.deepcopy(schema)
+        single = schema["properties"][name]
+        schema["properties"][name] = {"anyOf": [single, {"type": "array", "items": {"type": "string"}}]}
     where = _INTEGER_AS_NUMBER.get(endpoint)
     if where is None:
         return schema

@@ -7,10 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 import global_config
-from asteroid import database, schema
+from asteroid import database, dataset_files
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task, upload_and_finalize
 
@@ -18,7 +16,8 @@ DEFAULTS = GET_DATA_DEFAULTS
 
 
 def content_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def ensure_database(database_url: str) -> None:
@@ -27,7 +26,7 @@ def ensure_database(database_url: str) -> None:
         return
     source, description = database.resolve_source_csv(None)
     print(f"The observations table is empty: loading {description}")
-    print(database.load_csv(source, database_url).summary())
+    print(database.load_csv(source, database_url, progress=database.print_progress).summary())
 
 
 def existing_version_with(content_sha256: str) -> str | None:
@@ -67,29 +66,29 @@ def register_dataset(frame_path: Path, query_date: str) -> tuple[str, bool]:
 def run(task: Any, params: dict[str, Any]) -> str:
     database_url = global_config.DATABASE_URL
     clock = ComputeClock()
-    with clock.measure():
-        ensure_database(database_url)
-        frame = database.query_observations(database_url, params["query_date"] or None)
-    if frame.empty:
-        raise ValueError(f"query_date={params['query_date']!r} selects no observations")
     with tempfile.TemporaryDirectory() as work_dir:
         path = Path(work_dir) / RAW_FILE
         with clock.measure():
-            frame.to_csv(path, index=False)
+            ensure_database(database_url)
+            # streamed from the database into the file a chunk at a time
+            rows = database.iter_observations(database_url, params["query_date"] or None)
+            written = dataset_files.write_observations(rows, path)
+        if written.rows == 0:
+            raise ValueError(f"query_date={params['query_date']!r} selects no observations")
         dataset_id, created = register_dataset(path, params["query_date"])
-    report(task, frame, dataset_id, created)
+    report(task, written, dataset_id, created)
     clock.report(task)
     set_output(task, "raw_dataset_id", dataset_id)
     return dataset_id
 
 
-def report(task: Any, frame: pd.DataFrame, dataset_id: str, created: bool) -> None:
+def report(task: Any, written: dataset_files.ObservationsWritten, dataset_id: str, created: bool) -> None:
     logger = task.get_logger()
-    logger.report_table("raw data", "preview (first 20 rows)", iteration=0, table_plot=frame.head(20))
+    logger.report_table("raw data", "preview (first 20 rows)", iteration=0, table_plot=written.preview)
     counts = {
-        "rows": len(frame),
-        "asteroids": int(frame[schema.GROUP].nunique()),
-        "hazardous": int(frame[schema.LABEL].sum()),
+        "rows": written.rows,
+        "asteroids": written.asteroids,
+        "hazardous": written.hazardous,
         "rejected_at_load": database.count_rejected(global_config.DATABASE_URL),
     }
     for name, value in counts.items():

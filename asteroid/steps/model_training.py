@@ -18,7 +18,14 @@ import global_config
 from asteroid import evaluate, split_files, splitting, train
 from asteroid.quality import config as quality_config
 from asteroid.serving import contract
-from asteroid.steps.parameters import MODELS_OUTPUT, SPLIT_DIR, TRAINING_DEFAULTS, seed_prefix
+from asteroid.steps.parameters import (
+    MODELS_OUTPUT,
+    OBJECTIVE_SERIES,
+    OBJECTIVE_TITLE,
+    SPLIT_DIR,
+    TRAINING_DEFAULTS,
+    seed_prefix,
+)
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
@@ -230,16 +237,17 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     dataset_id = params["preprocessed_dataset_id"] or latest_dataset_id(
         global_config.PREPROCESSED_DATASET_NAME
     )
-    split_dir = dataset_local_copy(dataset_id) / SPLIT_DIR
+    split_dir = dataset_local_copy(dataset_id, SPLIT_DIR) / SPLIT_DIR
     clock = ComputeClock()
     with clock.measure():
         split = split_files.load_split(split_dir)
         spec = split_files.load_feature_spec(split_dir)
     with tempfile.TemporaryDirectory() as work_dir:
-        models = [
-            train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir))
-            for seed in range(params["seeds"])
-        ]
+        models: list[dict[str, Any]] = []
+        for seed in range(params["seeds"]):
+            models.append(train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir)))
+            best = max(model["val_pr_auc"] for model in models)
+            task.get_logger().report_scalar(OBJECTIVE_TITLE, OBJECTIVE_SERIES, value=best, iteration=seed)
         # the rollout and the monitoring rules read the served threshold from it
         upload_feature_spec(task, contract.spec_with_threshold(spec, params["threshold"]), Path(work_dir))
         task.flush(wait_for_uploads=True)  # the model files upload in the background from work_dir

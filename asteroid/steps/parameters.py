@@ -10,8 +10,10 @@ from typing import Any
 import global_config
 from asteroid import schema
 
-# File of the raw dataset version, and folder of the split inside the preprocessed version.
-RAW_FILE = "asteroid_observations.csv"
+# File of the raw dataset version (and what versions made by earlier releases hold instead), and folder of the
+# split inside the preprocessed version.
+RAW_FILE = "asteroid_observations.parquet"
+LEGACY_RAW_FILE = "asteroid_observations.csv"
 SPLIT_DIR = "split"
 
 GET_DATA_DEFAULTS: dict[str, Any] = {
@@ -30,6 +32,11 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "seeds": 3,  # one model per seed 0..seeds-1, all trained by the one training task
     "threshold": schema.HAZARD_THRESHOLD,
 }
+# The scalar the training task reports after each seed (iteration: the seed): the best validation PR-AUC of
+# the seeds trained so far, the model selection would pick among them. Hyperparameter tuning maximises its
+# last value and prunes on its iterations.
+OBJECTIVE_TITLE = "selection"
+OBJECTIVE_SERIES = "best val_pr_auc"
 # The training task's output parameter listing its models: JSON [{seed, model_id, val_pr_auc, val_logloss}].
 MODELS_OUTPUT = "models"
 

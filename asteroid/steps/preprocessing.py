@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import feature_stats, features, split_files, splitting
-from asteroid.steps.parameters import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
+from asteroid import dataset_files, feature_stats, features, split_files, splitting
+from asteroid.steps.parameters import LEGACY_RAW_FILE, PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
     connect_params,
-    dataset_local_copy,
+    dataset_copy,
     latest_dataset_id,
     set_output,
     start_task,
@@ -22,6 +22,16 @@ from asteroid.tracking import (
 )
 
 DEFAULTS = PREPROCESSING_DEFAULTS
+
+
+def raw_file(directory: Path) -> Path:
+    """The observations file of a raw dataset version's copy: Parquet, or the CSV of an earlier release."""
+    for name in (RAW_FILE, LEGACY_RAW_FILE):
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(
+        f"no {RAW_FILE} (nor {LEGACY_RAW_FILE}) in {directory}: not a raw dataset version"
+    )
 
 
 def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> splitting.Split:
@@ -36,7 +46,8 @@ def build_split(raw: pd.DataFrame, params: dict[str, Any]) -> splitting.Split:
     )
 
 
-def register_child(split: splitting.Split, parent_id: str, n_buckets: int) -> tuple[str, dict[str, Any]]:
+def register_child(split: splitting.Split, parent: Any, n_buckets: int) -> tuple[str, dict[str, Any]]:
+    """The split as a new version, child of the raw version `parent` (the SDK's Dataset, already fetched)."""
     from clearml import Dataset
 
     with tempfile.TemporaryDirectory() as work_dir:
@@ -45,8 +56,8 @@ def register_child(split: splitting.Split, parent_id: str, n_buckets: int) -> tu
         dataset = Dataset.create(
             dataset_name=global_config.PREPROCESSED_DATASET_NAME,
             dataset_project=global_config.PROJECT_NAME,
-            parent_datasets=[parent_id],
-            description=f"features, labels and group split (seed {split.seed}) of raw dataset {parent_id}",
+            parent_datasets=[parent],
+            description=f"features, labels and group split (seed {split.seed}) of raw dataset {parent.id}",
         )
         dataset.add_files(str(split_dir), dataset_path=SPLIT_DIR)
         upload_and_finalize(dataset)
@@ -55,11 +66,12 @@ def register_child(split: splitting.Split, parent_id: str, n_buckets: int) -> tu
 
 def run(task: Any, params: dict[str, Any]) -> str:
     raw_id = params["raw_dataset_id"] or latest_dataset_id(global_config.RAW_DATASET_NAME)
-    raw_path = dataset_local_copy(raw_id) / RAW_FILE
+    raw_dataset, raw_copy = dataset_copy(raw_id)
+    raw_path = raw_file(raw_copy)
     clock = ComputeClock()
     with clock.measure():
-        split = build_split(pd.read_csv(raw_path), params)
-    dataset_id, spec = register_child(split, raw_id, params["n_buckets"])
+        split = build_split(dataset_files.read_observations(raw_path, features.INPUT_COLUMNS), params)
+    dataset_id, spec = register_child(split, raw_dataset, params["n_buckets"])
     report(task, split, spec)
     clock.report(task)
     set_output(task, "preprocessed_dataset_id", dataset_id)

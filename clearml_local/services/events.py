@@ -6,8 +6,11 @@ from collections import defaultdict
 from typing import Any
 
 from clearml_local.api import Context, endpoint, ids, required
-from clearml_local.errors import BadRequest
-from clearml_local.state.events import EVENT_TYPES, SCALAR
+from clearml_local.errors import BadRequest, InvalidField
+from clearml_local.state.events import EVENT_TYPES, SCALAR, average_buckets
+
+# get_task_log's page size when a request names none (the real server's)
+LOG_BATCH_SIZE = 5000
 
 Body = dict[str, Any]
 
@@ -20,11 +23,19 @@ def add_batch(ctx: Context, body: Body) -> Body:
     return ctx.state.events.add_batch(events)
 
 
+@endpoint("events.add")
+def add(ctx: Context, body: Body) -> Body:
+    """One event as the whole body (the real server stores it as a batch of one)."""
+    return ctx.state.events.add_batch([body])
+
+
 # --- scalars ------------------------------------------------------------------------------------------------
 
 
 def _task(ctx: Context, body: Body, field: str = "task") -> dict[str, Any]:
-    return ctx.state.tasks.view(body.get(field), field)
+    """The task the request names, or the model when it asks for ``model_events``."""
+    owners = ctx.state.models if body.get("model_events") is True else ctx.state.tasks
+    return owners.view(body.get(field), field)
 
 
 @endpoint("events.scalar_metrics_iter_histogram")
@@ -34,29 +45,57 @@ def scalar_metrics_iter_histogram(ctx: Context, body: Body) -> Body:
     return ctx.state.events.histogram(task["id"], body.get("key") or "iter", wanted, body.get("samples"))
 
 
+def _metric_variants(body: Body) -> dict[str, set[str]]:
+    """metric → wanted variants (empty: all) from a request's ``metrics: [{metric, variants}]``."""
+    wanted: dict[str, set[str]] = {}
+    for item in body.get("metrics") or []:
+        if isinstance(item, dict) and isinstance(item.get("metric"), str):
+            wanted[item["metric"]] = set(item.get("variants") or [])
+    return wanted
+
+
 @endpoint("events.multi_task_scalar_metrics_iter_histogram")
 def multi_task_histogram(ctx: Context, body: Body) -> Body:
+    """{metrics: metric → variant → task → {name, x, y}} averaged into at most ``samples`` points."""
+    wanted = _metric_variants(body)
     result: Body = {}
     for task_id in ids(body, "tasks"):
         task = ctx.state.tasks.view(task_id, "tasks")
         for metric, variants in ctx.state.events.scalar_series(task_id, body.get("key") or "iter").items():
+            if wanted and metric not in wanted:
+                continue
             for variant, line in variants.items():
+                if wanted.get(metric) and variant not in wanted[metric]:
+                    continue
                 result.setdefault(metric, {}).setdefault(variant, {})[task_id] = {
-                    **line,
+                    **average_buckets(line, body.get("samples")),
                     "name": task["name"],
                 }
-    return result
+    return {"metrics": result}
+
+
+@endpoint("events.get_multi_task_metrics")
+def get_multi_task_metrics(ctx: Context, body: Body) -> Body:
+    owners = ctx.state.models if body.get("model_events") is True else ctx.state.tasks
+    task_ids = [owners.view(t, "tasks")["id"] for t in ids(body, "tasks")]
+    found = ctx.state.events.metric_variants(task_ids, body.get("event_type"))
+    return {"metrics": [{"metric": m, "variants": sorted(found[m])} for m in sorted(found)]}
 
 
 @endpoint("events.scalar_metrics_iter_raw")
 def scalar_metrics_iter_raw(ctx: Context, body: Body) -> Body:
     task = _task(ctx, body)
-    metric = body.get("metric") or {}
-    variants = ctx.state.events.scalar_series(task["id"]).get(metric.get("metric", ""), {})
-    wanted = metric.get("variants")
-    selected = {v: line for v, line in variants.items() if not wanted or v in wanted}
-    total = sum(len(line["x"]) for line in selected.values())
-    return {"variants": selected, "total": total, "returned": total, "scroll_id": None}
+    metric = body.get("metric") if isinstance(body.get("metric"), dict) else {}
+    batch_size = body.get("batch_size")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise InvalidField("Validation error: field 'batch_size' must be a positive integer")
+    return ctx.state.events.raw_scalars(
+        task["id"],
+        str(metric.get("metric") or ""),
+        metric.get("variants") or [],
+        batch_size,
+        body.get("scroll_id"),
+    )
 
 
 @endpoint("events.get_scalar_metrics_and_variants")
@@ -82,7 +121,13 @@ def latest_scalar_values(ctx: Context, body: Body) -> Body:
 
 @endpoint("events.get_task_single_value_metrics")
 def single_value_metrics(ctx: Context, body: Body) -> Body:
-    tasks = [{"task": t, "values": ctx.state.events.single_values(t)} for t in ids(body, "tasks")]
+    wanted = _metric_variants(body)
+    tasks = []
+    for task_id in ids(body, "tasks"):
+        task = ctx.state.tasks.view(task_id, "tasks")
+        values = ctx.state.events.single_values(task["id"], wanted)
+        if values:
+            tasks.append({"task": task["id"], "task_name": task["name"], "values": values})
     return {"tasks": tasks}
 
 
@@ -109,7 +154,21 @@ def _scroll(
 
 @endpoint("events.get_task_log")
 def get_task_log(ctx: Context, body: Body) -> Body:
-    return _scroll(ctx, body, ["log"], newest_first=body.get("navigate_earlier", True) is not False)
+    """A page of log lines next to ``from_timestamp``; ``order`` may reverse the page (as the real server)."""
+    task = _task(ctx, body)
+    batch_size = body.get("batch_size") or LOG_BATCH_SIZE
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidField("Validation error: field 'batch_size' must be a positive integer")
+    from_timestamp = body.get("from_timestamp")
+    if from_timestamp is not None and not isinstance(from_timestamp, int | float):
+        raise InvalidField("Validation error: field 'from_timestamp' must be milliseconds since the epoch")
+    earlier = body.get("navigate_earlier", True) is not False
+    events, total = ctx.state.events.log_page(
+        task["id"], batch_size, earlier, from_timestamp, _metric_variants(body)
+    )
+    if body.get("order") == ("asc" if earlier else "desc"):
+        events.reverse()
+    return {"events": events, "returned": len(events), "total": total}
 
 
 @endpoint("events.get_task_events")
@@ -134,8 +193,47 @@ def get_task_plots(ctx: Context, body: Body) -> Body:
 
 @endpoint("events.get_multi_task_plots")
 def get_multi_task_plots(ctx: Context, body: Body) -> Body:
-    plots, total = ctx.state.events.plots_by_metric(ids(body, "tasks"))
-    return {"plots": plots, "returned": total, "total": total, "scroll_id": None}
+    names = {t: ctx.state.tasks.view(t, "tasks")["name"] for t in ids(body, "tasks")}
+    iters = body.get("iters") or 1
+    plots, total = ctx.state.events.plots_by_metric(names, iters, set(_metric_variants(body)))
+    return {"plots": plots, "returned": len(plots), "total": total, "scroll_id": None}
+
+
+@endpoint("events.plots")
+def plots(ctx: Context, body: Body) -> Body:
+    """Per requested task (and metric): its plots of the latest ``iters`` iterations, newest first."""
+    result = []
+    for item in body.get("metrics") or []:
+        task = ctx.state.tasks.view(required(item, "task"), "task")
+        events = ctx.state.events.latest_plots(task["id"], body.get("iters") or 1)
+        if item.get("metric"):
+            events = [e for e in events if e.get("metric") == item["metric"]]
+        by_iter: dict[int, list[Body]] = defaultdict(list)
+        for event in events:
+            by_iter[event.get("iter") or 0].append(event)
+        iterations = [{"iter": i, "events": by_iter[i]} for i in sorted(by_iter, reverse=True)]
+        result.append({"task": task["id"], "iterations": iterations})
+    return {"metrics": result, "scroll_id": None}
+
+
+@endpoint("events.get_plot_sample")
+def get_plot_sample(ctx: Context, body: Body) -> Body:
+    task = _task(ctx, body)
+    return ctx.state.events.sample(task["id"], "plot", required(body, "metric"), None, body.get("iteration"))
+
+
+@endpoint("events.get_debug_image_sample")
+def get_debug_image_sample(ctx: Context, body: Body) -> Body:
+    task = _task(ctx, body)
+    found = ctx.state.events.sample(
+        task["id"],
+        "training_debug_image",
+        required(body, "metric"),
+        required(body, "variant"),
+        body.get("iteration"),
+    )
+    events = found.pop("events")
+    return {**found, "event": events[-1] if events else None}
 
 
 @endpoint("events.debug_images")
@@ -155,4 +253,5 @@ def delete_for_task(ctx: Context, body: Body) -> Body:
 
 @endpoint("events.clear_task_log")
 def clear_task_log(ctx: Context, body: Body) -> Body:
-    return {"deleted": ctx.state.events.delete_for_task(_task(ctx, body)["id"], "log")}
+    exclude = {m for m in body.get("exclude_metrics") or [] if isinstance(m, str)}
+    return {"deleted": ctx.state.events.clear_log(_task(ctx, body)["id"], exclude)}

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many
+from clearml_local.api import Context, endpoint, ids, many, strings
 
 Body = dict[str, Any]
 
 
 @endpoint("models.create")
 def create(ctx: Context, body: Body) -> Body:
-    return {"id": ctx.state.models.create(body), "created": True}
+    # the real server makes a model ready unless told otherwise (the SDK always says)
+    return {"id": ctx.state.models.create({"ready": True, **body}), "created": True}
 
 
 @endpoint("models.get_by_id")
@@ -25,23 +26,49 @@ def get_by_task_id(ctx: Context, body: Body) -> Body:
     return {"model": ctx.state.models.output_of(body.get("task"))}
 
 
-@endpoint("models.get_all", "models.get_all_ex")
+@endpoint("models.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
+    return _get_all(ctx, body)
+
+
+@endpoint("models.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    return _get_all(ctx, body, joined=True)
+
+
+def _get_all(ctx: Context, body: Body, joined: bool = False) -> Body:
     query = dict(body)
     if query.get("project") and query.get("include_subprojects"):
         roots = ids(query, "project")
         query["project"] = sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))
-    return {"models": ctx.state.models.query(query, default_order="-created")}
+    expand = ctx.state.models.joined if joined else None
+    reply = ctx.state.models.get_all(query, "models", default_order="-created", expand=expand)
+    if body.get("include_stats"):
+        reply["models"] = [
+            {**m, "stats": {"labels_count": len(m.get("labels") or {})}} for m in reply["models"]
+        ]
+    return reply
+
+
+@endpoint("models.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many models (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.models.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("models.get_frameworks")
 def get_frameworks(ctx: Context, body: Body) -> Body:
-    return {"frameworks": sorted({m["framework"] for m in ctx.state.models.all() if m.get("framework")})}
+    projects = ids(body, "projects")
+    within = set().union(*(ctx.state.projects.descendants(p) for p in projects)) if projects else None
+    return {"frameworks": ctx.state.models.frameworks(within)}
 
 
 @endpoint("models.edit", "models.update")
 def edit(ctx: Context, body: Body) -> Body:
-    return {"updated": 1, "fields": ctx.state.models.edit(body.get("model"), body, bool(body.get("force")))}
+    return {"updated": 1, "fields": ctx.state.models.edit(body.get("model"), body)}
 
 
 @endpoint("models.update_for_task")
@@ -52,13 +79,15 @@ def update_for_task(ctx: Context, body: Body) -> Body:
 
 @endpoint("models.set_ready")
 def set_ready(ctx: Context, body: Body) -> Body:
-    return ctx.state.models.publish(body.get("model"), bool(body.get("publish_task", True)))
+    return ctx.state.models.publish(
+        body.get("model"), body.get("publish_task") is not False, bool(body.get("force_publish_task"))
+    )
 
 
 @endpoint("models.publish_many")
 def publish_many(ctx: Context, body: Body) -> Body:
-    publish_task = bool(body.get("publish_task", True))
-    return many(ids(body, "ids"), lambda model_id: ctx.state.models.publish(model_id, publish_task))
+    publish_task, force = body.get("publish_task") is not False, bool(body.get("force_publish_task"))
+    return many(ids(body, "ids"), lambda model_id: ctx.state.models.publish(model_id, publish_task, force))
 
 
 def _set_archived(ctx: Context, archived: bool) -> Callable[[str], Body]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, required
+from clearml_local.api import Context, endpoint, flag, required
 
 Body = dict[str, Any]
 
 
 @endpoint("queues.create")
 def create(ctx: Context, body: Body) -> Body:
-    return {"id": ctx.state.queues.create(required(body, "name"), body.get("tags"), body.get("system_tags"))}
+    queue_id = ctx.state.queues.create(
+        required(body, "name"), body.get("tags"), body.get("system_tags"), body.get("display_name")
+    )
+    return {"id": queue_id}
 
 
 @endpoint("queues.get_by_id")
@@ -20,9 +23,14 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"queue": ctx.state.queues.view(body.get("queue"), "queue")}
 
 
-@endpoint("queues.get_all", "queues.get_all_ex")
+@endpoint("queues.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return {"queues": ctx.state.queues.query(body, default_order="name", respect_hidden=False)}
+    return ctx.state.queues.listing(body, with_task_names=False)
+
+
+@endpoint("queues.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    return ctx.state.queues.listing(body, with_task_names=True)
 
 
 @endpoint("queues.get_default")
@@ -42,17 +50,25 @@ def delete(ctx: Context, body: Body) -> Body:
     return {"deleted": 1}
 
 
+@endpoint("queues.clear_queue")
+def clear_queue(ctx: Context, body: Body) -> Body:
+    return {"removed_tasks": ctx.state.queues.clear(body.get("queue"))}
+
+
 @endpoint("queues.add_task")
 def add_task(ctx: Context, body: Body) -> Body:
-    ctx.state.tasks.view(body.get("task"), "task")
-    ctx.state.queues.push(body.get("queue"), required(body, "task"))
+    ctx.state.queues.add_task(
+        body.get("queue"), required(body, "task"), flag(body, "update_execution_queue", True)
+    )
     return {"added": 1}
 
 
 @endpoint("queues.remove_task")
 def remove_task(ctx: Context, body: Body) -> Body:
-    ctx.state.queues.view(body.get("queue"), "queue")
-    return {"removed": ctx.state.queues.remove(required(body, "queue"), required(body, "task"))}
+    removed = ctx.state.queues.remove_task(
+        body.get("queue"), required(body, "task"), flag(body, "update_task_status", False)
+    )
+    return {"removed": removed}
 
 
 @endpoint("queues.get_next_task")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clearml_local.api import Context, endpoint, ids, many, required
+from clearml_local.api import Context, endpoint, flag, ids, many, required, strings
 from clearml_local.errors import InvalidField
 from clearml_local.validation import default_validator
 
@@ -35,14 +35,36 @@ def get_by_id(ctx: Context, body: Body) -> Body:
     return {"task": ctx.state.tasks.view(body.get("task"), "task")}
 
 
-@endpoint("tasks.get_all", "tasks.get_all_ex")
+# Keys an SDK sends that the real server knows no filter for, and so ignores: the dataset trigger of SDKs
+# talking to a server before 1.16.3 adds ``task_types`` to its queries.
+IGNORED_QUERY_KEYS = frozenset({"task_types"})
+
+
+def _with_subprojects(ctx: Context, body: Body) -> Body:
+    body = {k: v for k, v in body.items() if k not in IGNORED_QUERY_KEYS}
+    if not (body.get("project") and flag(body, "include_subprojects", False)):
+        return body
+    roots = ids(body, "project")
+    return {**body, "project": sorted(set().union(*(ctx.state.projects.descendants(p) for p in roots)))}
+
+
+@endpoint("tasks.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return {"tasks": ctx.state.tasks.query(body, default_order="-created")}
+    return ctx.state.tasks.get_all(_with_subprojects(ctx, body), "tasks", default_order="-created")
+
+
+@endpoint("tasks.get_all_ex")
+def get_all_ex(ctx: Context, body: Body) -> Body:
+    """``get_all`` that also joins the references its ``only_fields`` reach into (the web UI's form)."""
+    query = _with_subprojects(ctx, body)
+    return ctx.state.tasks.get_all(query, "tasks", default_order="-created", expand=ctx.state.tasks.joined)
 
 
 @endpoint("tasks.get_types")
 def get_types(ctx: Context, body: Body) -> Body:
-    return {"types": sorted({t["type"] for t in ctx.state.tasks.all()})}
+    projects = ids(body, "projects")
+    tasks = ctx.state.tasks.in_projects(set(projects)) if projects else ctx.state.tasks.all()
+    return {"types": sorted({t["type"] for t in tasks})}
 
 
 @endpoint("tasks.edit")
@@ -65,6 +87,15 @@ def update_batch(ctx: Context, body: Body) -> Body:
     for item in checked:
         ctx.state.tasks.update(item.get("task"), item)
     return {"updated": len(checked)}
+
+
+@endpoint("tasks.update_tags")
+def update_tags(ctx: Context, body: Body) -> Body:
+    """Add and remove tags on many tasks (API 2.27: no schema in the pinned SDK, checked here)."""
+    updated = ctx.state.tasks.update_tags(
+        strings(body, "ids"), strings(body, "add_tags"), strings(body, "remove_tags")
+    )
+    return {"updated": updated}
 
 
 @endpoint("tasks.set_requirements")
@@ -99,12 +130,19 @@ def _transition(action: str) -> Callable[[Context, Body], Body]:
 
 for _action, _name in (
     ("started", "tasks.started"),
-    ("completed", "tasks.completed"),
     ("failed", "tasks.failed"),
     ("stopped", "tasks.stopped"),
     ("closed", "tasks.close"),
 ):
     endpoint(_name)(_transition(_action))
+
+
+@endpoint("tasks.completed")
+def completed(ctx: Context, body: Body) -> Body:
+    fields, published = ctx.state.tasks.complete(
+        body.get("task"), bool(body.get("force")), bool(body.get("publish")), **_reason(body)
+    )
+    return {"updated": 1, "fields": fields, "published": int(published)}
 
 
 @endpoint("tasks.stop")
@@ -115,14 +153,32 @@ def stop(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.publish")
 def publish(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.publish(body.get("task"), bool(body.get("force")), **_reason(body))
+    fields = ctx.state.tasks.publish(
+        body.get("task"),
+        bool(body.get("force")),
+        **_reason(body),
+        publish_model=body.get("publish_model") is not False,
+    )
     return {"committed_versions_results": [], "updated": 1, "fields": fields}
 
 
 @endpoint("tasks.reset")
 def reset(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.reset(body.get("task"), bool(body.get("force")), body.get("status_reason") or "")
-    return {"updated": 1, "fields": fields, "dequeued": {}, "events": {}, "deleted_models": 0, "urls": {}}
+    result = ctx.state.tasks.reset(
+        body.get("task"),
+        bool(body.get("force")),
+        body.get("status_reason") or "",
+        bool(body.get("clear_all")),
+    )
+    reply: Body = {
+        "updated": 1,
+        "fields": result.fields,
+        "dequeued": result.dequeued,
+        "deleted_models": result.cleanup.deleted_models,
+    }
+    if body.get("return_file_urls"):
+        reply["urls"] = result.cleanup.urls
+    return reply
 
 
 @endpoint("tasks.enqueue")
@@ -135,13 +191,15 @@ def enqueue(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.dequeue")
 def dequeue(ctx: Context, body: Body) -> Body:
-    fields = ctx.state.tasks.dequeue(body.get("task"), bool(body.get("force")))
-    return {"dequeued": 1, "updated": 1, "fields": fields}
+    fields = ctx.state.tasks.dequeue(
+        body.get("task"), body.get("new_status"), body.get("status_reason") or ""
+    )
+    return {"dequeued": 1, "updated": int(bool(fields)), "fields": fields}
 
 
 @endpoint("tasks.ping")
 def ping(ctx: Context, body: Body) -> Body:
-    ctx.state.tasks.view(body.get("task"), "task")
+    ctx.state.tasks.ping(body.get("task"))
     return {}
 
 
@@ -153,33 +211,38 @@ def clone(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete")
 def delete(ctx: Context, body: Body) -> Body:
-    return ctx.state.tasks.delete(body.get("task"), bool(body.get("force")))
+    return ctx.state.tasks.delete(
+        body.get("task"), bool(body.get("force")), bool(body.get("return_file_urls"))
+    )
 
 
 @endpoint("tasks.archive")
 def archive(ctx: Context, body: Body) -> Body:
     task_ids = ids(body, "tasks")
-    for task_id in task_ids:
-        ctx.state.tasks.set_archived(task_id, True)
+    with ctx.state.store.transaction():
+        for task_id in task_ids:
+            ctx.state.tasks.archive(task_id, **_reason(body))
     return {"archived": len(task_ids)}
-
-
-def _set_archived(ctx: Context, archived: bool) -> Callable[[str], Body]:
-    def run(task_id: str) -> Body:
-        ctx.state.tasks.set_archived(task_id, archived)
-        return {"archived": 1} if archived else {"unarchived": 1}
-
-    return run
 
 
 @endpoint("tasks.archive_many")
 def archive_many(ctx: Context, body: Body) -> Body:
-    return many(ids(body, "ids"), _set_archived(ctx, True))
+    reason = _reason(body)
+
+    def run(task_id: str) -> Body:
+        ctx.state.tasks.archive(task_id, **reason)
+        return {"archived": 1}
+
+    return many(ids(body, "ids"), run)
 
 
 @endpoint("tasks.unarchive_many")
 def unarchive_many(ctx: Context, body: Body) -> Body:
-    return many(ids(body, "ids"), _set_archived(ctx, False))
+    def run(task_id: str) -> Body:
+        ctx.state.tasks.set_archived(task_id, False)
+        return {"unarchived": 1}
+
+    return many(ids(body, "ids"), run)
 
 
 def _many_of(handler: Callable[[Context, Body], Body]) -> Callable[[Context, Body], Body]:
@@ -204,7 +267,9 @@ endpoint("tasks.publish_many")(_many_of(publish))
 @endpoint("tasks.edit_hyper_params")
 def edit_hyper_params(ctx: Context, body: Body) -> Body:
     items = required(body, "hyperparams")
-    ctx.state.tasks.edit_hyper_params(body.get("task"), items, body.get("replace_hyperparams") or "none")
+    ctx.state.tasks.edit_hyper_params(
+        body.get("task"), items, body.get("replace_hyperparams") or "none", bool(body.get("force"))
+    )
     return {"updated": 1}
 
 
@@ -216,13 +281,18 @@ def get_hyper_params(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete_hyper_params")
 def delete_hyper_params(ctx: Context, body: Body) -> Body:
-    return {"deleted": ctx.state.tasks.delete_hyper_params(body.get("task"), required(body, "hyperparams"))}
+    deleted = ctx.state.tasks.delete_hyper_params(
+        body.get("task"), required(body, "hyperparams"), bool(body.get("force"))
+    )
+    return {"deleted": deleted}
 
 
 @endpoint("tasks.edit_configuration")
 def edit_configuration(ctx: Context, body: Body) -> Body:
     items = required(body, "configuration")
-    ctx.state.tasks.edit_configuration(body.get("task"), items, bool(body.get("replace_configuration")))
+    ctx.state.tasks.edit_configuration(
+        body.get("task"), items, bool(body.get("replace_configuration")), bool(body.get("force"))
+    )
     return {"updated": 1}
 
 
@@ -250,7 +320,9 @@ def get_configuration_names(ctx: Context, body: Body) -> Body:
 @endpoint("tasks.delete_configuration")
 def delete_configuration(ctx: Context, body: Body) -> Body:
     return {
-        "deleted": ctx.state.tasks.delete_configuration(body.get("task"), body.get("configuration") or [])
+        "deleted": ctx.state.tasks.delete_configuration(
+            body.get("task"), body.get("configuration") or [], bool(body.get("force"))
+        )
     }
 
 
@@ -281,4 +353,5 @@ def add_or_update_model(ctx: Context, body: Body) -> Body:
 
 @endpoint("tasks.delete_models")
 def delete_models(ctx: Context, body: Body) -> Body:
-    return {"updated": ctx.state.tasks.delete_models(body.get("task"), required(body, "models"))}
+    deleted = ctx.state.tasks.delete_models(body.get("task"), required(body, "models"))
+    return {"updated": int(deleted > 0)}

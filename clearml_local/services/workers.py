@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearml_local.api import Context, endpoint, required
+from clearml_local.api import Context, endpoint, required, strings
+from clearml_local.errors import InvalidField
 
 Body = dict[str, Any]
 
@@ -27,9 +28,23 @@ def status_report(ctx: Context, body: Body) -> Body:
     return {}
 
 
+def _active(ctx: Context, body: Body) -> list[Body]:
+    """The workers a get_all/get_count body asks for (get_count has no schema in the SDK: checked here)."""
+    tags, system_tags = strings(body, "tags"), strings(body, "system_tags")
+    last_seen = body.get("last_seen") or 0
+    if not isinstance(last_seen, int) or isinstance(last_seen, bool) or last_seen < 0:
+        raise InvalidField("Validation error: field 'last_seen' must be a number of seconds (>= 0)")
+    return ctx.state.workers.active(tags, system_tags, last_seen)
+
+
 @endpoint("workers.get_all")
 def get_all(ctx: Context, body: Body) -> Body:
-    return {"workers": ctx.state.workers.active()}
+    return {"workers": _active(ctx, body)}
+
+
+@endpoint("workers.get_count")
+def get_count(ctx: Context, body: Body) -> Body:
+    return {"count": len(_active(ctx, body))}
 
 
 @endpoint("workers.get_by_id")

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from clearml_local.errors import InvalidField, InvalidWorkerId
+from clearml_local.query import match_tags
 from clearml_local.state.base import Collection, now_iso
 from clearml_local.storage import Document
 
@@ -56,7 +57,7 @@ class WorkerBackend(Collection):
                 doc["queue_ids"] = fields["queues"]
             task_id = fields.get("task")
             if task_id:
-                task = self.store.peek("tasks", task_id)
+                task = self.state.tasks.worker_report(task_id, worker_id)
                 doc["task"] = {
                     "id": task_id,
                     "name": task["name"] if task else "",
@@ -69,13 +70,20 @@ class WorkerBackend(Collection):
                 doc["machine_stats"] = fields["machine_stats"]
             self.store.put(self.collection, doc)
 
-    def active(self) -> list[Document]:
-        """Workers heard from within their timeout, with the queues they serve."""
+    def active(
+        self, tags: list[str] | None = None, system_tags: list[str] | None = None, last_seen: int = 0
+    ) -> list[Document]:
+        """Workers heard from within their timeout (and within ``last_seen`` seconds when given), with the
+        tag filters of get_all (``-tag`` excludes), and the queues they serve."""
         workers = []
         for doc in self.all():
-            if _expired(doc):
+            if _expired(doc) or (last_seen and _silent_for(doc) > last_seen):
                 continue
-            hidden = ("queue_ids", "timeout", "machine_stats", "system_tags")
+            if tags and not match_tags(doc.get("tags"), tags):
+                continue
+            if system_tags and not match_tags(doc.get("system_tags"), system_tags):
+                continue
+            hidden = ("queue_ids", "timeout", "machine_stats")
             worker = {k: v for k, v in doc.items() if k not in hidden}
             worker["queues"] = self._queue_refs(doc.get("queue_ids") or [])
             workers.append(worker)
@@ -106,10 +114,18 @@ class WorkerBackend(Collection):
         return list(doc.get("runtime_properties", []))
 
 
-def _expired(worker: Document) -> bool:
+def _silent_for(worker: Document) -> float:
+    """Seconds since the worker was last heard from (infinite for a record without a valid time)."""
     try:
         seen = dt.datetime.fromisoformat(worker["last_activity_time"])
-        timeout = int(worker.get("timeout") or DEFAULT_TIMEOUT_S)
     except (KeyError, TypeError, ValueError):
+        return float("inf")
+    return (dt.datetime.now(dt.UTC) - seen).total_seconds()
+
+
+def _expired(worker: Document) -> bool:
+    try:
+        timeout = int(worker.get("timeout") or DEFAULT_TIMEOUT_S)
+    except (TypeError, ValueError):
         return True
-    return (dt.datetime.now(dt.UTC) - seen).total_seconds() > timeout
+    return _silent_for(worker) > timeout

@@ -437,16 +437,15 @@ def test_models_filtered_by_task_uri_project_and_tags(backend: BackendHarness, m
     assert_valid_replies(backend, mark)
 
 
-def test_published_model_keeps_its_weights_but_not_its_tags(backend: BackendHarness, mark: Mark) -> None:
+def test_a_model_is_published_once_and_stays_editable(backend: BackendHarness, mark: Mark) -> None:
     uri = "http://files/published.bin"
-    model = backend.call("models.create", {"name": "published", "uri": uri, "tags": ["winner"]})["id"]
+    draft = {"name": "published", "uri": uri, "tags": ["winner"], "ready": False}
+    model = backend.call("models.create", draft)["id"]
     backend.call("models.set_ready", {"model": model})
 
-    backend.call("models.edit", {"model": model, "uri": uri, "tags": []})  # same weights, new tags
-    assert backend.call("models.get_by_id", {"model": model})["model"]["tags"] == []
-
-    reply = backend.post("models.edit", {"model": model, "uri": "http://files/other.bin"})
-    assert reply.status_code == 400
-    assert "published" in reply.json()["meta"]["result_msg"] and "uri" in reply.json()["meta"]["result_msg"]
-    assert backend.call("models.get_by_id", {"model": model})["model"]["uri"] == uri
+    reply = backend.post("models.set_ready", {"model": model})  # the real server's 'model is ready'
+    assert (reply.status_code, reply.json()["meta"]["result_subcode"]) == (400, 203)
+    backend.call("models.edit", {"model": model, "uri": "http://files/other.bin", "tags": []})
+    edited = backend.call("models.get_by_id", {"model": model})["model"]
+    assert (edited["uri"], edited["tags"], edited["ready"]) == ("http://files/other.bin", [], True)
     assert_valid_replies(backend, mark)

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from clearml_local.auth_tokens import Identity
-from clearml_local.errors import InvalidProjectId, InvalidTaskStatus, ModelIsPublished, NotEmpty
+from clearml_local.errors import (
+    InvalidProjectId,
+    InvalidTaskStatus,
+    ModelIsPublished,
+    NotEmpty,
+    TaskCannotBeDeleted,
+)
 from clearml_local.state import State
 from clearml_local.state.tasks import TRANSITIONS
 from clearml_local.storage import Store
@@ -76,7 +82,7 @@ def test_enqueue_then_start_keeps_the_queue_it_ran_from_and_empties_the_queue(st
     assert state.queues.next_task(queue["id"]) is None
 
 
-def test_publishing_a_task_publishes_its_output_models_and_freezes_their_weights(state: State) -> None:
+def test_publishing_a_task_publishes_its_output_models(state: State) -> None:
     task_id = new_task(state)
     model_id = state.models.create({"name": "m", "uri": "http://f/m.bin", "task": task_id})
     state.tasks.set_model(task_id, "output", "m", model_id)
@@ -84,9 +90,7 @@ def test_publishing_a_task_publishes_its_output_models_and_freezes_their_weights
     state.tasks.publish(task_id)
     assert status(state, task_id) == "published"
     assert state.models.view(model_id)["ready"] is True
-    with pytest.raises(ModelIsPublished):
-        state.models.edit(model_id, {"uri": "http://f/other.bin"})
-    state.models.edit(model_id, {"tags": ["winner"]})  # only the weights are frozen
+    state.models.edit(model_id, {"tags": ["winner"], "uri": "http://f/m2.bin"})  # the real server allows it
 
 
 def test_model_publish_publishes_a_finished_task_once(state: State) -> None:
@@ -99,8 +103,12 @@ def test_model_publish_publishes_a_finished_task_once(state: State) -> None:
     running = new_task(state)
     other = state.models.create({"name": "m2", "uri": "http://f/m2.bin", "task": running})
     state.tasks.transition(running, "started")
-    assert state.models.publish(other, publish_task=True)["published_task"] == {}
-    assert status(state, running) == "in_progress"
+    with pytest.raises(InvalidTaskStatus):
+        state.models.publish(other, publish_task=True)  # the real server refuses to publish a running task
+    assert (status(state, running), state.models.view(other)["ready"]) == ("in_progress", False)
+    assert "published_task" not in state.models.publish(other, publish_task=False)
+    with pytest.raises(ModelIsPublished):
+        state.models.publish(other, publish_task=False)  # once
 
 
 def test_archive_is_one_system_tag_for_every_collection(state: State) -> None:
@@ -130,12 +138,19 @@ def test_deleting_a_project_with_its_contents_counts_what_it_deleted(state: Stat
     tasks = [new_task(state, project=project) for _ in range(3)]
     model = state.models.create({"name": "m", "uri": "u", "project": project, "task": tasks[0]})
     state.tasks.set_model(tasks[0], "output", "m", model)
-    with pytest.raises(NotEmpty):
-        state.projects.delete(parent["id"], force=False, delete_contents=False)
+    for delete_contents in (False, True):
+        with pytest.raises(NotEmpty):
+            state.projects.delete(parent["id"], force=False, delete_contents=delete_contents)
 
-    reply = state.projects.delete(parent["id"], force=False, delete_contents=True)
+    reply = state.projects.delete(parent["id"], force=True, delete_contents=True)
 
-    assert reply == {"deleted": 2, "disassociated_tasks": 0, "deleted_tasks": 3, "deleted_models": 1}
+    assert {k: v for k, v in reply.items() if k != "urls"} == {
+        "deleted": 2,
+        "disassociated_tasks": 0,
+        "deleted_tasks": 3,
+        "deleted_models": 1,
+    }
+    assert reply["urls"]["model_urls"] == ["u"]
     assert state.tasks.all() == [] and state.models.all() == [] and state.projects.all() == []
 
 
@@ -150,17 +165,21 @@ def test_deleting_a_project_by_force_keeps_its_tasks_without_a_project(state: St
 def test_deleting_a_task_cascades_to_queue_events_models_and_children(state: State) -> None:
     task_id = new_task(state)
     child = new_task(state, parent=task_id)
-    model_id = state.models.create({"name": "m", "uri": "u", "task": task_id})
+    draft = state.models.create({"name": "draft", "uri": "u", "task": task_id})
+    published = state.models.create({"name": "published", "uri": "p", "task": task_id, "ready": True})
     state.tasks.enqueue(task_id, None, "q", force=False)
     state.events.add_batch([{"type": "log", "task": task_id, "msg": "hello"}])
+    with pytest.raises(TaskCannotBeDeleted):
+        state.tasks.delete(task_id, force=False)  # queued, with a published model
 
-    reply = state.tasks.delete(task_id, force=False)
+    reply = state.tasks.delete(task_id, force=True, return_file_urls=True)
 
-    assert (reply["updated_children"], reply["updated_models"], reply["events"]["deleted"]) == (1, 1, 1)
+    assert (reply["updated_children"], reply["updated_models"], reply["deleted_models"]) == (1, 1, 1)
+    assert (reply["events"]["deleted"], reply["urls"]["model_urls"]) == (1, ["u"])
     queue = state.queues.find("q")
     assert queue is not None and queue["entries"] == []
     assert state.tasks.view(child)["parent"] is None
-    assert state.models.view(model_id)["task"] is None
+    assert state.models.view(published)["task"] is None and not state.models.exists(draft)
 
 
 def test_project_summaries_cover_its_subprojects_only(state: State) -> None:

@@ -132,7 +132,12 @@ def test_bucket_edges_edge_cases() -> None:
 
 def test_save_and_load_split(split: splitting.Split, tmp_path: Path) -> None:
     directory = split_files.save_split(split, tmp_path / "split", n_buckets=5)
-    assert {p.name for p in directory.iterdir()} == {"train.csv", "val.csv", "test.csv", "feature_spec.json"}
+    assert {p.name for p in directory.iterdir()} == {
+        "train.parquet",
+        "val.parquet",
+        "test.parquet",
+        "feature_spec.json",
+    }
     spec = json.loads((directory / "feature_spec.json").read_text())
     assert spec["feature_names"] == list(schema.FEATURES)
     assert spec["rows"] == {name: len(part) for name, part in split.parts().items()}
@@ -146,14 +151,27 @@ def test_save_and_load_split(split: splitting.Split, tmp_path: Path) -> None:
     assert loaded.seed == split.seed
 
 
+def test_split_written_as_csv_by_an_earlier_release_loads_the_same(
+    split: splitting.Split, tmp_path: Path
+) -> None:
+    directory = split_files.save_split(split, tmp_path / "split")
+    for name, part in split.parts().items():
+        (directory / f"{name}.parquet").unlink()
+        part.to_frame().to_csv(directory / f"{name}.csv", index=False)  # as save_split wrote it before
+    loaded = split_files.load_split(directory)
+    for name, part in split.parts().items():
+        pd.testing.assert_frame_equal(loaded.parts()[name].features, part.features)
+        pd.testing.assert_series_equal(loaded.parts()[name].labels, part.labels)
+
+
 def test_load_split_detects_tampering(split: splitting.Split, tmp_path: Path) -> None:
     directory = split_files.save_split(split, tmp_path / "split")
-    test_csv = directory / "test.csv"
-    frame = pd.read_csv(test_csv)
-    frame.iloc[:-1].to_csv(test_csv, index=False)
+    test_file = directory / "test.parquet"
+    frame = pd.read_parquet(test_file)
+    frame.iloc[:-1].to_parquet(test_file, index=False)
     with pytest.raises(ValueError, match="rows"):
         split_files.load_split(directory)
-    frame.drop(columns=["inclination"]).to_csv(test_csv, index=False)
+    frame.drop(columns=["inclination"]).to_parquet(test_file, index=False)
     with pytest.raises(ValueError, match="columns"):
         split_files.load_split(directory)
     with pytest.raises(FileNotFoundError, match=r"feature_spec\.json"):

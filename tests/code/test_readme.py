@@ -57,6 +57,13 @@ RUN_BY: dict[str, str] = {
     "clearml-serving --id <service id> model add --engine xgboost --endpoint asteroid_example --preprocess "
     'preprocess_serving.py --project "Asteroid Hazard" --name asteroid-xgboost --tags pipeline_winner '
     "--published": "tests/serving/test_serving_e2e.py::test_the_example_single_file_hook_command_still_works",
+    ".venv/bin/python tune.py --trials 20": "tests/pipeline/test_tuning.py::local_run",
+    ".venv/bin/python tune.py --queue default": (
+        "tests/pipeline/test_tuning.py::test_trials_run_on_a_clearml_agent"
+    ),
+    ".venv/bin/python pipeline.py --params-from <optimizer task id>": (
+        "tests/pipeline/test_tuning.py::test_the_pipeline_trains_with_the_recommended_parameters"
+    ),
     ".venv/bin/python -m asteroid.monitoring.deploy_files --target kubernetes "
     "--rules-dir deploy/prometheus/rules": (
         "tests/deploy/test_kubernetes_monitoring.py::test_the_readme_command_writes_the_rules_configmap"

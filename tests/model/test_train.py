@@ -173,3 +173,20 @@ def test_each_asteroid_weighs_one_in_total() -> None:
     assert train.sample_weights(groups, "per_row") is None
     with pytest.raises(ValueError, match="sample_weighting"):
         train.sample_weights(groups, "per_day")
+
+
+def test_a_sampled_training_curve_leaves_the_model_unchanged(
+    split: splitting.Split, result: train.TrainResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above TRAINING_CURVE_ROWS training rows the curve is computed on a sample of them: early stopping
+    watches validation, so the trees are the same; below it the curve is the whole training set's."""
+    monkeypatch.setattr(train, "TRAINING_CURVE_ROWS", len(split.train) // 4)
+    sampled = train.train_classifier(split, seed=0)
+    x = split.test.features
+    assert np.array_equal(train.predict_proba(sampled.booster, x), train.predict_proba(result.booster, x))
+    assert sampled.evals_result["val"] == result.evals_result["val"]
+    assert sampled.evals_result["train"]["logloss"] != result.evals_result["train"]["logloss"]
+    dtrain = train.make_dmatrix(split.train.features, split.train.labels)
+    curve = train.training_curve_matrix(dtrain, rows=100)
+    assert curve.num_row() == 100 and train.training_curve_matrix(dtrain, rows=len(split.train)) is dtrain
+    assert set(curve.get_label()) <= set(dtrain.get_label())

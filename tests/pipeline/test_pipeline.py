@@ -102,9 +102,12 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
     preprocessed_id = output(task(backend, steps["preprocessing"]), "preprocessed_dataset_id")
     datasets = backend.run(FLOWS / "inspect_datasets.py", preprocessed_id, extra_env=project_env).last_json()
     assert datasets["graph"] == {raw_id: [], preprocessed_id: [raw_id]}
-    assert {"split/train.csv", "split/val.csv", "split/test.csv", "split/feature_spec.json"} <= set(
-        datasets["files"]
-    )
+    assert {
+        "split/train.parquet",
+        "split/val.parquet",
+        "split/test.parquet",
+        "split/feature_spec.json",
+    } <= set(datasets["files"])
 
     # same content again: get data reuses the version instead of registering a new one
     rerun = backend.run(ROOT / "get_data.py", extra_env=project_env)

@@ -1,0 +1,1 @@
+"""Tuning the training step with ClearML's HyperParameterOptimizer and Optuna: `tune.py`."""
