@@ -111,7 +111,7 @@ class PredictionConsumer:
                 if record.topic == self.config.feedback_topic:
                     labels.append(store.LabelRecord.from_message(record.value))
                 else:
-                    predictions.append(store.Prediction.from_message(record.value))
+                    predictions += store.Prediction.from_message(record.value)
             except store.RecordError as exc:
                 self.stats.rejected += 1
                 self._report(f"{record.topic} partition {record.partition} offset {record.offset}: {exc}")

@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -85,24 +88,39 @@ class Prediction:
     hazardous: bool
 
     @classmethod
-    def from_message(cls, value: bytes) -> Prediction:
-        """The prediction a message of the hook carries (asteroid/serving/prediction_log.py)."""
+    def from_message(cls, value: bytes) -> list[Prediction]:
+        """The predictions a message of the hook carries (asteroid/serving/prediction_log.py): requests as
+        columns."""
         try:
-            record = json.loads(value)
-            return cls(
-                request_id=str(record[contract.REQUEST_ID]),
-                predicted_at=float(record["time"]),
-                endpoint=_text(record.get("endpoint")),
-                model_id=_text(record.get("model_id")),
-                model_version=_text(record.get("model_version")),
-                neo_reference_id=_whole(record.get("neo_reference_id")),
-                close_approach_date=_text(record.get("close_approach_date")),
-                features={str(name): float(v) for name, v in dict(record["features"]).items()},
-                probability=float(record[contract.PROBABILITY]),
-                hazardous=bool(record["hazardous"]),
-            )
-        except (ValueError, TypeError, KeyError) as exc:
+            return [
+                prediction for block in json.loads(value)["requests"] for prediction in cls._of_block(block)
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
             raise RecordError(f"not a prediction record: {exc!r}") from None
+
+    @classmethod
+    def _of_block(cls, block: dict[str, Any]) -> list[Prediction]:
+        names = [str(name) for name in block["feature_names"]]
+        matrix = np.frombuffer(base64.b64decode(block["features"], validate=True), dtype="<f8")
+        columns = [
+            block[contract.REQUEST_ID], block["neo_reference_id"], block["close_approach_date"],
+            matrix.reshape(-1, len(names)).tolist(), block[contract.PROBABILITY], block["hazardous"],
+        ]  # fmt: skip
+        return [
+            cls(
+                request_id=str(request_id),
+                predicted_at=float(block["time"]),
+                endpoint=_text(block.get("endpoint")),
+                model_id=_text(block.get("model_id")),
+                model_version=_text(block.get("model_version")),
+                neo_reference_id=_whole(neo_id),
+                close_approach_date=_text(approach),
+                features=dict(zip(names, (float(v) for v in values), strict=True)),
+                probability=float(probability),
+                hazardous=bool(hazardous),
+            )
+            for request_id, neo_id, approach, values, probability, hazardous in zip(*columns, strict=True)
+        ]
 
     def row(self) -> dict[str, Any]:
         return {

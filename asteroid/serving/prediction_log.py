@@ -2,10 +2,11 @@
 
 The hook calls `PredictionLog.record()` once per request with references to what it already computed (the
 feature matrix, the probabilities, the request ids): one `SimpleQueue.put`, nothing else on the request
-thread. A daemon thread of the process drains the queue, turns each row into one JSON message keyed by its
-request id and hands them to kafka-python's producer, which batches them (`linger_ms`) on its own sender
-thread. The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too);
-without it, or with `contract.PREDICTION_LOG_ENV=off`, nothing is published.
+thread. A daemon thread of the process drains the queue, packs the requests waiting there as columns into
+JSON messages of up to `MAX_ROWS_PER_MESSAGE` rows and hands them to kafka-python's producer, which batches
+them (`linger_ms`) on its own sender thread. The broker is clearml-serving's own (`contract.BROKER_ENV`,
+which its inference app reads too); without it, or with `contract.PREDICTION_LOG_ENV=off`, nothing is
+published.
 
 When the broker is unreachable the queue would grow without bound: past `MAX_PENDING` requests new ones are
 dropped and counted (`dropped`), so a broker outage never costs the endpoint its memory. The log is for
@@ -18,6 +19,7 @@ This file travels in the hook folder (asteroid/serving/hook_package.py): standar
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -28,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 try:  # deployed in the hook folder: the contract travels beside this file
     from . import contract
 except ImportError:  # imported from a checkout or the installed project
@@ -36,6 +40,9 @@ except ImportError:  # imported from a checkout or the installed project
 MAX_PENDING = 10_000  # requests queued for the sender thread before new ones are dropped
 LINGER_MS = 50  # the producer waits this long to fill a batch
 DRAIN_MAX = 500  # requests the sender thread formats before it yields to the producer
+# Rows per message: one Kafka message per request (let alone per row) cost the single worker up to two thirds
+# of its batch throughput in kafka-python's per-message work (benchmarks/serving_bench.py, numpy_nolog).
+MAX_ROWS_PER_MESSAGE = 1000
 
 
 def new_request_ids(rows: int) -> list[str]:
@@ -58,34 +65,46 @@ class Answered:
     neo_reference_ids: Sequence[int | None]
     close_approach_dates: Sequence[str | None]
 
-    def messages(self) -> list[tuple[bytes, bytes]]:
-        """(key, value) per row: the request id and the prediction as JSON."""
-        matrix = self.features.tolist()
-        rows = zip(
-            self.request_ids,
-            self.neo_reference_ids,
-            self.close_approach_dates,
-            matrix,
-            self.probabilities,
-            self.hazardous,
-            strict=True,
-        )
-        messages = []
-        for request_id, neo_id, approach_date, values, probability, hazardous in rows:
-            record = {
-                contract.REQUEST_ID: request_id,
-                "time": self.time,
-                "endpoint": self.model.get("endpoint"),
-                "model_id": self.model.get("id"),
-                "model_version": self.model.get("version"),
-                "neo_reference_id": neo_id,
-                "close_approach_date": approach_date,
-                "features": dict(zip(self.feature_names, values, strict=True)),
-                contract.PROBABILITY: probability,
-                "hazardous": hazardous,
-            }
-            messages.append((request_id.encode(), json.dumps(record).encode()))
-        return messages
+    def block(self) -> dict[str, Any]:
+        """The request as columns (lists encode far faster than one object per row), the feature matrix as
+        bytes."""
+        return {
+            "time": self.time,
+            "endpoint": self.model.get("endpoint"),
+            "model_id": self.model.get("id"),
+            "model_version": self.model.get("version"),
+            "feature_names": list(self.feature_names),
+            contract.REQUEST_ID: list(self.request_ids),
+            "neo_reference_id": list(self.neo_reference_ids),
+            "close_approach_date": list(self.close_approach_dates),
+            # raw little-endian float64, row-major, base64: formatting 18 floats a row as JSON text cost large
+            # batches a third of their throughput (benchmarks/serving_bench.py, numpy vs numpy_nolog)
+            "features": base64.b64encode(np.ascontiguousarray(self.features, dtype="<f8").tobytes()).decode(),
+            contract.PROBABILITY: list(self.probabilities),
+            "hazardous": list(self.hazardous),
+        }
+
+
+def messages(answered: Sequence[Answered]) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages of `{"requests": [block, ...]}` holding at most `MAX_ROWS_PER_MESSAGE` rows each
+    (a larger request alone); keyed by the first request id."""
+    found: list[tuple[bytes, bytes]] = []
+    blocks: list[dict[str, Any]] = []
+    rows = 0
+    for item in answered:
+        if blocks and rows + len(item.request_ids) > MAX_ROWS_PER_MESSAGE:
+            found.append(_message(blocks))
+            blocks, rows = [], 0
+        blocks.append(item.block())
+        rows += len(item.request_ids)
+    if blocks:
+        found.append(_message(blocks))
+    return found
+
+
+def _message(blocks: list[dict[str, Any]]) -> tuple[bytes, bytes]:
+    key = str(blocks[0][contract.REQUEST_ID][0]).encode()
+    return key, json.dumps({"requests": blocks}).encode()
 
 
 def predictions_topic() -> str:
@@ -140,9 +159,8 @@ class PredictionLog:
                 answered.append(self._pending.get())
             try:
                 producer = producer or self._producer_factory(self.broker)
-                for item in answered:
-                    for key, value in item.messages():
-                        producer.send(self.topic, key=key, value=value)
+                for key, value in messages(answered):
+                    producer.send(self.topic, key=key, value=value)
             except Exception as exc:  # a broken broker must not kill the thread: count and go on
                 self.dropped += len(answered)
                 print(f"prediction log: {len(answered)} request(s) not published: {exc}", flush=True)

@@ -3,6 +3,7 @@ a replay from the beginning stores nothing; retention deletes what is older than
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 
 import global_config
@@ -28,19 +30,21 @@ def publish(broker: str, first: int, count: int, predicted_at: float | None = No
 
     producer = KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=20)
     ids = [f"{index:032x}-0" for index in range(first, first + count)]
-    for request_id in ids:
-        record = {
-            contract.REQUEST_ID: request_id,
+    for request_id in ids:  # one request a message, as the hook sends a lone request
+        block = {
+            contract.REQUEST_ID: [request_id],
             "time": predicted_at or time.time(),
             "endpoint": "asteroid/1",
             "model_id": "m",
             "model_version": "1",
-            "neo_reference_id": None,
-            "features": {"absolute_magnitude": 20.0},
-            contract.PROBABILITY: 0.25,
-            "hazardous": False,
+            "feature_names": ["absolute_magnitude"],
+            "neo_reference_id": [None],
+            "close_approach_date": [None],
+            "features": base64.b64encode(np.array([[20.0]], dtype="<f8").tobytes()).decode(),
+            contract.PROBABILITY: [0.25],
+            "hazardous": [False],
         }
-        producer.send(TOPIC, key=request_id.encode(), value=json.dumps(record).encode())
+        producer.send(TOPIC, key=request_id.encode(), value=json.dumps({"requests": [block]}).encode())
     producer.flush()
     producer.close()
     return ids
