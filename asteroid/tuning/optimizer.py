@@ -22,14 +22,14 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import comparison, split_files, train
+from asteroid import comparison, dataset_files, split_files, train
 from asteroid.steps.parameters import (
     OBJECTIVE_SERIES,
     OBJECTIVE_TITLE,
-    RAW_FILE,
     SPLIT_DIR,
     TRAINING_DEFAULTS,
 )
+from asteroid.steps.preprocessing import raw_file
 from asteroid.tracking import dataset_local_copy, latest_dataset_id, set_output
 from asteroid.tuning import rule_check
 from asteroid.tuning.params_source import RECOMMENDED_PARAMS, RECOMMENDED_SOURCE
@@ -159,7 +159,7 @@ def raw_table(preprocessed_id: str) -> pd.DataFrame:
     parents = graph.get(preprocessed_id) or []
     if not parents:
         raise ValueError(f"preprocessed dataset {preprocessed_id} has no parent raw dataset")
-    return pd.read_csv(dataset_local_copy(parents[0]) / RAW_FILE)
+    return dataset_files.read_observations(raw_file(dataset_local_copy(parents[0])))
 
 
 def defaults_objective(preprocessed_id: str, seeds: int) -> float:

@@ -137,7 +137,7 @@ def test_the_preprocessed_dataset_page_shows_its_parent_version(
     url = next(u for u in pipeline_run.urls if kind_of(u) == "datasets" and task_id_of(u) == preprocessed_id)
     dom = open_page(url, "dataset-preprocessed", browser_profile)
     assert dom.row_with("Parents")[1] == raw["name"]
-    assert raw["name"] in dom.text and "split/train.csv" in dom.text
+    assert raw["name"] in dom.text and "split/train.parquet" in dom.text
 
 
 def test_the_pipeline_page_shows_every_step_completed(
