@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from process_supervisor.probes import pid_alive
+
 GIVE_UP_ENV = "ASTEROID_SERVER_GIVE_UP_SECONDS"
 DEFAULT_GIVE_UP_S = 45.0  # with the check period and the children's grace, a run ends within 60 s
 CHECK_PERIOD_S = 2.0
@@ -101,7 +103,7 @@ def stop_children(grace: float = CHILD_GRACE_S) -> None:
     for pid in children:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in children):
         time.sleep(0.1)
     for pid in children:
         _signal(pid, signal.SIGKILL)
@@ -110,16 +112,6 @@ def stop_children(grace: float = CHILD_GRACE_S) -> None:
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def mark_current_task(how: str, reason: str) -> None:
@@ -205,7 +197,7 @@ def mark_abandoned(task_id: str, reason: str) -> list[str]:
 
 def fail_abandoned_runs(
     directory: Path,
-    alive: Callable[[int], bool] = _alive,
+    alive: Callable[[int], bool] = pid_alive,
     mark: Callable[[str, str], list[str]] = mark_abandoned,
 ) -> list[str]:
     """Tasks of earlier runs on this host whose process is gone (a SIGKILL, a crash, a reboot): marked failed

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from serving_local.request_limits import Refused, read_limited
 from serving_local.request_metrics import ASGIApp, Receive, Scope, Send
 
 HANDLER_ENV = "SERVING_LOCAL_FEEDBACK_HANDLER"
@@ -104,19 +105,10 @@ class FeedbackRoute:
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise FeedbackError(413, f"the body is larger than {self.max_bytes} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise FeedbackError(400, "the client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FeedbackError(413, f"the body is larger than {self.max_bytes} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        try:
+            return await read_limited(receive, self.max_bytes)
+        except Refused as exc:
+            raise FeedbackError(exc.status, exc.detail) from None
 
 
 def parse_json(raw: bytes) -> Any:
