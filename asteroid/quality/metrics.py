@@ -36,6 +36,10 @@ WINDOW_OUTCOMES = "asteroid_quality_window_outcomes"
 WINDOW_LABEL_DELAY = "asteroid_quality_window_label_delay_seconds"
 UNMATCHED = "asteroid_quality_unmatched_labels"
 REVISIONS = "asteroid_quality_label_revisions"
+EXPORTED = (
+    PREDICTIONS, LABELLED, WINDOW_LABELLED, WINDOW_CORRECT, WINDOW_OUTCOMES, WINDOW_LABEL_DELAY,
+    UNMATCHED, REVISIONS,
+)  # fmt: skip
 # The drift rules' labels: `endpoint` without the version, `version` (asteroid/monitoring/rules.py).
 VERSION_LABELS = ("endpoint", "version")
 OUTCOME_LABEL = "outcome"

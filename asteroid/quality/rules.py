@@ -22,6 +22,7 @@ ACCURACY = "asteroid:model_accuracy:ratio"
 RECALL = "asteroid:model_recall:ratio"
 PRECISION = "asteroid:model_precision:ratio"
 COVERAGE = "asteroid:label_coverage:ratio"
+RECORDED = (ACCURACY, RECALL, PRECISION, COVERAGE)
 RUNBOOK = "docs/notes/monitoring.md"
 
 
