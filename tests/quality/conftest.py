@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from process_supervisor import accepts_connections
 from serving_local.stack import broker_binary
+from tests.backend.backend_harness import wait_for
 from tests.data.conftest import postgres_url  # noqa: F401  (the PostgreSQL fixture of the database tests)
 from tests.monitoring.conftest import feature_spec, reference  # noqa: F401  (the training reference of asteroid/1)
 from tests.net import free_port
@@ -29,17 +29,8 @@ def broker() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: accepts_connections("127.0.0.1", port), BROKER_START_S, "the broker to listen")
+        wait_for(lambda: accepts_connections("127.0.0.1", port), "the broker to listen", BROKER_START_S)
         yield f"127.0.0.1:{port}"
     finally:
         process.kill()
         process.wait(timeout=10)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)

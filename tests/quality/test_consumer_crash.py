@@ -20,7 +20,7 @@ from asteroid.quality import store
 from asteroid.quality.config import BROKER_ENV, DATABASE_URL_ENV, QualityConfig
 from asteroid.quality.consumer import PredictionConsumer
 from asteroid.serving import contract
-from tests.quality.conftest import wait_for
+from tests.backend.backend_harness import wait_for
 
 TOPIC = "crash_predictions"
 
@@ -75,13 +75,13 @@ def test_kill_9_and_restart_lose_nothing_and_store_nothing_twice(broker: str, tm
     sent = publish(broker, 0, 6000)
     consumer = start_consumer(broker, url)
     try:
-        wait_for(lambda: store.count_predictions(url) > 0, 60.0, "the consumer to store its first batch")
+        wait_for(lambda: store.count_predictions(url) > 0, "the consumer to store its first batch", 60.0)
         consumer.send_signal(signal.SIGKILL)
         consumer.wait(timeout=10)
         at_kill = store.count_predictions(url)
         sent += publish(broker, 6000, 1000)  # arrives while no consumer runs
         consumer = start_consumer(broker, url)
-        wait_for(lambda: store.count_predictions(url) >= len(sent), 60.0, f"{len(sent)} stored predictions")
+        wait_for(lambda: store.count_predictions(url) >= len(sent), f"{len(sent)} stored predictions", 60.0)
     finally:
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=20)

@@ -25,8 +25,8 @@ from asteroid.quality.config import BROKER_ENV, DATABASE_URL_ENV, FEEDBACK_TOPIC
 from asteroid.quality.consumer import PredictionConsumer
 from asteroid.serving import contract
 from serving_local.feedback_route import HANDLER_ENV, MAX_BYTES_ENV
+from tests.backend.backend_harness import wait_for
 from tests.net import free_port
-from tests.quality.conftest import wait_for
 
 FEEDBACK_TOPIC = "test_feedback"
 PREDICTIONS_TOPIC = "test_predictions"
@@ -49,7 +49,7 @@ def feedback_url(broker: str, tmp_path: Path) -> Iterator[str]:
     server = subprocess.Popen(command, cwd=global_config.ROOT, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: request(f"{base}/serve/asteroid", b"{}")[0] == 200, 30.0, "the feedback app")
+        wait_for(lambda: request(f"{base}/serve/asteroid", b"{}")[0] == 200, "the feedback app", 30.0)
         yield f"{base}/feedback/asteroid"
     finally:
         server.terminate()
@@ -218,14 +218,14 @@ def test_acknowledged_labels_survive_a_consumer_kill_9(
         for start in range(0, 200, 20):
             rows = [{"request_id": rid, "hazardous": True} for rid in ids[start : start + 20]]
             assert post(feedback_url, {"rows": rows})[0] == 200
-        wait_for(lambda: labelled() > 0, 60.0, "the first labels stored")
+        wait_for(lambda: labelled() > 0, "the first labels stored", 60.0)
         consumer.send_signal(signal.SIGKILL)
         consumer.wait(timeout=10)
         for start in range(200, 400, 50):  # acknowledged while no consumer runs
             rows = [{"request_id": rid, "hazardous": False} for rid in ids[start : start + 50]]
             assert post(feedback_url, {"rows": rows})[0] == 200
         consumer = subprocess.Popen(command, cwd=global_config.ROOT, env=env)
-        wait_for(lambda: labelled() == 400, 60.0, "all 400 acknowledged labels stored")
+        wait_for(lambda: labelled() == 400, "all 400 acknowledged labels stored", 60.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
             exported = reply.read().decode()
     finally:

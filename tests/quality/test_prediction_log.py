@@ -19,7 +19,7 @@ from asteroid.quality import store
 from asteroid.quality.config import QualityConfig
 from asteroid.quality.consumer import PredictionConsumer
 from asteroid.serving import contract
-from tests.quality.conftest import wait_for
+from tests.backend.backend_harness import wait_for
 from tests.serving.conftest import serve
 
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f]{32}-\d+$")
@@ -71,7 +71,7 @@ def consume_until(config: QualityConfig, expected: int) -> None:
         consumer.run(max_idle_polls=1)
         return store.count_predictions(config.database_url) >= expected
 
-    wait_for(stored_enough, 60.0, f"{expected} predictions in the database")
+    wait_for(stored_enough, f"{expected} predictions in the database", 60.0)
 
 
 def check_log_end_to_end(
