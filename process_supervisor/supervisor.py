@@ -200,11 +200,13 @@ def _exits_within(
 @dataclass
 class PartStatus:
     """Where a part is: ``running``, ``restarting`` (waiting for its backoff, or started again and not yet
-    ready) or ``down`` (given up: the whole is degraded); its restarts and the reason of its last exit."""
+    ready) or ``down`` (given up: the whole is degraded); its restarts, the reason of its last exit and the
+    pid of its current process."""
 
     state: str = "running"
     restarts: int = 0
     reason: str = ""
+    pid: int | None = None  # of its current process (the leader of its process group), once started
 
     def as_record(self) -> dict[str, object]:
         return {"state": self.state, "restarts": self.restarts, "reason": self.reason}
@@ -280,6 +282,7 @@ class Supervisor:
     def start(self, part: Part) -> float:
         child = self._spawn(part)
         self.children[part.name] = child
+        self.status[part.name].pid = child.pid
         return self._wait_ready(part, child)
 
     def _wait_ready(self, part: Part, child: Child) -> float:
@@ -361,6 +364,7 @@ class Supervisor:
                 continue
             del self._restart_at[part.name]
             self.children[part.name] = self._spawn(part)
+            self.status[part.name].pid = self.children[part.name].pid
             self._ready_by[part.name] = now + part.ready_timeout
             self.status[part.name].restarts += 1
             self._say(f"{part.name} started again (pid {self.children[part.name].pid})")
