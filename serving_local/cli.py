@@ -5,6 +5,7 @@ foreground, or in the background with a state file in its data directory (``.ser
                                   [--workers N] [--poll-seconds S] [--data-dir DIR]
                                   [--monitoring auto|on|off] [--prometheus-port 9090]
                                   [--alertmanager-port 9093] [--webhook-port 9097] [--scrape-seconds 15]
+                                  [--node-exporter-port 9100]
                                   [--rules-dir DIR] [--alertmanager-config FILE]
     python -m serving_local reload            # Prometheus re-reads the rule files of the rules directory
     python -m serving_local alerts [--follow] # the notifications the webhook receiver got
@@ -92,6 +93,7 @@ def _arguments(config: StackConfig) -> list[str]:
         "--prometheus-port", str(config.prometheus_port),
         "--alertmanager-port", str(config.alertmanager_port),
         "--webhook-port", str(config.webhook_port), "--scrape-seconds", str(config.scrape_seconds),
+        "--node-exporter-port", str(config.node_exporter_port),
         "--rules-dir", str(config.rules_path), "--alert-group-wait", config.alert_group_wait,
         "--alert-group-interval", config.alert_group_interval,
         "--alert-repeat-interval", config.alert_repeat_interval,
@@ -281,6 +283,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:
         prometheus_port=args.prometheus_port,
         alertmanager_port=args.alertmanager_port,
         webhook_port=args.webhook_port,
+        node_exporter_port=args.node_exporter_port,
         scrape_seconds=args.scrape_seconds,
         rules_dir=None if args.rules_dir is None else Path(args.rules_dir).expanduser().resolve(),
         alertmanager_config=None
@@ -303,6 +306,11 @@ def add_monitoring_arguments(parser: argparse.ArgumentParser, defaults: StackCon
     group.add_argument("--prometheus-port", type=int, help=f"default {defaults.prometheus_port}")
     group.add_argument("--alertmanager-port", type=int, help=f"default {defaults.alertmanager_port}")
     group.add_argument("--webhook-port", type=int, help=f"default {defaults.webhook_port}")
+    group.add_argument(
+        "--node-exporter-port",
+        type=int,
+        help=f"host metrics when the node exporter is installed (default {defaults.node_exporter_port})",
+    )
     group.add_argument(
         "--scrape-seconds", type=float, help=f"scrape/evaluation period (default {defaults.scrape_seconds})"
     )

@@ -55,6 +55,7 @@ class StackConfig:
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     webhook_port: int = 9097  # receives Alertmanager's notifications, appends them to alerts.jsonl
+    node_exporter_port: int = 9100  # host metrics (Prometheus node exporter, when installed)
     scrape_seconds: float = 15.0  # Prometheus scrape and default rule evaluation period
     rules_dir: Path | None = None  # Prometheus rule files (*.yml); default <data dir>/rules
     alertmanager_config: Path | None = None  # default: generated, routing every alert to the webhook
@@ -77,6 +78,7 @@ class StackConfig:
             prometheus_port=_env_int("SERVING_LOCAL_PROMETHEUS_PORT", cls.prometheus_port),
             alertmanager_port=_env_int("SERVING_LOCAL_ALERTMANAGER_PORT", cls.alertmanager_port),
             webhook_port=_env_int("SERVING_LOCAL_WEBHOOK_PORT", cls.webhook_port),
+            node_exporter_port=_env_int("SERVING_LOCAL_NODE_EXPORTER_PORT", cls.node_exporter_port),
             scrape_seconds=_env_float("SERVING_LOCAL_SCRAPE_SECONDS", cls.scrape_seconds),
             rules_dir=_env_path("SERVING_LOCAL_RULES_DIR"),
             alertmanager_config=_env_path("SERVING_LOCAL_ALERTMANAGER_CONFIG"),
@@ -116,6 +118,7 @@ class StackConfig:
                 "--prometheus-port": self.prometheus_port,
                 "--alertmanager-port": self.alertmanager_port,
                 "--webhook-port": self.webhook_port,
+                "--node-exporter-port": self.node_exporter_port,
             }
         return ports
 

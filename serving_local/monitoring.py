@@ -27,6 +27,11 @@ from serving_local.monitoring_config import Target, TargetsFile
 PROMETHEUS_BINARIES = ("prometheus",)
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's name
 INSTALL_HINT = "apt-get install prometheus prometheus-alertmanager"
+# The host's metrics, a part of its own when installed (the stack runs without it otherwise).
+NODE_EXPORTER_BINARIES = ("prometheus-node-exporter", "node_exporter")  # Debian's name, upstream's name
+NODE_EXPORTER_HINT = "apt-get install prometheus-node-exporter"
+# Only what the rules and the dashboard read: CPU time per mode, memory, load average.
+NODE_EXPORTER_COLLECTORS = ("cpu", "meminfo", "loadavg")
 
 
 def find_binary(names: tuple[str, ...], env_name: str) -> str | None:
@@ -41,6 +46,10 @@ def tools_installed() -> bool:
         find_binary(PROMETHEUS_BINARIES, "SERVING_LOCAL_PROMETHEUS_BIN")
         and find_binary(ALERTMANAGER_BINARIES, "SERVING_LOCAL_ALERTMANAGER_BIN")
     )
+
+
+def node_exporter_binary() -> str | None:
+    return find_binary(NODE_EXPORTER_BINARIES, "SERVING_LOCAL_NODE_EXPORTER_BIN")
 
 
 def enabled(config: StackConfig) -> bool:
@@ -63,6 +72,7 @@ def prometheus_config(config: StackConfig) -> str:
         inference=Target(config.host, config.port),
         prometheus=Target(config.host, config.prometheus_port),
         alertmanager=Target(config.host, config.alertmanager_port),
+        node=Target(config.host, config.node_exporter_port) if node_exporter_binary() else None,
         extra_jobs={
             stack_health.STACK_JOB: TargetsFile(str(stack_targets_path(config))),
             APPLICATION_JOB: TargetsFile(str(application_targets_dir(config) / "*.json")),
@@ -162,7 +172,10 @@ def commands(config: StackConfig) -> dict[str, list[str]]:
     if not prometheus or not alertmanager:
         raise StackError(f"Prometheus or Alertmanager is not installed ({INSTALL_HINT})")
     data = config.data_dir / "monitoring"
+    node_exporter = node_exporter_binary()
+    node_part = {"node-exporter": node_exporter_command(config, node_exporter)} if node_exporter else {}
     return {
+        **node_part,
         "webhook": [
             sys.executable, "-m", "serving_local.alert_webhook", "--host", config.host,
             "--port", str(config.webhook_port), "--file", str(config.alerts_file),
@@ -181,6 +194,16 @@ def commands(config: StackConfig) -> dict[str, list[str]]:
             "--storage.tsdb.retention.time=7d",
         ],
     }  # fmt: skip
+
+
+def node_exporter_command(config: StackConfig, binary: str) -> list[str]:
+    """The node exporter on the stack's host (loopback by default), its own metrics and every collector but
+    NODE_EXPORTER_COLLECTORS off."""
+    return [
+        binary, f"--web.listen-address={config.host}:{config.node_exporter_port}",
+        "--collector.disable-defaults", *(f"--collector.{name}" for name in NODE_EXPORTER_COLLECTORS),
+        "--web.disable-exporter-metrics",
+    ]  # fmt: skip
 
 
 RELOAD_OK_METRIC = "prometheus_config_last_reload_successful"

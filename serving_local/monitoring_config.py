@@ -13,6 +13,7 @@ from serving_local.config import StackConfig
 
 STATISTICS_JOB = "clearml-serving-statistics"  # the statistics controller's metrics (request statistics)
 INFERENCE_JOB = "clearml-serving-inference"  # the inference app's request metrics (count, errors, latency)
+NODE_JOB = "node"  # the host's CPU, memory and load (Prometheus node exporter)
 
 
 class Discovery(Protocol):
@@ -60,12 +61,15 @@ def prometheus_document(
     inference: Discovery,
     prometheus: Discovery,
     alertmanager: Discovery,
+    node: Discovery | None = None,
     extra_jobs: dict[str, Discovery] | None = None,
 ) -> dict[str, Any]:
-    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves (and any
-    ``extra_jobs``), the rule files, alerts sent to Alertmanager."""
+    """prometheus.yml: the two clearml-serving targets, Prometheus and Alertmanager themselves, the host's
+    node exporter (``node``, as job ``NODE_JOB``) and any ``extra_jobs``; the rule files, alerts sent to
+    Alertmanager."""
     interval = f"{scrape_seconds:g}s"
     jobs = [(STATISTICS_JOB, statistics), (INFERENCE_JOB, inference), ("prometheus", prometheus)]
+    jobs += [(NODE_JOB, node)] if node is not None else []
     jobs += list((extra_jobs or {}).items())
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},

@@ -26,7 +26,7 @@ from serving_local.statistics_probe import StatisticsProbe
 # Seconds each part may take to answer: the inference app downloads every endpoint's code before it listens.
 READY_TIMEOUT_S = {
     "broker": 15.0, "statistics": 90.0, "inference": 180.0, "webhook": 15.0, "alertmanager": 30.0,
-    "prometheus": 60.0,
+    "prometheus": 60.0, "node-exporter": 15.0,
 }  # fmt: skip
 STOP_GRACE_S = 5.0  # clearml-serving's inference app ignores SIGTERM for a while
 # A part that exits is started again after 1 s, then 2, 4 ... up to 30 s; one that exits more than 5 times
@@ -81,12 +81,14 @@ def part(config: StackConfig, name: str, command: list[str], env: dict[str, str]
 
 
 def monitoring_parts(config: StackConfig) -> list[Part]:
-    """Webhook receiver, Alertmanager, Prometheus (see serving_local/monitoring.py)."""
+    """Node exporter (when installed), webhook receiver, Alertmanager, Prometheus (see
+    serving_local/monitoring.py)."""
     commands = monitoring.commands(config)
     ready = {
         "webhook": f"{config.webhook_url}/healthz",
         "alertmanager": f"{config.alertmanager_url}/-/ready",
         "prometheus": f"{config.prometheus_url}/-/ready",
+        "node-exporter": f"http://{config.host}:{config.node_exporter_port}/metrics",
     }
     return [
         part(config, name, command, {**os.environ}, lambda url=ready[name]: http_ok(url, timeout=1.0))
