@@ -5,7 +5,7 @@ foreground, or in the background with a state file in its data directory (``.ser
                                   [--workers N] [--poll-seconds S] [--data-dir DIR]
                                   [--monitoring auto|on|off] [--prometheus-port 9090]
                                   [--alertmanager-port 9093] [--webhook-port 9097] [--scrape-seconds 15]
-                                  [--node-exporter-port 9100]
+                                  [--node-exporter-port 9110]
                                   [--rules-dir DIR] [--alertmanager-config FILE]
     python -m serving_local reload            # Prometheus re-reads the rule files of the rules directory
     python -m serving_local alerts [--follow] # the notifications the webhook receiver got

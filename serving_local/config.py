@@ -55,7 +55,9 @@ class StackConfig:
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     webhook_port: int = 9097  # receives Alertmanager's notifications, appends them to alerts.jsonl
-    node_exporter_port: int = 9100  # host metrics (Prometheus node exporter, when installed)
+    # host metrics (Prometheus node exporter, when installed); not its usual 9100, where the Debian package
+    # starts a system service of its own
+    node_exporter_port: int = 9110
     scrape_seconds: float = 15.0  # Prometheus scrape and default rule evaluation period
     rules_dir: Path | None = None  # Prometheus rule files (*.yml); default <data dir>/rules
     alertmanager_config: Path | None = None  # default: generated, routing every alert to the webhook
