@@ -3,6 +3,9 @@ imports these names, never the modules behind them, and rebuilds none of the sta
 
 - ``STATISTICS_JOB``, ``INFERENCE_JOB``: the Prometheus job names of the two clearml-serving scrape targets,
   in the local stack and in generated deployment configurations alike; alert rules select on them.
+- ``NODE_JOB``: the job of the host's node exporter; ``STACK_JOB``, ``PROCESS_CPU``, ``PROCESS_RESIDENT``:
+  the job of the supervisor's metrics and its per-process series (labels ``part``, ``pid``; the CPU one a
+  counter, exposed with ``_total``).
 - ``running_stack()``: the running stack's state (``StackState``), or None.
 - ``rules_dir()``, ``alerts_file()``, ``read_alerts()``, ``serve_url()``: where the stack reads rule files,
   where its webhook receiver appends notifications (and those notifications), where it serves.
@@ -37,6 +40,7 @@ from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
 from serving_local.monitoring import APPLICATION_JOB
 from serving_local.monitoring_config import (
     INFERENCE_JOB,
+    NODE_JOB,
     STATISTICS_JOB,
     Discovery,
     Target,
@@ -50,11 +54,16 @@ from serving_local.service_check import (
     configured_server,
     server_is_configured,
 )
+from serving_local.stack_health import PROCESS_CPU, PROCESS_RESIDENT, STACK_JOB
 
 __all__ = [
     "APPLICATION_JOB",
     "FEEDBACK_HANDLER_ENV",
     "INFERENCE_JOB",
+    "NODE_JOB",
+    "PROCESS_CPU",
+    "PROCESS_RESIDENT",
+    "STACK_JOB",
     "STATISTICS_JOB",
     "Discovery",
     "ServerCheckError",

@@ -34,6 +34,18 @@ class MonitoringConfig:
     min_labelled: int = 200  # labels in the window before the accuracy alert may fire
     min_labelled_hazardous: int = 30  # labels of hazardous objects in the window before the recall alert
     latency_p99_seconds: float = 0.5
+    # Process and host resources (AsteroidServingCPUHigh / AsteroidServingMemoryHigh, rules.resource_rules):
+    # a process of the stack (each inference worker on its own) busy on more than `process_cpu_cores` of a
+    # core, or holding more than `process_memory_bytes` resident, or the host's CPU busy / memory used above
+    # its ratio, on average over `resource_window`, for `resource_for`. 0.9 core: one worker saturating a
+    # core queues requests; 2 GB: several times what a healthy part holds (a worker with its models loaded
+    # is a few hundred MB), so a leak rather than a load.
+    resource_window: str = "5m"
+    resource_for: str = "10m"
+    process_cpu_cores: float = 0.9
+    process_memory_bytes: float = 2e9
+    host_cpu_ratio: float = 0.9
+    host_memory_ratio: float = 0.9
 
     def with_env(self) -> MonitoringConfig:
         """This profile with ``ASTEROID_MONITORING_<FIELD>`` overrides (ASTEROID_MONITORING_WINDOW=5m)."""
@@ -68,6 +80,8 @@ PROFILES: dict[str, MonitoringConfig] = {
         min_observations=300,
         min_labelled=50,
         min_labelled_hazardous=10,
+        resource_window="20s",
+        resource_for="10s",
     ),
 }
 

@@ -1,6 +1,7 @@
-"""After every rollout: generate the drift and serving rules of the served version from its training data,
-write them where the local stack's Prometheus reads rule files, reload it when it runs, and attach the rules
-to the winner's training task as an artifact."""
+"""After every rollout: generate the drift and serving rules of the served version from its training data
+(and the stack's process and host alerts, one file for every endpoint), write them where the local stack's
+Prometheus reads rule files, reload it when it runs, and attach the rules to the winner's training task as an
+artifact."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def publish_rules(rollout: Any, model: Any, release: ReleaseContract) -> Path:
     thresholds = quality_rules.thresholds_of_model(model, settings)
     path = write_rules(rules.render(reference, settings, thresholds), rollout.endpoint)
     print(f"monitoring rules for /serve/{rollout.url} (window {settings.window}) written to {path}")
+    resources = write_rules(rules.render_resources(settings), rules.RESOURCES_RULES, path.parent)
+    print(f"process and host alerts written to {resources}")
     if thresholds is None:
         print("  no test accuracy/recall recorded with the model: live quality alerts left out")
     else:

@@ -19,7 +19,7 @@ from asteroid.monitoring.reference import TrainingReference, promql_regex
 from asteroid.quality import rules as quality_rules
 from asteroid.quality.rules import QualityThresholds
 from asteroid.serving.contract import PROBABILITY
-from serving_local.api import INFERENCE_JOB, STATISTICS_JOB
+from serving_local.api import INFERENCE_JOB, NODE_JOB, PROCESS_CPU, PROCESS_RESIDENT, STATISTICS_JOB
 
 OBSERVATIONS = "asteroid:observations:increase"
 LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
@@ -218,6 +218,118 @@ def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
             },
         },
     ]  # fmt: skip
+
+
+# Process and host resources: one rules file per stack (not per endpoint), written beside the endpoints'
+# files at each rollout (publish.py).
+RESOURCES_RULES = "_resources"  # the file's stem: `_` keeps it apart from any endpoint's name
+CPU_ALERT = "AsteroidServingCPUHigh"
+# The supervisor's series name the part and the pid; a process's own metrics (Compose, Kubernetes) do not.
+WITH_PART = "{{ with $labels.part }} {{ . }}{{ end }}"
+WITH_PID = "{{ with $labels.pid }} (pid {{ . }}){{ end }}"
+MEMORY_ALERT = "AsteroidServingMemoryHigh"
+
+
+def process_cpu(window: str) -> str:
+    """CPU cores in use per process over ``window``: where the local stack's supervisor reports its parts'
+    processes (every inference worker with its pid), its view; elsewhere (Compose, Kubernetes) each process's
+    own client metrics (``process_cpu_seconds_total``), which the supervisor's view would only repeat."""
+    return (
+        f"max by (job, instance, part, pid) (rate({PROCESS_CPU}_total[{window}]))\n"
+        f"or (max by (job, instance) (rate(process_cpu_seconds_total[{window}]))\n"
+        f"    unless on () count({PROCESS_CPU}_total))"
+    )
+
+
+def process_memory() -> str:
+    """Resident bytes per process, from the same sources as ``process_cpu``."""
+    return (
+        f"max by (job, instance, part, pid) ({PROCESS_RESIDENT})\n"
+        f"or (max by (job, instance) (process_resident_memory_bytes)\n"
+        f"    unless on () count({PROCESS_RESIDENT}))"
+    )
+
+
+def host_cpu(window: str) -> str:
+    """The busy fraction of the host's CPU (all cores) over ``window``, from the node exporter."""
+    idle = f'node_cpu_seconds_total{{job="{NODE_JOB}", mode="idle"}}'
+    return f"1 - avg by (job, instance) (rate({idle}[{window}]))"
+
+
+def host_memory() -> str:
+    """The used fraction of the host's memory (what the kernel could not hand out without swapping)."""
+    return (
+        f'1 - node_memory_MemAvailable_bytes{{job="{NODE_JOB}"}}\n'
+        f'  / on (job, instance) node_memory_MemTotal_bytes{{job="{NODE_JOB}"}}'
+    )
+
+
+def _resource_alert(name: str, scope: str, expr: str, config: MonitoringConfig, summary: str,
+                    description: str) -> dict[str, Any]:  # fmt: skip
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": config.resource_for,
+        "labels": {"severity": "warning", "scope": scope},
+        "annotations": {"summary": summary, "description": description, "runbook": RUNBOOK},
+    }
+
+
+def resource_rules(config: MonitoringConfig) -> list[dict[str, Any]]:
+    """AsteroidServingCPUHigh and AsteroidServingMemoryHigh, each for a process (label ``scope="process"``)
+    and for the host (``scope="host"``)."""
+    w = config.resource_window
+    who = f"{{{{ $labels.job }}}}{WITH_PART}{WITH_PID}"
+    cores, ratio = promql_number(config.process_cpu_cores), promql_number(config.host_cpu_ratio)
+    memory, host_memory_ratio = (
+        promql_number(config.process_memory_bytes),
+        promql_number(config.host_memory_ratio),
+    )
+    return [
+        _resource_alert(
+            CPU_ALERT, "process", f"(\n{process_cpu(w)}\n) > {cores}", config,
+            f"{who} used {{{{ $value | printf \"%.2f\" }}}} CPU cores over the last {w} "
+            f"(limit {config.process_cpu_cores:g})",
+            "One process of the serving stack keeps a core busy: requests queue behind it. Check the request "
+            "rate and batch sizes on the dashboard; add inference workers (--workers) or replicas.",
+        ),
+        _resource_alert(
+            CPU_ALERT, "host", f"{host_cpu(w)} > {ratio}", config,
+            f"The host {{{{ $labels.instance }}}} is {{{{ $value | humanizePercentage }}}} busy over the "
+            f"last {w} (limit {config.host_cpu_ratio:g})",
+            "Every process on the machine competes for the CPU: see which parts use it on the dashboard "
+            "(CPU per process), and whether other workloads share the host.",
+        ),
+        _resource_alert(
+            MEMORY_ALERT, "process", f"(\n{process_memory()}\n) > {memory}", config,
+            f"{who} holds {{{{ $value | humanize1024 }}}}B resident "
+            f"(limit {config.process_memory_bytes / 1e9:g} GB)",
+            "Far more than a healthy part holds: a leak, or too many models loaded in one worker. Its log is "
+            "in the stack's data directory; restarting the part frees it.",
+        ),
+        _resource_alert(
+            MEMORY_ALERT, "host", f"{host_memory()} > {host_memory_ratio}", config,
+            f"The host {{{{ $labels.instance }}}} uses {{{{ $value | humanizePercentage }}}} of its memory "
+            f"(limit {config.host_memory_ratio:g})",
+            "The kernel will soon swap or kill processes: see which parts hold memory on the dashboard "
+            "(resident memory per process).",
+        ),
+    ]  # fmt: skip
+
+
+def resource_group(config: MonitoringConfig) -> dict[str, Any]:
+    return {
+        "groups": [
+            {"name": "asteroid-resources", "interval": config.interval, "rules": resource_rules(config)}
+        ]
+    }
+
+
+def render_resources(config: MonitoringConfig) -> str:
+    header = (
+        "# Generated by asteroid/monitoring/rules.py: process and host resources of the stack; do not edit.\n"
+    )
+    return header + dump_yaml(resource_group(config))
 
 
 def rule_groups(
