@@ -31,6 +31,7 @@ from asteroid.monitoring.config import MonitoringConfig
 from asteroid.quality import metrics as quality_metrics
 from asteroid.quality import rules as quality_rules
 from asteroid.serving.contract import FEATURE_STATISTICS, PROBABILITY
+from serving_local.api import NODE_JOB
 
 DATASOURCE_UID = "asteroid-prometheus"
 DASHBOARD_UID = "asteroid-serving"
@@ -142,6 +143,36 @@ def quality_panels(config: MonitoringConfig) -> list[Any]:
     ]  # fmt: skip
 
 
+def resource_panels(config: MonitoringConfig) -> list[Any]:
+    """CPU and resident memory of every process of the stack (each inference worker on its own line) and of
+    the host, with the thresholds of AsteroidServingCPUHigh / AsteroidServingMemoryHigh (rules.py)."""
+    process = "{{job}} {{part}} {{pid}}"
+    return [
+        series_panel("CPU per process (cores)", "none", query(rules.process_cpu(RATE), process))
+        .description("Local stack: every process of every part, from the supervisor (inference workers by "
+                     "pid); elsewhere each process's own metrics. AsteroidServingCPUHigh above "
+                     f"{config.process_cpu_cores:g} core for {config.resource_for}.")
+        .thresholds(thresholds((None, "green"), (config.process_cpu_cores, "red")))
+        .thresholds_style(GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED)).min(0),
+        series_panel("Resident memory per process", "bytes", query(rules.process_memory(), process))
+        .description(f"AsteroidServingMemoryHigh above {config.process_memory_bytes / 1e9:g} GB for "
+                     f"{config.resource_for}.")
+        .thresholds(thresholds((None, "green"), (config.process_memory_bytes, "red")))
+        .thresholds_style(GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED)).min(0),
+        series_panel("Host CPU busy and memory used", "percentunit",
+                     query(rules.host_cpu(RATE), "CPU busy {{instance}}"),
+                     query(rules.host_memory(), "memory used {{instance}}", "B"))
+        .description(f"From the node exporter. Alerts above {config.host_cpu_ratio:g} (CPU) and "
+                     f"{config.host_memory_ratio:g} (memory) for {config.resource_for}.")
+        .thresholds(thresholds((None, "green"), (config.host_cpu_ratio, "red")))
+        .thresholds_style(GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED)).min(0).max(1),
+        series_panel("Host load average", "none",
+                     query(f'node_load1{{job="{NODE_JOB}"}}', "1 min {{instance}}"),
+                     query(f'node_load5{{job="{NODE_JOB}"}}', "5 min {{instance}}", "B"))
+        .description("Runnable processes, averaged; above the number of cores, work waits for a CPU.").min(0),
+    ]  # fmt: skip
+
+
 def build_dashboard(config: MonitoringConfig) -> dict[str, Any]:
     builder = (
         db.Dashboard("Asteroid serving: drift and health").uid(DASHBOARD_UID)
@@ -151,6 +182,9 @@ def build_dashboard(config: MonitoringConfig) -> dict[str, Any]:
         .with_row(db.Row("Serving"))
     )  # fmt: skip
     for panel in serving_panels():
+        builder = builder.with_panel(panel)
+    builder = builder.with_row(db.Row("Processes and host (CPU, memory)"))
+    for panel in resource_panels(config):
         builder = builder.with_panel(panel)
     builder = builder.with_row(db.Row("Live quality (labels sent back)"))
     for panel in quality_panels(config):

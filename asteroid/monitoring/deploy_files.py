@@ -17,7 +17,7 @@ from typing import Any
 
 import global_config
 from asteroid.monitoring import dashboard, kubernetes_files, rules
-from serving_local.api import StackConfig, Target, alertmanager_text, prometheus_document
+from serving_local.api import APPLICATION_JOB, StackConfig, Target, alertmanager_text, prometheus_document
 
 DEPLOY_DIR = global_config.ROOT / "deploy"
 
@@ -27,6 +27,8 @@ STATISTICS_SERVICE = "clearml-serving-statistics"
 PROMETHEUS_SERVICE = "prometheus"
 ALERTMANAGER_SERVICE = "alertmanager"
 WEBHOOK_SERVICE = "alert-webhook"
+QUALITY_SERVICE = "quality-consumer"  # python -m asteroid.quality consume, with its live quality metrics
+NODE_EXPORTER_SERVICE = "node-exporter"
 
 # Ports inside the containers: the same defaults as the local stack (clearml-serving's own 8080 and 9999).
 PORTS = StackConfig(data_dir=Path("."))
@@ -35,6 +37,8 @@ STATISTICS_PORT = PORTS.metrics_port
 PROMETHEUS_PORT = PORTS.prometheus_port
 ALERTMANAGER_PORT = PORTS.alertmanager_port
 WEBHOOK_PORT = PORTS.webhook_port
+QUALITY_METRICS_PORT = 9105  # the quality-consumer service's --metrics-port
+NODE_EXPORTER_PORT = 9100  # the node exporter image's own default
 
 # Where the containers see the mounted files.
 PROMETHEUS_RULES_GLOB = (
@@ -48,8 +52,9 @@ HEADER = (
 
 def prometheus_config() -> dict[str, Any]:
     """prometheus.yml: the statistics controller, every inference replica (Docker's DNS answers the
-    service name with one address per replica), Prometheus and Alertmanager themselves; rules from the
-    rules folder."""
+    service name with one address per replica), Prometheus and Alertmanager themselves, the host's node
+    exporter, and the quality consumer's live quality metrics (the job of the exporters applications run
+    beside the local stack); rules from the rules folder."""
     return prometheus_document(
         scrape_seconds=PORTS.scrape_seconds,
         rule_files=[PROMETHEUS_RULES_GLOB],
@@ -57,6 +62,8 @@ def prometheus_config() -> dict[str, Any]:
         inference=Target(INFERENCE_SERVICE, INFERENCE_PORT, dns=True),
         prometheus=Target(PROMETHEUS_SERVICE, PROMETHEUS_PORT),
         alertmanager=Target(ALERTMANAGER_SERVICE, ALERTMANAGER_PORT),
+        node=Target(NODE_EXPORTER_SERVICE, NODE_EXPORTER_PORT),
+        extra_jobs={APPLICATION_JOB: Target(QUALITY_SERVICE, QUALITY_METRICS_PORT)},
     )
 
 

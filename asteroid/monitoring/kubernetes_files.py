@@ -47,6 +47,10 @@ PROMETHEUS_SERVICE_PORT = 80  # the Prometheus subchart's server.service.service
 SERVING_LABEL = "clearml.serving.service"
 COMPONENT_LABEL = "app.kubernetes.io/component"  # on the project's own pods
 PROMETHEUS_LABEL = "component"  # the Prometheus subchart's server pod: component=server
+# The Prometheus subchart's node exporter DaemonSet (values.yaml enables it): its pods' name label and port.
+NODE_EXPORTER_LABEL = "app.kubernetes.io/name"
+NODE_EXPORTER_NAME = "prometheus-node-exporter"
+NODE_EXPORTER_PORT = 9100
 
 # Ports inside the containers: the same defaults as the local and the Compose stacks.
 PORTS = StackConfig(data_dir=Path("."))
@@ -95,7 +99,8 @@ def serving_pods(suffix: str, port: int) -> Pods:
 
 def prometheus_config() -> dict[str, Any]:
     """prometheus.yml: statistics controllers and inference replicas of every clearml-serving instance in the
-    namespace, Prometheus and Alertmanager themselves; the rollout's rules from the mounted ConfigMap."""
+    namespace, Prometheus and Alertmanager themselves, the node exporter of every node; the rollout's rules
+    from the mounted ConfigMap."""
     return prometheus_document(
         scrape_seconds=PORTS.scrape_seconds,
         rule_files=[f"{RULES_MOUNT}/*.yml"],
@@ -103,6 +108,7 @@ def prometheus_config() -> dict[str, Any]:
         inference=serving_pods("inference", PORTS.port),
         prometheus=Pods(PROMETHEUS_LABEL, "server", PORTS.prometheus_port),
         alertmanager=Pods(COMPONENT_LABEL, "alertmanager", PORTS.alertmanager_port),
+        node=Pods(NODE_EXPORTER_LABEL, NODE_EXPORTER_NAME, NODE_EXPORTER_PORT),
     )
 
 

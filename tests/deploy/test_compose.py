@@ -126,7 +126,11 @@ def ignored(context: Path, dockerfile: Path, source: str) -> bool:
 
 
 def test_every_build_context_has_what_its_dockerfile_copies() -> None:
-    assert {s.name for s in built_services()} == {"clearml-agent", "clearml-serving-inference"}
+    assert {s.name for s in built_services()} == {
+        "clearml-agent",
+        "clearml-serving-inference",
+        "quality-consumer",
+    }
     for service in built_services():
         context, dockerfile = build_inputs(service)
         assert dockerfile.is_file(), f"{service.name}: no {dockerfile}"
@@ -214,6 +218,17 @@ def test_the_agent_image_runs_the_projects_clearml_agent(pins: dict[str, str]) -
         assert image_tag(compose.merged_services(path)["clearml-agent"]["image"]) == pins["clearml-agent"]
 
 
+def test_the_quality_image_installs_the_pipelines_versions(pins: dict[str, str]) -> None:
+    dockerfile = compose.DEPLOY / "quality" / "Dockerfile"
+    arguments = re.findall(r"^ARG (\w+)_VERSION=(\S+)$", dockerfile.read_text(), re.MULTILINE)
+    assert len(arguments) >= 5
+    for name, version in arguments:
+        package = name.lower().replace("_", "-")
+        pinned = pins.get(package) or pins[package.replace("-", "_")]
+        assert version == pinned, f"{dockerfile}: {name}_VERSION={version}, requirements.txt pins {pinned}"
+        assert f"=={{{name}_VERSION}}" in dockerfile.read_text().replace("$", "")
+
+
 def test_grafana_can_provision_alert_rules() -> None:
     """File provisioning of alert rules exists from Grafana 9.1 on."""
     image = compose.merged_services(SERVING)["grafana"]["image"]
@@ -229,7 +244,8 @@ def addresses(value: str) -> list[str]:
     hosts = []
     for word in re.split(r"[\s,;]+", value):
         if "://" in word:
-            hosts.append(urlsplit(word).hostname or "")
+            if urlsplit(word).netloc:  # a URL without one names a file (sqlite:////var/lib/...)
+                hosts.append(urlsplit(word).hostname or "")
         elif match := HOST_PORT.match(word):
             hosts.append(match.group("host"))
     return hosts
@@ -240,6 +256,7 @@ def test_addresses_are_read_from_urls_and_host_ports() -> None:
     assert addresses("kafka:9092") == ["kafka"]
     assert addresses("PLAINTEXT://kafka:9092,CONTROLLER://:9093") == ["kafka", ""]
     assert addresses("-Xms2g -Xmx2g") == []
+    assert addresses("sqlite:////var/lib/asteroid/quality.db") == []
 
 
 @pytest.mark.parametrize("path", compose.COMPOSE_FILES, ids=lambda p: p.parent.name)

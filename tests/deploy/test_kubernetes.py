@@ -467,6 +467,7 @@ def test_every_scrape_job_and_the_alertmanager_discovery_find_their_pods() -> No
         ],
         "prometheus": ["Deployment/asteroid-prometheus"],
         "alertmanager": ["StatefulSet/asteroid-alertmanager"],
+        "node": ["DaemonSet/asteroid-node-exporter"],
     }  # fmt: skip
     (alerting,) = config["alerting"]["alertmanagers"]
     assert discovered(alerting, objects) == ["StatefulSet/asteroid-alertmanager"]

@@ -122,10 +122,33 @@ def test_the_scrape_jobs_are_serving_locals_in_compose_kubernetes_and_locally(tm
     compose_jobs = scrape_jobs((compose.DEPLOY / "prometheus" / "prometheus.yml").read_text())
     kubernetes = scrape_jobs((compose.DEPLOY / "kubernetes" / "files" / "prometheus.yml").read_text())
     local = scrape_jobs(monitoring.prometheus_config(StackConfig(data_dir=tmp_path)))
-    # local only: the supervisor's own job (elsewhere Compose or Kubernetes restart the containers) and the
-    # exporters applications run beside the local stack
-    assert compose_jobs == kubernetes == local - {stack_health.STACK_JOB, monitoring.APPLICATION_JOB}
+    # the host's node exporter: locally when installed
+    node = {serving_local.api.NODE_JOB} if monitoring.node_exporter_binary() else set()
+    # local only: the supervisor's own job (elsewhere Compose or Kubernetes restart the containers); the
+    # exporters applications run beside the local stack are, in Compose, the quality consumer's (Kubernetes
+    # runs no quality consumer)
+    assert compose_jobs - {monitoring.APPLICATION_JOB} == kubernetes
+    assert kubernetes - {serving_local.api.NODE_JOB} | node == local - {
+        stack_health.STACK_JOB,
+        monitoring.APPLICATION_JOB,
+    }
+    assert monitoring.APPLICATION_JOB in compose_jobs and serving_local.api.NODE_JOB in kubernetes
     assert local >= {serving_local.api.STATISTICS_JOB, serving_local.api.INFERENCE_JOB}
+
+
+def test_the_quality_consumer_serves_its_metrics_where_prometheus_scrapes_them() -> None:
+    service = compose.merged_services(SERVING)[deploy_files.QUALITY_SERVICE]
+    command = service["command"]
+    assert command[0] == "consume"
+    assert command[command.index("--metrics-port") + 1] == str(deploy_files.QUALITY_METRICS_PORT)
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"  # reached by the prometheus service
+    env = service["environment"]
+    assert env["ASTEROID_QUALITY_BROKER"] == "kafka:9092"
+    inference = compose.merged_services(SERVING)[deploy_files.INFERENCE_SERVICE]["environment"]
+    for topic in ("ASTEROID_PREDICTIONS_TOPIC", "ASTEROID_FEEDBACK_TOPIC"):
+        assert env[topic] == inference[topic]  # the hook publishes where the consumer reads
+    assert env["NEO_DATABASE_URL"].startswith("sqlite:////var/lib/asteroid/")
+    assert "quality-data:/var/lib/asteroid" in service["volumes"]  # the SQLite file outlives the container
 
 
 def datasource_uids(node: Any) -> list[str]:
