@@ -19,7 +19,14 @@ from asteroid.monitoring.reference import TrainingReference, promql_regex
 from asteroid.quality import rules as quality_rules
 from asteroid.quality.rules import QualityThresholds
 from asteroid.serving.contract import PROBABILITY
-from serving_local.api import INFERENCE_JOB, NODE_JOB, PROCESS_CPU, PROCESS_RESIDENT, STATISTICS_JOB
+from serving_local.api import (
+    APPLICATION_JOB,
+    INFERENCE_JOB,
+    NODE_JOB,
+    PROCESS_CPU,
+    PROCESS_RESIDENT,
+    STATISTICS_JOB,
+)
 
 OBSERVATIONS = "asteroid:observations:increase"
 LIVE_FRACTION = "asteroid:bucket_fraction:ratio"
@@ -230,24 +237,30 @@ WITH_PID = "{{ with $labels.pid }} (pid {{ . }}){{ end }}"
 MEMORY_ALERT = "AsteroidServingMemoryHigh"
 
 
-def process_cpu(window: str) -> str:
-    """CPU cores in use per process over ``window``: where the local stack's supervisor reports its parts'
-    processes (every inference worker with its pid), its view; elsewhere (Compose, Kubernetes) each process's
-    own client metrics (``process_cpu_seconds_total``), which the supervisor's view would only repeat."""
+def _per_process(supervisor: str, own: str, supervisor_metric: str) -> str:
+    """The supervisor's series where it reports its parts' processes (the local stack: every inference
+    worker with its pid); the application exporters' own client metrics always (they run beside the stack,
+    never under its supervisor); every other process's own client metrics only where no supervisor reports
+    (Compose, Kubernetes), since its view would only repeat them."""
+    application = own.replace("{}", f'{{job="{APPLICATION_JOB}"}}')
     return (
-        f"max by (job, instance, part, pid) (rate({PROCESS_CPU}_total[{window}]))\n"
-        f"or (max by (job, instance) (rate(process_cpu_seconds_total[{window}]))\n"
-        f"    unless on () count({PROCESS_CPU}_total))"
+        f"max by (job, instance, part, pid) ({supervisor})\n"
+        f"or max by (job, instance) ({application})\n"
+        f"or (max by (job, instance) ({own.replace('{}', '')}) unless on () count({supervisor_metric}))"
     )
+
+
+def process_cpu(window: str) -> str:
+    """CPU cores in use per process over ``window`` (see ``_per_process`` for the sources)."""
+    return _per_process(
+        f"rate({PROCESS_CPU}_total[{window}])", f"rate(process_cpu_seconds_total{{}}[{window}])",
+        f"{PROCESS_CPU}_total",
+    )  # fmt: skip
 
 
 def process_memory() -> str:
     """Resident bytes per process, from the same sources as ``process_cpu``."""
-    return (
-        f"max by (job, instance, part, pid) ({PROCESS_RESIDENT})\n"
-        f"or (max by (job, instance) (process_resident_memory_bytes)\n"
-        f"    unless on () count({PROCESS_RESIDENT}))"
-    )
+    return _per_process(PROCESS_RESIDENT, "process_resident_memory_bytes{}", PROCESS_RESIDENT)
 
 
 def host_cpu(window: str) -> str:

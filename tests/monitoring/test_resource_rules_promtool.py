@@ -13,7 +13,7 @@ from typing import Any
 
 from asteroid.monitoring import rules
 from asteroid.monitoring.config import MonitoringConfig
-from serving_local.api import NODE_JOB, PROCESS_CPU, PROCESS_RESIDENT, STACK_JOB
+from serving_local.api import APPLICATION_JOB, NODE_JOB, PROCESS_CPU, PROCESS_RESIDENT, STACK_JOB
 from tests.monitoring.conftest import tool
 
 STEP_S = 15
@@ -158,6 +158,24 @@ def test_without_a_supervisor_the_processes_own_metrics_are_read(tmp_path: Path)
         {"eval_time": at(20), "alertname": rules.CPU_ALERT,
          "exp_alerts": [expected(rules.CPU_ALERT, "process", statistics, "0.95")]},
         {"eval_time": at(20), "alertname": rules.MEMORY_ALERT, "exp_alerts": []},
+    ])  # fmt: skip
+
+
+def test_an_application_exporter_beside_the_stack_is_read_from_its_own_metrics(tmp_path: Path) -> None:
+    """The quality consumer runs beside the local stack (job `application`), not under its supervisor: its
+    own client metrics count while the supervisor reports the parts (whose own metrics do not)."""
+    consumer = {"job": APPLICATION_JOB, "instance": "127.0.0.1:9105"}
+    series = [
+        *process_series("inference", 101, cores=0.1, resident=0.3 * GB),
+        {"series": f'process_resident_memory_bytes{{job="{APPLICATION_JOB}", instance="127.0.0.1:9105"}}',
+         "values": f"{2.5 * GB:g}x{STEPS}"},
+        {"series": 'process_resident_memory_bytes{job="prometheus", instance="127.0.0.1:9090"}',
+         "values": f"{2.5 * GB:g}x{STEPS}"},  # the supervisor reports Prometheus: not read twice
+        *node_series(busy=0.2, available_ratio=0.6),
+    ]  # fmt: skip
+    run_promtool(tmp_path, series, [
+        {"eval_time": at(20), "alertname": rules.MEMORY_ALERT,
+         "exp_alerts": [expected(rules.MEMORY_ALERT, "process", consumer, "2.328Gi")]},
     ])  # fmt: skip
 
 
