@@ -9,6 +9,7 @@ fractions floored at `epsilon` so an empty bucket gives a large finite term inst
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,36 +232,40 @@ def alert_rules(reference: TrainingReference, config: MonitoringConfig) -> list[
 # files at each rollout (publish.py).
 RESOURCES_RULES = "_resources"  # the file's stem: `_` keeps it apart from any endpoint's name
 CPU_ALERT = "AsteroidServingCPUHigh"
+MEMORY_ALERT = "AsteroidServingMemoryHigh"
 # The supervisor's series name the part and the pid; a process's own metrics (Compose, Kubernetes) do not.
 WITH_PART = "{{ with $labels.part }} {{ . }}{{ end }}"
 WITH_PID = "{{ with $labels.pid }} (pid {{ . }}){{ end }}"
-MEMORY_ALERT = "AsteroidServingMemoryHigh"
 
 
-def _per_process(supervisor: str, own: str, supervisor_metric: str) -> str:
+def _per_process(supervisor: str, own: Callable[[str], str], supervisor_metric: str) -> str:
     """The supervisor's series where it reports its parts' processes (the local stack: every inference
     worker with its pid); the application exporters' own client metrics always (they run beside the stack,
     never under its supervisor); every other process's own client metrics only where no supervisor reports
-    (Compose, Kubernetes), since its view would only repeat them."""
-    application = own.replace("{}", f'{{job="{APPLICATION_JOB}"}}')
+    (Compose, Kubernetes), since its view would only repeat them. ``own(selector)``: the expression over a
+    process's own series with that label selector."""
+    application = own(f'{{job="{APPLICATION_JOB}"}}')
     return (
         f"max by (job, instance, part, pid) ({supervisor})\n"
         f"or max by (job, instance) ({application})\n"
-        f"or (max by (job, instance) ({own.replace('{}', '')}) unless on () count({supervisor_metric}))"
+        f"or (max by (job, instance) ({own('')}) unless on () count({supervisor_metric}))"
     )
 
 
 def process_cpu(window: str) -> str:
     """CPU cores in use per process over ``window`` (see ``_per_process`` for the sources)."""
     return _per_process(
-        f"rate({PROCESS_CPU}_total[{window}])", f"rate(process_cpu_seconds_total{{}}[{window}])",
+        f"rate({PROCESS_CPU}_total[{window}])",
+        lambda selector: f"rate(process_cpu_seconds_total{selector}[{window}])",
         f"{PROCESS_CPU}_total",
-    )  # fmt: skip
+    )
 
 
 def process_memory() -> str:
     """Resident bytes per process, from the same sources as ``process_cpu``."""
-    return _per_process(PROCESS_RESIDENT, "process_resident_memory_bytes{}", PROCESS_RESIDENT)
+    return _per_process(
+        PROCESS_RESIDENT, lambda selector: f"process_resident_memory_bytes{selector}", PROCESS_RESIDENT
+    )
 
 
 def host_cpu(window: str) -> str:

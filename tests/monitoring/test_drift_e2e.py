@@ -78,6 +78,7 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
         "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
         "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
         "SERVING_LOCAL_POLL_SECONDS": "2",
+        "SERVING_LOCAL_WORKERS": "2",  # each worker's CPU and memory are their own series
         **{
             f"SERVING_LOCAL_{name}_PORT": str(free_port())
             for name in ("", "METRICS", "BROKER", "PROMETHEUS", "ALERTMANAGER", "WEBHOOK", "NODE_EXPORTER")
@@ -169,6 +170,30 @@ def test_request_latency_and_rates_come_from_the_inference_metrics(
         "histogram_quantile(0.99, sum by (le) (rate(clearml_serving_request_duration_seconds_bucket[1m])))"
     )
     assert p99 and float(p99[0]["value"][1]) > 0
+
+
+def test_every_process_of_the_stack_has_its_cpu_and_memory_in_prometheus(
+    stack: MonitoredStack, drill: DrillResult
+) -> None:
+    """Each part of the stack (the inference app's workers each by pid) and the supervisor; the figures are
+    printed (docs/notes/monitoring.md quotes them)."""
+    resident = stack.prometheus.query(f"max_over_time(({rules.process_memory()})[5m:])")  # subquery
+    cpu = stack.prometheus.query(rules.process_cpu("1m"))
+    parts = {row["metric"].get("part") for row in resident}
+    assert parts >= {*stack.state["pids"], "supervisor"}, parts
+    workers = int(stack.state["workers"])  # uvicorn runs one process, or a leader and its workers
+    inference = [row for row in resident if row["metric"].get("part") == "inference"]
+    assert len(inference) == (1 if workers == 1 else workers + 1), inference
+    assert {row["metric"].get("part") for row in cpu} == parts
+    for row in sorted(
+        resident, key=lambda row: (row["metric"].get("part", ""), row["metric"].get("pid", ""))
+    ):
+        print(f"{row['metric'].get('part')} pid {row['metric'].get('pid')}: "
+              f"max resident {float(row['value'][1]) / 1e6:.0f} MB")  # fmt: skip
+    for row in cpu:
+        print(
+            f"{row['metric'].get('part')} pid {row['metric'].get('pid')}: {float(row['value'][1]):.3f} cores"
+        )
 
 
 def reads_live_quality(expr: str) -> bool:

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from process_supervisor import Supervisor
 from serving_local import monitoring, stack_health
 from serving_local.config import StackConfig
 from serving_local.monitoring_config import NODE_JOB
-from serving_local.stack import monitoring_parts
 from tests.net import free_port
+from tests.serving.test_monitoring_parts import start_parts
 
 
 def installed(name: str, hint: str) -> str:
@@ -39,19 +38,9 @@ def config(tmp_path: Path) -> StackConfig:
     )  # fmt: skip
 
 
-def started(config: StackConfig, names: tuple[str, ...]) -> Supervisor:
-    supervisor = Supervisor([part for part in monitoring_parts(config) if part.name in names])
-    try:
-        supervisor.start_all()
-    except BaseException:
-        supervisor.stop_all()
-        raise
-    return supervisor
-
-
 @pytest.fixture
 def node_exporter(config: StackConfig) -> Iterator[StackConfig]:
-    supervisor = started(config, ("node-exporter",))
+    supervisor = start_parts(config, ("node-exporter",))
     yield config
     supervisor.stop_all()
 
@@ -85,7 +74,7 @@ def test_the_configuration_scrapes_it_only_when_installed(config: StackConfig, m
 def test_prometheus_scrapes_the_host_and_every_parts_processes(config: StackConfig) -> None:
     installed("prometheus", monitoring.INSTALL_HINT)
     installed("prometheus-alertmanager", monitoring.INSTALL_HINT)
-    supervisor = started(config, ("node-exporter", "prometheus"))
+    supervisor = start_parts(config, ("node-exporter", "prometheus"))
     try:
         port = stack_health.serve_metrics(config.host, lambda: supervisor.status)
         stack_health.write_targets(monitoring.stack_targets_path(config), config.host, port)
