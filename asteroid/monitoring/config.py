@@ -38,8 +38,8 @@ class MonitoringConfig:
     # a process of the stack (each inference worker on its own) busy on more than `process_cpu_cores` of a
     # core, or holding more than `process_memory_bytes` resident, or the host's CPU busy / memory used above
     # its ratio, on average over `resource_window`, for `resource_for`. 0.9 core: one worker saturating a
-    # core queues requests; 2 GB: several times what a healthy part holds (a worker with its models loaded
-    # is a few hundred MB), so a leak rather than a load.
+    # core queues requests; 2 GB: about six times what the largest healthy part holds (an inference worker
+    # with its model, 347 MB measured, docs/notes/monitoring.md), so a leak rather than a load.
     resource_window: str = "5m"
     resource_for: str = "10m"
     process_cpu_cores: float = 0.9
