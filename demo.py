@@ -9,14 +9,22 @@
 5. sends real rows through `inference.py`, one per request and in batches, and prints the latency figures;
 6. drift drill (short windows): normal traffic, drifted traffic until AsteroidFeatureDrift is delivered to
    the webhook, normal traffic until it is resolved;
-7. saves the pictures and runs/latest/demo.json.
+7. live-quality drill: the served rows' catalogue labels arrive through POST /feedback/asteroid (no alert),
+   then a simulated catalogue revision flips the labels of a documented set of asteroids until
+   AsteroidModelRecallLow is delivered to the webhook, then correct labels resume until it is resolved;
+8. saves the pictures and runs/latest/demo.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import global_config
 
@@ -48,7 +56,7 @@ def drift_drill(began: float) -> int:
     config = monitoring_config.load()
     step(f"6. drift drill: normal -> drifted -> normal traffic (window {config.window}, for {config.for_})")
     drill = Drill(state.prometheus_url, serving_local.api.alerts_file(), config).run()
-    step("7. pictures and summary")
+    step("8. pictures and summary")
     prometheus = Prometheus(state.prometheus_url)
     out = global_config.RUNS_DIR / "latest"
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +75,76 @@ def drift_drill(began: float) -> int:
         "request_latency_server_side": report.request_latency(prometheus, drill),
         "most_drifted_feature": feature,
         "pictures": [str(scores), str(histogram)],
-        "demo_seconds": round(time.time() - began, 1),
     }  # fmt: skip
+    summary["quality"] = quality_drill(state, config)
+    summary["demo_seconds"] = round(time.time() - began, 1)
     path = report.write_summary(out / "demo.json", summary)
     print(f"drift score per feature over time: {scores}")
     print(f"live against training fractions of {feature}: {histogram}")
-    print(f"summary (alert states, delivery latency, request latency): {path}")
+    if summary["quality"].get("picture"):
+        print(f"live accuracy and recall over the quality drill: {summary['quality']['picture']}")
+    print(f"summary (alert states, delivery latency, request latency, live quality): {path}")
     return 0
+
+
+def quality_drill(state: Any, config: Any) -> dict[str, Any]:
+    """Step 7: the live-quality drill with the stack's quality exporter; its section of demo.json."""
+    import serving_local.api
+    from asteroid.monitoring.prometheus_api import Prometheus
+    from asteroid.quality import drill_report
+    from asteroid.quality.drill import QualityDrill
+    from asteroid.quality.rules import thresholds_of_model
+    from asteroid.serving import traffic
+    from asteroid.serving.deploy import published_winner
+
+    thresholds = thresholds_of_model(published_winner(), config)
+    if thresholds is None:
+        print("the served model has no test accuracy/recall recorded: no live quality alerts, no drill")
+        return {"skipped": "no test metrics recorded with the model"}
+    step(f"7. live quality drill: correct labels -> catalogue revision -> correct labels (window "
+         f"{config.window}, for {config.for_})")  # fmt: skip
+    endpoint = f"{state.serve_url}/{global_config.SERVING_ENDPOINT}"
+    feedback = f"{state.serve_url.removesuffix('/serve')}/feedback/{global_config.SERVING_ENDPOINT}"
+    with quality_exporter(state):
+        drill = QualityDrill(
+            endpoint, feedback, state.prometheus_url, serving_local.api.alerts_file(), config,
+            traffic.load_rows(), thresholds,
+        ).run()  # fmt: skip
+    picture = global_config.RUNS_DIR / "latest" / "live_quality.png"
+    drill_report.plot_live_quality(Prometheus(state.prometheus_url), drill, picture)
+    return drill_report.summary(drill, picture)
+
+
+@contextlib.contextmanager
+def quality_exporter(state: Any) -> Iterator[None]:
+    """Until the serving stack runs the prediction log's consumer itself: start it here with its exporter
+    (scraped by the stack's Prometheus) when Prometheus scrapes none, and stop it afterwards."""
+    from asteroid.monitoring.prometheus_api import Prometheus
+    from asteroid.quality.consumer import SCRAPE_TARGET
+    from process_supervisor import accepts_connections
+
+    if Prometheus(state.prometheus_url).query(f'up{{exporter="{SCRAPE_TARGET}"}}'):
+        yield
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(port)]
+    consumer = subprocess.Popen(command, cwd=global_config.ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not accepts_connections("127.0.0.1", port):
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the prediction log's consumer did not serve its metrics on port {port}")
+            time.sleep(0.2)
+        yield
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def main() -> int:
