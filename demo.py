@@ -12,6 +12,8 @@
 7. live-quality drill: the served rows' catalogue labels arrive through POST /feedback/asteroid (no alert),
    then a simulated catalogue revision flips the labels of a documented set of asteroids until
    AsteroidModelRecallLow is delivered to the webhook, then correct labels resume until it is resolved;
+   an Evidently data-drift report of each drift drill phase, attached to the serving service's monitoring
+   task in ClearML (where the live quality figures arrive as scalars);
 8. saves the pictures and runs/latest/demo.json.
 """
 
@@ -34,6 +36,7 @@ DEMO_ENV = {
     "SERVING_LOCAL_SCRAPE_SECONDS": "2",
     "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
     "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
+    "ASTEROID_QUALITY_SCALARS_SECONDS": "5",  # live quality figures to ClearML every 5 s, not every minute
 }
 
 
@@ -76,7 +79,7 @@ def drift_drill(began: float) -> int:
         "most_drifted_feature": feature,
         "pictures": [str(scores), str(histogram)],
     }  # fmt: skip
-    summary["quality"] = quality_drill(state, config)
+    summary["quality"] = quality_drill(state, config, drill.phases)
     summary["demo_seconds"] = round(time.time() - began, 1)
     path = report.write_summary(out / "demo.json", summary)
     print(f"drift score per feature over time: {scores}")
@@ -87,11 +90,12 @@ def drift_drill(began: float) -> int:
     return 0
 
 
-def quality_drill(state: Any, config: Any) -> dict[str, Any]:
-    """Step 7: the live-quality drill with the stack's quality exporter; its section of demo.json."""
+def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Step 7: the live-quality drill with the stack's quality exporter, then an Evidently report of each
+    drift drill phase; their section of demo.json."""
     import serving_local.api
     from asteroid.monitoring.prometheus_api import Prometheus
-    from asteroid.quality import drill_report
+    from asteroid.quality import drill_report, report
     from asteroid.quality.drill import QualityDrill
     from asteroid.quality.rules import thresholds_of_model
     from asteroid.serving import traffic
@@ -110,9 +114,20 @@ def quality_drill(state: Any, config: Any) -> dict[str, Any]:
             endpoint, feedback, state.prometheus_url, serving_local.api.alerts_file(), config,
             traffic.load_rows(), thresholds,
         ).run()  # fmt: skip
-    picture = global_config.RUNS_DIR / "latest" / "live_quality.png"
-    drill_report.plot_live_quality(Prometheus(state.prometheus_url), drill, picture)
-    return drill_report.summary(drill, picture)
+    out = global_config.RUNS_DIR / "latest"
+    picture = drill_report.plot_live_quality(
+        Prometheus(state.prometheus_url), drill, out / "live_quality.png"
+    )
+    section = drill_report.summary(drill, picture)
+    print("Evidently data-drift report of the rows each drift drill phase logged (PSI alerts rule):")
+    reports = report.report_drill_phases(
+        global_config.DATABASE_URL, published_winner(), drift_phases, out, state.service_id
+    )
+    for name, made in reports.items():
+        drifted = ", ".join(made.drifted_features) or "none"
+        print(f"  {name}: {made.live_rows} rows, drifted features: {drifted}; {made.path}")
+    section["drift_reports"] = {name: made.as_dict() for name, made in reports.items()}
+    return section
 
 
 @contextlib.contextmanager

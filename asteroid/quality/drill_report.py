@@ -17,6 +17,7 @@ from asteroid.quality import rules as quality_rules
 from asteroid.quality.drill import RECALL_ALERT, QualityDrillResult
 
 PHASE_COLOURS = {"correct": "#c8e6c9", "revision": "#ffcdd2", "recover": "#bbdefb"}
+PHASE_TEXT = {"correct": "correct labels", "revision": "catalogue revision", "recover": "revision withdrawn"}
 FIGURE_COLOURS = {"accuracy": "#1e88e5", "recall": "#d81b60"}
 STEP_S = 1.0
 Series = dict[str, list[tuple[float, float]]]  # accuracy/recall -> (unix time, value)
@@ -42,7 +43,7 @@ def draw_live_quality(series: Series, drill: QualityDrillResult, path: Path) -> 
     figure, axes = plt.subplots(figsize=(11, 5))
     for name, (left, right) in _relative_phases(drill).items():
         axes.axvspan(left, right, color=PHASE_COLOURS.get(name, "#eee"), alpha=0.6, linewidth=0)
-        axes.text((left + right) / 2, 0.02, f"{name} labels", ha="center", va="bottom", fontsize=9,
+        axes.text((left + right) / 2, 0.02, PHASE_TEXT.get(name, name), ha="center", va="bottom", fontsize=9,
                   transform=axes.get_xaxis_transform())  # fmt: skip
     for name, points in series.items():
         colour = FIGURE_COLOURS[name]

@@ -155,3 +155,15 @@ def report_windows(
             attach(task, report, name, iteration)
         reports[name] = report
     return reports
+
+
+def report_drill_phases(
+    database_url: str, model: Any, phases: dict[str, dict[str, float]], out_dir: Path, service_id: str | None
+) -> dict[str, DriftReport]:
+    """One report per phase of a drift drill (`DrillResult.phases`: name -> start/end), attached to the
+    service's monitoring task when a service is given."""
+    from asteroid.quality import scalars
+
+    task = scalars.monitoring_task(service_id) if service_id else None
+    windows = {name: (phase["start"], phase.get("end")) for name, phase in phases.items()}
+    return report_windows(database_url, training_features(model), windows, out_dir, task)

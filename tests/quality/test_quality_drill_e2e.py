@@ -21,7 +21,7 @@ import global_config
 from asteroid import database
 from asteroid.monitoring import config as monitoring_config
 from asteroid.monitoring.prometheus_api import Prometheus
-from asteroid.quality import drill_report
+from asteroid.quality import drill_report, scalars
 from asteroid.quality.config import TEST_ACCURACY_KEY, TEST_RECALL_KEY
 from asteroid.quality.consumer import SCRAPE_TARGET
 from asteroid.quality.drill import (
@@ -31,6 +31,7 @@ from asteroid.quality.drill import (
     QualityDrillResult,
     QualityDrillSettings,
 )
+from asteroid.quality.report import REPORT_TITLE
 from asteroid.quality.rules import thresholds_of_model
 from tests.backend.backend_harness import BackendHarness, terminate_group, wait_for
 from tests.backend.conftest import backend  # noqa: F401
@@ -41,6 +42,7 @@ from tests.project_env import isolated_project
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CONFIG = monitoring_config.PROFILES["short"]
+SCALARS_EVERY_S = 2
 
 
 @dataclass
@@ -97,7 +99,7 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
         consumer = backend.spawn(
             [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(port)],
             root / "consumer.log",
-            extra_env=env,
+            extra_env={**env, scalars.EVERY_ENV: str(SCALARS_EVERY_S)},
         )
         yield QualityStack(backend, env, state, summary, f"http://127.0.0.1:{port}/metrics")
     finally:
@@ -176,3 +178,62 @@ def test_the_picture_and_summary_are_drawn_from_the_drill(
     section = drill_report.summary(drill, path)
     assert section["labels_sent"]["correct"] > 0 and section["recall_alert"]["delivered_at_s"] is not None
     print(f"live quality picture: {path}")
+
+
+def monitoring_task(stack: QualityStack) -> dict[str, Any]:
+    """The statistics controller's task of the stack's service, as the API returns it."""
+    service = stack.backend.call("tasks.get_by_id", {"task": stack.state["service_id"]})["task"]
+    name = f"{service['name']}{scalars.CONTROLLER_SUFFIX}"
+    tasks = stack.backend.call("tasks.get_all", {"type": ["monitor"], "name": f"^{name}$"})["tasks"]
+    assert len(tasks) == 1, [task["name"] for task in tasks]
+    return tasks[0]
+
+
+def reported_scalars(task: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
+    """(title, series) -> last value, minimum, maximum: the task's last_metrics (what a trigger reads)."""
+    return {
+        (entry["metric"], entry["variant"]): {"last": entry["value"], "min": entry["min_value"]}
+        for variants in (task.get("last_metrics") or {}).values()
+        for entry in variants.values()
+    }
+
+
+def test_the_live_figures_reach_the_monitoring_task_as_scalars(
+    stack: QualityStack, drill: QualityDrillResult
+) -> None:
+    """The consumer reports every 2 s here: the recall's minimum the task recorded is the revision's fall
+    (below the alert threshold), its last value the recovered recall."""
+    series = f"{drill.endpoint}/{drill.version}"
+
+    def recovered() -> bool:
+        figures = reported_scalars(monitoring_task(stack))
+        recall = figures.get((scalars.RECALL, series))
+        return bool(recall) and recall["last"] >= drill.thresholds["recall"]
+
+    wait_for(recovered, "the recovered recall on the monitoring task", 30, interval_s=1.0)
+    figures = reported_scalars(monitoring_task(stack))
+    assert {title for title, _ in figures} >= set(scalars.TITLES)
+    assert figures[(scalars.RECALL, series)]["min"] < drill.thresholds["recall"]
+    assert figures[(scalars.LABELLED, series)]["last"] >= CONFIG.min_labelled
+
+
+def test_report_on_demand_of_the_drill_rows_is_attached_to_the_monitoring_task(
+    stack: QualityStack, drill: QualityDrillResult, tmp_path: Path
+) -> None:
+    """`python -m asteroid.quality report --since 10m`: the rows the drill served (normal traffic) against the
+    winner's training split fetched from ClearML; the dataset does not drift; the HTML is a media sample of
+    the statistics controller's task."""
+    done = stack.backend.run_command(
+        [sys.executable, "-m", "asteroid.quality", "report", "--since", "10m", "--out", str(tmp_path)],
+        extra_env=stack.env,
+        timeout=300,
+    )
+    print(done.stdout)
+    [html] = tmp_path.glob("drift_report_*.html")
+    assert "drifted features (" in done.stdout and html.stat().st_size > 100_000
+    share = float(done.stdout.split("drifted features (")[1].split("%")[0]) / 100
+    assert share < 0.5  # Evidently calls a dataset drifted from half of its features
+    events = stack.backend.call(
+        "events.get_task_events", {"task": monitoring_task(stack)["id"], "event_type": "training_debug_image"}
+    )["events"]
+    assert [event["metric"] for event in events] == [REPORT_TITLE]
