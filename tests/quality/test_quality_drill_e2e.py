@@ -8,7 +8,6 @@ it. Short windows (monitoring profile "short"). The figures are printed, the pic
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,8 +35,8 @@ from asteroid.quality.rules import thresholds_of_model
 from tests.backend.backend_harness import BackendHarness, terminate_group, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.monitoring.conftest import tool
+from tests.monitoring.monitored_stack import monitored_stack_env, stack_dir, stop_stack
 from tests.net import free_port
-from tests.project_env import isolated_project
 
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,27 +72,12 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     tool("prometheus")
     tool("prometheus-alertmanager")
     root = tmp_path_factory.mktemp("quality")
-    env = {
-        **isolated_project(root),
-        "ASTEROID_SAMPLE_ROWS": "2000",
-        "ASTEROID_MONITORING_PROFILE": "short",
-        "SERVING_LOCAL_DATA_DIR": str(root / "stack"),
-        "SERVING_LOCAL_MONITORING": "on",
-        "SERVING_LOCAL_SCRAPE_SECONDS": "2",
-        "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
-        "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
-        "SERVING_LOCAL_POLL_SECONDS": "2",
-        **{
-            f"SERVING_LOCAL_{name}_PORT": str(free_port())
-            for name in ("", "METRICS", "BROKER", "PROMETHEUS", "ALERTMANAGER", "WEBHOOK")
-        },
-    }
-    env["SERVING_LOCAL_PORT"] = env.pop("SERVING_LOCAL__PORT")
+    env = monitored_stack_env(root)
     backend.run(ROOT / "pipeline.py", "--seeds", "1", extra_env=env, timeout=600)
     consumer = None
     try:
         backend.run(ROOT / "serve.py", extra_env=env, timeout=600)
-        state = json.loads((root / "stack" / "state.json").read_text())
+        state = json.loads((stack_dir(root) / "state.json").read_text())
         summary = json.loads((root / "runs" / "latest" / "summary.json").read_text())
         port = free_port()
         consumer = backend.spawn(
@@ -105,8 +89,7 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         if consumer is not None:
             terminate_group(consumer)
-        stop = [sys.executable, "-m", "serving_local", "stop", "--data-dir", str(root / "stack")]
-        subprocess.run(stop, env=backend.env, capture_output=True, timeout=120, check=False)
+        stop_stack(root, backend.env)
 
 
 def winner_thresholds(stack: QualityStack) -> Any:
