@@ -59,6 +59,7 @@ def drift_drill(began: float) -> int:
     config = monitoring_config.load()
     step(f"6. drift drill: normal -> drifted -> normal traffic (window {config.window}, for {config.for_})")
     drill = Drill(state.prometheus_url, serving_local.api.alerts_file(), config).run()
+    quality = quality_drill(state, config, drill.phases)
     step("8. pictures and summary")
     prometheus = Prometheus(state.prometheus_url)
     out = global_config.RUNS_DIR / "latest"
@@ -79,7 +80,7 @@ def drift_drill(began: float) -> int:
         "most_drifted_feature": feature,
         "pictures": [str(scores), str(histogram)],
     }  # fmt: skip
-    summary["quality"] = quality_drill(state, config, drill.phases)
+    summary["quality"] = quality
     summary["demo_seconds"] = round(time.time() - began, 1)
     path = report.write_summary(out / "demo.json", summary)
     print(f"drift score per feature over time: {scores}")

@@ -1,4 +1,4 @@
-"""`python -m asteroid.quality consume|count|prune`: the prediction log's consumer and its database.
+"""`python -m asteroid.quality consume|import|count|prune|report`: the prediction log and its database.
 
     consume   store the predictions and feedback topics into the database until SIGTERM/SIGINT
               (retention enforced)
