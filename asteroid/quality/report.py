@@ -14,6 +14,7 @@ is the picture to read when one fires.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,14 +91,19 @@ def build_report(reference: pd.DataFrame, live: pd.DataFrame, path: Path) -> Dri
     """Evidently's DataDriftPreset of `live` against `reference` (same columns), saved as HTML at `path`."""
     import third_party_patches
 
-    third_party_patches.let_evidently_import_on_pandas_3()
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
     if live.empty:
         raise ValueError("no live rows in the range: nothing to compare with the training split")
+    third_party_patches.let_evidently_import_on_pandas_3()
     columns = list(reference.columns)
-    snapshot = Report([DataDriftPreset()]).run(current_data=live[columns], reference_data=reference)
+    # evidently 0.7 and its litestar import deprecated numpy/litestar names and call pandas APIs pandas 3
+    # deprecates (dropna inplace): their warnings, not this project's
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(evidently|litestar)\.")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(numpy.core|litestar)")
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        snapshot = Report([DataDriftPreset()]).run(current_data=live[columns], reference_data=reference)
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(path))
     return _summary(snapshot.dict(), path, len(live), len(reference), columns)
