@@ -1,9 +1,10 @@
 """The live-quality drill end to end on the local stack with a real Prometheus and Alertmanager: pipeline on
 sample data, `serve.py` (the rollout writes the live-quality alerts from the winner's test metrics; the stack
 runs the broker, the inference app with POST /feedback, Prometheus, Alertmanager and the webhook receiver on
-free ports), the prediction log's consumer with its exporter; then the drill: correct labels raise no quality
-alert, the catalogue revision fires AsteroidModelRecallLow and it reaches the webhook, correct labels resolve
-it. Short windows (monitoring profile "short"). The figures are printed, the picture drawn."""
+free ports), the prediction log's consumer with its exporter (started here when the stack does not run it);
+then the drill: correct labels raise no quality alert, the catalogue revision fires AsteroidModelRecallLow
+and it reaches the webhook, correct labels resolve it; the figures reach the monitoring task's scalars; the
+Evidently reports. Short windows (monitoring profile "short"). The figures are printed, the picture drawn."""
 
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ class QualityStack:
     env: dict[str, str]
     state: dict[str, Any]
     summary: dict[str, Any]
-    exporter_url: str
 
     @property
     def prometheus(self) -> Prometheus:
@@ -72,20 +72,20 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     tool("prometheus")
     tool("prometheus-alertmanager")
     root = tmp_path_factory.mktemp("quality")
-    env = monitored_stack_env(root)
+    env = {**monitored_stack_env(root), scalars.EVERY_ENV: str(SCALARS_EVERY_S)}
     backend.run(ROOT / "pipeline.py", "--seeds", "1", extra_env=env, timeout=600)
     consumer = None
     try:
         backend.run(ROOT / "serve.py", extra_env=env, timeout=600)
         state = json.loads((stack_dir(root) / "state.json").read_text())
         summary = json.loads((root / "runs" / "latest" / "summary.json").read_text())
-        port = free_port()
-        consumer = backend.spawn(
-            [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(port)],
-            root / "consumer.log",
-            extra_env={**env, scalars.EVERY_ENV: str(SCALARS_EVERY_S)},
-        )
-        yield QualityStack(backend, env, state, summary, f"http://127.0.0.1:{port}/metrics")
+        if SCRAPE_TARGET not in state.get("part_urls", {}):  # a stack that does not run the consumer itself
+            consumer = backend.spawn(
+                [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(free_port())],
+                root / "consumer.log",
+                extra_env=env,
+            )
+        yield QualityStack(backend, env, state, summary)
     finally:
         if consumer is not None:
             terminate_group(consumer)
