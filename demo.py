@@ -9,14 +9,24 @@
 5. sends real rows through `inference.py`, one per request and in batches, and prints the latency figures;
 6. drift drill (short windows): normal traffic, drifted traffic until AsteroidFeatureDrift is delivered to
    the webhook, normal traffic until it is resolved;
-7. saves the pictures and runs/latest/demo.json.
+7. live-quality drill: the served rows' catalogue labels arrive through POST /feedback/asteroid (no alert),
+   then a simulated catalogue revision flips the labels of a documented set of asteroids until
+   AsteroidModelRecallLow is delivered to the webhook, then correct labels resume until it is resolved;
+   an Evidently data-drift report of each drift drill phase, attached to the serving service's monitoring
+   task in ClearML (where the live quality figures arrive as scalars);
+8. saves the pictures and runs/latest/demo.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import global_config
 
@@ -26,6 +36,7 @@ DEMO_ENV = {
     "SERVING_LOCAL_SCRAPE_SECONDS": "2",
     "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
     "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
+    "ASTEROID_QUALITY_SCALARS_SECONDS": "5",  # live quality figures to ClearML every 5 s, not every minute
 }
 
 
@@ -48,7 +59,8 @@ def drift_drill(began: float) -> int:
     config = monitoring_config.load()
     step(f"6. drift drill: normal -> drifted -> normal traffic (window {config.window}, for {config.for_})")
     drill = Drill(state.prometheus_url, serving_local.api.alerts_file(), config).run()
-    step("7. pictures and summary")
+    quality = quality_drill(state, config, drill.phases)
+    step("8. pictures and summary")
     prometheus = Prometheus(state.prometheus_url)
     out = global_config.RUNS_DIR / "latest"
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +79,88 @@ def drift_drill(began: float) -> int:
         "request_latency_server_side": report.request_latency(prometheus, drill),
         "most_drifted_feature": feature,
         "pictures": [str(scores), str(histogram)],
-        "demo_seconds": round(time.time() - began, 1),
     }  # fmt: skip
+    summary["quality"] = quality
+    summary["demo_seconds"] = round(time.time() - began, 1)
     path = report.write_summary(out / "demo.json", summary)
     print(f"drift score per feature over time: {scores}")
     print(f"live against training fractions of {feature}: {histogram}")
-    print(f"summary (alert states, delivery latency, request latency): {path}")
+    if summary["quality"].get("picture"):
+        print(f"live accuracy and recall over the quality drill: {summary['quality']['picture']}")
+    print(f"summary (alert states, delivery latency, request latency, live quality): {path}")
     return 0
+
+
+def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Step 7: the live-quality drill with the stack's quality exporter, then an Evidently report of each
+    drift drill phase; their section of demo.json."""
+    import serving_local.api
+    from asteroid.monitoring.prometheus_api import Prometheus
+    from asteroid.quality import drill_report, report
+    from asteroid.quality.drill import QualityDrill
+    from asteroid.quality.rules import thresholds_of_model
+    from asteroid.serving import traffic
+    from asteroid.serving.deploy import published_winner
+
+    thresholds = thresholds_of_model(published_winner(), config)
+    if thresholds is None:
+        print("the served model has no test accuracy/recall recorded: no live quality alerts, no drill")
+        return {"skipped": "no test metrics recorded with the model"}
+    step(f"7. live quality drill: correct labels -> catalogue revision -> correct labels (window "
+         f"{config.window}, for {config.for_})")  # fmt: skip
+    endpoint = f"{state.serve_url}/{global_config.SERVING_ENDPOINT}"
+    feedback = f"{state.serve_url.removesuffix('/serve')}/feedback/{global_config.SERVING_ENDPOINT}"
+    with quality_exporter(state):
+        drill = QualityDrill(
+            endpoint, feedback, state.prometheus_url, serving_local.api.alerts_file(), config,
+            traffic.load_rows(), thresholds,
+        ).run()  # fmt: skip
+    out = global_config.RUNS_DIR / "latest"
+    picture = drill_report.plot_live_quality(
+        Prometheus(state.prometheus_url), drill, out / "live_quality.png"
+    )
+    section = drill_report.summary(drill, picture)
+    print("Evidently data-drift report of the rows each drift drill phase logged (PSI alerts rule):")
+    reports = report.report_drill_phases(
+        global_config.DATABASE_URL, published_winner(), drift_phases, out, state.service_id
+    )
+    for name, made in reports.items():
+        drifted = ", ".join(made.drifted_features) or "none"
+        print(f"  {name}: {made.live_rows} rows, drifted features: {drifted}; {made.path}")
+    section["drift_reports"] = {name: made.as_dict() for name, made in reports.items()}
+    return section
+
+
+@contextlib.contextmanager
+def quality_exporter(state: Any) -> Iterator[None]:
+    """Until the serving stack runs the prediction log's consumer itself: start it here with its exporter
+    (scraped by the stack's Prometheus) when Prometheus scrapes none, and stop it afterwards."""
+    from asteroid.monitoring.prometheus_api import Prometheus
+    from asteroid.quality.consumer import SCRAPE_TARGET
+    from process_supervisor import accepts_connections
+
+    if Prometheus(state.prometheus_url).query(f'up{{exporter="{SCRAPE_TARGET}"}}'):
+        yield
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "asteroid.quality", "consume", "--metrics-port", str(port)]
+    consumer = subprocess.Popen(command, cwd=global_config.ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not accepts_connections("127.0.0.1", port):
+            if consumer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the prediction log's consumer did not serve its metrics on port {port}")
+            time.sleep(0.2)
+        yield
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def main() -> int:

@@ -344,3 +344,55 @@ def bind_statistics_endpoint_to(host: str) -> bool:
         prometheus_client.start_http_server = bound
 
     return _install("bind_statistics_endpoint_to", mismatch, apply)
+
+
+# --- evidently 0.7 on pandas 3 ------------------------------------------------------------------------------
+
+_EVIDENTLY_IMPORTER = "evidently.legacy.tests.data_integrity_tests"
+_PANDAS_COMMON = "pandas.core.dtypes.common"
+_REMOVED_BY_PANDAS_3 = "infer_dtype_from_object"
+
+
+def let_evidently_import_on_pandas_3() -> bool:
+    """Let ``import evidently`` succeed with pandas 3.
+
+    evidently 0.7.23 (the newest) imports ``infer_dtype_from_object`` from ``pandas.core.dtypes.common``,
+    which pandas 3 removed, in a legacy module every ``import evidently`` loads; only that module's
+    ``TestColumnsType`` calls it (never the data-drift report this project makes). This gives pandas' module
+    a function of that name that raises ``NotImplementedError`` when called. Relies on the import being
+    exactly that one (checked in the module's source, read, not imported: importing it fails); nothing
+    changes when pandas still has the function.
+    """
+    import pandas.core.dtypes.common as common
+
+    if hasattr(common, _REMOVED_BY_PANDAS_3):
+        return True
+
+    def mismatch() -> str | None:
+        spec = importlib.util.find_spec("evidently")  # a top-level package: found, not imported
+        if spec is None or not spec.submodule_search_locations:
+            return "evidently is not installed"
+        path = Path(spec.submodule_search_locations[0], *_EVIDENTLY_IMPORTER.split(".")[1:]).with_suffix(
+            ".py"
+        )
+        if not path.is_file():
+            return f"{_EVIDENTLY_IMPORTER} not found"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            (node.module, alias.name)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        if (_PANDAS_COMMON, _REMOVED_BY_PANDAS_3) not in imported:
+            return f"{_EVIDENTLY_IMPORTER} no longer imports {_REMOVED_BY_PANDAS_3} from {_PANDAS_COMMON}"
+        return None
+
+    def removed(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"pandas 3 removed {_PANDAS_COMMON}.{_REMOVED_BY_PANDAS_3}")
+
+    def apply() -> None:
+        setattr(removed, _INSTALLED, True)
+        setattr(common, _REMOVED_BY_PANDAS_3, removed)
+
+    return _install("let_evidently_import_on_pandas_3", mismatch, apply)

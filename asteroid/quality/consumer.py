@@ -184,9 +184,14 @@ def run_forever(config: QualityConfig, metrics_port: int | None = None, host: st
 
         if register_scrape_target(SCRAPE_TARGET, f"{host}:{metrics_port}"):
             print("  scraped by the running serving stack's Prometheus", flush=True)
+    from asteroid.quality import scalars
+
+    stop_scalars = scalars.start_reporting(consumer.engine, consumer.clock)  # ClearML scalars of the figures
     try:
         return _consume(consumer, config)
     finally:
+        if stop_scalars:
+            stop_scalars.set()
         if metrics_port:
             remove_scrape_target(SCRAPE_TARGET)
 

@@ -72,9 +72,13 @@ class QualityCollector(Collector):
 
 def version_labels(row: store.QualityCounts) -> list[str]:
     """[endpoint, version]: the served URL `asteroid/1` the hook records, split as the drift rules label."""
-    suffix = f"/{row.model_version}"
-    endpoint = row.endpoint[: -len(suffix)] if row.endpoint.endswith(suffix) else row.endpoint
-    return [endpoint, row.model_version]
+    return [endpoint_label(row.endpoint, row.model_version), row.model_version]
+
+
+def endpoint_label(url: str, version: str) -> str:
+    """The `endpoint` label of a served URL (`asteroid/1` of version 1 -> `asteroid`)."""
+    suffix = f"/{version}"
+    return url[: -len(suffix)] if version and url.endswith(suffix) else url
 
 
 def _stored_families(counts: list[store.QualityCounts]) -> Iterator[GaugeMetricFamily]:

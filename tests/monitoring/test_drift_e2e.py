@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,8 +40,7 @@ from tests.monitoring.controller_series import (
     ControllerSimulation,
     page_samples,
 )
-from tests.net import free_port
-from tests.project_env import isolated_project
+from tests.monitoring.monitored_stack import monitored_stack_env, stack_dir, stop_stack
 
 ROOT = global_config.ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,32 +65,15 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     tool("prometheus")
     tool("prometheus-alertmanager")
     root = tmp_path_factory.mktemp("monitoring")
-    env = {
-        **isolated_project(root),
-        "ASTEROID_SAMPLE_ROWS": "2000",
-        "ASTEROID_MONITORING_PROFILE": "short",
-        "SERVING_LOCAL_DATA_DIR": str(root / "stack"),
-        "SERVING_LOCAL_MONITORING": "on",
-        "SERVING_LOCAL_SCRAPE_SECONDS": "2",
-        "SERVING_LOCAL_ALERT_GROUP_WAIT": "1s",
-        "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
-        "SERVING_LOCAL_POLL_SECONDS": "2",
-        "SERVING_LOCAL_WORKERS": "2",  # each worker's CPU and memory are their own series
-        **{
-            f"SERVING_LOCAL_{name}_PORT": str(free_port())
-            for name in ("", "METRICS", "BROKER", "PROMETHEUS", "ALERTMANAGER", "WEBHOOK", "NODE_EXPORTER")
-        },
-    }
-    env["SERVING_LOCAL_PORT"] = env.pop("SERVING_LOCAL__PORT")
+    env = monitored_stack_env(root)
     backend.run(ROOT / "pipeline.py", "--seeds", "1", extra_env=env, timeout=600)
     try:
         served = backend.run(ROOT / "serve.py", extra_env=env, timeout=600)
-        state = json.loads((root / "stack" / "state.json").read_text())
+        state = json.loads((stack_dir(root) / "state.json").read_text())
         summary = json.loads((root / "runs" / "latest" / "summary.json").read_text())
         yield MonitoredStack(backend, env, state, summary, served.stdout)
     finally:
-        stop = [sys.executable, "-m", "serving_local", "stop", "--data-dir", str(root / "stack")]
-        subprocess.run(stop, env=backend.env, capture_output=True, timeout=120, check=False)
+        stop_stack(root, backend.env)
 
 
 @pytest.fixture(scope="module")
