@@ -142,7 +142,7 @@ def test_random_paths_add_no_request_metrics_series(stack: Stack) -> None:
     assert labels == {"healing", "_unknown"}, labels
 
 
-def test_prometheus_has_no_lifecycle_api_nor_wildcard_cors_and_reloads_by_signal(stack: Stack) -> None:
+def test_prometheus_has_no_lifecycle_api_nor_cors_checks_host_and_reloads_by_signal(stack: Stack) -> None:
     url = stack.state().get("prometheus_url")
     if not url:
         pytest.skip("Prometheus is not installed")
@@ -152,6 +152,10 @@ def test_prometheus_has_no_lifecycle_api_nor_wildcard_cors_and_reloads_by_signal
         f"{url}/api/v1/status/buildinfo", headers={"Origin": "http://evil.example"}, timeout=10
     )
     assert reply.status_code == 200 and "Access-Control-Allow-Origin" not in reply.headers
+    rebound = {"Host": f"evil.example:{url.rsplit(':', 1)[1]}"}
+    assert requests.get(f"{url}/-/ready", headers=rebound, timeout=10).status_code == 421
+    page = {"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded"}
+    assert requests.post(f"{url}/api/v1/query", data="query=up", headers=page, timeout=10).status_code == 403
     reloaded = run_stack(stack.env, "reload", "--data-dir", str(stack.data_dir))
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert requests.get(f"{url}/-/ready", timeout=10).status_code == 200
