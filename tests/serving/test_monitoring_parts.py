@@ -179,6 +179,11 @@ def test_alertmanager_refuses_foreign_hosts_cross_origin_writes_and_callers_with
     as_page = {"Origin": "http://evil.example", "Content-Type": "text/plain"}  # no preflight needed
     api = f"{url}/api/v2/silences"
     assert requests.post(api, data=json.dumps(silence), headers=as_page, timeout=5).status_code == 403
+    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}  # fmt: skip
+    assert requests.options(api, headers=preflight, timeout=5).status_code == 403  # Alertmanager: 200
+    after_preflight = {"Origin": "http://evil.example"}  # what the page sends when a preflight passes
+    assert requests.post(api, json=silence, headers=after_preflight, timeout=5).status_code == 403
     rebound = {"Host": f"evil.example:{parts.alertmanager_port}"}
     assert requests.post(api, json=silence, headers=rebound, timeout=5).status_code == 421
     assert requests.get(api, timeout=5).json() == []
