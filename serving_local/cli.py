@@ -20,7 +20,7 @@ from pathlib import Path
 
 from process_supervisor import StateFile, SupervisorError, pid_alive, start_detached, stop_detached
 from process_supervisor.supervisor import kill_group
-from serving_local import monitoring
+from serving_local import monitoring, service_tasks
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
@@ -49,8 +49,11 @@ def preflight(config: StackConfig) -> str:
 
 
 def serve(config: StackConfig) -> int:
-    name = preflight(config)
+    name = preflight(config)  # its ports free: no part of an earlier stack of this data directory runs
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    abandoned = service_tasks.fail_abandoned(config)
+    if abandoned:
+        print(f"marked failed the instance tasks a gone stack left in_progress: {', '.join(abandoned)}")
     print(f"serving service {config.service_id} ({name!r})", flush=True)
     return Stack(config).run()
 
