@@ -4,7 +4,6 @@ manage it in the background (see ``process.py``). Defaults come from the ``CLEAR
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import signal
@@ -17,31 +16,7 @@ from clearml_local import process
 from clearml_local.config import BackendConfig, ConfigError
 from clearml_local.http_api import Observer
 from clearml_local.http_base import is_disk_full
-
-WRITE_PROBE_BYTES = 64 * 1024  # the database, logs and state: a start needs at least this much room
-
-
-class NoSpace(RuntimeError):
-    """The data directory's disk is full (the one line a start prints)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(f"no space left in {data_dir}; free some or choose another --data-dir")
-
-
-def check_writable(data_dir: Path) -> None:
-    """NoSpace when the data directory cannot take a small write: the server could neither store nor log
-    why it failed (the log's last line would be an older run's)."""
-    probe = data_dir / ".write-probe"
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb", buffering=0) as out:
-            out.write(b"\0" * WRITE_PROBE_BYTES)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise NoSpace(data_dir) from None
-        raise
-    finally:
-        probe.unlink(missing_ok=True)
+from process_supervisor import NoSpaceLeft, check_writable
 
 
 def _config(args: argparse.Namespace) -> BackendConfig:
@@ -95,7 +70,7 @@ def serve(config: BackendConfig, check_contract: bool = False, trace_path: str |
         backend = EmbeddedBackend(config, observer=_observer(check_contract, trace_path)).start()
     except Exception as exc:
         if is_disk_full(exc):
-            raise NoSpace(config.data_dir) from None
+            raise NoSpaceLeft(config.data_dir) from None
         raise
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
