@@ -63,9 +63,12 @@ def test_every_write_on_a_full_disk_is_a_507_and_the_backend_recovers(on_small_d
     data_dir = harness.backend.config.data_dir
     assert create_task(harness).status_code == 200
     filler = fill(harness.root)
+    assert_no_space(create_task(harness, "small"), data_dir)
     assert_no_space(create_task(harness, BIG_COMMENT), data_dir)
     assert_no_space(upload(harness, "model.bin", b"\1" * 512 * 1024), harness.files_root)
-    assert harness.post("tasks.get_all", {}).status_code == 200  # reads still answer
+    assert [
+        task["comment"] for task in harness.call("tasks.get_all", {"only_fields": ["comment"]})["tasks"]
+    ] == [""], "reads answer, and show nothing of the writes that were refused"
     filler.unlink()
     assert create_task(harness, BIG_COMMENT).status_code == 200
     assert upload(harness, "model.bin", b"\1" * 512 * 1024).status_code == 200
