@@ -53,6 +53,7 @@ HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
      "trailer", "transfer-encoding", "upgrade", "expect", "authorization", "content-length")
 )  # fmt: skip
+NOT_RELAYED = HOP_BY_HOP | {"date", "server"}  # of an answer: the guard sends its own Date and Server
 # bcrypt's cost guards a password people choose; this one is 256 random bits, checked on every request.
 BCRYPT_ROUNDS = 4
 
@@ -137,12 +138,12 @@ def make_server(host: str, port: int, upstream: Upstream) -> ThreadingHTTPServer
                     connection.putheader(name, value)
                 connection.endheaders(body or None)
                 reply = connection.getresponse()
-            except ConnectionRefusedError:
-                self._send_text(HTTPStatus.BAD_GATEWAY, "the service behind this address is not answering")
-                connection.close()
-                return
             except TimeoutError:
                 self._send_text(HTTPStatus.GATEWAY_TIMEOUT, "the service behind this address did not answer")
+                connection.close()
+                return
+            except (OSError, http.client.HTTPException):  # not listening yet, or gone mid-request
+                self._send_text(HTTPStatus.BAD_GATEWAY, "the service behind this address is not answering")
                 connection.close()
                 return
             try:
@@ -164,7 +165,7 @@ def make_server(host: str, port: int, upstream: Upstream) -> ThreadingHTTPServer
             bodiless = self.command == "HEAD" or reply.status in (204, 304) or 100 <= reply.status < 200
             for name, value in reply.getheaders():
                 lowered = name.lower()
-                if lowered not in HOP_BY_HOP and not lowered.startswith("access-control-"):
+                if lowered not in NOT_RELAYED and not lowered.startswith("access-control-"):
                     self.send_header(name, value)
             if length is not None:
                 self.send_header("Content-Length", length)
@@ -190,6 +191,10 @@ def make_server(host: str, port: int, upstream: Upstream) -> ThreadingHTTPServer
     class GuardServer(ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):  # else: the client left
+                super().handle_error(request, client_address)
 
     return GuardServer((host, port), GuardHandler)
 
