@@ -49,13 +49,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def last_line(path: Path) -> str:
-    """The last non-blank line of a log (at most 300 characters), or "no output"."""
+def last_line(path: Path, since: int = 0) -> str:
+    """The last non-blank line of a log (at most 300 characters) written past byte ``since`` (a run's own
+    output, not an earlier run's), or "no output"."""
     try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "no output"
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip()[:300] if lines else "no output"
+
+
+def log_size(path: Path) -> int:
+    """Where the next run's output to an appended log begins."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 WRITE_PROBE_BYTES = 64 * 1024  # a service's database, logs and state: a start needs at least this much room
