@@ -98,6 +98,9 @@ def make_server(host: str, port: int, upstream: Upstream) -> ThreadingHTTPServer
     class GuardHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = CLIENT_TIMEOUT_S
+        # Headers and body go out in separate writes: with Nagle's algorithm on, each keep-alive answer
+        # waits for the client's delayed ACK (measured: 46 ms a query through the guard, 1.1 ms without).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the service logs what matters."""

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +34,7 @@ class Recorder(BaseHTTPRequestHandler):
     """Stands for Prometheus/Alertmanager: records each request; /chunked answers in chunks, like Go does."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as Go's servers do
     seen: ClassVar[list[dict]] = []
 
     def log_message(self, format: str, *args: object) -> None:
@@ -105,6 +107,20 @@ def test_what_passes_reaches_the_service_with_the_guards_credentials(guard: tupl
     assert [seen["headers"]["Authorization"] for seen in Recorder.seen] == [expected] * 4
     assert [json.loads(seen["body"]) for seen in Recorder.seen[:2]] == [{"a": 1}, [{"b": 2}]]
     assert Recorder.seen[0]["headers"]["Host"] == f"localhost:{port}"
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(guard: tuple[str, int]) -> None:
+    """With Nagle's algorithm on, each answer waited ~40 ms for the client's delayed ACK (46 ms a query
+    through the guard against 1.1 ms to Prometheus itself, measured); 50 answers take far less than 50 such
+    waits."""
+    url, _ = guard
+    with requests.Session() as session:
+        assert session.get(f"{url}/warm", timeout=5).ok
+        began = time.perf_counter()
+        for index in range(50):
+            assert session.get(f"{url}/{index}", timeout=5).ok
+        elapsed = time.perf_counter() - began
+    assert elapsed < 50 * 0.040 / 2, f"50 answers took {elapsed:.2f} s"
 
 
 def test_a_body_over_the_limit_is_a_413_and_a_service_not_answering_a_502(guard: tuple[str, int]) -> None:
