@@ -58,9 +58,8 @@ def preflight(config: StackConfig) -> str:
 def serve(config: StackConfig) -> int:
     name = preflight(config)  # its ports free: no part of an earlier stack of this data directory runs
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    abandoned = service_tasks.fail_abandoned(config)
-    if abandoned:
-        print(f"marked failed the instance tasks a gone stack left in_progress: {', '.join(abandoned)}")
+    if line := service_tasks.fail_abandoned_line(config):
+        print(line, flush=True)
     print(f"serving service {config.service_id} ({name!r})", flush=True)
     return Stack(config).run()
 

@@ -59,3 +59,15 @@ def fail_abandoned(config: StackConfig, get_tasks: GetTasks | None = None) -> li
             task.mark_failed(status_reason=abandoned_reason(config), force=True)
             marked.append(str(task.id))
     return marked
+
+
+def fail_abandoned_line(config: StackConfig, get_tasks: GetTasks | None = None) -> str | None:
+    """``fail_abandoned``, told in one line (None when there was nothing to mark); a failure to mark is a
+    warning, not a failed start: the stack serves without this housekeeping."""
+    try:
+        marked = fail_abandoned(config, get_tasks)
+    except Exception as exc:
+        return f"warning: could not mark the instance tasks a gone stack left in_progress: {exc}"
+    if not marked:
+        return None
+    return f"marked failed the instance tasks a gone stack left in_progress: {', '.join(marked)}"

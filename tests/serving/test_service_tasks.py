@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving_local.config import StackConfig
-from serving_local.service_tasks import abandoned_reason, announced_task_ids, fail_abandoned
+from serving_local.service_tasks import (
+    abandoned_reason,
+    announced_task_ids,
+    fail_abandoned,
+    fail_abandoned_line,
+)
 
 LIVE, DONE, ELSEWHERE = "a" * 32, "b" * 32, "c" * 32
 
@@ -67,3 +72,21 @@ def test_a_data_directory_without_logs_asks_the_server_nothing(tmp_path: Path) -
         raise AssertionError("no announced task: no query")
 
     assert fail_abandoned(config(tmp_path), get_tasks) == []
+
+
+def test_the_start_says_what_it_marked_and_a_server_error_is_a_warning_not_a_failed_start(
+    tmp_path: Path,
+) -> None:
+    stack = config(tmp_path)
+    stack.component_log("statistics").write_text(f"ClearML Task: created new task id={LIVE}\n")
+    task = FakeTask(LIVE, "in_progress")
+    line = fail_abandoned_line(stack, lambda **_: [task])
+    assert line == f"marked failed the instance tasks a gone stack left in_progress: {LIVE}"
+    assert fail_abandoned_line(stack, lambda **_: []) is None
+
+    def unreachable(**_: object) -> list[FakeTask]:
+        raise ConnectionError("server gone")
+
+    assert fail_abandoned_line(stack, unreachable) == (
+        "warning: could not mark the instance tasks a gone stack left in_progress: server gone"
+    )
