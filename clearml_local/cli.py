@@ -15,6 +15,8 @@ from pathlib import Path
 from clearml_local import process
 from clearml_local.config import BackendConfig, ConfigError
 from clearml_local.http_api import Observer
+from clearml_local.http_base import is_disk_full
+from process_supervisor import NoSpaceLeft, check_writable
 
 
 def _config(args: argparse.Namespace) -> BackendConfig:
@@ -63,7 +65,13 @@ def _observer(check_contract: bool, trace_path: str | None) -> Observer | None:
 def serve(config: BackendConfig, check_contract: bool = False, trace_path: str | None = None) -> int:
     from clearml_local.server import EmbeddedBackend
 
-    backend = EmbeddedBackend(config, observer=_observer(check_contract, trace_path)).start()
+    check_writable(config.data_dir)
+    try:
+        backend = EmbeddedBackend(config, observer=_observer(check_contract, trace_path)).start()
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise NoSpaceLeft(config.data_dir) from None
+        raise
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(config, args.check_contract, args.trace)
         if args.command == "start":
+            check_writable(config.data_dir)
             process.start(config)
             return 0
         if args.command == "stop":

@@ -24,7 +24,7 @@ from python_multipart.multipart import parse_options_header
 
 from clearml_local.auth_tokens import Authenticator
 from clearml_local.errors import ApiError
-from clearml_local.http_base import EnvelopeHandler, ThreadedServer
+from clearml_local.http_base import EnvelopeHandler, ThreadedServer, is_disk_full, no_space_message
 
 log = logging.getLogger("clearml_local.files")
 CHUNK = 1024 * 1024
@@ -140,7 +140,12 @@ class FileRequestHandler(EnvelopeHandler):
             # the client went away (e.g. it read only the start of a download): nobody to answer
             self.close_connection = True
             log.debug("client disconnected during %s", self.command)
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):
+                self._discard_rest()
+                log.error("no space left in %s: %s failed", self.server.root, self.command)
+                self.send_error_envelope(507, 0, no_space_message(self.server.root, "the upload"))
+                return
             incident = uuid.uuid4().hex[:12]
             log.exception("file server error %s", incident)
             self._drain()
@@ -216,6 +221,14 @@ class FileRequestHandler(EnvelopeHandler):
             self.rfile.read(self._unread)
         elif self._unread:
             self.close_connection = True
+        self._unread = 0
+
+    def _discard_rest(self) -> None:
+        """Read what is left of the body (within the upload limit) so that the client, still sending,
+        gets the reply rather than a reset connection."""
+        while self._unread > 0 and (chunk := self.rfile.read(min(CHUNK, self._unread))):
+            self._unread -= len(chunk)
+        self.close_connection = self.close_connection or self._unread > 0
         self._unread = 0
 
     def _text(self, status: int, message: str) -> None:

@@ -16,7 +16,7 @@ from clearml_local import services  # noqa: F401  (registers the endpoints)
 from clearml_local.api import ENDPOINTS, PUBLIC_ENDPOINTS, Context
 from clearml_local.auth_tokens import API_VERSION, Authenticator
 from clearml_local.errors import ApiError, bad_request, unauthorized, unknown_endpoint
-from clearml_local.http_base import EnvelopeHandler, ThreadedServer, envelope
+from clearml_local.http_base import EnvelopeHandler, ThreadedServer, envelope, is_disk_full, no_space_message
 from clearml_local.storage import Store
 from clearml_local.validation import RequestValidator, default_validator
 from clearml_local.webview import Response, WebView, is_web_path
@@ -97,7 +97,12 @@ class ApiRequestHandler(EnvelopeHandler):
             self._reply(name, 408, 0, "Request timed out: the body did not arrive in time", None, body)
         except ConnectionError:
             self.close_connection = True
-        except Exception:  # a bug in a handler must not take the server down, nor show its insides
+        except Exception as exc:  # a bug in a handler must not take the server down, nor show its insides
+            if is_disk_full(exc):
+                log.error("no space left in %s: %s failed", self.server.store.path.parent, name)
+                message = no_space_message(self.server.store.path.parent, name)
+                self._reply(name, 507, 0, message, None, body)
+                return
             incident = uuid.uuid4().hex[:12]
             log.exception("internal error %s handling %s", incident, name)
             self._reply(name, 500, 0, f"Internal error in {name} (incident {incident})", None, body)

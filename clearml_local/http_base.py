@@ -1,15 +1,21 @@
 """What the API server and the file server share: a threaded HTTP server with a bound on connections and a
-read timeout, ClearML's reply envelope, and the parsing of ``Content-Length``."""
+read timeout, ClearML's reply envelope, the parsing of ``Content-Length``, the ``Host`` check of a loopback
+listener, and the reading of a full disk."""
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import logging
+import sqlite3
 import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clearml_local.auth_tokens import API_VERSION
 from clearml_local.errors import ApiError
@@ -63,6 +69,43 @@ class ThreadedServer(ThreadingHTTPServer):
         log.exception("unhandled error serving %s", client_address)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address (IPv6 with or without brackets) names this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(host_header: str, bind_address: str) -> bool:
+    """DNS rebinding: a web page whose name resolves to 127.0.0.1 reaches a loopback listener, but its
+    requests carry the page's name in ``Host``. A loopback listener answers loopback names only (any port);
+    a request without ``Host`` (HTTP/1.0) is no such page's; a listener on another interface is reached by
+    names it cannot know and checks nothing (the web view then asks for the keys)."""
+    if not is_loopback(bind_address) or not host_header:
+        return True
+    try:
+        name = urlsplit(f"//{host_header}").hostname
+    except ValueError:
+        return False
+    return name is not None and is_loopback(name)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a failed write failed for want of space (a file's ENOSPC/EDQUOT, SQLite's SQLITE_FULL)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return False
+
+
+def no_space_message(directory: Path, what: str) -> str:
+    return f"No space left in {directory}: {what} was not stored; free some space there and send it again"
+
+
 def envelope(endpoint: str, status: int, subcode: int, message: str, data: dict[str, Any] | None) -> bytes:
     """ClearML's reply: ``meta``, parsed strictly by clients, and ``data`` (``{}`` on errors, never null)."""
     request_id = uuid.uuid4().hex
@@ -93,6 +136,16 @@ class EnvelopeHandler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (~40 ms per call).
     disable_nagle_algorithm = True
     endpoint_name = ""
+
+    def parse_request(self) -> bool:
+        """http.server's parsing, then the ``Host`` check: 421 to a request addressed to a foreign name."""
+        if not super().parse_request():
+            return False
+        if host_allowed(self.headers.get("Host", ""), str(self.server.server_address[0])):
+            return True
+        self.close_connection = True
+        self.send_error_envelope(421, 0, "Misdirected request: this server answers its loopback names only")
+        return False
 
     def send_json(self, status: int, payload: bytes) -> None:
         self.send_response(status)

@@ -77,12 +77,13 @@ class Store:
             self._in_transaction = True
             try:
                 yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._reload()
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that failed (a full disk: SQLITE_FULL) may have rolled back already.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._reload()  # the cache forgets what was not committed
+                raise
             finally:
                 self._in_transaction = False
 
@@ -133,9 +134,8 @@ class Store:
 
     def delete(self, collection: str, doc_id: str) -> bool:
         with self._lock:
-            existed = self._cache.get(collection, {}).pop(doc_id, None) is not None
             self._db.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id))
-            return existed
+            return self._cache.get(collection, {}).pop(doc_id, None) is not None
 
     # --- events ---------------------------------------------------------------------------------------
 

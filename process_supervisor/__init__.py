@@ -9,7 +9,7 @@ imports nothing of the application nor of either service.
 - ``background``: a service run in the background: started in its own session with its output in a log, its
   state file (written by the service once it answers) polled with a deadline, stopped by the pid the file
   names.
-- ``probes``: free ports, accepting sockets, HTTP answers, live pids, a log's last line.
+- ``probes``: free ports, accepting sockets, HTTP answers, live pids, a log's last line, room to write.
 
 The clock, the sleep and the process factory are parameters, so the rules are tested with fakes
 (tests/supervisor/).
@@ -30,7 +30,9 @@ from process_supervisor.background import (
     stop_detached,
 )
 from process_supervisor.probes import (
+    NoSpaceLeft,
     accepts_connections,
+    check_writable,
     http_ok,
     last_line,
     pid_alive,
@@ -49,6 +51,7 @@ from process_supervisor.supervisor import (
     StopAll,
     Supervisor,
     SupervisorError,
+    die_with_parent,
     popen_child,
     stop_child,
     stop_on_signals,
@@ -61,6 +64,7 @@ __all__ = [
     "Decision",
     "ExitPolicy",
     "Exited",
+    "NoSpaceLeft",
     "Part",
     "PartStatus",
     "RestartWithBackoff",
@@ -70,6 +74,8 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
     "accepts_connections",
+    "check_writable",
+    "die_with_parent",
     "http_ok",
     "last_line",
     "pid_alive",

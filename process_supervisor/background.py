@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from process_supervisor.probes import last_line, pid_alive
+from process_supervisor.probes import last_line, log_size, pid_alive
 from process_supervisor.supervisor import POLL_INTERVAL_S, Child, SupervisorError, stop_child
 
 
@@ -88,12 +88,13 @@ def start_detached(
     process and its state. SupervisorError in one line when it exits first (its log's last line) or is not
     ready within ``timeout`` seconds (then it is stopped, and whatever is left of its process group
     killed)."""
+    since = log_size(log_path)
     child = popen(command, log_path)
     deadline = clock() + timeout
     while clock() < deadline:
         if child.poll() is not None:
             raise SupervisorError(
-                f"{what} exited with code {child.returncode}: {last_line(log_path)} (log: {log_path})"
+                f"{what} exited with code {child.returncode}: {last_line(log_path, since)} (log: {log_path})"
             )
         state = state_file.running()
         if state and state.get("pid") == child.pid and answers(state):

@@ -1,8 +1,9 @@
 """Questions a supervisor asks the machine: is a port free, does a socket accept, does a URL answer 2xx, is a
-pid alive, what did a log say last."""
+pid alive, what did a log say last, is there room to write."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import urllib.error
@@ -48,10 +49,50 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def last_line(path: Path) -> str:
-    """The last non-blank line of a log (at most 300 characters), or "no output"."""
+def last_line(path: Path, since: int = 0) -> str:
+    """The last non-blank line of a log (at most 300 characters) written past byte ``since`` (a run's own
+    output, not an earlier run's), or "no output"."""
     try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "no output"
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip()[:300] if lines else "no output"
+
+
+def log_size(path: Path) -> int:
+    """Where the next run's output to an appended log begins."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+WRITE_PROBE_BYTES = 64 * 1024  # a service's database, logs and state: a start needs at least this much room
+
+
+class NoSpaceLeft(RuntimeError):
+    """A directory's disk is full; the message is the one line a start prints."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(f"no space left in {directory}; free some or choose another --data-dir")
+        self.directory = directory
+
+
+def check_writable(directory: Path) -> None:
+    """NoSpaceLeft when ``directory`` cannot take a small write (created if missing), else the OSError of any
+    other failure: checked before a start, since a service on a full disk can neither work nor log why (its
+    log's last line would be an earlier run's)."""
+    probe = directory / ".write-probe"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb", buffering=0) as out:
+            out.write(b"\0" * WRITE_PROBE_BYTES)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpaceLeft(directory) from None
+        raise
+    finally:
+        probe.unlink(missing_ok=True)

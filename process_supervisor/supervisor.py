@@ -142,7 +142,7 @@ def popen_child(part: Part) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             env=None if part.env is None else dict(part.env),
             process_group=0,
-            preexec_fn=_die_with_parent if _PRCTL else None,
+            preexec_fn=die_with_parent if _PRCTL else None,
         )
 
 
@@ -159,8 +159,10 @@ _PRCTL = _load_prctl()
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent() -> None:
+    """A child's ``preexec_fn``: on Linux, SIGKILL to it when its parent dies (elsewhere nothing)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def kill_group(pgid: int, killpg: Callable[[int, int], None] = os.killpg) -> None:

@@ -14,14 +14,21 @@ foreground, or in the background with a state file in its data directory (``.ser
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 import time
 from pathlib import Path
 
-from process_supervisor import StateFile, SupervisorError, pid_alive, start_detached, stop_detached
+from process_supervisor import (
+    NoSpaceLeft,
+    StateFile,
+    SupervisorError,
+    pid_alive,
+    probes,
+    start_detached,
+    stop_detached,
+)
 from process_supervisor.supervisor import kill_group
-from serving_local import monitoring
+from serving_local import monitoring, service_tasks
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
@@ -50,8 +57,10 @@ def preflight(config: StackConfig) -> str:
 
 
 def serve(config: StackConfig) -> int:
-    name = preflight(config)
+    name = preflight(config)  # its ports free: no part of an earlier stack of this data directory runs
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    if line := service_tasks.fail_abandoned_line(config):
+        print(line, flush=True)
     print(f"serving service {config.service_id} ({name!r})", flush=True)
     return Stack(config).run()
 
@@ -101,22 +110,14 @@ def _arguments(config: StackConfig) -> list[str]:
     ]  # fmt: skip
 
 
-WRITE_PROBE_BYTES = 64 * 1024  # logs and state: a start needs at least this much room
-
-
 def check_writable(data_dir: Path) -> None:
     """StackError in one line when the data directory cannot take the stack's logs and state."""
-    probe = data_dir / ".write-probe"
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb", buffering=0) as out:
-            out.write(b"\0" * WRITE_PROBE_BYTES)
+        probes.check_writable(data_dir)
+    except NoSpaceLeft as exc:
+        raise StackError(str(exc)) from None
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise StackError(f"no space left in {data_dir}; free some or choose another --data-dir") from None
         raise StackError(f"cannot write in {data_dir}: {exc.strerror}") from None
-    finally:
-        probe.unlink(missing_ok=True)
 
 
 def stop_orphans(config: StackConfig) -> list[str]:

@@ -181,18 +181,16 @@ def commands(config: StackConfig) -> dict[str, list[str]]:
             "--port", str(config.webhook_port), "--file", str(config.alerts_file),
             "--token-file", str(webhook_token_path(config)),
         ],
-        "alertmanager": [
+        "alertmanager": guarded(config, "alertmanager", config.alertmanager_port, [
             alertmanager, f"--config.file={alertmanager_yml}", f"--storage.path={data / 'alertmanager'}",
-            f"--web.listen-address={config.host}:{config.alertmanager_port}",
             "--cluster.listen-address=",  # no gossip port on 0.0.0.0: a single local instance
-        ],
-        "prometheus": [
+        ]),
+        "prometheus": guarded(config, "prometheus", config.prometheus_port, [
             prometheus, f"--config.file={prometheus_yml}", f"--storage.tsdb.path={data / 'prometheus'}",
-            f"--web.listen-address={config.host}:{config.prometheus_port}",
             # no --web.enable-lifecycle: reload by SIGHUP (reload_prometheus); same-origin browsers only
             f"--web.cors.origin=^http://{re.escape(config.host)}:{config.prometheus_port}$",
             "--storage.tsdb.retention.time=7d",
-        ],
+        ]),
     }  # fmt: skip
 
 
@@ -203,6 +201,19 @@ def node_exporter_command(config: StackConfig, binary: str) -> list[str]:
         binary, f"--web.listen-address={config.host}:{config.node_exporter_port}",
         "--collector.disable-defaults", *(f"--collector.{name}" for name in NODE_EXPORTER_COLLECTORS),
         "--web.disable-exporter-metrics",
+    ]  # fmt: skip
+
+
+def guarded(config: StackConfig, name: str, port: int, command: list[str]) -> list[str]:
+    """``command`` behind serving_local.loopback_guard on the part's port: the service itself listens on a
+    private loopback port and answers only the guard (basic auth, a password generated at each start), which
+    refuses foreign ``Host`` names and cross-origin writes. Signals to the part reach the service."""
+    external = f"http://{config.host}:{port}"
+    return [
+        sys.executable, "-m", "serving_local.loopback_guard", "--listen", f"{config.host}:{port}",
+        "--web-config", str(config.data_dir / "monitoring" / f"{name}-web.yml"), "--",
+        *command, "--web.listen-address={upstream}", "--web.config.file={web_config}",
+        f"--web.external-url={external}",  # the links in alerts and the UI name the guard's address
     ]  # fmt: skip
 
 

@@ -253,7 +253,8 @@ def read_reply(client: socket.socket, with_body: bool = True) -> tuple[int, byte
 
 
 def headers_request(method: str, path: str, token: str, extra: str) -> bytes:
-    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}\r\n").encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+    return (head + f"{extra}\r\n").encode()
 
 
 @pytest.mark.parametrize(

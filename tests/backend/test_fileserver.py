@@ -230,7 +230,7 @@ def test_aborted_upload_leaves_no_partial_file(backend: BackendHarness) -> None:
     ).encode()
     declared = len(head) + 8 * 1024 * 1024
     request = (
-        f"POST / HTTP/1.1\r\nHost: files\r\nAuthorization: Bearer {backend.token}\r\n"
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {backend.token}\r\n"
         f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {declared}\r\n\r\n"
     ).encode()
     address = urlsplit(backend.files_url)

@@ -35,7 +35,7 @@ NOT_IN_COMPOSE = {
     "bitnami/mongodb": "the clearml chart's MongoDB subchart (Bitnami) runs its own image; Compose: mongo",
     "bitnami/redis": "the clearml chart's Redis subchart (Bitnami) runs its own image; Compose: redis",
     "allegroai/clearml-agent-k8s-base": "the agent chart's Kubernetes glue; Compose: deploy/agent/Dockerfile",
-    "jimmidyson/configmap-reload": "the Prometheus subchart's reload sidecar (Compose: POST /-/reload)",
+    "jimmidyson/configmap-reload": "the Prometheus subchart's reload sidecar (Compose: SIGHUP)",
 }
 
 LOOPBACK = re.compile(r"localhost|127\.0\.0\.1|\[::1\]")

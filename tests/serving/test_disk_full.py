@@ -4,7 +4,6 @@ cannot mount one)."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,20 +13,13 @@ import requests
 
 from serving_local.alert_webhook import make_server, read_notifications
 from tests.net import free_port
+from tests.small_disk import fill, mounted_tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_a_full_disk_is_a_507_naming_the_directory(small_disk: Path) -> None:
@@ -39,10 +31,7 @@ def test_a_full_disk_is_a_507_naming_the_directory(small_disk: Path) -> None:
         url = f"http://127.0.0.1:{port}/alerts"
         good = {"status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "A"}}]}
         assert requests.post(url, json=good, timeout=5).status_code == 200
-        filler = small_disk / "filler"
-        with filler.open("wb", buffering=0) as out, pytest.raises(OSError):
-            while True:
-                out.write(b"\0" * 4096)
+        filler = fill(small_disk)
         big = {**good, "alerts": [{"status": "firing", "labels": {"alertname": "A", "x": "y" * 8192}}]}
         reply = requests.post(url, json=big, timeout=5)
         assert reply.status_code == 507
@@ -58,9 +47,7 @@ def test_a_full_disk_is_a_507_naming_the_directory(small_disk: Path) -> None:
 def test_a_start_on_a_full_disk_says_no_space_left_in_the_data_dir(small_disk: Path) -> None:
     from tests.serving.test_stack import run_stack
 
-    with (small_disk / "filler").open("wb", buffering=0) as out, pytest.raises(OSError):
-        while True:
-            out.write(b"\0" * 4096)
+    fill(small_disk)
     ports = [
         "--port",
         str(free_port()),

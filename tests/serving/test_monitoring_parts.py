@@ -161,3 +161,36 @@ def test_alertmanager_delivers_firing_and_resolved_to_the_webhook(parts: StackCo
     assert requests.post(api, json=[resolved], timeout=5).status_code == 200
     assert wait_for_notification(parts, "resolved")["alerts"][0]["status"] == "resolved"
     assert json.loads(parts.alerts_file.read_text().splitlines()[0])["received_at"] > 0
+
+
+def guarded_address(config: StackConfig, part: str) -> str:
+    """The private address the part's service listens on, from its guard's first line."""
+    line = next(line for line in config.component_log(part).read_text().splitlines() if "guarding " in line)
+    return line.split(" -> ")[1].split()[0]
+
+
+def test_alertmanager_refuses_foreign_hosts_cross_origin_writes_and_callers_without_the_guard(
+    parts: StackConfig,
+) -> None:
+    url = parts.alertmanager_url
+    silence = {"matchers": [{"name": "alertname", "value": ".+", "isRegex": True, "isEqual": True}],
+               "startsAt": datetime.now(UTC).isoformat(), "endsAt": "2099-01-01T00:00:00Z",
+               "createdBy": "a web page", "comment": "silence everything"}  # fmt: skip
+    as_page = {"Origin": "http://evil.example", "Content-Type": "text/plain"}  # no preflight needed
+    api = f"{url}/api/v2/silences"
+    assert requests.post(api, data=json.dumps(silence), headers=as_page, timeout=5).status_code == 403
+    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}  # fmt: skip
+    assert requests.options(api, headers=preflight, timeout=5).status_code == 403  # Alertmanager: 200
+    after_preflight = {"Origin": "http://evil.example"}  # what the page sends when a preflight passes
+    assert requests.post(api, json=silence, headers=after_preflight, timeout=5).status_code == 403
+    rebound = {"Host": f"evil.example:{parts.alertmanager_port}"}
+    assert requests.post(api, json=silence, headers=rebound, timeout=5).status_code == 421
+    assert requests.get(api, timeout=5).json() == []
+    private = guarded_address(parts, "alertmanager")
+    assert private != f"127.0.0.1:{parts.alertmanager_port}"
+    assert requests.get(f"http://{private}/api/v2/silences", timeout=5).status_code == 401
+    from_the_ui = {**silence, "createdBy": "the UI"}
+    same_origin = requests.post(api, json=from_the_ui, headers={"Origin": url}, timeout=5)
+    assert same_origin.status_code == 200, same_origin.text
+    assert [entry["createdBy"] for entry in requests.get(api, timeout=5).json()] == ["the UI"]

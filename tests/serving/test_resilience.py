@@ -39,6 +39,7 @@ class Stack:
     data_dir: Path
     url: str
     ports: list[int]
+    start_arguments: list[str]
 
     def state(self) -> dict:
         return json.loads((self.data_dir / "state.json").read_text())
@@ -58,11 +59,12 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
     ports = [free_port() for _ in range(6)]
     monitoring = ["--prometheus-port", str(ports[3]), "--alertmanager-port", str(ports[4]),
                   "--webhook-port", str(ports[5]), "--monitoring", "auto"]  # fmt: skip
-    started = run_stack(backend.env, "start", "--service-id", service_id, "--data-dir", str(data_dir),
-                        *port_arguments(*ports[:3]), *monitoring, "--poll-seconds", "1")  # fmt: skip
+    arguments = ["--service-id", service_id, "--data-dir", str(data_dir), *port_arguments(*ports[:3]),
+                 *monitoring, "--poll-seconds", "1"]  # fmt: skip
+    started = run_stack(backend.env, "start", *arguments)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        yield Stack(backend.env, data_dir, f"http://127.0.0.1:{ports[0]}/serve/healing", ports)
+        yield Stack(backend.env, data_dir, f"http://127.0.0.1:{ports[0]}/serve/healing", ports, arguments)
     finally:
         run_stack(backend.env, "stop", "--data-dir", str(data_dir))
 
@@ -142,7 +144,7 @@ def test_random_paths_add_no_request_metrics_series(stack: Stack) -> None:
     assert labels == {"healing", "_unknown"}, labels
 
 
-def test_prometheus_has_no_lifecycle_api_nor_wildcard_cors_and_reloads_by_signal(stack: Stack) -> None:
+def test_prometheus_has_no_lifecycle_api_nor_cors_checks_host_and_reloads_by_signal(stack: Stack) -> None:
     url = stack.state().get("prometheus_url")
     if not url:
         pytest.skip("Prometheus is not installed")
@@ -152,6 +154,10 @@ def test_prometheus_has_no_lifecycle_api_nor_wildcard_cors_and_reloads_by_signal
         f"{url}/api/v1/status/buildinfo", headers={"Origin": "http://evil.example"}, timeout=10
     )
     assert reply.status_code == 200 and "Access-Control-Allow-Origin" not in reply.headers
+    rebound = {"Host": f"evil.example:{url.rsplit(':', 1)[1]}"}
+    assert requests.get(f"{url}/-/ready", headers=rebound, timeout=10).status_code == 421
+    page = {"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded"}
+    assert requests.post(f"{url}/api/v1/query", data="query=up", headers=page, timeout=10).status_code == 403
     reloaded = run_stack(stack.env, "reload", "--data-dir", str(stack.data_dir))
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert requests.get(f"{url}/-/ready", timeout=10).status_code == 200
@@ -204,8 +210,22 @@ def test_status_names_a_restarting_part(stack: Stack) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
 
 
+INSTANCE_SUFFIXES = (" - serve instance", " - statistics controller")  # clearml-serving's instance tasks
+
+
+def instance_tasks(harness: BackendHarness, status: str) -> list[dict]:
+    """The clearml-serving instance tasks (inference, statistics) of the given status."""
+    query = {"status": [status], "system_tags": ["service"], "only_fields": ["id", "name", "status_reason"]}
+    return [
+        task
+        for task in harness.call("tasks.get_all", query)["tasks"]
+        if task["name"].endswith(INSTANCE_SUFFIXES)
+    ]
+
+
 def test_a_supervisor_killed_with_sigkill_takes_its_parts_and_a_new_start_finds_the_ports_free(
     stack: Stack,
+    backend: BackendHarness,  # noqa: F811
 ) -> None:
     record = stack.state()
     os.kill(record["pid"], signal.SIGKILL)
@@ -216,3 +236,12 @@ def test_a_supervisor_killed_with_sigkill_takes_its_parts_and_a_new_start_finds_
     stopped = run_stack(stack.env, "stop", "--data-dir", str(stack.data_dir))
     assert stopped.returncode == 0
     wait_for(lambda: all(port_is_free("127.0.0.1", port) for port in stack.ports), "ports free", 20, 0.2)
+    left = {task["id"] for task in instance_tasks(backend, "in_progress")}
+    assert left, "the killed stack's instance tasks stay in_progress until the next start"
+    started = run_stack(stack.env, "start", *stack.start_arguments)
+    assert started.returncode == 0, started.stdout + started.stderr
+    failed = {task["id"]: task["status_reason"] for task in instance_tasks(backend, "failed")}
+    assert left <= set(failed), "the next start marks them failed"
+    assert all("serving stack that ran it" in failed[task_id] for task_id in left)
+    running = {task["id"] for task in instance_tasks(backend, "in_progress")}
+    assert running and not running & left  # the new stack's own instances run

@@ -399,14 +399,27 @@ def test_a_background_start_waits_for_the_state_file_that_names_its_process(tmp_
 def test_a_background_start_that_exits_or_never_answers_fails_in_one_line(tmp_path: Path) -> None:
     clock = FakeClock()
     state = StateFile(tmp_path / "state.json", alive=lambda pid: False)
-    (tmp_path / "svc.log").write_text("Traceback ...\nOSError: [Errno 98] Address already in use\n")
+    log = tmp_path / "svc.log"
     dying = FakeChild(clock, pid=56, exits_at=1.0, code=1)
+
+    def popen_writing(command: list[str], log: Path) -> FakeChild:
+        with log.open("a") as out:
+            out.write("Traceback ...\nOSError: [Errno 98] Address already in use\n\n")
+        return dying
+
     with pytest.raises(SupervisorError) as failed:
-        start_detached("svc", ["svc"], tmp_path / "svc.log", state, timeout=10, popen=lambda c, log: dying,
+        start_detached("svc", ["svc"], log, state, timeout=10, popen=popen_writing,
                        clock=clock, sleep=clock.sleep)  # fmt: skip
-    assert str(failed.value) == (
-        f"svc exited with code 1: OSError: [Errno 98] Address already in use (log: {tmp_path / 'svc.log'})"
+    assert (
+        str(failed.value)
+        == f"svc exited with code 1: OSError: [Errno 98] Address already in use (log: {log})"
     )
+    # A run that dies before it can write (a full disk) is not reported with an earlier run's last line.
+    mute = FakeChild(clock, pid=58, exits_at=clock.now + 1.0, code=1)
+    with pytest.raises(SupervisorError) as failed:
+        start_detached("svc", ["svc"], log, state, timeout=10, popen=lambda c, log: mute,
+                       clock=clock, sleep=clock.sleep)  # fmt: skip
+    assert str(failed.value) == f"svc exited with code 1: no output (log: {log})"
     silent = FakeChild(clock, pid=57)
     groups: list[tuple[int, int]] = []
 

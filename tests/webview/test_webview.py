@@ -276,7 +276,7 @@ def test_bad_requests_get_a_4xx_never_a_traceback(backend: BackendHarness, reque
 
     host, port = urlsplit(backend.api_url).netloc.split(":")
     with socket.create_connection((host, int(port)), timeout=30) as conn:
-        conn.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        conn.sendall(request_line + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         reply = b""
         while chunk := conn.recv(65536):
             reply += chunk
