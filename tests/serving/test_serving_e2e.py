@@ -22,7 +22,7 @@ import requests
 
 import global_config
 import serving_local.api
-from asteroid import features, schema, train
+from asteroid import feature_rows, features, schema, train
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port
@@ -164,7 +164,12 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("non-JSON", {"data": b"hello", "headers": {"Content-Type": "application/json"}}, 422, "JSON decode"),
     ("array of non-objects", {"json": {"rows": [1, 2]}}, 422, "row 1: must be a JSON object"),
     ("bare array as JSON", {"json": [{"a": 1}]}, 422, "valid dictionary"),
-    ("huge batch", {"json": {"rows": [{}] * 10_001}}, 422, "at most 10000 are allowed"),
+    (
+        "huge batch",
+        {"json": {"rows": [{}] * (feature_rows.MAX_BATCH_ROWS + 1)}},
+        422,
+        f"at most {feature_rows.MAX_BATCH_ROWS} are allowed",
+    ),
     ("not UTF-8", {"data": b"\xff\xfe", "headers": {"Content-Type": "text/plain"}}, 422, "not UTF-8"),
 ]
 
