@@ -4,6 +4,7 @@ rows, a 4xx naming the problem for a malformed stream, and the answer's format c
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import preprocess_serving
 from asteroid import feature_rows, schema
 from serving_local import content_negotiation
+from serving_local.request_limits import RequestLimits
 from tests.serving.conftest import serve
 
 ARROW = preprocess_serving.ARROW_STREAM
@@ -215,3 +217,54 @@ def test_malformed_arrow_is_a_value_error_naming_the_problem_and_the_hook_keeps_
     assert "not a valid Arrow IPC stream" in error_of(lambda: serve(engine, b'{"rows": []}'))
     reply, _ = serve(engine, good)
     assert len(reply["predictions"]) == 10
+
+
+class RecordingApp:
+    """Stands for the stock app: records what the hook would read of the headers while it runs."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        self.bodies.append((await receive()).get("body", b""))
+        self.seen.append(
+            (content_negotiation.request_media_type(), content_negotiation.client_accepts(ARROW))
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def call(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        pass
+
+    asyncio.run(app(scope, receive, send))
+
+
+def test_the_wrapper_tells_the_app_the_requests_content_type_and_accept() -> None:
+    inner = RecordingApp()
+    app = content_negotiation.ContentNegotiation(inner)
+    call(app, "/serve/asteroid", [(b"content-type", f"{ARROW}; x=1".encode()), (b"accept", ARROW.encode())])
+    call(app, "/serve/asteroid", [(b"content-type", b"application/json"), (b"accept", b"*/*")])
+    call(app, "/metrics", [(b"content-type", ARROW.encode()), (b"accept", ARROW.encode())])
+    assert inner.seen == [(ARROW, True), ("application/json", False), ("", False)]
+    assert (content_negotiation.request_media_type(), content_negotiation.client_accepts(ARROW)) == (
+        "",
+        False,
+    )
+
+
+def test_request_limits_do_not_read_an_arrow_body_as_json() -> None:
+    inner = RecordingApp()
+    app = RequestLimits(content_negotiation.ContentNegotiation(inner), max_bytes=1 << 20, max_depth=4)
+    deep = b"[" * 10 + b"\x00" * 10  # binary data may hold any bytes, brackets too
+    call(app, "/serve/asteroid", [(b"content-type", ARROW.encode())], deep)
+    call(app, "/serve/asteroid", [(b"content-type", b"application/octet-stream")], deep)
+    assert inner.bodies == [deep]  # the second, not declared binary, was refused (400) before the app

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import requests
 
@@ -146,6 +147,47 @@ def test_served_probabilities_equal_the_offline_model(deployment: Deployment) ->
     assert one.status_code == 200
     assert one.json()["probability"] == expected[0]
     assert one.json()["model"] == {"id": winner, "version": "1", "endpoint": "asteroid/1"}
+
+
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_arrow_batches_over_http_answer_as_json_batches_in_the_format_accept_asks(
+    deployment: Deployment,
+) -> None:
+    rows = records(sample_rows(deployment).head(300))
+    body = arrow_stream(pa.Table.from_pylist(rows))
+    expected = deployment.post({"rows": rows}, path="asteroid/1").json()["predictions"]
+    as_json = deployment.post(None, path="asteroid/1", data=body, headers={"Content-Type": ARROW})
+    assert as_json.status_code == 200, as_json.text
+    assert [p["probability"] for p in as_json.json()["predictions"]] == [p["probability"] for p in expected]
+    as_arrow = deployment.post(
+        None, path="asteroid/1", data=body, headers={"Content-Type": ARROW, "Accept": ARROW}
+    )
+    assert as_arrow.status_code == 200 and as_arrow.headers["content-type"] == ARROW, as_arrow.text[:300]
+    table = pa.ipc.open_stream(as_arrow.content).read_all()
+    assert table.column("probability").to_pylist() == [p["probability"] for p in expected]
+    assert table.column("hazardous").to_pylist() == [p["hazardous"] for p in expected]
+    # the same bad rows get the same 422 as JSON; a malformed stream a 422 naming it; the app keeps serving
+    bad = [{**row, "Eccentricity": 1.2} for row in rows[:3]]
+    json_error = deployment.post({"rows": bad}, path="asteroid/1")
+    arrow_error = deployment.post(
+        None, path="asteroid/1", data=arrow_stream(pa.Table.from_pylist(bad)), headers={"Content-Type": ARROW}
+    )
+    assert arrow_error.status_code == json_error.status_code == 422
+    assert arrow_error.json() == json_error.json()
+    for malformed in (body[: len(body) // 2], b"\xff\xff\xff\xff" + bytes(range(256)), b'{"rows": []}'):
+        reply = deployment.post(None, path="asteroid/1", data=malformed, headers={"Content-Type": ARROW})
+        assert reply.status_code == 422 and "Arrow IPC stream" in reply.text, reply.text[:300]
+    again = deployment.post(None, path="asteroid/1", data=body, headers={"Content-Type": ARROW})
+    assert again.status_code == 200
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
