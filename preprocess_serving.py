@@ -60,7 +60,6 @@ except ImportError:  # loaded as a single file, or imported from a checkout: the
     from asteroid import feature_rows, schema
     from asteroid.serving import contract, prediction_log
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Every Arrow IPC stream message starts with this continuation marker; JSON text never does (not UTF-8).
 _ARROW_MARKER = b"\xff\xff\xff\xff"
 MODEL_METADATA = b"model"
@@ -302,11 +301,11 @@ def _is_arrow(body: Any) -> bool:
     if not isinstance(body, (bytes, bytearray)):
         return False
     declared = content_negotiation.request_media_type() if content_negotiation else ""
-    return declared == ARROW_STREAM or bytes(body[:4]) == _ARROW_MARKER
+    return declared == contract.ARROW_STREAM or bytes(body[:4]) == _ARROW_MARKER
 
 
 def _client_accepts_arrow() -> bool:
-    return bool(content_negotiation and content_negotiation.client_accepts(ARROW_STREAM))
+    return bool(content_negotiation and content_negotiation.client_accepts(contract.ARROW_STREAM))
 
 
 @dataclass(frozen=True)
@@ -337,7 +336,9 @@ def _read_arrow_table(raw: bytes) -> Any:
     try:
         import pyarrow as pa
     except ImportError:
-        raise ValueError(f"this server cannot read {ARROW_STREAM} bodies: pyarrow is not installed") from None
+        raise ValueError(
+            f"this server cannot read {contract.ARROW_STREAM} bodies: pyarrow is not installed"
+        ) from None
     try:
         table = pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
         table.validate(full=True)  # offsets and lengths of untrusted buffers, before anything reads them
@@ -438,7 +439,7 @@ def _arrow_answer_class() -> type:
     from starlette.responses import Response
 
     class ArrowAnswer(Response):
-        media_type = ARROW_STREAM
+        media_type = contract.ARROW_STREAM
 
         def keys(self) -> tuple[()]:
             """clearml-serving reads the answer's keys for the request/response fields an endpoint's metric

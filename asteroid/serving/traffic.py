@@ -110,3 +110,26 @@ def request_bodies(records: list[dict], batch: int, count: int, seed: int = 0) -
         payload = picked[0] if batch == 1 else {"rows": picked}
         bodies.append(json.dumps(payload).encode())
     return bodies
+
+
+def arrow_stream(rows: list[dict]) -> bytes:
+    """Rows as an Apache Arrow IPC stream (`contract.ARROW_STREAM`), one column per field."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def arrow_request_bodies(records: list[dict], batch: int, count: int, seed: int = 0) -> list[bytes]:
+    """`request_bodies` as Arrow streams: `count` bodies of `batch` rows (a single row is a batch of one)."""
+    if not records:
+        raise ValueError("no rows to send")
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    rng = np.random.default_rng(seed)
+    return [
+        arrow_stream([records[i] for i in rng.integers(0, len(records), size=batch)]) for _ in range(count)
+    ]

@@ -15,11 +15,12 @@ import pytest
 
 import preprocess_serving
 from asteroid import feature_rows, schema
+from asteroid.serving import contract
 from serving_local import content_negotiation
 from serving_local.request_limits import RequestLimits
 from tests.serving.conftest import serve
 
-ARROW = preprocess_serving.ARROW_STREAM
+ARROW = contract.ARROW_STREAM
 
 
 def arrow_stream(table: pa.Table) -> bytes:
@@ -249,6 +250,7 @@ def call(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes = 
 
 
 def test_the_wrapper_tells_the_app_the_requests_content_type_and_accept() -> None:
+    assert ARROW in content_negotiation.BINARY_MEDIA_TYPES  # serving_local cannot import the contract
     inner = RecordingApp()
     app = content_negotiation.ContentNegotiation(inner)
     call(app, "/serve/asteroid", [(b"content-type", f"{ARROW}; x=1".encode()), (b"accept", ARROW.encode())])
