@@ -172,6 +172,8 @@ def stack(service_id: str, work: Path, env: dict[str, str], workers: int, **extr
         "off",
         env=stack_env,
     )
+    STACK_PIDS.clear()
+    STACK_PIDS.update(running_stack_pids(work))
     try:
         serve_url = f"http://127.0.0.1:{port}/serve"
         for name in (PROJECT, PANDAS):  # the first request loads code and model (in every worker)
@@ -184,19 +186,61 @@ def stack(service_id: str, work: Path, env: dict[str, str], workers: int, **extr
             capture_output=True,
             check=False,
         )
+        STACK_PIDS.clear()
 
 
 WARM_UP_ROW: dict[str, Any] = {}
+STACK_PIDS: dict[str, int] = {}  # part of the running stack -> its pid (its workers are its children)
+CLIENT = "client"
+HOOK_STAGES = ("parse JSON", "preprocess", "predict", "postprocess", "encode JSON")
+
+
+def running_stack_pids(work: Path) -> dict[str, int]:
+    from serving_local.config import StackConfig
+
+    return dict(json.loads(StackConfig(data_dir=work / "stack").state_path.read_text())["pids"])
+
+
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) of every process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of each part of the stack (with its children) and of this process (the load
+    generator): where a measurement's time went."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+
+    def tree(pid: int) -> float:
+        return table.get(pid, (0, 0.0))[1] + sum(tree(child) for child in children.get(pid, []))
+
+    times = os.times()
+    return {**{name: tree(pid) for name, pid in STACK_PIDS.items()}, CLIENT: times.user + times.system}
 
 
 def load(url: str, payloads: list[bytes], **options: Any) -> dict[str, Any]:
-    """One measurement; every request must succeed. The answers per second come along."""
+    """One measurement; every request must succeed. The answers per second and the CPU milliseconds per
+    request of each part of the stack and of the load generator come along."""
     from asteroid.serving.load import run_load
 
+    before = cpu_seconds()
     result = run_load(url, payloads, **options)
+    after = cpu_seconds()
     if result.statuses.get(200, 0) != result.requests:
         raise SystemExit(f"{url}: not every request succeeded: {dict(result.statuses)} {result.first_error}")
-    return {**result.as_dict(), "answers_per_second": result.answers_per_second()}
+    cpu = {name: round((after[name] - before[name]) * 1000 / max(result.requests, 1), 3) for name in after}
+    return {**result.as_dict(), "answers_per_second": result.answers_per_second(), "cpu_ms_per_request": cpu}
 
 
 # --- request bodies ----------------------------------------------------------------------------------
@@ -231,12 +275,11 @@ def arrow_batch(matrix: np.ndarray) -> bytes:
     import pyarrow as pa
 
     from asteroid import schema
+    from asteroid.serving.traffic import arrow_ipc
 
-    table = pa.table({name: matrix[:, schema.FEATURES.index(name)] for name in schema.INPUT_FEATURES})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return arrow_ipc(
+        pa.table({name: matrix[:, schema.FEATURES.index(name)] for name in schema.INPUT_FEATURES})
+    )
 
 
 def batch_matrices(records: list[dict[str, Any]], sizes: tuple[int, ...]) -> dict[int, list[np.ndarray]]:
@@ -367,12 +410,13 @@ def measure(
     for count in sorted({1, workers}):
         print(f"  (a) single rows, {count} worker(s)", flush=True)
         with stack(service_id, work, env, count) as serve_url:
+            if count == workers:  # first: no statistics backlog of larger requests yet
+                print("  (c) steady rate, the project's statistics sender", flush=True)
+                results["steady_project_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
             results["single_row"][str(count)] = measure_single_rows(serve_url, singles, settings.seconds)
             if count == workers:
                 print(f"  (b) batches, {count} worker(s)", flush=True)
                 results["batches"] = measure_batches(serve_url, matrices, settings.seconds)
-                print("  (c) steady rate, the project's statistics sender", flush=True)
-                results["steady_project_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
                 print("  (d) explanations and the prediction log on", flush=True)
                 results["log_on"] = measure_costs(serve_url, records, settings.seconds)
     print("  (c) steady rate, clearml-serving's statistics sender", flush=True)
@@ -399,13 +443,7 @@ def hook_stages(model_path: Path, records: list[dict[str, Any]], sizes: tuple[in
         cases[f"{size:,} rows, Arrow"] = (arrow_batch(matrix), True)
     stages: dict[str, Any] = {}
     for name, (body, arrow) in cases.items():
-        timings: dict[str, list[float]] = {
-            "parse JSON": [],
-            "preprocess": [],
-            "predict": [],
-            "postprocess": [],
-            "encode JSON": [],
-        }
+        timings: dict[str, list[float]] = {stage: [] for stage in HOOK_STAGES}
         for _ in range(max(3, min(50, 20_000 // max(1, len(body) // 200)))):
             state: dict[str, Any] = {}
             began = time.perf_counter()
@@ -433,6 +471,12 @@ def _p(result: dict[str, Any], q: str = "p99") -> float:
     return float(result["latency_ms"][q] or 0.0)
 
 
+def _cpu(result: dict[str, Any]) -> str:
+    """CPU ms per request of inference / statistics / broker / client."""
+    cpu = result.get("cpu_ms_per_request", {})
+    return " / ".join(f"{cpu.get(name, 0.0):.2f}" for name in ("inference", "statistics", "broker", CLIENT))
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
@@ -444,33 +488,35 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
         f"default inference workers: {workers}\n"
     )
     print(
-        "(a) single row (NASA's 40 columns) | workers | flat out | 100 req/s offered: p50 / p99 | "
-        "500 req/s offered: p50 / p99 |"
+        "(a) single rows (NASA's 40 columns); CPU ms per request flat out: inference / statistics / broker / "
+        "client\n| hook | workers | flat out | 100 req/s offered: p50 / p99 | 500 req/s offered: p50 / p99 | "
+        "CPU |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for count, hooks in results["single_row"].items():
         for hook, measured in hooks.items():
             rates = " | ".join(
                 f"{_p(measured[f'rate_{r}'], 'p50'):.2f} / {_p(measured[f'rate_{r}']):.2f} ms" for r in RATES
             )
-            print(
-                f"| {hook} | {count} | {measured['flat_out']['requests_per_second']:,.0f} req/s | {rates} |"
-            )
+            flat = measured["flat_out"]
+            print(f"| {hook} | {count} | {flat['requests_per_second']:,.0f} req/s | {rates} | {_cpu(flat)} |")
     print(
-        "\n(b) rows per request | JSON rows/s | Arrow rows/s | inplace_predict rows/s (limit) | "
-        "Arrow / limit | Arrow / JSON |"
+        "\n(b) batches (the model's feature names); CPU ms per request as in (a)\n| rows per request | JSON "
+        "rows/s | Arrow rows/s | inplace_predict rows/s (limit) | Arrow / limit | Arrow / JSON | CPU, JSON | "
+        "CPU, Arrow |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for size, measured in results["batches"].items():
         json_rows, arrow_rows = measured["json"]["rows_per_second"], measured["arrow"]["rows_per_second"]
         limit = results["limit"][size]
         print(
             f"| {int(size):,} | {json_rows:,.0f} | {arrow_rows:,.0f} | {limit:,.0f} | "
-            f"{arrow_rows / limit:.1%} | {arrow_rows / max(json_rows, 1):.1f}x |"
+            f"{arrow_rows / limit:.1%} | {arrow_rows / max(json_rows, 1):.1f}x | {_cpu(measured['json'])} | "
+            f"{_cpu(measured['arrow'])} |"
         )
     print(
-        f"\n(c) steady {STEADY_RATE} req/s, {settings.steady_seconds} s | mean answers/s | worst second | "
-        "worst / mean | p99 | answers per second |"
+        f"\n(c) steady {STEADY_RATE} req/s offered for {settings.steady_seconds} s\n| statistics sender | "
+        "mean answers/s | worst second | worst / mean | p99 | answers in each second |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for key, label in (
@@ -483,42 +529,30 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
             f"| {label} | {steady['mean_per_second']:.0f} | {steady['worst_second']} | {ratio:.0%} | "
             f"{_p(steady):.1f} ms | {' '.join(map(str, steady['answers_per_second']))} |"
         )
-    print("\n(d) cost | without | with | with / without |")
+    print("\n(d) costs\n| | without | with | with / without |")
     print("| --- | --- | --- | --- |")
     on, off = results["log_on"], results["log_off"]
-    rows = [
-        (
-            "prediction log: single row flat out, req/s",
-            off["plain"]["flat_out"]["requests_per_second"],
-            on["plain"]["flat_out"]["requests_per_second"],
-        ),
-        ("prediction log: p99 at 500 req/s, ms", _p(off["plain"]["rate_500"]), _p(on["plain"]["rate_500"])),
-        (
-            "prediction log: 1,000-row JSON batches, rows/s",
-            off["plain"]["batch_1000"]["rows_per_second"],
-            on["plain"]["batch_1000"]["rows_per_second"],
-        ),
-        (
-            "explanations: single row flat out, req/s",
-            on["plain"]["flat_out"]["requests_per_second"],
-            on["explain"]["flat_out"]["requests_per_second"],
-        ),
-        ("explanations: p99 at 500 req/s, ms", _p(on["plain"]["rate_500"]), _p(on["explain"]["rate_500"])),
-        (
-            "explanations: 1,000-row JSON batches, rows/s",
-            on["plain"]["batch_1000"]["rows_per_second"],
-            on["explain"]["batch_1000"]["rows_per_second"],
-        ),
-    ]
-    for label, without, with_ in rows:
-        print(f"| {label} | {without:,.2f} | {with_:,.2f} | {with_ / without if without else 0:.2f} |")
-    print(
-        "\nwhere the time goes in-process (ms per request, median): "
-        + ", ".join(
-            f"{case}: " + " + ".join(f"{stage} {ms}" for stage, ms in stages.items())
-            for case, stages in results["hook_stages"].items()
-        )
+    measures = (
+        ("single row flat out, req/s", lambda r: r["flat_out"]["requests_per_second"]),
+        ("p99 at 500 req/s, ms", lambda r: _p(r["rate_500"])),
+        ("1,000-row JSON batches, rows/s", lambda r: r["batch_1000"]["rows_per_second"]),
     )
+    for cost, without, with_ in (
+        ("prediction log", off["plain"], on["plain"]),
+        ("explanations", on["plain"], on["explain"]),
+    ):
+        for label, value in measures:
+            before, after = value(without), value(with_)
+            print(
+                f"| {cost}: {label} | {before:,.2f} | {after:,.2f} | {after / before if before else 0:.2f} |"
+            )
+    print(
+        "\nwhere the time goes: the hook in this process, as the stock app runs it (ms per request, median)"
+    )
+    print("| request | " + " | ".join(HOOK_STAGES) + " |")
+    print("| --- |" + " --- |" * len(HOOK_STAGES))
+    for case, stages in results["hook_stages"].items():
+        print(f"| {case} | " + " | ".join(f"{stages[stage]:.3f}" for stage in HOOK_STAGES) + " |")
     print("\nAims (issue 21, item 5):")
     for count, hooks in results["single_row"].items():
         ratio = (
@@ -559,11 +593,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: every part, for a second each")
     parser.add_argument("--seconds", type=float, help=f"duration of each measurement ({FULL.seconds:g})")
     parser.add_argument("--steady-seconds", type=int, help=f"the steady-rate run ({FULL.steady_seconds})")
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda text: tuple(int(size) for size in text.split(",")),
+        help="rows per batch request, comma-separated (" + ",".join(map(str, FULL.batch_sizes)) + ")",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     settings = Settings(
-        args.seconds or base.seconds, args.steady_seconds or base.steady_seconds, base.batch_sizes
+        args.seconds or base.seconds,
+        args.steady_seconds or base.steady_seconds,
+        args.batch_sizes or base.batch_sizes,
     )
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "SERVING_LOCAL_"))}

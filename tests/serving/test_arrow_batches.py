@@ -16,18 +16,12 @@ import pytest
 import preprocess_serving
 from asteroid import feature_rows, schema
 from asteroid.serving import contract
+from asteroid.serving.traffic import arrow_ipc
 from serving_local import content_negotiation
 from serving_local.request_limits import RequestLimits
 from tests.serving.conftest import serve
 
 ARROW = contract.ARROW_STREAM
-
-
-def arrow_stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def read_stream(body: bytes) -> pa.Table:
@@ -55,7 +49,7 @@ def headers() -> Iterator[Callable[[str, str], None]]:
 
 def test_an_arrow_batch_answers_as_the_same_rows_in_json(engine: Any, sample_records: list[dict]) -> None:
     rows = sample_records[:300]  # whole CSV rows: NASA's 40 columns, strings and dates among them
-    arrow_reply, arrow_statistics = serve(engine, arrow_stream(pa.Table.from_pylist(rows)))
+    arrow_reply, arrow_statistics = serve(engine, arrow_ipc(pa.Table.from_pylist(rows)))
     json_reply, json_statistics = serve(engine, {"rows": rows})
     arrow_predictions, json_predictions = arrow_reply["predictions"], json_reply["predictions"]
     assert [p["probability"] for p in arrow_predictions] == [p["probability"] for p in json_predictions]
@@ -73,7 +67,7 @@ def test_feature_named_columns_and_an_arrow_answer_when_accepted(
         {name: value for name, value in features.items() if name in schema.INPUT_FEATURES}
         for features in feature_form(sample_records[:40])
     ]
-    body = arrow_stream(pa.Table.from_pylist(rows))
+    body = arrow_ipc(pa.Table.from_pylist(rows))
     json_reply, _ = serve(engine, {"rows": rows})
     headers(ARROW, f"application/json;q=0.5, {ARROW}")
     answer, _ = serve(engine, body)
@@ -108,7 +102,7 @@ def test_accept_chooses_the_answer_format(
     engine: Any, sample_records: list[dict], headers: Callable[[str, str], None], accept: str, arrow: bool
 ) -> None:
     headers(ARROW, accept)
-    answer, _ = serve(engine, arrow_stream(pa.Table.from_pylist(sample_records[:3])))
+    answer, _ = serve(engine, arrow_ipc(pa.Table.from_pylist(sample_records[:3])))
     if arrow:
         assert read_stream(answer.body).num_rows == 3
     else:
@@ -121,15 +115,15 @@ def test_explanations_in_arrow_equal_the_json_ones(
     rows = sample_records[:5]
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"explain": "true"})
     json_reply, _ = serve(engine, {"rows": rows, "explain": True})
-    arrow_reply, _ = serve(engine, arrow_stream(table))
+    arrow_reply, _ = serve(engine, arrow_ipc(table))
     explanations = [p["explanation"] for p in json_reply["predictions"]]
     assert [p["explanation"] for p in arrow_reply["predictions"]] == explanations
     headers(ARROW, ARROW)
-    answer, _ = serve(engine, arrow_stream(table))
+    answer, _ = serve(engine, arrow_ipc(table))
     assert read_stream(answer.body).column("explanation").to_pylist() == explanations
     flag = pa.Table.from_pylist(rows).replace_schema_metadata({"explain": "yes"})
     assert "schema metadata 'explain' must be true or false" in error_of(
-        lambda: serve(engine, arrow_stream(flag))
+        lambda: serve(engine, arrow_ipc(flag))
     )
 
 
@@ -171,7 +165,7 @@ def bad_tables(rows: list[dict[str, Any]]) -> list[tuple[str, pa.Table]]:
 
 def test_bad_arrow_rows_get_the_json_rows_messages(engine: Any, sample_records: list[dict]) -> None:
     for name, table in bad_tables(sample_records[:12]):
-        arrow_error = error_of(lambda table=table: serve(engine, arrow_stream(table)))
+        arrow_error = error_of(lambda table=table: serve(engine, arrow_ipc(table)))
         json_error = error_of(lambda table=table: serve(engine, {"rows": table.to_pylist()}))
         assert arrow_error == json_error, name
         assert arrow_error.startswith(("invalid input: row ", "the batch is empty")), (name, arrow_error)
@@ -181,14 +175,14 @@ def test_a_valid_nan_free_batch_in_feature_form_checks_its_computed_feature(
     engine: Any, sample_records: list[dict]
 ) -> None:
     rows = feature_form(sample_records[:20])  # in_cneos_cell included, equal to what the hook computes
-    reply, _ = serve(engine, arrow_stream(pa.Table.from_pylist(rows)))
+    reply, _ = serve(engine, arrow_ipc(pa.Table.from_pylist(rows)))
     assert len(reply["predictions"]) == 20
 
 
 def test_oversized_batches_are_refused_by_the_same_limit(engine: Any, sample_records: list[dict]) -> None:
     table = pa.Table.from_pylist(sample_records[:1])
     big = table.take(np.zeros(feature_rows.MAX_BATCH_ROWS + 1, dtype=np.int64))
-    message = error_of(lambda: serve(engine, arrow_stream(big)))
+    message = error_of(lambda: serve(engine, arrow_ipc(big)))
     assert f"at most {feature_rows.MAX_BATCH_ROWS} are allowed" in message
 
 
@@ -209,7 +203,7 @@ def malformed_bodies(good: bytes) -> list[tuple[str, bytes]]:
 def test_malformed_arrow_is_a_value_error_naming_the_problem_and_the_hook_keeps_serving(
     engine: Any, sample_records: list[dict], headers: Callable[[str, str], None]
 ) -> None:
-    good = arrow_stream(pa.Table.from_pylist(sample_records[:10]))
+    good = arrow_ipc(pa.Table.from_pylist(sample_records[:10]))
     for name, body in malformed_bodies(good):
         message = error_of(lambda body=body: serve(engine, body))
         assert message, name

@@ -24,6 +24,7 @@ import requests
 import global_config
 import serving_local.api
 from asteroid import feature_rows, features, schema, train
+from asteroid.serving.traffic import arrow_ipc
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port
@@ -152,18 +153,11 @@ def test_served_probabilities_equal_the_offline_model(deployment: Deployment) ->
 ARROW = "application/vnd.apache.arrow.stream"
 
 
-def arrow_stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 def test_arrow_batches_over_http_answer_as_json_batches_in_the_format_accept_asks(
     deployment: Deployment,
 ) -> None:
     rows = records(sample_rows(deployment).head(300))
-    body = arrow_stream(pa.Table.from_pylist(rows))
+    body = arrow_ipc(pa.Table.from_pylist(rows))
     expected = deployment.post({"rows": rows}, path="asteroid/1").json()["predictions"]
     as_json = deployment.post(None, path="asteroid/1", data=body, headers={"Content-Type": ARROW})
     assert as_json.status_code == 200, as_json.text
@@ -179,7 +173,7 @@ def test_arrow_batches_over_http_answer_as_json_batches_in_the_format_accept_ask
     bad = [{**row, "Eccentricity": 1.2} for row in rows[:3]]
     json_error = deployment.post({"rows": bad}, path="asteroid/1")
     arrow_error = deployment.post(
-        None, path="asteroid/1", data=arrow_stream(pa.Table.from_pylist(bad)), headers={"Content-Type": ARROW}
+        None, path="asteroid/1", data=arrow_ipc(pa.Table.from_pylist(bad)), headers={"Content-Type": ARROW}
     )
     assert arrow_error.status_code == json_error.status_code == 422
     assert arrow_error.json() == json_error.json()
