@@ -353,7 +353,7 @@ def _column_values(column: Any) -> feature_rows.ColumnValues:
 
     kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
-        return feature_rows.ColumnValues(objects=column.to_pylist)
+        return feature_rows.ColumnValues(objects=lambda count: column.slice(0, count).to_pylist())
     numbers = column.cast(pa.float64(), safe=False).to_numpy()
     null = column.is_null().to_numpy() if column.null_count else None
     return feature_rows.ColumnValues(numbers=numbers, null=null)

@@ -152,6 +152,9 @@ class _Parsed:
     computed: list[tuple[int, str, Any]] = field(
         default_factory=list
     )  # (row, key, value) of computed features
+    # Problems counted but not written out: a columnar batch's problem of every row is written for the first
+    # rows only, as no message lists more (`_per_row`).
+    unlisted: int = 0
 
 
 _ORIGINAL_KEY_NAMES = tuple(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
@@ -316,12 +319,15 @@ def _computed_problems(parsed: _Parsed, rows_with_problems: set[int]) -> list[tu
 @dataclass(frozen=True)
 class ColumnValues:
     """One column of a columnar batch: `numbers` (float64, NaN where `null`) when its type is numeric, else
-    `objects`, which returns its values as the Python objects a JSON row would hold (read only when the column
-    is one the model uses)."""
+    `objects(n)`, which returns its first n values as the Python objects a JSON row would hold (read only when
+    the column is one the model uses, and only as far as messages need)."""
 
     numbers: np.ndarray | None = None
     null: np.ndarray | None = None
-    objects: Callable[[], Sequence[Any]] | None = None
+    objects: Callable[[int], Sequence[Any]] | None = None
+
+    def first_objects(self, count: int) -> Sequence[Any]:
+        return self.objects(count) if self.objects else [None] * count
 
 
 def validate_columns(names: Sequence[str], columns: Sequence[ColumnValues], rows: int) -> np.ndarray:
@@ -334,14 +340,14 @@ def validate_columns(names: Sequence[str], columns: Sequence[ColumnValues], rows
     careful = not _fast_columns(names, columns)
     matrix = np.full((rows, len(SOURCE_COLUMNS)), np.nan)
     parsed = _Parsed(matrix, [], reported=np.zeros(matrix.shape, dtype=bool) if careful else None)
-    given, computed = _given_columns(names, rows, parsed.problems)
+    given, computed = _given_columns(names, parsed)
     keys = tuple(_fill_column(column, name, given, columns, parsed, careful) for column, name in
                  enumerate(SOURCE_COLUMNS))  # fmt: skip
     parsed.keys = [keys] * rows
     problems = parsed.problems + _range_problems(parsed)
     problems += _computed_column_problems(parsed, computed, columns, {row for row, _ in problems})
     if problems:
-        raise ValueError(_summarise(problems))
+        raise ValueError(_summarise(problems, parsed.unlisted))
     return matrix
 
 
@@ -364,27 +370,34 @@ def _fast_columns(names: Sequence[str], columns: Sequence[ColumnValues]) -> bool
     )
 
 
-def _per_row(rows: int, text: Callable[[int], str]) -> list[tuple[int, str]]:
-    return [(row, text(row)) for row in range(rows)]
+def _per_row(parsed: _Parsed, text: Callable[[int], str]) -> list[tuple[int, str]]:
+    """A problem of every row, written for the first `MAX_REPORTED_PROBLEMS` rows: with one in every row, the
+    message (the first problems in row order) never reaches a later row, so those are only counted. Without
+    this cap a small stream of many empty columns would cost a string per row and column."""
+    rows = len(parsed.matrix)
+    listed = min(rows, MAX_REPORTED_PROBLEMS)
+    parsed.unlisted += rows - listed
+    return [(row, text(row)) for row in range(listed)]
 
 
 def _given_columns(
-    names: Sequence[str], rows: int, problems: list[tuple[int, str]]
+    names: Sequence[str], parsed: _Parsed
 ) -> tuple[dict[str, tuple[str, int]], list[tuple[str, int]]]:
     """Source column -> (key, position) of the column carrying it, and the computed features' columns;
     every row's problems with the names themselves, in the order `_parse_row` finds them."""
     given: dict[str, tuple[str, int]] = {}
     computed: list[tuple[str, int]] = []
+    problems = parsed.problems
     for position, key in enumerate(names):
         name = _ALIASES.get(key)
         if key in schema.COMPUTED_FEATURES:
             computed.append((key, position))
         elif name is None:
-            problems += _per_row(rows, lambda row, key=key: f"row {row}: unknown field {key!r}")
+            problems += _per_row(parsed, lambda row, key=key: f"row {row}: unknown field {key!r}")
         elif name in given:
             first = given[name][0]
             problems += _per_row(
-                rows,
+                parsed,
                 lambda row, n=name, a=first, b=key: (
                     f"row {row}: field {n!r} is given twice ({a!r} and {b!r})"
                 ),
@@ -395,7 +408,7 @@ def _given_columns(
         low, high = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
         if derived in given and (low in given or high in given):
             text = f"give either {derived!r} or {low!r} and {high!r}, not both"
-            problems += _per_row(rows, lambda row, text=text: f"row {row}: {text}")
+            problems += _per_row(parsed, lambda row, text=text: f"row {row}: {text}")
         elif derived in given:
             given[low] = given[high] = given[derived]
     return given, computed
@@ -415,15 +428,15 @@ def _fill_column(
     if name not in given:
         original = _ORIGINAL_NAMES[name]
         text = f"field {original!r} {observation_rules.MISSING} (or {name!r})"
-        parsed.problems.extend(_per_row(rows, lambda row: f"row {row}: {text}"))
+        parsed.problems.extend(_per_row(parsed, lambda row: f"row {row}: {text}"))
         parsed.reported[:, column] = True
         return name
     key, position = given[name]
     values = columns[position]
     if values.numbers is None:
-        objects = values.objects() if values.objects else [None] * rows
+        objects = values.first_objects(min(rows, MAX_REPORTED_PROBLEMS))
         parsed.problems.extend(
-            (row, f"row {row}: field {key!r} {_as_number(value)[1]}") for row, value in enumerate(objects)
+            _per_row(parsed, lambda row: f"row {row}: field {key!r} {_as_number(objects[row])[1]}")
         )
         parsed.reported[:, column] = True
         return key
@@ -444,7 +457,7 @@ def _computed_column_problems(
     parsed: _Parsed, computed: list[tuple[str, int]], columns: Sequence[ColumnValues], skipped: set[int]
 ) -> list[tuple[int, str]]:
     """`_computed_problems` for computed-feature columns: only rows without other problems are checked."""
-    if not computed:
+    if not computed or parsed.unlisted:  # unlisted problems: every row has one
         return []
     rows = len(parsed.matrix)
     checked = np.ones(rows, dtype=bool)
@@ -455,10 +468,11 @@ def _computed_column_problems(
     for key, position in computed:
         values = columns[position]
         expected = features[:, schema.FEATURES.index(key)]
-        if values.numbers is None:
-            objects = values.objects() if values.objects else [None] * rows
-            problems += [(row, f"row {row}: field {key!r} {_as_number(objects[row])[1]}")
-                         for row in np.flatnonzero(checked).tolist()]  # fmt: skip
+        if values.numbers is None:  # a problem in every checked row: the first ones written (see `_per_row`)
+            listed = np.flatnonzero(checked)[:MAX_REPORTED_PROBLEMS].tolist()
+            parsed.unlisted += int(checked.sum()) - len(listed)
+            objects = values.first_objects(listed[-1] + 1 if listed else 0)
+            problems += [(row, f"row {row}: field {key!r} {_as_number(objects[row])[1]}") for row in listed]
             continue
         null = values.null if values.null is not None else np.zeros(rows, dtype=bool)
         with np.errstate(invalid="ignore"):
@@ -472,8 +486,8 @@ def _computed_column_problems(
     return problems
 
 
-def _summarise(problems: list[tuple[int, str]]) -> str:
+def _summarise(problems: list[tuple[int, str]], unlisted: int = 0) -> str:
     texts = [text for _, text in sorted(problems, key=lambda item: item[0])]
     shown = "; ".join(texts[:MAX_REPORTED_PROBLEMS])
-    more = len(texts) - MAX_REPORTED_PROBLEMS
+    more = len(texts) + unlisted - MAX_REPORTED_PROBLEMS
     return f"invalid input: {shown}" + (f"; and {more} more problem(s)" if more > 0 else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -264,3 +265,17 @@ def test_request_limits_do_not_read_an_arrow_body_as_json() -> None:
     call(app, "/serve/asteroid", [(b"content-type", ARROW.encode())], deep)
     call(app, "/serve/asteroid", [(b"content-type", b"application/octet-stream")], deep)
     assert inner.bodies == [deep]  # the second, not declared binary, was refused (400) before the app
+
+
+def test_a_small_stream_of_many_empty_columns_costs_no_string_per_cell(engine: Any) -> None:
+    rows, columns = feature_rows.MAX_BATCH_ROWS, 1_000
+    table = pa.table({f"c{index}": pa.nulls(rows) for index in range(columns)})
+    body = arrow_ipc(table)
+    assert len(body) < 1 << 20  # null columns carry no data
+    began = time.perf_counter()
+    message = error_of(lambda: serve(engine, body))
+    assert time.perf_counter() - began < 5.0  # one string per cell would be 10^8 of them
+    every_row = columns + len(feature_rows.SOURCE_COLUMNS)  # unknown fields, then the missing ones
+    hidden = rows * every_row - feature_rows.MAX_REPORTED_PROBLEMS
+    assert message.startswith("invalid input: row 0: unknown field 'c0'; row 0: unknown field 'c1'")
+    assert message.endswith(f"; and {hidden} more problem(s)")
