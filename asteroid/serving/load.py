@@ -113,8 +113,10 @@ def run_load(
     progress: Callable[[LoadResult], None] | None = None,
     content_type: str = "application/json",
     accept: str | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> LoadResult:
-    """POST the bodies (cycled) to `url`; stops after `count` requests or `duration` seconds."""
+    """POST the bodies (cycled) to `url`; stops after `count` requests or `duration` seconds; a request
+    without an answer after `timeout` seconds counts as a connection error."""
     if count is None and duration is None:
         raise ValueError("give a count or a duration")
     if not bodies:
@@ -139,7 +141,7 @@ def run_load(
             if due is not None and (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
             connection = connection or http.client.HTTPConnection(
-                parts.hostname, parts.port or 80, timeout=REQUEST_TIMEOUT_S
+                parts.hostname, parts.port or 80, timeout=timeout
             )
             body = bodies[number % len(bodies)]
             status, latency, error = _post(connection, parts.path, body, headers, due)

@@ -28,6 +28,7 @@ def test_the_quick_benchmark_measures_every_part_and_prints_the_aims(tmp_path: P
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Aims (issue 21, item 5):" in done.stdout
     results = json.loads(out.read_text())
+    assert "FAILED" not in done.stdout
     for hooks in results["single_row"].values():
         for hook in ("asteroid", "pandas"):
             assert {"flat_out", "rate_100", "rate_500"} <= set(hooks[hook])
