@@ -21,6 +21,8 @@ from asteroid.serving import contract, traffic
 from asteroid.serving.load import print_progress, run_load
 
 FORMATS = ("json", "arrow")
+# Distinct bodies drawn (and cycled): fewer of large batches, each of which is megabytes.
+MAX_BODIES, MAX_LARGE_BODIES, LARGE_BATCH = 5000, 20, 1000
 
 
 def default_url() -> str:
@@ -94,9 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             frame = traffic.drifted(frame, tuple(filter(None, args.drift_features.split(","))))
         records = traffic.to_records(frame)
         make_bodies = traffic.arrow_request_bodies if args.format == "arrow" else traffic.request_bodies
-        bodies = make_bodies(
-            records, args.batch, min(args.count or 5000, 5000 if args.batch < 1000 else 20), args.seed
-        )
+        distinct = min(args.count or MAX_BODIES, MAX_BODIES if args.batch < LARGE_BATCH else MAX_LARGE_BODIES)
+        bodies = make_bodies(records, args.batch, distinct, args.seed)
     except (LookupError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
