@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 
 try:  # the stock app's wrapper in this process tells the request's Content-Type and Accept (see above)
-    from serving_local import content_negotiation
+    from serving_local.content_negotiation import client_accepts, request_media_type
 except ImportError:  # the stock app alone: bodies recognised by their first bytes, answers in JSON
-    content_negotiation = None  # type: ignore[assignment]
+    client_accepts = request_media_type = None  # type: ignore[assignment]
 
 try:  # deployed as a folder: the shared feature code and the release contract travel beside this file
     from . import contract, feature_rows, prediction_log, schema
@@ -300,12 +300,12 @@ def _endpoint_url(endpoint: Any) -> str | None:
 def _is_arrow(body: Any) -> bool:
     if not isinstance(body, (bytes, bytearray)):
         return False
-    declared = content_negotiation.request_media_type() if content_negotiation else ""
+    declared = request_media_type() if request_media_type else ""
     return declared == contract.ARROW_STREAM or bytes(body[:4]) == _ARROW_MARKER
 
 
 def _client_accepts_arrow() -> bool:
-    return bool(content_negotiation and content_negotiation.client_accepts(contract.ARROW_STREAM))
+    return bool(client_accepts and client_accepts(contract.ARROW_STREAM))
 
 
 @dataclass(frozen=True)

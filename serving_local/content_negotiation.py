@@ -6,6 +6,10 @@ client asked for. This ASGI middleware records both headers of the ``/serve/...`
 context variable; the stock app runs the hook in the same task (or a thread that copies the context), where
 ``request_media_type()`` and ``client_accepts()`` read them. A hook that finds this module missing (the stock
 app alone) keeps its defaults.
+
+Besides ``api.py``, the one module of ``serving_local`` the application imports: the hook runs inside the
+inference app, whose image holds the wrapper's modules only (deploy/serving/Dockerfile), not what ``api.py``
+needs (the process supervisor, the stack's configuration).
 """
 
 from __future__ import annotations
