@@ -279,3 +279,34 @@ def test_a_small_stream_of_many_empty_columns_costs_no_string_per_cell(engine: A
     hidden = rows * every_row - feature_rows.MAX_REPORTED_PROBLEMS
     assert message.startswith("invalid input: row 0: unknown field 'c0'; row 0: unknown field 'c1'")
     assert message.endswith(f"; and {hidden} more problem(s)")
+
+
+def test_the_prediction_logs_ids_and_dates_are_the_json_rows_ones(
+    engine: Any, sample_records: list[dict]
+) -> None:
+    hook = engine._preprocess
+
+    def logged(rows: list[dict], table: pa.Table) -> tuple[dict, dict]:
+        as_json, as_arrow = {}, {}
+        hook.preprocess({"rows": rows}, as_json, None)
+        hook.preprocess(arrow_ipc(table), as_arrow, None)
+        return as_json, as_arrow
+
+    rows = [dict(row) for row in sample_records[:6]]
+    rows[3]["Close Approach Date"] = "1995-01-0"
+    as_json, as_arrow = logged(rows, pa.Table.from_pylist(rows))  # integer ids
+    assert (
+        as_arrow["neo_reference_ids"] == as_json["neo_reference_ids"] == [r["Neo Reference ID"] for r in rows]
+    )
+    assert as_arrow["close_approach_dates"] == as_json["close_approach_dates"]
+    assert as_json["close_approach_dates"][3] is None and as_json["close_approach_dates"][0] is not None
+    for row, text in zip(rows, (" 12345 ", "abc", "", "7", "1.5", "x1"), strict=True):
+        row["Neo Reference ID"] = text  # a string of digits counts, other text does not
+    as_json, as_arrow = logged(rows, pa.Table.from_pylist(rows))
+    assert as_arrow["neo_reference_ids"] == as_json["neo_reference_ids"] == [12345, None, None, 7, None, None]
+    # a date column (as pyarrow's CSV reader gives it) counts as the date's text
+    table = pa.Table.from_pylist(sample_records[:6])
+    dates = pa.array([row["Close Approach Date"] for row in sample_records[:6]]).cast(pa.date32())
+    dated = table.set_column(table.column_names.index("Close Approach Date"), "Close Approach Date", dates)
+    as_json, as_arrow = logged(sample_records[:6], dated)
+    assert as_arrow["close_approach_dates"] == as_json["close_approach_dates"]
