@@ -73,6 +73,7 @@ class Settings:
     seconds: float
     steady_seconds: int
     batch_sizes: tuple[int, ...]
+    workers: int = 0  # the "default workers" setting; 0: the stack's default
 
 
 FULL = Settings(seconds=8.0, steady_seconds=60, batch_sizes=BATCH_SIZES)
@@ -424,7 +425,7 @@ def measure(
 
     singles = single_rows(records, SINGLE_ROW_BODIES)
     WARM_UP_ROW.update(records[0])
-    workers = default_workers()
+    workers = settings.workers or default_workers()
     results: dict[str, Any] = {"default_workers": workers, "single_row": {}}
     matrices = batch_matrices(records, settings.batch_sizes)
     results["limit"] = inplace_predict_limit(model_path, matrices)
@@ -621,6 +622,9 @@ def main() -> int:
         type=lambda text: tuple(int(size) for size in text.split(",")),
         help="rows per batch request, comma-separated (" + ",".join(map(str, FULL.batch_sizes)) + ")",
     )
+    parser.add_argument(
+        "--workers", type=int, help="inference workers of the default setting (the stack's default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
@@ -628,6 +632,7 @@ def main() -> int:
         args.seconds or base.seconds,
         args.steady_seconds or base.steady_seconds,
         args.batch_sizes or base.batch_sizes,
+        args.workers or 0,
     )
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "SERVING_LOCAL_"))}
