@@ -287,16 +287,15 @@ def json_batch(matrix: np.ndarray, explain: bool = False) -> bytes:
     return json.dumps({"rows": rows, **({"explain": True} if explain else {})}).encode()
 
 
-def arrow_batch(matrix: np.ndarray) -> bytes:
+def arrow_batch(matrix: np.ndarray, explain: bool = False) -> bytes:
     """The same rows as an Arrow IPC stream, one float64 column per input feature."""
     import pyarrow as pa
 
     from asteroid import schema
     from asteroid.serving.traffic import arrow_ipc
 
-    return arrow_ipc(
-        pa.table({name: matrix[:, schema.FEATURES.index(name)] for name in schema.INPUT_FEATURES})
-    )
+    columns = {name: matrix[:, schema.FEATURES.index(name)] for name in schema.INPUT_FEATURES}
+    return arrow_ipc(pa.table(columns, metadata={"explain": "true"} if explain else None))
 
 
 def batch_matrices(records: list[dict[str, Any]], sizes: tuple[int, ...]) -> dict[int, list[np.ndarray]]:
@@ -389,8 +388,10 @@ def measure_steady(serve_url: str, singles: list[bytes], seconds: int) -> dict[s
 
 
 def measure_costs(serve_url: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON batches, with and without
+    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches, with and without
     explanations (the prediction log's setting is the stack's)."""
+    from asteroid.serving import contract
+
     url = f"{serve_url}/{PROJECT}"
     batch = [feature_matrix(records, 1_000, seed) for seed in range(4)]
     results = {}
@@ -405,6 +406,15 @@ def measure_costs(serve_url: str, records: list[dict[str, Any]], seconds: float)
                 rows_per_request=1_000,
                 concurrency=2,
                 duration=seconds,
+            ),
+            "arrow_1000": load(
+                url,
+                [arrow_batch(m, explain) for m in batch],
+                rows_per_request=1_000,
+                concurrency=2,
+                duration=seconds,
+                content_type=contract.ARROW_STREAM,
+                accept=contract.ARROW_STREAM,
             ),
         }
     return results
@@ -558,6 +568,11 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
         ("single row flat out, req/s", lambda r: r["flat_out"]["requests_per_second"]),
         ("p99 at 500 req/s, ms", lambda r: _p(r["rate_500"])),
         ("1,000-row JSON batches, rows/s", lambda r: r["batch_1000"]["rows_per_second"]),
+        ("1,000-row Arrow batches, rows/s", lambda r: r["arrow_1000"]["rows_per_second"]),
+        (
+            "1,000-row Arrow batches, inference CPU ms",
+            lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
+        ),
     )
     for cost, without, with_ in (
         ("prediction log", off["plain"], on["plain"]),

@@ -41,4 +41,6 @@ def test_the_quick_benchmark_measures_every_part_and_prints_the_aims(tmp_path: P
         assert results[sender]["answers_per_second"] and results[sender]["worst_second"] > 0
     for log in ("log_on", "log_off"):
         assert set(results[log]) == {"plain", "explain"}
+        for explain in ("plain", "explain"):
+            assert results[log][explain]["arrow_1000"]["rows_per_second"] > 0
     assert set(results["hook_stages"]) >= {"1 row, JSON", "1,000 rows, Arrow"}
