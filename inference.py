@@ -4,6 +4,7 @@
     python inference.py --batch 100 --count 50    # 50 requests of 100 rows each
     python inference.py --drift --duration 60     # drifted rows (H - 1.5 mag, velocity x 1.4) for a minute
     python inference.py --rate 500 --duration 10 --json
+    python inference.py --format arrow --batch 10000 --count 20   # Arrow IPC stream batches, Arrow answers
 
 Exits 1 when any request got a 5xx or a connection error (4xx answers are counted and shown, not fatal).
 """
@@ -16,8 +17,12 @@ import sys
 
 import global_config
 import serving_local.api
-from asteroid.serving import traffic
+from asteroid.serving import contract, traffic
 from asteroid.serving.load import print_progress, run_load
+
+FORMATS = ("json", "arrow")
+# Distinct bodies drawn (and cycled): fewer of large batches, each of which is megabytes.
+MAX_BODIES, MAX_LARGE_BODIES, LARGE_BATCH = 5000, 20, 1000
 
 
 def default_url() -> str:
@@ -53,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch", type=int, default=1, help="rows per request (1: a single row object)")
     parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help=f"request body: JSON, or an Arrow IPC stream ({contract.ARROW_STREAM}) answered in Arrow",
+    )
+    parser.add_argument(
         "--rate", type=float, default=None, help="target requests per second (default: flat out)"
     )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel connections")
@@ -84,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.drift:
             frame = traffic.drifted(frame, tuple(filter(None, args.drift_features.split(","))))
         records = traffic.to_records(frame)
-        bodies = traffic.request_bodies(records, args.batch, min(args.count or 5000, 5000), args.seed)
+        make_bodies = traffic.arrow_request_bodies if args.format == "arrow" else traffic.request_bodies
+        distinct = min(args.count or MAX_BODIES, MAX_BODIES if args.batch < LARGE_BATCH else MAX_LARGE_BODIES)
+        bodies = make_bodies(records, args.batch, distinct, args.seed)
     except (LookupError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.json:
-        what = f"{'drifted' if args.drift else 'real'} rows, {args.batch} per request"
+        what = f"{'drifted' if args.drift else 'real'} rows, {args.batch} per request as {args.format}"
         limit = f"{args.count} requests" if args.count else f"{args.duration:g} s"
         print(f"POST {url}: {what}, {limit}, {args.rate or 'flat out'} req/s, {args.concurrency} connections")
     result = run_load(
@@ -101,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         count=args.count,
         duration=args.duration,
         progress=None if args.json else print_progress,
+        content_type=contract.ARROW_STREAM if args.format == "arrow" else "application/json",
+        accept=contract.ARROW_STREAM if args.format == "arrow" else None,
     )
-    summary = {"url": url, "drift": args.drift, **result.as_dict()}
+    summary = {"url": url, "drift": args.drift, "format": args.format, **result.as_dict()}
     if args.json:
         print(json.dumps(summary))
     else:

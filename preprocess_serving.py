@@ -11,6 +11,16 @@ missing or unknown field, a string, NaN, a physically impossible value, an empty
 own request parsing refuses a bare JSON array sent as `application/json`; send `{"rows": [...]}` instead
 (an array sent with another content type arrives as bytes and is accepted here).
 
+    POST /serve/asteroid   Content-Type: application/vnd.apache.arrow.stream                       a batch
+
+An Apache Arrow IPC stream of rows (columns with the same names as JSON rows' fields) is validated column by
+column with the same rules and messages (`feature_rows.validate_columns`); schema metadata `explain: true`
+asks for explanations. The answer is JSON, or an Arrow stream (`request_id`, `hazardous`, `probability`
+and, when asked, `explanation`; the model in the schema metadata `model`) when the request's `Accept` names
+the Arrow media type. clearml-serving hands the hook only the body: the Content-Type and Accept headers come
+from the wrapper of the stock app (serving_local/content_negotiation.py) when it runs; without it an Arrow
+body is recognised by its first bytes and answered in JSON. pyarrow is imported only for an Arrow body.
+
 `make serve` deploys this file as the `__init__.py` of a folder that also holds `feature_rows.py`,
 `schema.py` and `contract.py`, so a stock clearml-serving container needs nothing of this repository. The
 `xgboost` engine calls `self._model.predict(data)`; `load()` gives it a predictor that runs
@@ -29,13 +39,20 @@ by a background thread (asteroid/serving/prediction_log.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+try:  # the stock app's wrapper in this process tells the request's Content-Type and Accept (see above)
+    from serving_local.content_negotiation import client_accepts, request_media_type
+except ImportError:  # the stock app alone: bodies recognised by their first bytes, answers in JSON
+    client_accepts = request_media_type = None  # type: ignore[assignment]
 
 try:  # deployed as a folder: the shared feature code and the release contract travel beside this file
     from . import contract, feature_rows, prediction_log, schema
@@ -43,6 +60,9 @@ except ImportError:  # loaded as a single file, or imported from a checkout: the
     from asteroid import feature_rows, schema
     from asteroid.serving import contract, prediction_log
 
+# Every Arrow IPC stream message starts with this continuation marker; JSON text never does (not UTF-8).
+_ARROW_MARKER = b"\xff\xff\xff\xff"
+MODEL_METADATA = b"model"
 BATCH_KEY = "rows"
 # `"explain": true` beside the row's fields or the batch's rows: each answered row gets `EXPLANATION`, every
 # feature's contribution to the margin (log-odds) and the bias, which sum to the row's margin (XGBoost's
@@ -119,11 +139,17 @@ class Preprocess:
     def preprocess(
         self, body: Any, state: dict, collect_custom_statistics_fn: Callable[[dict], None] | None = None
     ) -> np.ndarray:
-        rows, state["batch"], state["explain"] = parse_body(body)
-        features = feature_rows.feature_matrix(feature_rows.validate_rows(rows))
+        if _is_arrow(body):
+            batch = read_arrow_batch(bytes(body))
+            features = feature_rows.feature_matrix(batch.sources)
+            state["batch"], state["explain"], state["arrow"] = True, batch.explain, _client_accepts_arrow()
+            state["neo_reference_ids"], state["close_approach_dates"] = batch.neo_reference_ids, batch.dates
+        else:
+            rows, state["batch"], state["explain"] = parse_body(body)
+            features = feature_rows.feature_matrix(feature_rows.validate_rows(rows))
+            state["neo_reference_ids"] = [_neo_reference_id(row) for row in rows]
+            state["close_approach_dates"] = [_close_approach_date(row) for row in rows]
         state["features"] = features
-        state["neo_reference_ids"] = [_neo_reference_id(row) for row in rows]
-        state["close_approach_dates"] = [_close_approach_date(row) for row in rows]
         if collect_custom_statistics_fn:
             state["reported_rows"] = _reported_rows(len(features))
             collect_custom_statistics_fn(_statistics(features[state["reported_rows"]], state["batch"]))
@@ -131,7 +157,7 @@ class Preprocess:
 
     def postprocess(
         self, data: Any, state: dict, collect_custom_statistics_fn: Callable[[dict], None] | None = None
-    ) -> dict:
+    ) -> Any:
         probabilities = np.asarray(data, dtype=np.float64).reshape(-1)
         threshold = self._predictor.threshold if self._predictor else schema.HAZARD_THRESHOLD
         values = probabilities.tolist()
@@ -140,17 +166,32 @@ class Preprocess:
             statistic = reported if state.get("batch") else reported[0]
             collect_custom_statistics_fn({contract.PROBABILITY: statistic})
         request_ids = prediction_log.new_request_ids(len(values))
+        model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
+        if state.get("arrow"):
+            hazardous = probabilities >= threshold
+            explanations = self._explanations(state)
+            self._log(state, model, values, hazardous.tolist(), request_ids)
+            return arrow_answer(request_ids, hazardous, probabilities, explanations, model)
         decisions = [value >= threshold for value in values]
         predictions = [
             {contract.REQUEST_ID: request_id, "hazardous": decision, contract.PROBABILITY: value}
             for request_id, decision, value in zip(request_ids, decisions, values, strict=True)
         ]
-        if state.get("explain") and self._predictor is not None:
-            for prediction, explanation in zip(
-                predictions, self._predictor.explain(state["features"]), strict=True
-            ):
+        explanations = self._explanations(state)
+        if explanations is not None:
+            for prediction, explanation in zip(predictions, explanations, strict=True):
                 prediction[EXPLANATION] = explanation
-        model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
+        self._log(state, model, values, decisions, request_ids)
+        if state.get("batch"):
+            return {"predictions": predictions, "model": model}
+        return {**predictions[0], "model": model}
+
+    def _explanations(self, state: dict) -> list[dict[str, Any]] | None:
+        if state.get("explain") and self._predictor is not None:
+            return self._predictor.explain(state["features"])
+        return None
+
+    def _log(self, state: dict, model: dict, values: list, decisions: list, request_ids: list) -> None:
         if "features" in state:
             PREDICTION_LOG.record(
                 prediction_log.Answered(
@@ -158,9 +199,6 @@ class Preprocess:
                     request_ids, state["neo_reference_ids"], state["close_approach_dates"],
                 )
             )  # fmt: skip
-        if state.get("batch"):
-            return {"predictions": predictions, "model": model}
-        return {**predictions[0], "model": model}
 
 
 def parse_body(body: Any) -> tuple[list, bool, bool]:
@@ -254,3 +292,158 @@ def _endpoint_url(endpoint: Any) -> str | None:
     url = str(getattr(endpoint, "serving_url", "") or "").strip("/")
     version = getattr(endpoint, "version", None)
     return f"{url}/{version}" if version else url
+
+
+# --- Arrow batches -------------------------------------------------------------------------------------
+
+
+def _is_arrow(body: Any) -> bool:
+    if not isinstance(body, (bytes, bytearray)):
+        return False
+    declared = request_media_type() if request_media_type else ""
+    return declared == contract.ARROW_STREAM or bytes(body[:4]) == _ARROW_MARKER
+
+
+def _client_accepts_arrow() -> bool:
+    return bool(client_accepts and client_accepts(contract.ARROW_STREAM))
+
+
+@dataclass(frozen=True)
+class ArrowBatch:
+    """A validated Arrow request: its source matrix and what the prediction log keeps of its rows."""
+
+    sources: np.ndarray
+    explain: bool
+    neo_reference_ids: list[int | None]
+    dates: list[str | None]
+
+
+def read_arrow_batch(raw: bytes) -> ArrowBatch:
+    """Read and validate an Arrow IPC stream body; `ValueError` naming the problem otherwise."""
+    table = _read_arrow_table(raw)
+    names = list(table.column_names)
+    columns = [_column_values(table.column(index)) for index in range(table.num_columns)]
+    sources = feature_rows.validate_columns(names, columns, table.num_rows)
+    return ArrowBatch(
+        sources,
+        _arrow_explain_flag(table.schema.metadata or {}),
+        _arrow_neo_reference_ids(table),
+        _arrow_dates(table),
+    )
+
+
+def _read_arrow_table(raw: bytes) -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise ValueError(
+            f"this server cannot read {contract.ARROW_STREAM} bodies: pyarrow is not installed"
+        ) from None
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
+        table.validate(full=True)  # offsets and lengths of untrusted buffers, before anything reads them
+    except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError) as exc:
+        raise ValueError(f"the request body is not a valid Arrow IPC stream: {exc}") from None
+    return table
+
+
+def _column_values(column: Any) -> feature_rows.ColumnValues:
+    """Numbers (float64) of an integer, floating-point or decimal column, else the column's Python values."""
+    import pyarrow as pa
+
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+        return feature_rows.ColumnValues(objects=lambda count: column.slice(0, count).to_pylist())
+    numbers = column.cast(pa.float64(), safe=False).to_numpy()
+    null = column.is_null().to_numpy() if column.null_count else None
+    return feature_rows.ColumnValues(numbers=numbers, null=null)
+
+
+def _arrow_explain_flag(metadata: dict[bytes, bytes]) -> bool:
+    value = metadata.get(EXPLAIN_KEY.encode(), b"false").strip().lower()
+    if value not in (b"true", b"false"):
+        raise ValueError(f"schema metadata {EXPLAIN_KEY!r} must be true or false, got {value[:20]!r}")
+    return value == b"true"
+
+
+def _arrow_column(table: Any, *names: str) -> Any | None:
+    """The first of these columns the table has (as a JSON row: NASA's name before the snake_case one)."""
+    return next((table.column(name) for name in names if name in table.column_names), None)
+
+
+def _arrow_neo_reference_ids(table: Any) -> list[int | None]:
+    """`_neo_reference_id` of every row, computed on the column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = _arrow_column(table, schema.GROUP, schema.GROUP_NAME)
+    if column is None:
+        return [None] * table.num_rows
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.int64()).to_pylist()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        trimmed = pc.utf8_trim_whitespace(column)
+        digits = pc.match_substring_regex(trimmed, r"^[0-9]+$")
+        return pc.if_else(digits, trimmed, pa.scalar(None, column.type)).cast(pa.int64()).to_pylist()
+    return [None] * table.num_rows
+
+
+def _arrow_dates(table: Any) -> list[str | None]:
+    """`_close_approach_date` of every row, computed on the column (a date or timestamp column too)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = _arrow_column(table, schema.DATE_COLUMN, schema.snake_case(schema.DATE_COLUMN))
+    if column is None:
+        return [None] * table.num_rows
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        column = column.cast(pa.string())
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return [None] * table.num_rows
+    dates = pc.utf8_slice_codeunits(column, 0, 10)
+    valid = pc.match_substring_regex(dates, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    return pc.if_else(valid, dates, pa.scalar(None, dates.type)).to_pylist()
+
+
+def arrow_answer(
+    request_ids: list[str],
+    hazardous: np.ndarray,
+    probabilities: np.ndarray,
+    explanations: list[dict[str, Any]] | None,
+    model: dict[str, Any],
+) -> Any:
+    """The answer as an Arrow IPC stream: one row per request row, the model in the schema metadata."""
+    import pyarrow as pa
+
+    columns = {
+        contract.REQUEST_ID: pa.array(request_ids, pa.string()),
+        "hazardous": pa.array(hazardous, pa.bool_()),
+        contract.PROBABILITY: pa.array(probabilities, pa.float64()),
+    }
+    if explanations is not None:
+        columns[EXPLANATION] = pa.array(explanations)
+    table = pa.table(columns, metadata={MODEL_METADATA: json.dumps(model).encode()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return _arrow_response(sink.getvalue().to_pybytes())
+
+
+def _arrow_response(body: bytes) -> Any:
+    """A response the stock app returns as it is (FastAPI passes a `Response` through)."""
+    return _arrow_answer_class()(body, headers={"Vary": "Accept"})
+
+
+@functools.cache
+def _arrow_answer_class() -> type:
+    from starlette.responses import Response
+
+    class ArrowAnswer(Response):
+        media_type = contract.ARROW_STREAM
+
+        def keys(self) -> tuple[()]:
+            """clearml-serving reads the answer's keys for the request/response fields an endpoint's metric
+            logging names: an Arrow answer has none."""
+            return ()
+
+    return ArrowAnswer

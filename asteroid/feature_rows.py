@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -24,8 +24,10 @@ import numpy as np
 
 from . import observation_rules, schema
 
-# Largest batch one request may carry; larger batches get a 422 naming the limit.
-MAX_BATCH_ROWS = 10_000
+# Largest batch one request may carry; larger batches get a 422 naming the limit. A JSON batch this large is
+# bounded first by the inference app's body limit (serving_local/request_limits.py); the Arrow path
+# (`validate_columns`) carries 100,000 rows of the model's features in about 9 MB.
+MAX_BATCH_ROWS = 100_000
 # How many problems one error message lists before it says how many more there are.
 MAX_REPORTED_PROBLEMS = 10
 
@@ -113,6 +115,13 @@ _RULES = observation_rules.NumberRules([_SPECS[name] for name in SOURCE_COLUMNS]
 _NUMBER_TYPES = frozenset({int, float})
 
 
+def _check_batch_size(rows: int) -> None:
+    if rows == 0:
+        raise ValueError("the batch is empty: send at least one row")
+    if rows > MAX_BATCH_ROWS:
+        raise ValueError(f"the batch has {rows} rows; at most {MAX_BATCH_ROWS} are allowed per request")
+
+
 def validate_rows(rows: Sequence[Any]) -> np.ndarray:
     """Validated request rows as a (rows × `SOURCE_COLUMNS`) float64 matrix.
 
@@ -125,10 +134,7 @@ def validate_rows(rows: Sequence[Any]) -> np.ndarray:
     disagrees with the others, a value that is not a number, NaN or infinity, a value outside its physical
     range, a minimum diameter above the maximum, an empty or oversized batch.
     """
-    if len(rows) == 0:
-        raise ValueError("the batch is empty: send at least one row")
-    if len(rows) > MAX_BATCH_ROWS:
-        raise ValueError(f"the batch has {len(rows)} rows; at most {MAX_BATCH_ROWS} are allowed per request")
+    _check_batch_size(len(rows))
     parsed = _fast_parse(rows) or _careful_parse(rows)
     problems = parsed.problems + _range_problems(parsed)
     problems += _computed_problems(parsed, {row for row, _ in problems})
@@ -146,6 +152,9 @@ class _Parsed:
     computed: list[tuple[int, str, Any]] = field(
         default_factory=list
     )  # (row, key, value) of computed features
+    # Problems counted but not written out: a columnar batch's problem of every row is written for the first
+    # rows only, as no message lists more (`_per_row`).
+    unlisted: int = 0
 
 
 _ORIGINAL_KEY_NAMES = tuple(_ORIGINAL_NAMES[name] for name in SOURCE_COLUMNS)
@@ -304,8 +313,181 @@ def _computed_problems(parsed: _Parsed, rows_with_problems: set[int]) -> list[tu
     return problems
 
 
-def _summarise(problems: list[tuple[int, str]]) -> str:
+# --- columnar batches (an Arrow table, read by the hook) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnValues:
+    """One column of a columnar batch: `numbers` (float64, NaN where `null`) when its type is numeric, else
+    `objects(n)`, which returns its first n values as the Python objects a JSON row would hold (read only when
+    the column is one the model uses, and only as far as messages need)."""
+
+    numbers: np.ndarray | None = None
+    null: np.ndarray | None = None
+    objects: Callable[[int], Sequence[Any]] | None = None
+
+    def first_objects(self, count: int) -> Sequence[Any]:
+        return self.objects(count) if self.objects else [None] * count
+
+
+def validate_columns(names: Sequence[str], columns: Sequence[ColumnValues], rows: int) -> np.ndarray:
+    """`validate_rows` for a columnar batch (column `names[i]` holds `columns[i]`): the same rules and, for
+    the same rows, the same messages in the same order, column by column instead of row by row (a valid
+    batch costs no Python work per row)."""
+    _check_batch_size(rows)
+    if len(names) != len(columns):
+        raise ValueError(f"{len(names)} column names for {len(columns)} columns")
+    careful = not _fast_columns(names, columns)
+    matrix = np.full((rows, len(SOURCE_COLUMNS)), np.nan)
+    parsed = _Parsed(matrix, [], reported=np.zeros(matrix.shape, dtype=bool) if careful else None)
+    given, computed = _given_columns(names, parsed)
+    keys = tuple(_fill_column(column, name, given, columns, parsed, careful) for column, name in
+                 enumerate(SOURCE_COLUMNS))  # fmt: skip
+    parsed.keys = [keys] * rows
+    problems = parsed.problems + _range_problems(parsed)
+    problems += _computed_column_problems(parsed, computed, columns, {row for row, _ in problems})
+    if problems:
+        raise ValueError(_summarise(problems, parsed.unlisted))
+    return matrix
+
+
+def _fast_columns(names: Sequence[str], columns: Sequence[ColumnValues]) -> bool:
+    """Whether `_fast_parse` would take the JSON rows these columns hold: one of the two common key sets,
+    numbers only (no nulls) in the columns it reads."""
+    keys = set(names)
+    if len(keys) != len(names):
+        return False
+    if keys <= _ORIGINAL_KEYS and keys >= _ORIGINAL_NEEDED:
+        used = set(_ORIGINAL_KEY_NAMES)
+    elif keys == _FEATURE_KEYS:
+        used = set(_FEATURE_KEY_NAMES)
+    else:
+        return False
+    return all(
+        values.numbers is not None and (values.null is None or not values.null.any())
+        for name, values in zip(names, columns, strict=True)
+        if name in used
+    )
+
+
+def _per_row(parsed: _Parsed, text: Callable[[int], str]) -> list[tuple[int, str]]:
+    """A problem of every row, written for the first `MAX_REPORTED_PROBLEMS` rows: with one in every row, the
+    message (the first problems in row order) never reaches a later row, so those are only counted. Without
+    this cap a small stream of many empty columns would cost a string per row and column."""
+    rows = len(parsed.matrix)
+    listed = min(rows, MAX_REPORTED_PROBLEMS)
+    parsed.unlisted += rows - listed
+    return [(row, text(row)) for row in range(listed)]
+
+
+def _given_columns(
+    names: Sequence[str], parsed: _Parsed
+) -> tuple[dict[str, tuple[str, int]], list[tuple[str, int]]]:
+    """Source column -> (key, position) of the column carrying it, and the computed features' columns;
+    every row's problems with the names themselves, in the order `_parse_row` finds them."""
+    given: dict[str, tuple[str, int]] = {}
+    computed: list[tuple[str, int]] = []
+    problems = parsed.problems
+    for position, key in enumerate(names):
+        name = _ALIASES.get(key)
+        if key in schema.COMPUTED_FEATURES:
+            computed.append((key, position))
+        elif name is None:
+            problems += _per_row(parsed, lambda row, key=key: f"row {row}: unknown field {key!r}")
+        elif name in given:
+            first = given[name][0]
+            problems += _per_row(
+                parsed,
+                lambda row, n=name, a=first, b=key: (
+                    f"row {row}: field {n!r} is given twice ({a!r} and {b!r})"
+                ),
+            )
+        else:
+            given[name] = (key, position)
+    for derived, (low_index, high_index) in _DERIVED_INDEX.items():
+        low, high = SOURCE_COLUMNS[low_index], SOURCE_COLUMNS[high_index]
+        if derived in given and (low in given or high in given):
+            text = f"give either {derived!r} or {low!r} and {high!r}, not both"
+            problems += _per_row(parsed, lambda row, text=text: f"row {row}: {text}")
+        elif derived in given:
+            given[low] = given[high] = given[derived]
+    return given, computed
+
+
+def _fill_column(
+    column: int,
+    name: str,
+    given: dict[str, tuple[str, int]],
+    columns: Sequence[ColumnValues],
+    parsed: _Parsed,
+    careful: bool,
+) -> str:
+    """Put one source column into `parsed.matrix`, recording what `_parse_row` would of its cells; returns
+    the key that carried it."""
+    rows = len(parsed.matrix)
+    if name not in given:
+        original = _ORIGINAL_NAMES[name]
+        text = f"field {original!r} {observation_rules.MISSING} (or {name!r})"
+        parsed.problems.extend(_per_row(parsed, lambda row: f"row {row}: {text}"))
+        parsed.reported[:, column] = True
+        return name
+    key, position = given[name]
+    values = columns[position]
+    if values.numbers is None:
+        objects = values.first_objects(min(rows, MAX_REPORTED_PROBLEMS))
+        parsed.problems.extend(
+            _per_row(parsed, lambda row: f"row {row}: field {key!r} {_as_number(objects[row])[1]}")
+        )
+        parsed.reported[:, column] = True
+        return key
+    parsed.matrix[:, column] = values.numbers
+    if not careful:
+        return key
+    null = values.null if values.null is not None else np.zeros(rows, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bad = null | ~np.isfinite(values.numbers)
+    for row in np.flatnonzero(bad).tolist():
+        value = None if null[row] else float(values.numbers[row])
+        parsed.problems.append((row, f"row {row}: field {key!r} {_as_number(value)[1]}"))
+    parsed.reported[bad, column] = True
+    return key
+
+
+def _computed_column_problems(
+    parsed: _Parsed, computed: list[tuple[str, int]], columns: Sequence[ColumnValues], skipped: set[int]
+) -> list[tuple[int, str]]:
+    """`_computed_problems` for computed-feature columns: only rows without other problems are checked."""
+    if not computed or parsed.unlisted:  # unlisted problems: every row has one
+        return []
+    rows = len(parsed.matrix)
+    checked = np.ones(rows, dtype=bool)
+    checked[list(skipped)] = False
+    with np.errstate(invalid="ignore"):
+        features = feature_matrix(parsed.matrix)
+    problems: list[tuple[int, str]] = []
+    for key, position in computed:
+        values = columns[position]
+        expected = features[:, schema.FEATURES.index(key)]
+        if values.numbers is None:  # a problem in every checked row: the first ones written (see `_per_row`)
+            listed = np.flatnonzero(checked)[:MAX_REPORTED_PROBLEMS].tolist()
+            parsed.unlisted += int(checked.sum()) - len(listed)
+            objects = values.first_objects(listed[-1] + 1 if listed else 0)
+            problems += [(row, f"row {row}: field {key!r} {_as_number(objects[row])[1]}") for row in listed]
+            continue
+        null = values.null if values.null is not None else np.zeros(rows, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            wrong = checked & (null | ~np.isfinite(values.numbers) | (values.numbers != expected))
+        for row in np.flatnonzero(wrong).tolist():
+            number = None if null[row] else float(values.numbers[row])
+            problem = _as_number(number)[1]
+            text = (f"{problem}" if problem else f"is {number:g}, but the row's other fields give "
+                    f"{expected[row]:g} (the hook computes it; leave it out)")  # fmt: skip
+            problems.append((row, f"row {row}: field {key!r} {text}"))
+    return problems
+
+
+def _summarise(problems: list[tuple[int, str]], unlisted: int = 0) -> str:
     texts = [text for _, text in sorted(problems, key=lambda item: item[0])]
     shown = "; ".join(texts[:MAX_REPORTED_PROBLEMS])
-    more = len(texts) - MAX_REPORTED_PROBLEMS
+    more = len(texts) + unlisted - MAX_REPORTED_PROBLEMS
     return f"invalid input: {shown}" + (f"; and {more} more problem(s)" if more > 0 else "")

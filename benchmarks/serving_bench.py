@@ -1,25 +1,26 @@
-"""Serving benchmark: the same load, in one run, on the same local stack, against hooks of one model:
+"""Serving benchmark (issue 21, item 4): in one run, one model, one local stack (`serving_local`: Tansu
+broker, stock statistics controller, stock inference app behind the project's wrapper) against a fresh
+embedded ClearML backend, all on free ports, statistics travelling the Kafka path as in production:
 
-- `numpy`  — the project's hook (`preprocess_serving.py`, deployed as `make serve` deploys it): validation,
-  the shared feature code, `Booster.inplace_predict` through the hook's `load()`;
-- `dmatrix` — the same hook returning a `DMatrix` to the `xgboost` engine's stock `Booster.predict`;
-- `numpy_nolog` — the project's hook without the prediction log (every answered row published to the broker by
-  a background thread in the others: asteroid/serving/prediction_log.py), its cost side by side;
-- `pandas` — a hook built like the original example's: a pandas DataFrame per request, no validation;
-- `numpy_full` — the project's hook with statistics for every request, measured last and at the single-row
-  rates only.
+(a) single rows (NASA's 40 columns, as the original example's client posts them): req/s flat out and p50/p99
+    at 100 and 500 req/s offered, for the project's hook (`preprocess_serving.py`, deployed as `make serve`
+    deploys it) and a hook built like the original example's (benchmarks/hooks/pandas_hook.py), with one
+    inference worker and with the stack's default workers;
+(b) batches of 100, 1,000, 10,000 and 100,000 rows (the model's feature names) as JSON and as an Arrow IPC
+    stream answered in Arrow, in rows/s, against `Booster.inplace_predict` on the same rows in this process
+    (the limit);
+(c) answers per second over a minute at a steady 500 req/s, with the project's statistics sender and with
+    clearml-serving's own (`STOCK_SENDER_ENV=1`);
+(d) the cost of the prediction log (`contract.PREDICTION_LOG_ENV=off` against on) and of explanations
+    (`"explain": true` against none);
 
-The first three collect statistics for 10 % of the requests (`metrics add --log-freq 0.1`): clearml-serving's
-sender serializes everything queued in the last 10 s in one go, and with every request reported it falls
-behind above a few hundred requests/s and stalls the worker it shares — a backlog that would spill into
-whatever is measured next, so `numpy_full` goes last.
+then the ratios against the aims of item 5. Every endpoint reports statistics for the fraction of requests
+`make serve` configures (`global_config.SERVING_METRIC_LOG_FREQ`). The load generator is open loop
+(asteroid/serving/load.py): at an offered rate a request's latency counts from when it was due. The stack is
+restarted for each setting that only a process environment can change (workers, sender, prediction log).
 
-Single-row requests at fixed offered rates and flat out (p50/p99 latency), then batches of 1–1,000 rows
-(rows/s). The stack is the local one (`serving_local`: Tansu broker, stock statistics controller, stock
-inference app with one worker) against a fresh embedded ClearML backend, all on free ports; statistics travel
-the Kafka path as in production.
-
-    python benchmarks/serving_bench.py [--seconds 8]
+    python benchmarks/serving_bench.py [--seconds 8] [--steady-seconds 60] [--json out.json]
+    python benchmarks/serving_bench.py --quick      # seconds: a smoke run of every part, figures meaningless
 """
 
 from __future__ import annotations
@@ -27,23 +28,56 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_common import machine
+
 HOOKS = Path(__file__).resolve().parent / "hooks"
+PROJECT, PANDAS = "asteroid", "pandas"
 RATES = (100, 500)
-BATCHES = (1, 10, 100, 1000)
-ENDPOINTS = ("numpy", "numpy_nolog", "dmatrix", "pandas")
-FULL = "numpy_full"  # the project's hook with statistics for every request
-BENCH_LOG_FREQ = 0.1
+BATCH_SIZES = (100, 1_000, 10_000, 100_000)
+STEADY_RATE = 500
+# serving_local/inference_app.py's switch back to clearml-serving's own statistics sender ("1"); the
+# project's sender (third_party_patches.py) is on without it.
+STOCK_SENDER_ENV = "SERVING_LOCAL_STOCK_STATISTICS_SENDER"
+# A JSON batch of 100,000 rows is about 25 MB; the stack's default body limit is 16 MB.
+BENCH_MAX_BODY_BYTES = 256 << 20
+SINGLE_ROW_BODIES = 2_000
+# A 100,000-row JSON batch takes seconds to parse (far more on a busy machine): no client timeout cuts it off.
+BATCH_TIMEOUT_S = 600.0
+# Aims of issue 21, item 5.
+AIM_SINGLE_ROW_RATIO = 10.0
+AIM_P99_MS = 10.0
+AIM_WORST_SECOND = 0.8
+AIM_ARROW_OF_LIMIT = 0.2
+AIM_ARROW_OVER_JSON = 10.0
+AIM_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: float
+    steady_seconds: int
+    batch_sizes: tuple[int, ...]
+    workers: int = 0  # the "default workers" setting; 0: the stack's default
+
+
+FULL = Settings(seconds=8.0, steady_seconds=60, batch_sizes=BATCH_SIZES)
+QUICK = Settings(seconds=1.0, steady_seconds=3, batch_sizes=(100, 1_000))
 
 
 def free_port() -> int:
@@ -66,6 +100,13 @@ def start_backend(work: Path, env: dict[str, str]) -> dict[str, str]:
     return {**env, "CLEARML_CONFIG_FILE": str(data / "clearml.conf")}
 
 
+def default_workers() -> int:
+    """The stack's default number of inference workers (`StackConfig.workers`)."""
+    from serving_local.config import StackConfig
+
+    return StackConfig(data_dir=Path(".")).workers
+
+
 def train_model(work: Path) -> tuple[Path, list[dict[str, Any]], str, dict[str, list[float]]]:
     """A model trained as the pipeline trains it, on NASA's table when present, else sample data."""
     import pandas as pd
@@ -86,35 +127,18 @@ def train_model(work: Path) -> tuple[Path, list[dict[str, Any]], str, dict[str, 
     return path, records, what, feature_stats.bucket_edges(split.train.features)
 
 
-def hook_folders(work: Path) -> dict[str, Path]:
-    from asteroid.serving.hook_package import build_hook_folder
-
-    numpy_hook = build_hook_folder(work / "hook_numpy")
-    dmatrix_hook = build_hook_folder(work / "hook_dmatrix")
-    (dmatrix_hook / "__init__.py").rename(dmatrix_hook / "hook.py")
-    shutil.copyfile(HOOKS / "dmatrix_init.py", dmatrix_hook / "__init__.py")
-    nolog_hook = build_hook_folder(work / "hook_nolog")
-    (nolog_hook / "__init__.py").rename(nolog_hook / "hook.py")
-    shutil.copyfile(HOOKS / "nolog_init.py", nolog_hook / "__init__.py")
-    return {
-        "numpy": numpy_hook,
-        "numpy_nolog": nolog_hook,
-        "dmatrix": dmatrix_hook,
-        "pandas": HOOKS / "pandas_hook.py",
-        FULL: numpy_hook,
-    }
-
-
-def deploy(model_path: Path, hooks: dict[str, Path], edges: dict[str, list[float]]) -> str:
-    """A clearml-serving service with one static endpoint per hook, all serving the same model, each with the
-    feature and probability histograms `make serve` configures."""
+def deploy(model_path: Path, work: Path, edges: dict[str, list[float]]) -> str:
+    """A clearml-serving service with one static endpoint per hook, both serving the same model, each with
+    the feature and probability histograms `make serve` configures."""
     from clearml import OutputModel, Task
     from clearml_serving.serving.endpoints import ModelEndpoint
     from clearml_serving.serving.model_request_processor import ModelRequestProcessor
 
     from asteroid.serving.contract import from_feature_spec
     from asteroid.serving.deploy import metric_logging
+    from asteroid.serving.hook_package import build_hook_folder
 
+    hooks = {PROJECT: build_hook_folder(work / "hook"), PANDAS: HOOKS / "pandas_hook.py"}
     release = from_feature_spec({"bucket_edges": edges})
     processor = ModelRequestProcessor(force_create=True, name="serving bench", project="benchmarks")
     service = Task.get_task(task_id=processor.get_id())
@@ -124,128 +148,526 @@ def deploy(model_path: Path, hooks: dict[str, Path], edges: dict[str, list[float
     for name, hook in hooks.items():
         endpoint = ModelEndpoint(engine_type="xgboost", serving_url=name, model_id=model.id)
         processor.add_endpoint(endpoint, preprocess_code=str(hook))
-        frequency = 1.0 if name == FULL else BENCH_LOG_FREQ
-        processor.add_metric_logging(metric_logging(name, release, frequency))
+        processor.add_metric_logging(metric_logging(name, release))
     processor.serialize()
     return str(processor.get_id())
 
 
-def bodies(records: list[dict[str, Any]], batch: int, count: int) -> list[bytes]:
-    from asteroid.serving.traffic import request_bodies
+@contextmanager
+def stack(service_id: str, work: Path, env: dict[str, str], workers: int, **extra_env: str) -> Iterator[str]:
+    """The local stack with this many inference workers and these variables; yields its /serve URL."""
+    data = ["--data-dir", str(work / "stack")]
+    port = free_port()
+    ports = ["--port", str(port), "--metrics-port", str(free_port()), "--broker-port", str(free_port())]
+    stack_env = {**env, "SERVING_LOCAL_MAX_BODY_BYTES": str(BENCH_MAX_BODY_BYTES), **extra_env}
+    run(
+        sys.executable,
+        "-m",
+        "serving_local",
+        "start",
+        "--service-id",
+        service_id,
+        *data,
+        *ports,
+        "--workers",
+        str(workers),
+        "--monitoring",
+        "off",
+        env=stack_env,
+    )
+    STACK_PIDS.clear()
+    STACK_PIDS.update(running_stack_pids(work))
+    try:
+        serve_url = f"http://127.0.0.1:{port}/serve"
+        for name in (PROJECT, PANDAS):  # the first request loads code and model (in every worker)
+            load(f"{serve_url}/{name}", [json.dumps(WARM_UP_ROW).encode()], count=20 * workers, concurrency=2)
+        yield serve_url
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "serving_local", "stop", *data],
+            env=stack_env,
+            capture_output=True,
+            check=False,
+        )
+        STACK_PIDS.clear()
 
-    return request_bodies(records, batch, count, seed=batch)
+
+WARM_UP_ROW: dict[str, Any] = {}
+STACK_PIDS: dict[str, int] = {}  # part of the running stack -> its pid (its workers are its children)
+CLIENT = "client"
+HOOK_STAGES = ("parse JSON", "preprocess", "predict", "postprocess", "encode JSON")
+
+
+def running_stack_pids(work: Path) -> dict[str, int]:
+    from serving_local.config import StackConfig
+
+    return dict(json.loads(StackConfig(data_dir=work / "stack").state_path.read_text())["pids"])
+
+
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) of every process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of each part of the stack (with its children) and of this process (the load
+    generator): where a measurement's time went."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+
+    def tree(pid: int) -> float:
+        return table.get(pid, (0, 0.0))[1] + sum(tree(child) for child in children.get(pid, []))
+
+    times = os.times()
+    return {**{name: tree(pid) for name, pid in STACK_PIDS.items()}, CLIENT: times.user + times.system}
 
 
 def load(url: str, payloads: list[bytes], **options: Any) -> dict[str, Any]:
+    """One measurement; every request must succeed. The answers per second and the CPU milliseconds per
+    request of each part of the stack and of the load generator come along."""
     from asteroid.serving.load import run_load
 
+    before = cpu_seconds()
     result = run_load(url, payloads, **options)
-    if result.statuses.get(200, 0) != result.requests:
-        raise SystemExit(f"{url}: not every request succeeded: {dict(result.statuses)} {result.first_error}")
-    return result.as_dict()
-
-
-def measure(serve_url: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    """Each measurement runs for every hook in turn before the next one starts (side by side, same minute)."""
-    singles = bodies(records, 1, 2000)
-    urls = {name: f"{serve_url}/{name}" for name in (*ENDPOINTS, FULL)}
-    for url in urls.values():
-        load(url, singles[:200], concurrency=2, count=200)  # warm-up: the first request loads code and model
-    measurements: dict[str, tuple[list[bytes], dict[str, Any]]] = {
-        **{f"rate_{rate}": (singles, {"rate": rate, "concurrency": 8}) for rate in RATES},
-        "flat_out": (singles, {"concurrency": 4}),
-        **{
-            f"batch_{batch}": (
-                bodies(records, batch, max(20, 2000 // batch)),
-                {"rows_per_request": batch, "concurrency": 2},
-            )
-            for batch in BATCHES
-        },
+    after = cpu_seconds()
+    cpu = {name: round((after[name] - before[name]) * 1000 / max(result.requests, 1), 3) for name in after}
+    measured = {
+        **result.as_dict(),
+        "answers_per_second": result.answers_per_second(),
+        "cpu_ms_per_request": cpu,
     }
-    results: dict[str, Any] = {name: {} for name in urls}
-    for key, (payloads, options) in measurements.items():
-        for name in ENDPOINTS:
-            results[name][key] = load(urls[name], payloads, duration=seconds, **options)
+    if result.statuses.get(200, 0) != result.requests:  # kept, and listed under the tables
+        measured["failed"] = f"{url}: {dict(result.statuses)} {result.first_error}"
+        print(f"    not every request succeeded: {measured['failed']}", file=sys.stderr, flush=True)
+    return measured
+
+
+def failures(results: Any) -> list[str]:
+    """The `failed` notes of every measurement in the results."""
+    if isinstance(results, dict):
+        own = [results["failed"]] if "failed" in results else []
+        return own + [note for value in results.values() for note in failures(value)]
+    return []
+
+
+# --- request bodies ----------------------------------------------------------------------------------
+
+
+def single_rows(records: list[dict[str, Any]], count: int, explain: bool = False) -> list[bytes]:
+    rng = np.random.default_rng(1)
+    extra = {"explain": True} if explain else {}
+    return [json.dumps({**records[i], **extra}).encode() for i in rng.integers(0, len(records), size=count)]
+
+
+def feature_matrix(records: list[dict[str, Any]], rows: int, seed: int) -> np.ndarray:
+    """`rows` rows drawn from the records as the model's feature matrix (schema.FEATURES order)."""
+    from asteroid import feature_rows
+
+    rng = np.random.default_rng(seed)
+    picked = [records[i] for i in rng.integers(0, len(records), size=rows)]
+    return feature_rows.feature_matrix(feature_rows.validate_rows(picked))
+
+
+def json_batch(matrix: np.ndarray, explain: bool = False) -> bytes:
+    """The rows under the model's input feature names, as `{"rows": [...]}`."""
+    from asteroid import schema
+
+    names = [schema.FEATURES.index(name) for name in schema.INPUT_FEATURES]
+    rows = [dict(zip(schema.INPUT_FEATURES, row, strict=True)) for row in matrix[:, names].tolist()]
+    return json.dumps({"rows": rows, **({"explain": True} if explain else {})}).encode()
+
+
+def arrow_batch(matrix: np.ndarray, explain: bool = False) -> bytes:
+    """The same rows as an Arrow IPC stream, one float64 column per input feature."""
+    import pyarrow as pa
+
+    from asteroid import schema
+    from asteroid.serving.traffic import arrow_ipc
+
+    columns = {name: matrix[:, schema.FEATURES.index(name)] for name in schema.INPUT_FEATURES}
+    return arrow_ipc(pa.table(columns, metadata={"explain": "true"} if explain else None))
+
+
+def batch_matrices(records: list[dict[str, Any]], sizes: tuple[int, ...]) -> dict[int, list[np.ndarray]]:
+    """Per batch size, a few distinct batches (fewer for the large ones: each is megabytes of JSON)."""
+    return {
+        size: [feature_matrix(records, size, seed) for seed in range(max(2, min(8, 20_000 // size)))]
+        for size in sizes
+    }
+
+
+# --- measurements ------------------------------------------------------------------------------------
+
+
+def measure_single_rows(serve_url: str, singles: list[bytes], seconds: float) -> dict[str, Any]:
+    """Flat out and at each offered rate, each hook in turn before the next measurement (side by side)."""
+    measurements = {
+        "flat_out": {"concurrency": 4},
+        **{f"rate_{rate}": {"rate": rate, "concurrency": 16} for rate in RATES},
+    }
+    results: dict[str, Any] = {PROJECT: {}, PANDAS: {}}
+    for key, options in measurements.items():
+        for hook in (PROJECT, PANDAS):
+            results[hook][key] = load(f"{serve_url}/{hook}", singles, duration=seconds, **options)
         print(
-            f"  {key}: "
-            + ", ".join(f"{n} {results[n][key]['requests_per_second']} req/s" for n in ENDPOINTS),
+            f"    {key}: "
+            + ", ".join(
+                f"{hook} {results[hook][key]['requests_per_second']} req/s, p99 "
+                f"{results[hook][key]['latency_ms']['p99']} ms"
+                for hook in (PROJECT, PANDAS)
+            ),
             flush=True,
         )
-    for key in (*(f"rate_{rate}" for rate in RATES), "flat_out"):
-        payloads, options = measurements[key]
-        results[FULL][key] = load(urls[FULL], payloads, duration=seconds, **options)
     return results
 
 
-def report(results: dict[str, Any], what: str, seconds: float) -> None:
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\nServing benchmark — {machine}, {time.strftime('%Y-%m-%d')}; {what}; "
-          f"{seconds:g} s per measurement; one inference worker\n")  # fmt: skip
-    singles = (*ENDPOINTS, FULL)
-    print("| single row | " + " | ".join(singles) + " |")
-    print("| --- |" + " --- |" * len(singles))
-    for key in (*(f"rate_{rate}" for rate in RATES), "flat_out"):
-        label = "flat out" if key == "flat_out" else f"{key[5:]} req/s offered"
-        cells = []
-        for name in singles:
-            r = results[name][key]
-            cells.append(f"{r['requests_per_second']:.0f} req/s, p50 {r['latency_ms']['p50']:.2f} ms, "
-                         f"p99 {r['latency_ms']['p99']:.2f} ms")  # fmt: skip
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print("\n| rows per request | " + " | ".join(f"{name} rows/s" for name in ENDPOINTS) + " |")
-    print("| --- |" + " --- |" * len(ENDPOINTS))
-    for batch in BATCHES:
-        cells = [f"{results[name][f'batch_{batch}']['rows_per_second']:,.0f}" for name in ENDPOINTS]
-        print(f"| {batch} | " + " | ".join(cells) + " |")
-    flat = {name: results[name]["flat_out"]["requests_per_second"] for name in ENDPOINTS}
-    best_rows = max(results["numpy"][f"batch_{b}"]["rows_per_second"] for b in BATCHES)
-    print(f"\nsingle-row req/s: numpy / pandas = {flat['numpy'] / flat['pandas']:.2f}x (aim >= 3x), "
-          f"dmatrix / pandas = {flat['dmatrix'] / flat['pandas']:.2f}x")  # fmt: skip
-    p99 = results["numpy"]["rate_500"]["latency_ms"]["p99"]
-    full = results[FULL]["rate_500"]["latency_ms"]["p99"]
-    print(f"p99 at 500 req/s offered with statistics for every request: {full:.2f} ms")
-    print(f"numpy hook p99 at 500 req/s offered: {p99:.2f} ms (aim <= 10 ms); "
-          f"best batch throughput {best_rows:,.0f} rows/s (aim >= 100,000)")  # fmt: skip
+def measure_batches(serve_url: str, matrices: dict[int, list[np.ndarray]], seconds: float) -> dict[str, Any]:
+    from asteroid.serving import contract
+
+    url = f"{serve_url}/{PROJECT}"
+    results: dict[str, Any] = {}
+    for size, batches in matrices.items():
+        options = {
+            "rows_per_request": size,
+            "concurrency": 2,
+            "duration": seconds,
+            "timeout": BATCH_TIMEOUT_S,
+        }
+        json_result = load(url, [json_batch(m) for m in batches], **options)
+        arrow_result = load(
+            url,
+            [arrow_batch(m) for m in batches],
+            content_type=contract.ARROW_STREAM,
+            accept=contract.ARROW_STREAM,
+            **options,
+        )
+        results[str(size)] = {"json": json_result, "arrow": arrow_result}
+        print(
+            f"    {size} rows: JSON {json_result['rows_per_second']:,.0f} rows/s, "
+            f"Arrow {arrow_result['rows_per_second']:,.0f} rows/s",
+            flush=True,
+        )
+    return results
+
+
+def inplace_predict_limit(model_path: Path, matrices: dict[int, list[np.ndarray]]) -> dict[str, float]:
+    """Rows/s of `Booster.inplace_predict` on the same rows in this process, one thread as the hook."""
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(str(model_path))
+    booster.set_param({"nthread": 1})
+    limits = {}
+    for size, batches in matrices.items():
+        inputs = [m.astype(np.float32) for m in batches]
+        rows, began = 0, time.perf_counter()
+        while time.perf_counter() - began < 0.5 or rows < 3 * size:
+            booster.inplace_predict(inputs[rows // size % len(inputs)])
+            rows += size
+        limits[str(size)] = rows / (time.perf_counter() - began)
+    return limits
+
+
+def measure_steady(serve_url: str, singles: list[bytes], seconds: int) -> dict[str, Any]:
+    result = load(f"{serve_url}/{PROJECT}", singles, rate=STEADY_RATE, concurrency=32, duration=seconds)
+    per_second = result["answers_per_second"]
+    mean = float(np.mean(per_second)) if per_second else 0.0
+    worst = min(per_second) if per_second else 0
+    print(f"    {STEADY_RATE} req/s for {seconds} s: mean {mean:.0f}/s, worst second {worst}", flush=True)
+    return {**result, "mean_per_second": mean, "worst_second": worst}
+
+
+def measure_costs(serve_url: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches, with and without
+    explanations (the prediction log's setting is the stack's)."""
+    from asteroid.serving import contract
+
+    url = f"{serve_url}/{PROJECT}"
+    batch = [feature_matrix(records, 1_000, seed) for seed in range(4)]
+    results = {}
+    for explain in (False, True):
+        singles = single_rows(records, SINGLE_ROW_BODIES, explain)
+        results["explain" if explain else "plain"] = {
+            "flat_out": load(url, singles, concurrency=4, duration=seconds),
+            "rate_500": load(url, singles, rate=500, concurrency=16, duration=seconds),
+            "batch_1000": load(
+                url,
+                [json_batch(m, explain) for m in batch],
+                rows_per_request=1_000,
+                concurrency=2,
+                duration=seconds,
+            ),
+            "arrow_1000": load(
+                url,
+                [arrow_batch(m, explain) for m in batch],
+                rows_per_request=1_000,
+                concurrency=2,
+                duration=seconds,
+                content_type=contract.ARROW_STREAM,
+                accept=contract.ARROW_STREAM,
+            ),
+        }
+    return results
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def measure(
+    service_id: str,
+    work: Path,
+    env: dict[str, str],
+    records: list[dict[str, Any]],
+    model_path: Path,
+    settings: Settings,
+) -> dict[str, Any]:
+    from asteroid.serving import contract
+
+    singles = single_rows(records, SINGLE_ROW_BODIES)
+    WARM_UP_ROW.update(records[0])
+    workers = settings.workers or default_workers()
+    results: dict[str, Any] = {"default_workers": workers, "single_row": {}}
+    matrices = batch_matrices(records, settings.batch_sizes)
+    results["limit"] = inplace_predict_limit(model_path, matrices)
+    for count in sorted({1, workers}):
+        print(f"  (a) single rows, {count} worker(s)", flush=True)
+        with stack(service_id, work, env, count) as serve_url:
+            if count == workers:  # first: no statistics backlog of larger requests yet
+                print("  (c) steady rate, the project's statistics sender", flush=True)
+                results["steady_project_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
+            results["single_row"][str(count)] = measure_single_rows(serve_url, singles, settings.seconds)
+            if count == workers:
+                print(f"  (b) batches, {count} worker(s)", flush=True)
+                results["batches"] = measure_batches(serve_url, matrices, settings.seconds)
+                print("  (d) explanations and the prediction log on", flush=True)
+                results["log_on"] = measure_costs(serve_url, records, settings.seconds)
+    print("  (c) steady rate, clearml-serving's statistics sender", flush=True)
+    with stack(service_id, work, env, workers, **{STOCK_SENDER_ENV: "1"}) as serve_url:
+        results["steady_stock_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
+    print("  (d) the prediction log off", flush=True)
+    with stack(service_id, work, env, workers, **{contract.PREDICTION_LOG_ENV: "off"}) as serve_url:
+        results["log_off"] = measure_costs(serve_url, records, settings.seconds)
+    return results
+
+
+def hook_stages(model_path: Path, records: list[dict[str, Any]], sizes: tuple[int, ...]) -> dict[str, Any]:
+    """Where a request's time goes inside the process, the hook run in this process as the stock app runs it
+    (preprocess, the engine's predict, postprocess), beside the JSON parse FastAPI does before the hook and
+    the encoding of its answer after: milliseconds per request, median of repeats."""
+    import preprocess_serving
+
+    hook = preprocess_serving.Preprocess()
+    predictor = hook.load(str(model_path))
+    cases = {"1 row, JSON": (json.dumps(records[0]).encode(), False)}
+    for size in sizes:
+        matrix = feature_matrix(records, size, 99)
+        cases[f"{size:,} rows, JSON"] = (json_batch(matrix), False)
+        cases[f"{size:,} rows, Arrow"] = (arrow_batch(matrix), True)
+    stages: dict[str, Any] = {}
+    for name, (body, arrow) in cases.items():
+        timings: dict[str, list[float]] = {stage: [] for stage in HOOK_STAGES}
+        for _ in range(max(3, min(50, 20_000 // max(1, len(body) // 200)))):
+            state: dict[str, Any] = {}
+            began = time.perf_counter()
+            parsed = body if arrow else json.loads(body)
+            parsed_at = time.perf_counter()
+            features = hook.preprocess(parsed, state, None)
+            preprocessed_at = time.perf_counter()
+            probabilities = predictor.predict(features)
+            predicted_at = time.perf_counter()
+            answer = hook.postprocess(probabilities, state, None)
+            answered_at = time.perf_counter()
+            if not arrow:
+                json.dumps(answer)
+            for stage, seconds in zip(
+                timings,
+                np.diff([began, parsed_at, preprocessed_at, predicted_at, answered_at, time.perf_counter()]),
+                strict=True,
+            ):
+                timings[stage].append(seconds * 1000)
+        stages[name] = {stage: round(float(np.median(values)), 3) for stage, values in timings.items()}
+    return stages
+
+
+def _p(result: dict[str, Any], q: str = "p99") -> float:
+    return float(result["latency_ms"][q] or 0.0)
+
+
+def _cpu(result: dict[str, Any]) -> str:
+    """CPU ms per request of inference / statistics / broker / client."""
+    cpu = result.get("cpu_ms_per_request", {})
+    return " / ".join(f"{cpu.get(name, 0.0):.2f}" for name in ("inference", "statistics", "broker", CLIENT))
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def report(results: dict[str, Any], what: str, settings: Settings) -> None:
+    workers = results["default_workers"]
+    print(
+        f"\nServing benchmark — {machine()}; {what}; {settings.seconds:g} s per measurement; "
+        f"default inference workers: {workers}\n"
+    )
+    print(
+        "(a) single rows (NASA's 40 columns); CPU ms per request flat out: inference / statistics / broker / "
+        "client\n| hook | workers | flat out | 100 req/s offered: p50 / p99 | 500 req/s offered: p50 / p99 | "
+        "CPU |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for count, hooks in results["single_row"].items():
+        for hook, measured in hooks.items():
+            rates = " | ".join(
+                f"{_p(measured[f'rate_{r}'], 'p50'):.2f} / {_p(measured[f'rate_{r}']):.2f} ms" for r in RATES
+            )
+            flat = measured["flat_out"]
+            print(f"| {hook} | {count} | {flat['requests_per_second']:,.0f} req/s | {rates} | {_cpu(flat)} |")
+    print(
+        "\n(b) batches (the model's feature names); CPU ms per request as in (a)\n| rows per request | JSON "
+        "rows/s | Arrow rows/s | inplace_predict rows/s (limit) | Arrow / limit | Arrow / JSON | CPU, JSON | "
+        "CPU, Arrow |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size, measured in results["batches"].items():
+        json_rows, arrow_rows = measured["json"]["rows_per_second"], measured["arrow"]["rows_per_second"]
+        limit = results["limit"][size]
+        print(
+            f"| {int(size):,} | {json_rows:,.0f} | {arrow_rows:,.0f} | {limit:,.0f} | "
+            f"{arrow_rows / limit:.1%} | {arrow_rows / max(json_rows, 1):.1f}x | {_cpu(measured['json'])} | "
+            f"{_cpu(measured['arrow'])} |"
+        )
+    print(
+        f"\n(c) steady {STEADY_RATE} req/s offered for {settings.steady_seconds} s\n| statistics sender | "
+        "mean answers/s | worst second | worst / mean | p99 | answers in each second |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for key, label in (
+        ("steady_stock_sender", "clearml-serving's sender"),
+        ("steady_project_sender", "the project's sender"),
+    ):
+        steady = results[key]
+        ratio = steady["worst_second"] / steady["mean_per_second"] if steady["mean_per_second"] else 0.0
+        print(
+            f"| {label} | {steady['mean_per_second']:.0f} | {steady['worst_second']} | {ratio:.0%} | "
+            f"{_p(steady):.1f} ms | {' '.join(map(str, steady['answers_per_second']))} |"
+        )
+    print("\n(d) costs\n| | without | with | with / without |")
+    print("| --- | --- | --- | --- |")
+    on, off = results["log_on"], results["log_off"]
+    measures = (
+        ("single row flat out, req/s", lambda r: r["flat_out"]["requests_per_second"]),
+        ("p99 at 500 req/s, ms", lambda r: _p(r["rate_500"])),
+        ("1,000-row JSON batches, rows/s", lambda r: r["batch_1000"]["rows_per_second"]),
+        ("1,000-row Arrow batches, rows/s", lambda r: r["arrow_1000"]["rows_per_second"]),
+        (
+            "1,000-row Arrow batches, inference CPU ms",
+            lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
+        ),
+    )
+    for cost, without, with_ in (
+        ("prediction log", off["plain"], on["plain"]),
+        ("explanations", on["plain"], on["explain"]),
+    ):
+        for label, value in measures:
+            before, after = value(without), value(with_)
+            print(
+                f"| {cost}: {label} | {before:,.2f} | {after:,.2f} | {after / before if before else 0:.2f} |"
+            )
+    print(
+        "\nwhere the time goes: the hook in this process, as the stock app runs it (ms per request, median)"
+    )
+    print("| request | " + " | ".join(HOOK_STAGES) + " |")
+    print("| --- |" + " --- |" * len(HOOK_STAGES))
+    for case, stages in results["hook_stages"].items():
+        print(f"| {case} | " + " | ".join(f"{stages[stage]:.3f}" for stage in HOOK_STAGES) + " |")
+    for note in failures(results):
+        print(f"\nFAILED requests in a measurement (its figures count the answered ones): {note}")
+    print("\nAims (issue 21, item 5):")
+    for count, hooks in results["single_row"].items():
+        ratio = (
+            hooks[PROJECT]["flat_out"]["requests_per_second"]
+            / hooks[PANDAS]["flat_out"]["requests_per_second"]
+        )
+        print(
+            f"  single-row req/s, project / pandas hook, {count} worker(s): {ratio:.1f}x "
+            f"(aim >= {AIM_SINGLE_ROW_RATIO:g}x: {_verdict(ratio >= AIM_SINGLE_ROW_RATIO)})"
+        )
+    p99 = _p(results["single_row"][str(workers)][PROJECT]["rate_500"])
+    print(
+        f"  p99 at 500 req/s offered, {workers} worker(s): {p99:.1f} ms "
+        f"(aim <= {AIM_P99_MS:g} ms: {_verdict(p99 <= AIM_P99_MS)})"
+    )
+    steady = results["steady_project_sender"]
+    worst = steady["worst_second"] / steady["mean_per_second"] if steady["mean_per_second"] else 0.0
+    print(
+        f"  steady {STEADY_RATE} req/s: worst second {worst:.0%} of the mean "
+        f"(aim >= {AIM_WORST_SECOND:.0%}: {_verdict(worst >= AIM_WORST_SECOND)})"
+    )
+    size = str(AIM_BATCH) if str(AIM_BATCH) in results["batches"] else max(results["batches"], key=int)
+    arrow = results["batches"][size]["arrow"]["rows_per_second"]
+    of_limit = arrow / results["limit"][size]
+    over_json = arrow / max(results["batches"][size]["json"]["rows_per_second"], 1)
+    print(
+        f"  Arrow batches of {int(size):,} rows: {of_limit:.1%} of inplace_predict "
+        f"(aim >= {AIM_ARROW_OF_LIMIT:.0%}: {_verdict(of_limit >= AIM_ARROW_OF_LIMIT)}), "
+        f"{over_json:.1f}x JSON "
+        f"(aim >= {AIM_ARROW_OVER_JSON:g}x: {_verdict(over_json >= AIM_ARROW_OVER_JSON)})"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measurement")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: every part, for a second each")
+    parser.add_argument("--seconds", type=float, help=f"duration of each measurement ({FULL.seconds:g})")
+    parser.add_argument("--steady-seconds", type=int, help=f"the steady-rate run ({FULL.steady_seconds})")
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda text: tuple(int(size) for size in text.split(",")),
+        help="rows per batch request, comma-separated (" + ",".join(map(str, FULL.batch_sizes)) + ")",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="inference workers of the default setting (the stack's default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
+    base = QUICK if args.quick else FULL
+    settings = Settings(
+        args.seconds or base.seconds,
+        args.steady_seconds or base.steady_seconds,
+        args.batch_sizes or base.batch_sizes,
+        args.workers or 0,
+    )
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "SERVING_LOCAL_"))}
     env["CLEARML_CACHE_DIR"] = str(work / "cache")
-    stack = ["--data-dir", str(work / "stack")]
     env = start_backend(work, env)
     try:
         os.environ.update(env)  # this process's clearml SDK talks to the bench's backend
         model_path, records, what, edges = train_model(work)
-        service_id = deploy(model_path, hook_folders(work), edges)
-        port = free_port()
-        ports = ["--port", str(port), "--metrics-port", str(free_port()), "--broker-port", str(free_port())]
-        run(
-            sys.executable,
-            "-m",
-            "serving_local",
-            "start",
-            "--service-id",
-            service_id,
-            *stack,
-            *ports,
-            env=env,
-        )
-        print(f"stack up; measuring {len(ENDPOINTS)} hooks ({what})", flush=True)
-        results = measure(f"http://127.0.0.1:{port}/serve", records, args.seconds)
+        service_id = deploy(model_path, work, edges)
+        print(f"deployed; measuring ({what})", flush=True)
+        results = measure(service_id, work, env, records, model_path, settings)
+        results["hook_stages"] = hook_stages(model_path, records, settings.batch_sizes[-2:])
     finally:
         subprocess.run(
-            [sys.executable, "-m", "serving_local", "stop", *stack], env=env, capture_output=True, check=False
+            [sys.executable, "-m", "clearml_local", "stop", "--data-dir", str(work / "backend")],
+            env=env,
+            capture_output=True,
+            check=False,
         )
-        subprocess.run([sys.executable, "-m", "clearml_local", "stop", "--data-dir", str(work / "backend")],
-                       env=env, capture_output=True, check=False)  # fmt: skip
-    report(results, what, args.seconds)
+    report(results, what, settings)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(work, ignore_errors=True)

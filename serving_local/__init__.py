@@ -4,5 +4,6 @@ project's process supervisor (``process_supervisor``), with Prometheus, Alertman
 receiver when they are installed.
 
 Generic: it serves any clearml-serving service (``--service-id``) and imports nothing of the application.
-Code outside it uses ``serving_local.api`` only.
+Code outside it uses ``serving_local.api`` only (and a hook inside the inference app
+``serving_local.content_negotiation``).
 """

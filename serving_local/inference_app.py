@@ -1,7 +1,8 @@
 """The ASGI app the stack runs (answering only loopback ``Host`` names when it listens on loopback):
 clearml-serving's stock inference app behind the request limits
-(serving_local/request_limits.py), wrapped in the request metrics and, when configured, the feedback route
-(serving_local/feedback_route.py).
+(serving_local/request_limits.py) and the content negotiation that tells a hook the request's Content-Type
+and Accept (serving_local/content_negotiation.py), wrapped in the request metrics and, when configured, the
+feedback route (serving_local/feedback_route.py).
 
 `uvicorn serving_local.inference_app:app`. Importing clearml-serving's `main` connects to the serving
 service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as in its own container.
@@ -9,6 +10,7 @@ service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as
 
 from clearml_serving.serving import main as stock
 
+from serving_local.content_negotiation import ContentNegotiation
 from serving_local.feedback_route import with_feedback_route
 from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits
@@ -24,5 +26,7 @@ def served_endpoints() -> set[str]:
 
 
 app = LoopbackHostOnly(
-    with_feedback_route(RequestMetrics(RequestLimits(stock.app), known_endpoints=served_endpoints))
+    with_feedback_route(
+        RequestMetrics(RequestLimits(ContentNegotiation(stock.app)), known_endpoints=served_endpoints)
+    )
 )

@@ -8,7 +8,8 @@ in proportion to what the client sends. This ASGI middleware reads the body itse
   arriving → 413 there (the rest is never read);
 - ``Content-Encoding: gzip`` is inflated here, incrementally, and never beyond ``max_body_bytes`` (413);
   the stock app then gets the inflated body without the header;
-- brackets nested deeper than ``max_depth`` outside JSON strings → 400, whatever the content type.
+- brackets nested deeper than ``max_depth`` outside JSON strings → 400, whatever the content type, except a
+  binary one (``content_negotiation.BINARY_MEDIA_TYPES``: an Arrow stream is never parsed as JSON).
 
 The checked body is then handed to the stock app as one message.
 """
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
+from serving_local.content_negotiation import BINARY_MEDIA_TYPES, media_type
 from serving_local.request_metrics import SERVE_PREFIX, ASGIApp, Receive, Scope, Send
 
 MAX_BODY_ENV = "SERVING_LOCAL_MAX_BODY_BYTES"
@@ -151,7 +153,8 @@ class RequestLimits:
             dropped = (b"content-encoding", b"content-length")
             kept = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in dropped]
             scope = {**scope, "headers": [*kept, (b"content-length", str(len(body)).encode())]}
-        if nesting_depth_exceeds(body, self.max_depth):
+        binary = media_type(headers.get(b"content-type", b"").decode("latin-1")) in BINARY_MEDIA_TYPES
+        if not binary and nesting_depth_exceeds(body, self.max_depth):
             raise Refused(400, f"request body nested deeper than {self.max_depth} levels")
         return body, scope
 

@@ -45,6 +45,8 @@ PREDICTIONS_TOPIC_ENV = "ASTEROID_PREDICTIONS_TOPIC"
 PREDICTION_LOG_ENV = "ASTEROID_PREDICTION_LOG"  # "off" stops publishing (the benchmark compares on and off)
 BROKER_ENV = "CLEARML_DEFAULT_KAFKA_SERVE_URL"
 FEATURE_SPEC_ARTIFACT = "feature_spec"
+# A batch may also travel as an Apache Arrow IPC stream (request body and, when `Accept` names it, answer).
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 class ContractError(ValueError):

@@ -1,5 +1,7 @@
 """An HTTP load generator for the serving endpoint: keep-alive connections, a target rate (open loop: request
-i is due at start + i / rate) or flat out, a duration or a count; latency per request, status counts.
+i is due at start + i / rate, and its latency counts from then, so a server that stalls is charged for the
+requests that waited behind the stall, not only the one it held) or flat out, a duration or a count; latency
+per request, status counts, answers per second.
 
 Threads with `http.client` keep the client's own cost per request small (tens of microseconds), so on a
 shared 2-core machine the figures are the server's, not the client's.
@@ -26,7 +28,9 @@ REQUEST_TIMEOUT_S = 30.0
 
 @dataclass
 class LoadResult:
-    """What a run measured. Latencies are from sending a request to reading its whole reply."""
+    """What a run measured. Latencies are from a request's due time (at a target rate; else from sending it)
+    to reading its whole reply; `completed_s` holds when each 200 answer arrived, in seconds from the
+    start."""
 
     requests: int
     rows_per_request: int
@@ -34,6 +38,7 @@ class LoadResult:
     latencies_s: list[float]
     statuses: Counter = field(default_factory=Counter)
     first_error: str | None = None
+    completed_s: list[float] = field(default_factory=list)
 
     @property
     def requests_per_second(self) -> float:
@@ -51,6 +56,14 @@ class LoadResult:
         if not self.latencies_s:
             return None
         return round(float(np.percentile(np.asarray(self.latencies_s), q)) * 1000, 3)
+
+    def answers_per_second(self) -> list[int]:
+        """200 answers in each whole second of the run (a partial last second left out)."""
+        seconds = int(self.seconds)
+        if seconds < 1:
+            return []
+        counts = np.bincount(np.asarray(self.completed_s, dtype=np.int64), minlength=seconds)
+        return counts[:seconds].tolist()
 
     def as_dict(self) -> dict[str, Any]:
         ok = self.statuses.get(200, 0)
@@ -98,8 +111,12 @@ def run_load(
     count: int | None = None,
     duration: float | None = None,
     progress: Callable[[LoadResult], None] | None = None,
+    content_type: str = "application/json",
+    accept: str | None = None,
+    timeout: float = REQUEST_TIMEOUT_S,
 ) -> LoadResult:
-    """POST the bodies (cycled) to `url`; stops after `count` requests or `duration` seconds."""
+    """POST the bodies (cycled) to `url`; stops after `count` requests or `duration` seconds; a request
+    without an answer after `timeout` seconds counts as a connection error."""
     if count is None and duration is None:
         raise ValueError("give a count or a duration")
     if not bodies:
@@ -111,6 +128,8 @@ def run_load(
         raise ValueError(f"expected an http:// URL, got {url!r}")
     schedule = _Schedule(count, duration, rate)
     latencies: list[float] = []
+    completed: list[float] = []
+    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
     statuses: Counter = Counter()
     errors: list[str] = []
     lock = threading.Lock()
@@ -122,9 +141,10 @@ def run_load(
             if due is not None and (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
             connection = connection or http.client.HTTPConnection(
-                parts.hostname, parts.port or 80, timeout=REQUEST_TIMEOUT_S
+                parts.hostname, parts.port or 80, timeout=timeout
             )
-            status, latency, error = _post(connection, parts.path, bodies[number % len(bodies)])
+            body = bodies[number % len(bodies)]
+            status, latency, error = _post(connection, parts.path, body, headers, due)
             if error:
                 connection.close()
                 connection = None
@@ -132,6 +152,7 @@ def run_load(
                 statuses[status] += 1
                 if status == 200:
                     latencies.append(latency)
+                    completed.append(time.perf_counter() - schedule.start)
                 elif error or not errors:
                     errors.append(error or f"HTTP {status}")
         if connection:
@@ -140,14 +161,22 @@ def run_load(
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
-    _wait_with_progress(threads, lambda: _snapshot(schedule, latencies, statuses, errors, lock), progress)
-    return _snapshot(schedule, latencies, statuses, errors, lock, rows_per_request)
+    _wait_with_progress(
+        threads, lambda: _snapshot(schedule, latencies, statuses, errors, lock, completed=completed), progress
+    )
+    return _snapshot(schedule, latencies, statuses, errors, lock, rows_per_request, completed)
 
 
-def _post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[Any, float, str | None]:
-    began = time.perf_counter()
+def _post(
+    connection: http.client.HTTPConnection,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    due: float | None,
+) -> tuple[Any, float, str | None]:
+    began = due if due is not None else time.perf_counter()
     try:
-        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        connection.request("POST", path, body=body, headers=headers)
         reply = connection.getresponse()
         payload = reply.read()
     except (OSError, http.client.HTTPException) as exc:
@@ -165,6 +194,7 @@ def _snapshot(
     errors: list[str],
     lock: threading.Lock,
     rows_per_request: int = 1,
+    completed: list[float] | None = None,
 ) -> LoadResult:
     with lock:
         return LoadResult(
@@ -174,6 +204,7 @@ def _snapshot(
             latencies_s=list(latencies),
             statuses=Counter(statuses),
             first_error=errors[0] if errors else None,
+            completed_s=list(completed or []),
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,16 +98,36 @@ def to_records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def request_bodies(records: list[dict], batch: int, count: int, seed: int = 0) -> list[bytes]:
-    """`count` JSON bodies drawn from the records: one row each, or `{"rows": [...]}` of `batch` rows."""
+def _drawn_batches(records: list[dict], batch: int, count: int, seed: int) -> list[list[dict]]:
     if not records:
         raise ValueError("no rows to send")
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     rng = np.random.default_rng(seed)
-    bodies = []
-    for _ in range(count):
-        picked = [records[i] for i in rng.integers(0, len(records), size=batch)]
-        payload = picked[0] if batch == 1 else {"rows": picked}
-        bodies.append(json.dumps(payload).encode())
-    return bodies
+    return [[records[i] for i in rng.integers(0, len(records), size=batch)] for _ in range(count)]
+
+
+def request_bodies(records: list[dict], batch: int, count: int, seed: int = 0) -> list[bytes]:
+    """`count` JSON bodies drawn from the records: one row each, or `{"rows": [...]}` of `batch` rows."""
+    return [
+        json.dumps(picked[0] if batch == 1 else {"rows": picked}).encode()
+        for picked in _drawn_batches(records, batch, count, seed)
+    ]
+
+
+def arrow_ipc(table: Any) -> bytes:
+    """A pyarrow table as an Apache Arrow IPC stream (`contract.ARROW_STREAM`)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def arrow_request_bodies(records: list[dict], batch: int, count: int, seed: int = 0) -> list[bytes]:
+    """`request_bodies` as Arrow streams, one column per field: `count` bodies of `batch` rows (a single row
+    is a batch of one)."""
+    import pyarrow as pa
+
+    return [arrow_ipc(pa.Table.from_pylist(picked)) for picked in _drawn_batches(records, batch, count, seed)]

@@ -23,6 +23,11 @@ class Preprocess:
         state["batch"] = "rows" in body
         frame = pd.DataFrame(body["rows"] if state["batch"] else [body]).rename(columns=RENAME)
         frame["est_dia_km_avg"] = (frame["est_dia_in_km_min"] + frame["est_dia_in_km_max"]) / 2
+        # the model's computed feature, as a pandas hook would compute it
+        inside = (frame["minimum_orbit_intersection"] <= schema.CNEOS_MOID_MAX_AU) & (
+            frame["absolute_magnitude"] <= schema.CNEOS_H_MAX
+        )
+        frame[schema.CNEOS_CELL] = inside.astype(float)
         features = frame[list(schema.FEATURES)].astype(float)
         if collect_custom_statistics_fn:
             collect_custom_statistics_fn(

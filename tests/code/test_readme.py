@@ -102,6 +102,7 @@ RUN_IN_READMES = {
         "test_the_clearml_serving_cli_deploys_the_winner_as_make_serve_does"
     ),
     "curl -s -X POST http://127.0.0.1:8080/serve/asteroid": "test_the_curl_call_gets_a_prediction",
+    "curl -s http://127.0.0.1:8080/serve/asteroid --data-binary": "test_the_arrow_client_and_curl_call",
     ".venv/bin/python inference.py": "test_the_inference_client_commands",
     ".venv/bin/python -m serving_local alerts": "test_the_alerts_command_and_the_silences",
     "amtool ": "test_the_alerts_command_and_the_silences",

@@ -203,6 +203,9 @@ def test_the_inference_image_loads_models_with_the_pipelines_xgboost(pins: dict[
     dockerfile = compose.DEPLOY / "serving" / "Dockerfile"
     assert dockerfile_arg(dockerfile, "XGBOOST_VERSION") == pins["xgboost"]
     assert 'pip install --no-cache-dir "xgboost==${XGBOOST_VERSION}"' in dockerfile.read_text()
+    # the hook's Arrow batches (preprocess_serving.py)
+    assert dockerfile_arg(dockerfile, "PYARROW_VERSION") == pins["pyarrow"]
+    assert 'pip install --no-cache-dir "pyarrow==${PYARROW_VERSION}"' in dockerfile.read_text()
     assert dockerfile_images(dockerfile) == [f"clearml/clearml-serving-inference:{pins['clearml-serving']}"]
     services = compose.merged_services(SERVING)
     built = services["clearml-serving-inference"]["image"]

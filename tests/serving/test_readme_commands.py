@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 import requests
 
@@ -101,13 +104,50 @@ def test_the_curl_call_gets_a_prediction(deployment: Deployment) -> None:  # noq
 
 def test_the_inference_client_commands(deployment: Deployment) -> None:  # noqa: F811
     # README: .venv/bin/python inference.py  (all three, with the stack's address from its state file)
-    for arguments in ("--count 200", "--batch 100 --count 50", "--drift --duration 10"):
+    for arguments in (
+        "--count 200",
+        "--batch 100 --count 50",
+        "--drift --duration 10",
+        "--format arrow --batch 1000 --count 20",
+    ):
         result = shell(
             readme_command(f".venv/bin/python inference.py {arguments}"), ROOT, deployment_env(deployment)
         )
         assert "requests in" in result.stdout and "statuses {200:" in result.stdout.replace("'", ""), (
             result.stdout
         )
+
+
+def readme_python_block(containing: str) -> str:
+    """The README's one ```python block that contains this text."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    found = [block for block in blocks if containing in block]
+    assert len(found) == 1, f"{len(found)} python blocks of the README contain {containing!r}"
+    return found[0]
+
+
+def test_the_arrow_client_and_curl_call(deployment: Deployment, tmp_path: Path) -> None:  # noqa: F811
+    # README: the five-line Python client of "Batches as Apache Arrow", on the sample rows
+    csv = Path(deployment.env["ASTEROID_DATA_DIR"]) / "sample_asteroids.csv"
+    client = readme_python_block("pyarrow.csv.read_csv")
+    assert len(client.strip().splitlines()) == 5
+    client = client.replace("data/nasa.csv", str(csv)).replace(
+        "http://127.0.0.1:8080/serve", deployment.serve_url
+    )
+    names: dict[str, Any] = {}
+    exec(compile(client, "README.md", "exec"), names)
+    answer = names["answer"]
+    assert answer.num_rows == 1000 and answer.column_names == ["request_id", "hazardous", "probability"]
+    # README: curl -s http://127.0.0.1:8080/serve/asteroid --data-binary
+    (tmp_path / "rows.arrows").write_bytes(names["body"].getvalue().to_pybytes())
+    command = readme_command("curl -s http://127.0.0.1:8080/serve/asteroid --data-binary")
+    shell(
+        command.replace("http://127.0.0.1:8080/serve", deployment.serve_url),
+        tmp_path,
+        deployment_env(deployment),
+    )
+    table = pa.ipc.open_stream((tmp_path / "answer.arrows").read_bytes()).read_all()
+    assert table.column("probability").to_pylist() == answer.column("probability").to_pylist()
 
 
 def test_the_alerts_command_and_the_silences(parts: StackConfig) -> None:  # noqa: F811

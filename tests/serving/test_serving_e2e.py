@@ -17,12 +17,14 @@ from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import requests
 
 import global_config
 import serving_local.api
-from asteroid import features, schema, train
+from asteroid import feature_rows, features, schema, train
+from asteroid.serving.traffic import arrow_ipc
 from tests.backend.backend_harness import BackendHarness, wait_for
 from tests.backend.conftest import backend  # noqa: F401
 from tests.net import free_port
@@ -148,6 +150,40 @@ def test_served_probabilities_equal_the_offline_model(deployment: Deployment) ->
     assert one.json()["model"] == {"id": winner, "version": "1", "endpoint": "asteroid/1"}
 
 
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def test_arrow_batches_over_http_answer_as_json_batches_in_the_format_accept_asks(
+    deployment: Deployment,
+) -> None:
+    rows = records(sample_rows(deployment).head(300))
+    body = arrow_ipc(pa.Table.from_pylist(rows))
+    expected = deployment.post({"rows": rows}, path="asteroid/1").json()["predictions"]
+    as_json = deployment.post(None, path="asteroid/1", data=body, headers={"Content-Type": ARROW})
+    assert as_json.status_code == 200, as_json.text
+    assert [p["probability"] for p in as_json.json()["predictions"]] == [p["probability"] for p in expected]
+    as_arrow = deployment.post(
+        None, path="asteroid/1", data=body, headers={"Content-Type": ARROW, "Accept": ARROW}
+    )
+    assert as_arrow.status_code == 200 and as_arrow.headers["content-type"] == ARROW, as_arrow.text[:300]
+    table = pa.ipc.open_stream(as_arrow.content).read_all()
+    assert table.column("probability").to_pylist() == [p["probability"] for p in expected]
+    assert table.column("hazardous").to_pylist() == [p["hazardous"] for p in expected]
+    # the same bad rows get the same 422 as JSON; a malformed stream a 422 naming it; the app keeps serving
+    bad = [{**row, "Eccentricity": 1.2} for row in rows[:3]]
+    json_error = deployment.post({"rows": bad}, path="asteroid/1")
+    arrow_error = deployment.post(
+        None, path="asteroid/1", data=arrow_ipc(pa.Table.from_pylist(bad)), headers={"Content-Type": ARROW}
+    )
+    assert arrow_error.status_code == json_error.status_code == 422
+    assert arrow_error.json() == json_error.json()
+    for malformed in (body[: len(body) // 2], b"\xff\xff\xff\xff" + bytes(range(256)), b'{"rows": []}'):
+        reply = deployment.post(None, path="asteroid/1", data=malformed, headers={"Content-Type": ARROW})
+        assert reply.status_code == 422 and "Arrow IPC stream" in reply.text, reply.text[:300]
+    again = deployment.post(None, path="asteroid/1", data=body, headers={"Content-Type": ARROW})
+    assert again.status_code == 200
+
+
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("missing field", {"json": {"Absolute Magnitude": 20.0}}, 422, "field 'Est Dia in KM(min)' is missing"),
     ("unknown field", {"json": {"rows": [{"colour": "red"}]}}, 422, "unknown field 'colour'"),
@@ -164,7 +200,12 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("non-JSON", {"data": b"hello", "headers": {"Content-Type": "application/json"}}, 422, "JSON decode"),
     ("array of non-objects", {"json": {"rows": [1, 2]}}, 422, "row 1: must be a JSON object"),
     ("bare array as JSON", {"json": [{"a": 1}]}, 422, "valid dictionary"),
-    ("huge batch", {"json": {"rows": [{}] * 10_001}}, 422, "at most 10000 are allowed"),
+    (
+        "huge batch",
+        {"json": {"rows": [{}] * (feature_rows.MAX_BATCH_ROWS + 1)}},
+        422,
+        f"at most {feature_rows.MAX_BATCH_ROWS} are allowed",
+    ),
     ("not UTF-8", {"data": b"\xff\xfe", "headers": {"Content-Type": "text/plain"}}, 422, "not UTF-8"),
 ]
 
