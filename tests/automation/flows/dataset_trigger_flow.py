@@ -1,0 +1,98 @@
+"""The automation's dataset trigger (ClearML's TriggerScheduler, unchanged) against a server: a new
+`raw_asteroid_dataset` version of the project is submitted once as a retrain event; a version of another
+dataset of the project is not; a second raw version within the cooldown is suppressed. The launcher is a
+fake that records its calls. Writes the launches, the decisions and the trigger's task id to the file its
+first argument names."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import global_config
+from asteroid.automation import schedules, store
+from asteroid.automation.config import AutomationConfig
+from asteroid.automation.retrain import Retrainer
+from clearml import Dataset, Task
+
+result_path, workdir = Path(sys.argv[1]), Path.cwd()
+DEADLINE_S = 150.0
+
+
+class RecordingLauncher:
+    def __init__(self) -> None:
+        self.launches: list[str] = []
+
+    def launch(self, token: str, query_date: str) -> str:
+        self.launches.append(token)
+        return token
+
+    def started(self, token: str) -> str | None:
+        return token if token in self.launches else None
+
+
+def version(name: str, content: str) -> str:
+    (workdir / "rows.csv").write_text(content)
+    dataset = Dataset.create(dataset_project=global_config.PROJECT_NAME, dataset_name=name)
+    dataset.add_files(str(workdir / "rows.csv"))
+    dataset.upload()
+    dataset.finalize()
+    return str(dataset.id)
+
+
+def console(task_id: str) -> str:
+    reply = Task._get_default_session().send_request(
+        "events", "get_task_log", json={"task": task_id, "batch_size": 500}
+    )
+    return "\n".join(event.get("msg") or "" for event in reply.json()["data"]["events"])
+
+
+def wait_until(condition, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + DEADLINE_S
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.2)  # polling interval, bounded by the deadline
+    return value
+
+
+def polls(task_id: str) -> int:
+    return console(task_id).count("Sleeping until the next pool")
+
+
+before = version(global_config.RAW_DATASET_NAME, "a\n0\n")  # the project exists before the trigger is added
+config = AutomationConfig(data_dir=workdir / "automation", database_url=f"sqlite:///{workdir / 'd.db'}")
+config = config.with_overrides(trigger_poll_minutes=2 / 60, cooldown_seconds=3600.0)
+launcher = RecordingLauncher()
+retrainer = Retrainer(store.engine(config.database_url), launcher, config.cooldown_seconds, poll_seconds=0.2)
+retrainer.start_worker()
+trigger = schedules.dataset_trigger(config, retrainer)
+schedules.start_in_thread(trigger, "trigger")
+trigger_id = wait_until(lambda: trigger._task and trigger._task.id, "the trigger's task")
+wait_until(lambda: polls(trigger_id) >= 1, "the first poll")
+
+new = version(global_config.RAW_DATASET_NAME, "a\n1\n")
+other = version(global_config.PREPROCESSED_DATASET_NAME, "b\n1\n")
+wait_until(lambda: launcher.launches, "the launch")
+seen = polls(trigger_id)
+wait_until(lambda: polls(trigger_id) >= seen + 3, "three more polls")  # a second launch would come by now
+within_cooldown = version(global_config.RAW_DATASET_NAME, "a\n2\n")
+with store.engine(config.database_url).connect() as connection:
+    wait_until(lambda: len(store.decisions(connection)) >= 2, "the second decision")
+seen = polls(trigger_id)
+wait_until(lambda: polls(trigger_id) >= seen + 3, "three more polls")
+with store.engine(config.database_url).connect() as connection:
+    decisions = [(d.event_key, d.decision) for d in store.decisions(connection)]
+result_path.write_text(
+    json.dumps(
+        {
+            "before": before,
+            "new": new,
+            "other": other,
+            "within_cooldown": within_cooldown,
+            "launches": launcher.launches,
+            "decisions": decisions,
+            "trigger": trigger_id,
+        }
+    )
+)
