@@ -37,6 +37,10 @@ class BadPayload(ValueError):
     """The body is not a notification this receiver can use; the message names the field."""
 
 
+class NotJson(BadPayload):
+    """The body is not JSON at all (400)."""
+
+
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
         raise BadPayload(f"field {where} must be a string of 1-{MAX_TEXT} characters")
@@ -74,12 +78,18 @@ def retrains(labels: Mapping[str, str]) -> bool:
     return required is not None and all(labels.get(k) == v for k, v in required.items())
 
 
+def _no_constant(name: str) -> None:
+    raise NotJson(f"the body is not JSON: {name} is not a JSON number")
+
+
 def parse_events(body: bytes) -> tuple[list[Event], int]:
     """(retrain events, alerts ignored) of a notification body; BadPayload (400/422) otherwise."""
     try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except RecursionError:
         raise BadPayload("the body is nested too deeply") from None
+    except NotJson:
+        raise
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotJson(f"the body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
@@ -92,10 +102,6 @@ def parse_events(body: bytes) -> tuple[list[Event], int]:
     events = [alert_event(alert, f"alerts[{index}]") for index, alert in enumerate(alerts)]
     kept = [event for event in events if event is not None]
     return kept, len(events) - len(kept)
-
-
-class NotJson(BadPayload):
-    pass
 
 
 def read_or_create_token(path: Path) -> str:

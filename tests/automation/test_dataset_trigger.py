@@ -25,7 +25,9 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness
         harness.stop()
 
 
-def test_a_new_raw_dataset_version_launches_the_pipeline_once(backend: BackendHarness, tmp_path: Path) -> None:
+def test_a_new_raw_dataset_version_launches_the_pipeline_once(
+    backend: BackendHarness, tmp_path: Path
+) -> None:
     result_file = tmp_path / "result.json"
     backend.run(FLOW, str(result_file), timeout=400)
     result = json.loads(result_file.read_text())

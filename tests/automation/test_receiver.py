@@ -104,11 +104,17 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("not JSON", b"{not json", 400, "not JSON"),
     ("not UTF-8", b"\xff\xfe{}", 400, "not JSON"),
     ("deeply nested", b'{"alerts": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400, "nested too deeply"),
+    ("NaN", b'{"alerts": [NaN]}', 400, "NaN is not a JSON number"),
     ("an array", b"[]", 422, "JSON object"),
     ("no alerts", json.dumps({"status": "firing"}).encode(), 422, "field alerts is missing"),
     ("alerts not a list", json.dumps({"alerts": {"a": 1}}).encode(), 422, "field alerts must be"),
     ("empty alerts", json.dumps({"alerts": []}).encode(), 422, "field alerts must be"),
-    ("an alert not an object", json.dumps({"alerts": [3]}).encode(), 422, "field alerts[0] must be an object"),
+    (
+        "an alert not an object",
+        json.dumps({"alerts": [3]}).encode(),
+        422,
+        "field alerts[0] must be an object",
+    ),
 ]
 
 
@@ -175,7 +181,9 @@ def test_a_declared_length_over_the_limit_is_refused_without_the_body(receiver: 
         ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "Content-Type must be application/json"),
     ],
 )
-def test_wrong_headers_are_refused(receiver: Receiver, headers: dict[str, str], status: int, message: str) -> None:
+def test_wrong_headers_are_refused(
+    receiver: Receiver, headers: dict[str, str], status: int, message: str
+) -> None:
     reply = receiver.post(GOOD, **headers)
 
     assert reply.status_code == status, reply.text

@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from clearml import Dataset, Task
+
 import global_config
 from asteroid.automation import schedules, store
 from asteroid.automation.config import AutomationConfig
 from asteroid.automation.retrain import Retrainer
-from clearml import Dataset, Task
 
 result_path, workdir = Path(sys.argv[1]), Path.cwd()
 DEADLINE_S = 150.0
