@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import global_config
+from asteroid.automation.config import ALERTS_PATH, RECEIVER_NAME, AutomationConfig, retrain_routes
 from asteroid.monitoring import dashboard, kubernetes_files, rules
-from serving_local.api import StackConfig, Target, alertmanager_text, prometheus_document
+from serving_local.api import ExtraReceiver, StackConfig, Target, alertmanager_text, prometheus_document
 
 DEPLOY_DIR = global_config.ROOT / "deploy"
 
@@ -27,6 +28,7 @@ STATISTICS_SERVICE = "clearml-serving-statistics"
 PROMETHEUS_SERVICE = "prometheus"
 ALERTMANAGER_SERVICE = "alertmanager"
 WEBHOOK_SERVICE = "alert-webhook"
+AUTOMATION_SERVICE = "automation"  # the retrain receiver and the ClearML schedulers
 
 # Ports inside the containers: the same defaults as the local stack (clearml-serving's own 8080 and 9999).
 PORTS = StackConfig(data_dir=Path("."))
@@ -35,6 +37,9 @@ STATISTICS_PORT = PORTS.metrics_port
 PROMETHEUS_PORT = PORTS.prometheus_port
 ALERTMANAGER_PORT = PORTS.alertmanager_port
 WEBHOOK_PORT = PORTS.webhook_port
+RETRAIN_PORT = AutomationConfig.port
+# The retrain receiver's bearer token: the automation service creates it in a volume Alertmanager mounts.
+RETRAIN_TOKEN_FILE = "/etc/alertmanager/retrain/token"
 
 # Where the containers see the mounted files.
 PROMETHEUS_RULES_GLOB = (
@@ -62,8 +67,16 @@ def prometheus_config() -> dict[str, Any]:
 
 def alertmanager_config() -> str:
     """alertmanager.yml: the local stack's routing (every alert to the webhook receiver, critical inhibits
-    warning, the same timings), with the receiver at the alert-webhook service."""
-    return HEADER + alertmanager_text(f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts")
+    warning, the same timings), with the receiver at the alert-webhook service; the retraining alerts also
+    to the automation service's retrain receiver, with its bearer token."""
+    retrain = ExtraReceiver(
+        RECEIVER_NAME,
+        f"http://{Target(AUTOMATION_SERVICE, RETRAIN_PORT).address}{ALERTS_PATH}",
+        tuple(tuple(route) for route in retrain_routes()),
+        token_file=RETRAIN_TOKEN_FILE,
+    )
+    webhook = f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts"
+    return HEADER + alertmanager_text(webhook, extra_receivers=[retrain])
 
 
 def grafana_datasource() -> dict[str, Any]:
