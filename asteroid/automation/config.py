@@ -38,17 +38,31 @@ def _env_number(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"environment variable {name} must be 1/true/yes or 0/false/no, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Profile:
     cooldown_seconds: float  # no second launch this soon after one, whatever asked for it
     ingest_every_minutes: int  # 0: once a day at ingest_hour:ingest_minute (UTC)
     trigger_poll_minutes: float  # how often the TriggerScheduler looks for new dataset versions
+    ingest_at_start: bool  # also ingest once when the service starts
 
 
 PROFILE_DEFAULTS = {
-    "production": Profile(cooldown_seconds=6 * 3600, ingest_every_minutes=0, trigger_poll_minutes=3.0),
+    "production": Profile(
+        cooldown_seconds=6 * 3600, ingest_every_minutes=0, trigger_poll_minutes=3.0, ingest_at_start=False
+    ),
     # TaskScheduler counts whole minutes (docs/notes/clearml-automation.md): one minute is its shortest period
-    "drill": Profile(cooldown_seconds=60, ingest_every_minutes=1, trigger_poll_minutes=5 / 60),
+    "drill": Profile(
+        cooldown_seconds=60, ingest_every_minutes=1, trigger_poll_minutes=5 / 60, ingest_at_start=True
+    ),
 }
 
 
@@ -65,6 +79,7 @@ class AutomationConfig:
     ingest_hour: int = 2
     ingest_minute: int = 0
     trigger_poll_minutes: float = PROFILE_DEFAULTS["production"].trigger_poll_minutes
+    ingest_at_start: bool = False
     schedules: tuple[str, ...] = SCHEDULES
     # the retrain launch, run in the project root; {query_date} is the day's date (UTC)
     command: tuple[str, ...] = field(default_factory=lambda: tuple(shlex.split(DEFAULT_COMMAND)))
@@ -97,6 +112,7 @@ class AutomationConfig:
             ingest_hour=int(_env_number("ASTEROID_INGEST_HOUR", cls.ingest_hour)),
             ingest_minute=int(_env_number("ASTEROID_INGEST_MINUTE", cls.ingest_minute)),
             trigger_poll_minutes=_env_number("ASTEROID_TRIGGER_POLL_MINUTES", defaults.trigger_poll_minutes),
+            ingest_at_start=_env_flag("ASTEROID_INGEST_AT_START", defaults.ingest_at_start),
             schedules=tuple(name for name in schedules.split(",") if name and name != "none"),
             command=tuple(shlex.split(_env("ASTEROID_RETRAIN_COMMAND", DEFAULT_COMMAND))),
         )

@@ -33,9 +33,14 @@ def ingest_command(query_date: str) -> list[str]:
 def ingest_once(log_path: Path, clock: Callable[[], float] = time.time) -> int:
     """Run the ingestion for today (UTC) as a process of its own; its exit code (its output in the log)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = ingest_command(utc_day(clock()))
     with log_path.open("ab") as log:
+        log.write(
+            f"--- {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC: {' '.join(command[1:])}\n".encode()
+        )
+        log.flush()
         done = subprocess.run(
-            ingest_command(utc_day(clock())),
+            command,
             cwd=global_config.ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -60,6 +65,7 @@ def ingest_scheduler(config: AutomationConfig) -> Any:
         schedule_function=lambda: ingest_once(config.data_dir / "ingest.log"),
         name="ingest",
         single_instance=True,
+        execute_immediately=config.ingest_at_start,
         **timing,
     )
     return scheduler
