@@ -105,6 +105,10 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 
 def test_start_status_audit_and_stop(service: Service) -> None:
+    # README: .venv/bin/python -m asteroid.automation start
+    # README: .venv/bin/python -m asteroid.automation status
+    # README: .venv/bin/python -m asteroid.automation audit
+    # README: .venv/bin/python -m asteroid.automation stop
     started = service.cli("start")
     assert started.returncode == 0, started.stderr
     assert f"retrain receiver: {service.url}" in started.stdout
