@@ -9,6 +9,9 @@
     serve    the service in the foreground
     ingest   one ingestion now (`get data` with --query-date, default today UTC)
 
+With --remote, start enqueues the service as a ClearML service task (queue `services`, --queue) for an agent
+to run, with the agent's environment as its configuration; status and stop act on that task.
+
 Configuration is the environment (asteroid/automation/config.py): ASTEROID_RETRAIN_HOST/PORT/TOKEN_FILE,
 ASTEROID_RETRAIN_COOLDOWN_SECONDS, ASTEROID_RETRAIN_COMMAND, ASTEROID_INGEST_*, ASTEROID_AUTOMATION_SCHEDULES,
 ASTEROID_AUTOMATION_PROFILE (production | drill), NEO_DATABASE_URL.
@@ -114,6 +117,61 @@ def audit(config: AutomationConfig, limit: int) -> int:
     return 0
 
 
+def start_remote(queue: str) -> int:
+    from asteroid.automation import remote
+
+    _connect()
+    running = remote.running_tasks()
+    if running:
+        print(f"automation already runs as ClearML task {running[0].id} ({running[0].get_status()})")
+        return 0
+    task = remote.create_and_enqueue(queue)
+    print(f"enqueued ClearML task {task.id} on queue {queue!r}; waiting for an agent to run it")
+    try:
+        state = remote.wait_for_state(task, START_TIMEOUT_S)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ClearML task {task.id}:")
+    print_status(state)
+    return 0
+
+
+def status_remote() -> int:
+    from asteroid.automation import remote
+
+    _connect()
+    running = remote.running_tasks()
+    if not running:
+        print("automation is not running as a ClearML task")
+        return 3
+    for task in running:
+        state = remote.recorded_state(task)
+        print(f"ClearML task {task.id} ({task.get_status()}):")
+        if state:
+            print_status(state)
+    return 0
+
+
+def stop_remote() -> int:
+    from asteroid.automation import remote
+
+    _connect()
+    stopped = remote.stop_all()
+    print(
+        f"stopped ClearML task(s) {', '.join(stopped)}" if stopped else "automation was not running as a task"
+    )
+    return 0
+
+
+def _connect() -> None:
+    import third_party_patches
+    from asteroid.clearml_server import ensure_server
+
+    third_party_patches.install_clearml_sdk_patches()
+    ensure_server(verbose=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asteroid.automation",
@@ -121,8 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("start", "stop", "status", "serve"):
-        commands.add_parser(name)
+    for name in ("start", "stop", "status"):
+        command = commands.add_parser(name)
+        command.add_argument(
+            "--remote", action="store_true", help="as a ClearML service task run by an agent"
+        )
+        if name == "start":
+            command.add_argument("--queue", default="services", help="with --remote: the agent's queue")
+    commands.add_parser("serve")
     audit_parser = commands.add_parser("audit")
     audit_parser.add_argument("--limit", type=int, default=50, help="newest decisions shown (50)")
     ingest_parser = commands.add_parser("ingest")
@@ -141,8 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             return serve(config)
         if args.command == "audit":
             return audit(config, args.limit)
+        if args.remote:
+            remote_commands = {
+                "start": lambda: start_remote(args.queue),
+                "status": status_remote,
+                "stop": stop_remote,
+            }
+            return remote_commands[args.command]()
         return {"start": start, "stop": stop, "status": status}[args.command](config)
-    except (ValueError, OSError, sa.exc.SQLAlchemyError) as exc:
+    except (ValueError, OSError, RuntimeError, sa.exc.SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

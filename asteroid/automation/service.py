@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import global_config
@@ -57,7 +58,9 @@ def _task_id(scheduler: Any, deadline_s: float = 60.0) -> str:
     return str(task.id) if task is not None else ""
 
 
-def serve(config: AutomationConfig) -> int:
+def serve(config: AutomationConfig, announce: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; ``announce`` gets the state once the receiver answers (a service task
+    records it on its task)."""
     token = read_or_create_token(config.token_path)
     engine = store.engine(config.database_url)
     launcher = CommandLauncher(config.command, config.launches_dir, global_config.ROOT)
@@ -91,6 +94,8 @@ def serve(config: AutomationConfig) -> int:
                 "started_at": time.time(),
             }
         )
+        if announce is not None:
+            announce(states.read() or {})
         print(f"retrain receiver on {config.url}; schedulers: {scheduler_tasks or 'none'}", flush=True)
         server.serve_forever()
     finally:
