@@ -27,6 +27,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness
 
 
 def test_the_service_runs_as_a_task_on_the_services_queue(backend: BackendHarness, tmp_path: Path) -> None:
+    # README: .venv/bin/python -m asteroid.automation start --remote
     service = Service(tmp_path)
     configuration = {k: v for k, v in service.env.items() if k.startswith(("ASTEROID_", "NEO_"))}
     agent = start_agent(backend, "services", tmp_path / "agent.log", extra_env=configuration)

@@ -87,6 +87,9 @@ RUN_BY: dict[str, str] = {
         )
         for command in ("start", "status", "audit", "stop")
     },
+    ".venv/bin/python -m asteroid.automation start --remote": (
+        "tests/automation/test_remote.py::test_the_service_runs_as_a_task_on_the_services_queue"
+    ),
     "make serve-status": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
     "make serve-stop": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
 }
