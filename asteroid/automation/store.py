@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
+
+from asteroid import database
 
 LAUNCHED, COOLDOWN, DUPLICATE = "launched", "cooldown", "duplicate"
 QUEUED, STARTING, STARTED, FAILED = "queued", "starting", "started", "failed"
@@ -64,10 +65,7 @@ class Decision:
 
 def engine(database_url: str) -> Engine:
     """An engine on the database, the decisions table created when missing."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    created = sa.create_engine(url)
+    created = database.make_engine(database_url)
     METADATA.create_all(created)
     return created
 

@@ -5,31 +5,22 @@ within the cooldown is audited as suppressed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.backend.backend_harness import BackendHarness
 
+FLOW_HELPERS = {"PYTHONPATH": str(Path(__file__).parents[1] / "backend" / "flows")}
 FLOW = Path(__file__).parent / "flows" / "dataset_trigger_flow.py"
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness]:
-    harness = BackendHarness(tmp_path_factory.mktemp("backend")).start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
 
 
 def test_a_new_raw_dataset_version_launches_the_pipeline_once(
     backend: BackendHarness, tmp_path: Path
 ) -> None:
     result_file = tmp_path / "result.json"
-    backend.run(FLOW, str(result_file), timeout=400)
+    backend.run(FLOW, str(result_file), timeout=400, extra_env=FLOW_HELPERS)
     result = json.loads(result_file.read_text())
 
     assert result["launches"] == ["retrain-1"]

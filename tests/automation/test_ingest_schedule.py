@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.backend.backend_harness import BackendHarness
 
+FLOW_HELPERS = {"PYTHONPATH": str(Path(__file__).parents[1] / "backend" / "flows")}
 FLOW = Path(__file__).parent / "flows" / "ingest_schedule_flow.py"
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness]:
-    harness = BackendHarness(tmp_path_factory.mktemp("backend")).start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
 
 
 def test_the_schedule_ingests_the_days_data_and_registers_a_version_only_when_it_changed(
@@ -33,6 +24,7 @@ def test_the_schedule_ingests_the_days_data_and_registers_a_version_only_when_it
         "NEO_DATABASE_URL": f"sqlite:///{tmp_path / 'observations.db'}",
         "ASTEROID_DATA_DIR": str(tmp_path / "data"),  # the generated sample CSV goes there
         "ASTEROID_SAMPLE_ROWS": "300",
+        **FLOW_HELPERS,
     }
     backend.run(FLOW, str(result_file), timeout=400, extra_env=env)
     result = json.loads(result_file.read_text())

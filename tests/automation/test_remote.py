@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from tests.automation.test_service import Service, wait
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendHarness]:
-    harness = BackendHarness(tmp_path_factory.mktemp("backend")).start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
 
 
 def test_the_service_runs_as_a_task_on_the_services_queue(backend: BackendHarness, tmp_path: Path) -> None:

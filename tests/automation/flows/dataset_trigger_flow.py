@@ -2,14 +2,14 @@
 `raw_asteroid_dataset` version of the project is submitted once as a retrain event; a version of another
 dataset of the project is not; a second raw version within the cooldown is suppressed. The launcher is a
 fake that records its calls. Writes the launches, the decisions and the trigger's task id to the file its
-first argument names."""
+first argument names. (automation_common: tests/backend/flows, on PYTHONPATH.)"""
 
 import json
 import sys
-import time
 from pathlib import Path
 
-from clearml import Dataset, Task
+from automation_common import console_of, wait_until
+from clearml import Dataset
 
 import global_config
 from asteroid.automation import schedules, store
@@ -17,7 +17,6 @@ from asteroid.automation.config import AutomationConfig
 from asteroid.automation.retrain import Retrainer
 
 result_path, workdir = Path(sys.argv[1]), Path.cwd()
-DEADLINE_S = 150.0
 
 
 class RecordingLauncher:
@@ -41,24 +40,8 @@ def version(name: str, content: str) -> str:
     return str(dataset.id)
 
 
-def console(task_id: str) -> str:
-    reply = Task._get_default_session().send_request(
-        "events", "get_task_log", json={"task": task_id, "batch_size": 500}
-    )
-    return "\n".join(event.get("msg") or "" for event in reply.json()["data"]["events"])
-
-
-def wait_until(condition, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + DEADLINE_S
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.2)  # polling interval, bounded by the deadline
-    return value
-
-
 def polls(task_id: str) -> int:
-    return console(task_id).count("Sleeping until the next pool")
+    return console_of(task_id).count("Sleeping until the next pool")
 
 
 before = version(global_config.RAW_DATASET_NAME, "a\n0\n")  # the project exists before the trigger is added
