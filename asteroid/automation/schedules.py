@@ -75,8 +75,31 @@ def dataset_event(dataset_id: str) -> Event:
     return Event("dataset", f"dataset:{dataset_id}", dataset_id)
 
 
+def dataset_project_name(dataset_id: str) -> str:
+    from clearml import Task
+
+    return str(Task.get_task(task_id=dataset_id).get_project_name())
+
+
+def on_new_dataset(
+    retrainer: Retrainer, dataset_id: str, project_of: Callable[[str], str] = dataset_project_name
+) -> bool:
+    """Submit a new raw dataset version of the project as a retrain event (one of another project is
+    ignored); whether it was submitted."""
+    project = project_of(dataset_id)
+    if not project.startswith(f"{global_config.PROJECT_NAME}/.datasets/"):
+        print(f"dataset trigger: ignored version {dataset_id} of project {project!r}", flush=True)
+        return False
+    retrainer.submit([dataset_event(dataset_id)])
+    return True
+
+
 def dataset_trigger(config: AutomationConfig, retrainer: Retrainer) -> Any:
-    """A TriggerScheduler submitting each new raw dataset version of the project as a retrain event."""
+    """A TriggerScheduler submitting each new raw dataset version of the project as a retrain event.
+
+    It filters by dataset name only: with ``trigger_project`` the SDK adds one trigger per dataset project
+    existing when the trigger is added, and none at all before the first version was ever registered
+    (clearml 2.1.12, ``TriggerScheduler.add_dataset_trigger``); the project is checked when it fires."""
     from clearml.automation import TriggerScheduler
 
     trigger = TriggerScheduler(
@@ -86,8 +109,7 @@ def dataset_trigger(config: AutomationConfig, retrainer: Retrainer) -> Any:
     )
     trigger.add_dataset_trigger(
         name="new raw dataset version",
-        schedule_function=lambda dataset_id: retrainer.submit([dataset_event(str(dataset_id))]),
-        trigger_project=global_config.PROJECT_NAME,
+        schedule_function=lambda dataset_id: on_new_dataset(retrainer, str(dataset_id)),
         trigger_name=f"^{global_config.RAW_DATASET_NAME}$",
     )
     return trigger

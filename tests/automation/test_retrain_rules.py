@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from asteroid.automation import store
+import global_config
+from asteroid.automation import schedules, store
 from asteroid.automation.retrain import Retrainer, rule
 from asteroid.automation.store import COOLDOWN, DUPLICATE, LAUNCHED, Event
 
@@ -169,3 +170,15 @@ def test_the_worker_starts_a_launch_when_a_decision_queues_it(engine: sa.Engine)
     finally:
         retrainer.stop()
     assert launcher.launches == [("retrain-1", "2026-05-28")]
+
+
+def test_a_dataset_version_of_another_project_is_ignored(engine: sa.Engine) -> None:
+    launcher = FakeLauncher()
+    retrainer = Retrainer(engine, launcher, COOLDOWN_S, clock=Clock())
+    ours = f"{global_config.PROJECT_NAME}/.datasets/{global_config.RAW_DATASET_NAME}"
+    projects = {"mine": ours, "theirs": "another project/.datasets/raw_asteroid_dataset"}
+
+    submitted = [schedules.on_new_dataset(retrainer, d, projects.__getitem__) for d in ("theirs", "mine")]
+
+    assert submitted == [False, True]
+    assert [(d.event_key, d.decision) for d in audit(engine)] == [("dataset:mine", LAUNCHED)]

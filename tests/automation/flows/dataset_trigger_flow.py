@@ -1,8 +1,9 @@
-"""The automation's dataset trigger (ClearML's TriggerScheduler, unchanged) against a server: a new
-`raw_asteroid_dataset` version of the project is submitted once as a retrain event; a version of another
-dataset of the project is not; a second raw version within the cooldown is suppressed. The launcher is a
-fake that records its calls. Writes the launches, the decisions and the trigger's task id to the file its
-first argument names. (automation_common: tests/backend/flows, on PYTHONPATH.)"""
+"""The automation's dataset trigger (ClearML's TriggerScheduler, unchanged) against a server: on a fresh
+server, a new `raw_asteroid_dataset` version of the project is submitted once as a retrain event; a version of
+another dataset of the project, or of a `raw_asteroid_dataset` of another project, is not; a second raw
+version within the cooldown is suppressed. The launcher is a fake that records its calls. Writes the launches,
+the decisions and the trigger's task id to the file its first argument names. (automation_common:
+tests/backend/flows, on PYTHONPATH.)"""
 
 import json
 import sys
@@ -31,9 +32,9 @@ class RecordingLauncher:
         return token if token in self.launches else None
 
 
-def version(name: str, content: str) -> str:
+def version(name: str, content: str, project: str = global_config.PROJECT_NAME) -> str:
     (workdir / "rows.csv").write_text(content)
-    dataset = Dataset.create(dataset_project=global_config.PROJECT_NAME, dataset_name=name)
+    dataset = Dataset.create(dataset_project=project, dataset_name=name)
     dataset.add_files(str(workdir / "rows.csv"))
     dataset.upload()
     dataset.finalize()
@@ -44,7 +45,7 @@ def polls(task_id: str) -> int:
     return console_of(task_id).count("Sleeping until the next pool")
 
 
-before = version(global_config.RAW_DATASET_NAME, "a\n0\n")  # the project exists before the trigger is added
+# a fresh server: no dataset project exists yet when the trigger is added
 config = AutomationConfig(data_dir=workdir / "automation", database_url=f"sqlite:///{workdir / 'd.db'}")
 config = config.with_overrides(trigger_poll_minutes=2 / 60, cooldown_seconds=3600.0)
 launcher = RecordingLauncher()
@@ -57,6 +58,7 @@ wait_until(lambda: polls(trigger_id) >= 1, "the first poll")
 
 new = version(global_config.RAW_DATASET_NAME, "a\n1\n")
 other = version(global_config.PREPROCESSED_DATASET_NAME, "b\n1\n")
+elsewhere = version(global_config.RAW_DATASET_NAME, "c\n1\n", project="another project")
 wait_until(lambda: launcher.launches, "the launch")
 seen = polls(trigger_id)
 wait_until(lambda: polls(trigger_id) >= seen + 3, "three more polls")  # a second launch would come by now
@@ -70,7 +72,7 @@ with store.engine(config.database_url).connect() as connection:
 result_path.write_text(
     json.dumps(
         {
-            "before": before,
+            "elsewhere": elsewhere,
             "new": new,
             "other": other,
             "within_cooldown": within_cooldown,
