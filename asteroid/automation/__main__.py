@@ -6,7 +6,8 @@
     stop     stop it (pauses automation; a retrain already running goes on)
     status   whether it runs, the receiver's address, the schedulers' tasks
     audit    the retrain decisions (launched, suppressed by the cooldown, duplicate), newest last
-    serve    the service in the foreground
+    serve    the service in the foreground (a supervisor of its parts: `receiver`, `scheduler ingest`,
+             `scheduler dataset`, each also a command here)
     ingest   one ingestion now (`get data` with --query-date, default today UTC)
 
 With --remote, start enqueues the service as a ClearML service task (queue `services`, --queue) for an agent
@@ -27,7 +28,7 @@ import time
 import sqlalchemy as sa
 
 from asteroid.automation import store
-from asteroid.automation.config import AutomationConfig
+from asteroid.automation.config import SCHEDULES, AutomationConfig
 from asteroid.automation.retrain import utc_day
 from process_supervisor import SupervisorError, http_ok, start_detached, stop_detached
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "start":
             command.add_argument("--queue", default="services", help="with --remote: the agent's queue")
     commands.add_parser("serve")
+    commands.add_parser("receiver")
+    commands.add_parser("scheduler").add_argument("name", choices=SCHEDULES)
     audit_parser = commands.add_parser("audit")
     audit_parser.add_argument("--limit", type=int, default=50, help="newest decisions shown (50)")
     ingest_parser = commands.add_parser("ingest")
@@ -199,10 +202,14 @@ def main(argv: list[str] | None = None) -> int:
 
             ingest.run(args.query_date or utc_day(time.time()))
             return 0
-        if args.command == "serve":
-            from asteroid.automation.service import serve
+        if args.command in ("serve", "receiver"):
+            from asteroid.automation.service import run_receiver, serve
 
-            return serve(config)
+            return serve(config) if args.command == "serve" else run_receiver(config)
+        if args.command == "scheduler":
+            from asteroid.automation.schedules import run_scheduler
+
+            return run_scheduler(config, args.name)
         if args.command == "audit":
             return audit(config, args.limit)
         if args.remote:

@@ -20,6 +20,7 @@ RETRAIN_ALERTS: dict[str, dict[str, str]] = {
 }
 RECEIVER_NAME = "retrain"  # the Alertmanager receiver's name
 ALERTS_PATH = "/alerts"  # where Alertmanager posts
+DATASETS_PATH = "/datasets"  # where the dataset trigger posts a new raw dataset version
 QUERY_DATE_PLACEHOLDER = "{query_date}"
 DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} pipeline.py --query-date {QUERY_DATE_PLACEHOLDER}"
 PROFILES = ("production", "drill")

@@ -1,7 +1,8 @@
 """The retrain receiver: Alertmanager's webhook notifications in, retrain decisions out.
 
-    POST /alerts   Alertmanager's webhook payload (version 4), with `Authorization: Bearer <token>`
-    GET  /healthz  200 when it runs
+    POST /alerts    Alertmanager's webhook payload (version 4), with `Authorization: Bearer <token>`
+    POST /datasets  {"dataset_id": "<id>"}: a new raw dataset version (the dataset trigger's process posts it)
+    GET  /healthz   200 when it runs
 
 Each firing alert of `config.RETRAIN_ALERTS` becomes an event keyed by its fingerprint and start; the
 Retrainer decides on the events and commits the decisions before the 200, whose body lists them. Other and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -25,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from asteroid.automation.config import ALERTS_PATH, RETRAIN_ALERTS
+from asteroid.automation.config import ALERTS_PATH, DATASETS_PATH, RETRAIN_ALERTS
 from asteroid.automation.retrain import Retrainer
 from asteroid.automation.store import Event
 
@@ -39,6 +41,13 @@ class BadPayload(ValueError):
 
 class NotJson(BadPayload):
     """The body is not JSON at all (400)."""
+
+
+DATASET_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def dataset_event(dataset_id: str) -> Event:
+    return Event("dataset", f"dataset:{dataset_id}", dataset_id)
 
 
 def _text(value: Any, where: str) -> str:
@@ -82,16 +91,31 @@ def _no_constant(name: str) -> None:
     raise NotJson(f"the body is not JSON: {name} is not a JSON number")
 
 
-def parse_events(body: bytes) -> tuple[list[Event], int]:
-    """(retrain events, alerts ignored) of a notification body; BadPayload (400/422) otherwise."""
+def _json(body: bytes) -> Any:
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except RecursionError:
         raise BadPayload("the body is nested too deeply") from None
     except NotJson:
         raise
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotJson(f"the body is not JSON: {exc}") from None
+
+
+def parse_dataset(body: bytes) -> Event:
+    """The retrain event of a new dataset version's body; BadPayload (400/422) otherwise."""
+    payload = _json(body)
+    if not isinstance(payload, dict) or set(payload) != {"dataset_id"}:
+        raise BadPayload('the body must be a JSON object with one field, dataset_id: {"dataset_id": "<id>"}')
+    dataset_id = payload["dataset_id"]
+    if not isinstance(dataset_id, str) or not DATASET_ID.fullmatch(dataset_id):
+        raise BadPayload("field dataset_id must be a dataset id (1-64 letters, digits, - or _)")
+    return dataset_event(dataset_id)
+
+
+def parse_events(body: bytes) -> tuple[list[Event], int]:
+    """(retrain events, alerts ignored) of a notification body; BadPayload (400/422) otherwise."""
+    payload = _json(body)
     if not isinstance(payload, dict):
         raise BadPayload("the body must be a JSON object (Alertmanager's webhook payload)")
     if "alerts" not in payload:
@@ -170,7 +194,7 @@ def make_handler(retrainer: Retrainer, token: str, max_body_bytes: int) -> type[
                 self._error(HTTPStatus.NOT_FOUND, f"no such path {self.path}; POST alerts to {ALERTS_PATH}")
 
         def do_POST(self) -> None:
-            if self.path != ALERTS_PATH:
+            if self.path not in (ALERTS_PATH, DATASETS_PATH):
                 self.close_connection = True
                 self._error(HTTPStatus.NOT_FOUND, f"POST notifications to {ALERTS_PATH}, not {self.path}")
                 return
@@ -181,7 +205,9 @@ def make_handler(retrainer: Retrainer, token: str, max_body_bytes: int) -> type[
             if body is None:
                 return
             try:
-                events, ignored = parse_events(body)
+                events, ignored = (
+                    parse_events(body) if self.path == ALERTS_PATH else ([parse_dataset(body)], 0)
+                )
             except NotJson as exc:
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
                 return
@@ -195,7 +221,8 @@ def make_handler(retrainer: Retrainer, token: str, max_body_bytes: int) -> type[
                 self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"decisions not recorded: {type(exc).__name__}")
                 return
             answer = [
-                {"id": d.id, "alert": d.subject, "decision": d.decision, "reason": d.reason} for d in decided
+                {"id": d.id, "subject": d.subject, "decision": d.decision, "reason": d.reason}
+                for d in decided
             ]
             self._reply(HTTPStatus.OK, {"decisions": answer, "ignored": ignored})
 

@@ -1,24 +1,29 @@
-"""ClearML's own automation, run as threads of the automation service: a `TaskScheduler` runs the ingestion
-(`get_data` with the day's query date, a new raw dataset version only when the data changed) on its
-schedule, and a `TriggerScheduler` turns each new `raw_asteroid_dataset` version into a retrain event.
+"""ClearML's own automation, each scheduler a process of the automation service: a `TaskScheduler` runs the
+ingestion (`get_data` with the day's query date, a new raw dataset version only when the data changed) on
+its schedule, and a `TriggerScheduler` hands each new `raw_asteroid_dataset` version to the retrain receiver,
+which decides.
 
-Both keep their own task on the server (project `DevOps`, the schedulers' default) and log their decisions
-to it; they answer to whichever ClearML server the SDK is configured for."""
+Each keeps its own task on the server (project `DevOps`, the schedulers' default) and logs its decisions to
+it; they answer to whichever ClearML server the SDK is configured for."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid.automation.config import AutomationConfig
-from asteroid.automation.retrain import Retrainer, utc_day
-from asteroid.automation.store import Event
+import third_party_patches
+from asteroid.automation.config import DATASETS_PATH, AutomationConfig
+from asteroid.automation.retrain import utc_day
 
 SCHEDULER_PROJECT = "DevOps"
 INGEST_SCHEDULER_TASK = "asteroid ingestion schedule"
@@ -71,10 +76,6 @@ def ingest_scheduler(config: AutomationConfig) -> Any:
     return scheduler
 
 
-def dataset_event(dataset_id: str) -> Event:
-    return Event("dataset", f"dataset:{dataset_id}", dataset_id)
-
-
 def dataset_project_name(dataset_id: str) -> str:
     from clearml import Task
 
@@ -82,20 +83,40 @@ def dataset_project_name(dataset_id: str) -> str:
 
 
 def on_new_dataset(
-    retrainer: Retrainer, dataset_id: str, project_of: Callable[[str], str] = dataset_project_name
+    submit: Callable[[str], None], dataset_id: str, project_of: Callable[[str], str] = dataset_project_name
 ) -> bool:
-    """Submit a new raw dataset version of the project as a retrain event (one of another project is
-    ignored); whether it was submitted."""
+    """Submit a new raw dataset version of the project (one of another project is ignored); whether it was
+    submitted."""
     project = project_of(dataset_id)
     if not project.startswith(f"{global_config.PROJECT_NAME}/.datasets/"):
         print(f"dataset trigger: ignored version {dataset_id} of project {project!r}", flush=True)
         return False
-    retrainer.submit([dataset_event(dataset_id)])
+    submit(dataset_id)
     return True
 
 
-def dataset_trigger(config: AutomationConfig, retrainer: Retrainer) -> Any:
-    """A TriggerScheduler submitting each new raw dataset version of the project as a retrain event.
+def post_dataset(config: AutomationConfig, token: str, dataset_id: str, deadline_s: float = 600.0) -> None:
+    """Hand a new dataset version to the receiver (the one place that decides), retrying while it restarts;
+    OSError after ``deadline_s`` seconds."""
+    url = f"http://{config.host}:{config.port}{DATASETS_PATH}"
+    body = json.dumps({"dataset_id": dataset_id}).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    deadline, delay = time.monotonic() + deadline_s, 1.0
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30) as reply:
+                print(f"dataset trigger: version {dataset_id}: {reply.read().decode()}", flush=True)
+                return
+        except OSError as exc:  # urllib's HTTPError and URLError are OSErrors
+            refused = isinstance(exc, urllib.error.HTTPError) and exc.code < 500
+            if refused or time.monotonic() > deadline:
+                raise OSError(f"the receiver at {url} did not take dataset {dataset_id}: {exc}") from None
+            time.sleep(delay)  # the receiver restarts; retried with backoff until the deadline
+            delay = min(delay * 2, 30.0)
+
+
+def dataset_trigger(config: AutomationConfig, submit: Callable[[str], None]) -> Any:
+    """A TriggerScheduler submitting each new raw dataset version of the project.
 
     It filters by dataset name only: with ``trigger_project`` the SDK adds one trigger per dataset project
     existing when the trigger is added, and none at all before the first version was ever registered
@@ -109,14 +130,42 @@ def dataset_trigger(config: AutomationConfig, retrainer: Retrainer) -> Any:
     )
     trigger.add_dataset_trigger(
         name="new raw dataset version",
-        schedule_function=lambda dataset_id: on_new_dataset(retrainer, str(dataset_id)),
+        schedule_function=lambda dataset_id: on_new_dataset(submit, str(dataset_id)),
         trigger_name=f"^{global_config.RAW_DATASET_NAME}$",
     )
     return trigger
 
 
 def start_in_thread(scheduler: Any, name: str) -> threading.Thread:
-    """The scheduler's loop (``start()`` never returns) in a daemon thread: it ends with the service."""
+    """The scheduler's loop (``start()`` never returns) in a daemon thread."""
     thread = threading.Thread(target=scheduler.start, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def task_file(config: AutomationConfig, name: str) -> Path:
+    """Where a scheduler's process records its ClearML task once it runs."""
+    return config.data_dir / "schedulers" / f"{name}.json"
+
+
+def run_scheduler(config: AutomationConfig, name: str) -> int:
+    """One ClearML scheduler in this process (each needs its own: the SDK's schedulers call ``Task.init``,
+    one task per process), until the process is stopped."""
+    from asteroid.automation.receiver import read_or_create_token
+    from asteroid.clearml_server import ensure_server
+
+    third_party_patches.install_clearml_sdk_patches()
+    ensure_server(verbose=True)
+    if name == "ingest":
+        scheduler = ingest_scheduler(config)
+    else:
+        token = read_or_create_token(config.token_path)
+        scheduler = dataset_trigger(config, lambda dataset_id: post_dataset(config, token, dataset_id))
+    thread = start_in_thread(scheduler, name)
+    while getattr(scheduler, "_task", None) is None and thread.is_alive():
+        time.sleep(0.2)  # the SDK creates the scheduler's task as its loop starts
+    path = task_file(config, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"task_id": str(scheduler._task.id), "pid": os.getpid()}))
+    thread.join()
+    return 1  # the loop never ends on its own: it failed

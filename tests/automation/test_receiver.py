@@ -80,7 +80,7 @@ def test_the_retraining_alerts_are_decided_and_others_ignored(receiver: Receiver
 
     assert reply.status_code == 200, reply.text
     answer = reply.json()
-    assert [d["alert"] for d in answer["decisions"]] == [
+    assert [d["subject"] for d in answer["decisions"]] == [
         "AsteroidFeatureDrift",
         "AsteroidModelRecallLow",
         "AsteroidModelAccuracyLow",
@@ -188,6 +188,34 @@ def test_wrong_headers_are_refused(
 
     assert reply.status_code == status, reply.text
     assert message in reply.json()["error"]
+    assert receiver.decisions() == []
+
+
+def test_a_new_dataset_version_is_decided_once(receiver: Receiver) -> None:
+    url = receiver.url.replace("/alerts", "/datasets")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    replies = [
+        requests.post(url, json={"dataset_id": "abc123"}, headers=headers, timeout=10) for _ in range(2)
+    ]
+
+    assert [r.json()["decisions"][0]["decision"] for r in replies] == [store.LAUNCHED, store.DUPLICATE]
+    assert [d.event_key for d in receiver.decisions()] == ["dataset:abc123", "dataset:abc123"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"dataset_id": 12}, "field dataset_id must be a dataset id"),
+        ({"dataset_id": "a/b"}, "field dataset_id must be a dataset id"),
+        ({"dataset_id": "a", "more": 1}, "one field, dataset_id"),
+        ([], "one field, dataset_id"),
+    ],
+)
+def test_a_bad_dataset_body_is_refused(receiver: Receiver, body: Any, message: str) -> None:
+    url = receiver.url.replace("/alerts", "/datasets")
+    reply = requests.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+    assert reply.status_code == 422 and message in reply.json()["error"]
     assert receiver.decisions() == []
 
 

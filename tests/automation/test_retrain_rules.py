@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 import global_config
 from asteroid.automation import schedules, store
+from asteroid.automation.receiver import dataset_event
 from asteroid.automation.retrain import Retrainer, rule
 from asteroid.automation.store import COOLDOWN, DUPLICATE, LAUNCHED, Event
 
@@ -178,7 +179,10 @@ def test_a_dataset_version_of_another_project_is_ignored(engine: sa.Engine) -> N
     ours = f"{global_config.PROJECT_NAME}/.datasets/{global_config.RAW_DATASET_NAME}"
     projects = {"mine": ours, "theirs": "another project/.datasets/raw_asteroid_dataset"}
 
-    submitted = [schedules.on_new_dataset(retrainer, d, projects.__getitem__) for d in ("theirs", "mine")]
+    def submit(dataset_id: str) -> None:
+        retrainer.submit([dataset_event(dataset_id)])
+
+    submitted = [schedules.on_new_dataset(submit, d, projects.__getitem__) for d in ("theirs", "mine")]
 
     assert submitted == [False, True]
     assert [(d.event_key, d.decision) for d in audit(engine)] == [("dataset:mine", LAUNCHED)]

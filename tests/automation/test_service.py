@@ -135,6 +135,7 @@ def test_every_acknowledged_alert_launches_exactly_once_across_kill_9(service: S
     acknowledged = [service.alert(f"fp{n}") for n in range(6)]
     os.kill(first.pid, signal.SIGKILL)  # at once: some launches may still be queued, one may be starting
     first.wait(timeout=10)
+    wait(lambda: not service.answers(), "the receiver to die with the service")
     assert all(reply.status_code == 200 for reply in acknowledged)
 
     second = service.spawn()

@@ -15,6 +15,7 @@ from clearml import Dataset
 import global_config
 from asteroid.automation import schedules, store
 from asteroid.automation.config import AutomationConfig
+from asteroid.automation.receiver import dataset_event
 from asteroid.automation.retrain import Retrainer
 
 result_path, workdir = Path(sys.argv[1]), Path.cwd()
@@ -51,7 +52,7 @@ config = config.with_overrides(trigger_poll_minutes=2 / 60, cooldown_seconds=360
 launcher = RecordingLauncher()
 retrainer = Retrainer(store.engine(config.database_url), launcher, config.cooldown_seconds, poll_seconds=0.2)
 retrainer.start_worker()
-trigger = schedules.dataset_trigger(config, retrainer)
+trigger = schedules.dataset_trigger(config, lambda d: retrainer.submit([dataset_event(d)]))
 schedules.start_in_thread(trigger, "trigger")
 trigger_id = wait_until(lambda: trigger._task and trigger._task.id, "the trigger's task")
 wait_until(lambda: polls(trigger_id) >= 1, "the first poll")
