@@ -78,3 +78,28 @@ def wait_long(condition, what: str) -> None:  # type: ignore[no-untyped-def]
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(1.0)  # polling interval, bounded by the deadline
+
+
+def test_the_default_service_runs_both_clearml_schedulers_and_stops_cleanly(
+    backend: BackendHarness, tmp_path: Path
+) -> None:
+    env = {
+        **isolated_project(tmp_path),
+        "ASTEROID_AUTOMATION_DIR": str(tmp_path / "automation"),
+        "ASTEROID_RETRAIN_PORT": str(free_port()),
+    }
+
+    def cli(*args: str) -> str:
+        command = [sys.executable, "-m", "asteroid.automation", *args]
+        return backend.run_command(command, timeout=300, extra_env=env).stdout
+
+    started = cli("start")
+    stopped = cli("stop")
+
+    task_ids = {line.split()[-1] for line in started.splitlines() if line.strip().startswith("scheduler ")}
+    tasks = [backend.call("tasks.get_by_id", {"task": task_id})["task"] for task_id in task_ids]
+    assert sorted(task["name"] for task in tasks) == [
+        "asteroid ingestion schedule",
+        "asteroid retrain trigger",
+    ]
+    assert stopped.startswith("automation stopped")  # not killed after the grace
