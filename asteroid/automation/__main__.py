@@ -21,7 +21,9 @@ ASTEROID_AUTOMATION_PROFILE (production | drill), NEO_DATABASE_URL.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import sys
 import time
 
@@ -100,9 +102,12 @@ def _when(seconds: float | None) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def audit(config: AutomationConfig, limit: int) -> int:
+def audit(config: AutomationConfig, limit: int, as_json: bool = False) -> int:
     with store.engine(config.database_url).connect() as connection:
         rows = store.decisions(connection, limit)
+    if as_json:  # for programs (e.g. a demo's timeline): every field, times as Unix seconds
+        print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+        return 0
     if not rows:
         print("no retrain decisions yet")
     for row in rows:
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("scheduler").add_argument("name", choices=SCHEDULES)
     audit_parser = commands.add_parser("audit")
     audit_parser.add_argument("--limit", type=int, default=50, help="newest decisions shown (50)")
+    audit_parser.add_argument("--json", action="store_true", help="as a JSON array")
     ingest_parser = commands.add_parser("ingest")
     ingest_parser.add_argument("--query-date", default=None, help="YYYY-MM-DD (default: today, UTC)")
     args = parser.parse_args(argv)
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_scheduler(config, args.name)
         if args.command == "audit":
-            return audit(config, args.limit)
+            return audit(config, args.limit, args.json)
         if args.remote:
             remote_commands = {
                 "start": lambda: start_remote(args.queue),

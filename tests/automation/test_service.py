@@ -4,6 +4,7 @@ status, audit and stop; and every acknowledged alert launched exactly once acros
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -118,12 +119,18 @@ def test_start_status_audit_and_stop(service: Service) -> None:
     assert service.alert("one").json()["decisions"][0]["decision"] == "duplicate"
     wait(lambda: service.launch_states() == ["started", None], "the launch to start")
     status, audit = service.cli("status"), service.cli("audit")
+    records = json.loads(service.cli("audit", "--json").stdout)
     stopped = service.cli("stop")
 
     assert f"retrain receiver: {service.url}" in status.stdout
     assert "alert AsteroidModelRecallLow (alert:one@2026-05-28T10:00:00Z): launched" in audit.stdout
     assert "launch started at" in audit.stdout
     assert "): duplicate — this event already launched a retrain" in audit.stdout
+    assert [(r["decision"], r["launch_state"]) for r in records] == [
+        ("launched", "started"),
+        ("duplicate", None),
+    ]
+    assert records[0]["launched_at"] >= records[0]["decided_at"]
     assert stopped.stdout.startswith("automation stopped")
     assert service.cli("status").returncode == 3
     assert f"would listen on {service.url}" in service.cli("status").stdout
