@@ -35,7 +35,7 @@ from asteroid.automation.retrain import utc_day
 from process_supervisor import SupervisorError, http_ok, start_detached, stop_detached
 
 START_TIMEOUT_S = 120.0  # the schedulers' tasks are created on the server before the service is ready
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 20.0  # the supervisor stops its parts one after another, each with its own grace
 
 
 def start(config: AutomationConfig) -> int:
