@@ -52,7 +52,7 @@ def test_a_drift_alert_runs_the_pipeline_once(backend: BackendHarness, tmp_path:
             timeout=10,
         )
         assert reply.json()["decisions"][0]["decision"] == "launched"
-        wait_long(summary_path.exists, "the launched pipeline's summary")
+        wait(summary_path.exists, "the launched pipeline's summary", PIPELINE_DEADLINE_S)
         get_data = json.loads(summary_path.read_text())["step_tasks"]["get_data"]
         task = backend.call("tasks.get_by_id", {"task": get_data})["task"]
         raw_version = task["hyperparams"]["Outputs"]["raw_dataset_id"]["value"]
@@ -68,16 +68,6 @@ def test_a_drift_alert_runs_the_pipeline_once(backend: BackendHarness, tmp_path:
     assert audit.count(": launched") == 1
     launch_log = (tmp_path / "automation" / "launches" / "retrain-1.log").read_text()
     assert "winner: seed 0" in launch_log
-
-
-def wait_long(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + PIPELINE_DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(1.0)  # polling interval, bounded by the deadline
 
 
 def test_the_default_service_runs_both_clearml_schedulers_and_stops_cleanly(

@@ -88,8 +88,8 @@ class Service:
             return [d.launch_state for d in store.decisions(connection, 100)]
 
 
-def wait(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + DEADLINE_S
+def wait(condition, what: str, deadline_s: float = DEADLINE_S) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + deadline_s
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
