@@ -9,6 +9,8 @@
     serve    the service in the foreground (a supervisor of its parts: `receiver`, `scheduler ingest`,
              `scheduler dataset`, each also a command here)
     ingest   one ingestion now (`get data` with --query-date, default today UTC)
+    alert-route  write the local serving stack's extra-receivers file routing the retraining alerts to the
+             receiver (and its token), print its path: start the stack with SERVING_LOCAL_EXTRA_RECEIVERS=it
 
 With --remote, start enqueues the service as a ClearML service task (queue `services`, --queue) for an agent
 to run, with the agent's environment as its configuration; status and stop act on that task.
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "start":
             command.add_argument("--queue", default="services", help="with --remote: the agent's queue")
     commands.add_parser("serve")
+    commands.add_parser("alert-route")
     commands.add_parser("receiver")
     commands.add_parser("scheduler").add_argument("name", choices=SCHEDULES)
     audit_parser = commands.add_parser("audit")
@@ -216,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
             from asteroid.automation.schedules import run_scheduler
 
             return run_scheduler(config, args.name)
+        if args.command == "alert-route":
+            from asteroid.automation.receiver import read_or_create_token
+            from asteroid.automation.service import write_extra_receivers
+
+            read_or_create_token(config.token_path)  # Alertmanager reads it as the route's credentials
+            write_extra_receivers(config)
+            print(config.extra_receivers_path)
+            return 0
         if args.command == "audit":
             return audit(config, args.limit, args.json)
         if args.remote:

@@ -15,6 +15,8 @@ import requests
 from serving_local import monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
+from serving_local.errors import StackError
+from serving_local.monitoring_config import read_extra_receivers
 from tests.automation.test_service import Service, wait
 from tests.net import free_port
 from tests.serving.test_monitoring_parts import start_parts, tool
@@ -48,6 +50,18 @@ def stack(tmp_path: Path, receiver: Service) -> Iterator[StackConfig]:
         yield config
     finally:
         supervisor.stop_all()
+
+
+def test_the_alert_route_command_writes_the_file_the_stack_reads(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    written = service.cli("alert-route")
+
+    path = Path(written.stdout.strip())
+    (receiver,) = read_extra_receivers(path)
+    assert receiver.url == service.url and receiver.name == "retrain"
+    assert Path(receiver.token_file or "").read_text().strip()
+    config = StackConfig(data_dir=tmp_path / "stack", service_id="x", extra_receivers_file=path)
+    assert f"url: {service.url}" in monitoring.alertmanager_config(config)
 
 
 def test_the_generated_configuration_with_the_retrain_route_passes_amtool(stack: StackConfig) -> None:
@@ -92,3 +106,33 @@ def notified(stack: StackConfig) -> set[tuple[str, str]]:
         for record in read_notifications(stack.alerts_file)
         for a in record["alerts"]
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "cannot read the extra receivers file"),
+        ('{"name": "r"}', "must hold a JSON list"),
+        (
+            '[{"url": "http://x/alerts", "routes": [["a=\\"b\\""]]}]',
+            "field 'name' must be a non-empty string",
+        ),
+        (
+            '[{"name": "r", "url": "http://x/alerts", "routes": []}]',
+            "'routes' must be a list of matcher lists",
+        ),
+        (
+            '[{"name": "r", "url": "http://x/alerts", "routes": [[1]]}]',
+            "'routes' must be a list of matcher lists",
+        ),
+        ('[{"name": "r", "url": "u", "routes": [["a=\\"b\\""]], "token_file": 3}]', "'token_file' must be"),
+    ],
+)
+def test_a_bad_extra_receivers_file_stops_the_stack_naming_the_field(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "receivers.json"
+    path.write_text(content)
+    config = StackConfig(data_dir=tmp_path / "stack", service_id="x", extra_receivers_file=path)
+    with pytest.raises(StackError, match=message):
+        monitoring.alertmanager_config(config)
