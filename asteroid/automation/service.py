@@ -121,7 +121,12 @@ def run_receiver(config: AutomationConfig) -> int:
     launcher = CommandLauncher(config.command, config.launches_dir, global_config.ROOT)
     engine = store.engine(config.database_url)
     retrainer = Retrainer(engine, launcher, config.cooldown_seconds, poll_seconds=config.launch_poll_seconds)
-    server = make_server(config.host, config.port, retrainer, token, config.max_body_bytes)
+    try:
+        server = make_server(config.host, config.port, retrainer, token, config.max_body_bytes)
+    except OSError as exc:
+        raise OSError(
+            f"the retrain receiver cannot listen on {config.host}:{config.port}: {exc.strerror}"
+        ) from None
 
     def on_signal(signum: int, frame: object) -> None:
         signal.signal(signum, signal.SIG_IGN)

@@ -157,3 +157,15 @@ def test_every_acknowledged_alert_launches_exactly_once_across_kill_9(service: S
 
     tokens = sorted(line.split()[0] for line in service.launches())
     assert tokens == sorted(f"retrain-{n}" for n in range(1, 7))
+
+
+def test_a_taken_port_is_reported_in_one_line(tmp_path: Path, taken_port: int) -> None:
+    service = Service(tmp_path)
+    service.env["ASTEROID_RETRAIN_PORT"] = str(taken_port)
+
+    started = service.cli("start")
+
+    assert started.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in started.stderr
+    assert len(started.stderr.strip().splitlines()) == 1
+    assert service.cli("status").returncode == 3
