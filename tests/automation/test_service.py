@@ -169,3 +169,20 @@ def test_a_taken_port_is_reported_in_one_line(tmp_path: Path, taken_port: int) -
     assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in started.stderr
     assert len(started.stderr.strip().splitlines()) == 1
     assert service.cli("status").returncode == 3
+
+
+def test_the_supervisor_restarts_a_killed_receiver_and_its_queued_launches_start_once(
+    service: Service,
+) -> None:
+    assert service.cli("start").returncode == 0
+    state = json.loads((service.dir / "automation.json").read_text())
+    acknowledged = [service.alert(f"fp{n}") for n in range(4)]
+    os.kill(state["parts"]["receiver"], signal.SIGKILL)
+
+    wait(lambda: service.answers() and len(service.launch_states()) == 4, "the receiver to be restarted")
+    wait(lambda: service.launch_states() == ["started"] * 4, "every launch to start")
+    wait(lambda: len(service.launches()) == 4, "every launch command to run")
+
+    assert all(reply.status_code == 200 for reply in acknowledged)
+    assert sorted(line.split()[0] for line in service.launches()) == [f"retrain-{n}" for n in range(1, 5)]
+    assert "receiver exited" in (service.dir / "automation.log").read_text()
