@@ -124,7 +124,8 @@ def _date_index(observations: sa.Table) -> sa.Index:
     return sa.Index(f"ix_{observations.name}_close_approach_date", observations.c[schema.DATE_COLUMN])
 
 
-def _engine(database_url: str) -> Engine:
+def make_engine(database_url: str) -> Engine:
+    """An engine on the database; a SQLite file's folder is created when missing."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +322,7 @@ def load_csv(
         chunks = csv_chunks.CsvChunks(csv_path, chunk_rows)
     except csv_chunks.EmptyFile as exc:
         raise SchemaError(f"{exc} with the NASA column names") from None
-    engine = _engine(database_url)
+    engine = make_engine(database_url)
     try:
         with chunks:
             ignored = _check_header(chunks.header, csv_path)
@@ -400,7 +401,7 @@ def iter_observations(
     dtypes, ordered by date and then load order: streamed from the server in frames of `chunk_rows` rows."""
     if query_date is not None:
         query_date = validate_query_date(query_date)
-    engine = _engine(database_url)
+    engine = make_engine(database_url)
     try:
         observations, _ = _tables(sa.MetaData())
         if not sa.inspect(engine).has_table(observations.name):
@@ -453,7 +454,7 @@ def query_observations(database_url: str, query_date: str | None = None) -> pd.D
 
 
 def _count(database_url: str, rejected_table: bool) -> int:
-    engine = _engine(database_url)
+    engine = make_engine(database_url)
     try:
         table = _tables(sa.MetaData())[1 if rejected_table else 0]
         if not sa.inspect(engine).has_table(table.name):

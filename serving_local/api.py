@@ -12,7 +12,8 @@ imports these names, never the modules behind them, and rebuilds none of the sta
 - ``reload_prometheus()``: the running stack's Prometheus re-reads its rule files.
 - ``start_stack()``, ``stop_stack()``, ``StackConfig``, ``StackError``: run it in the background.
 - ``prometheus_document()``, ``alertmanager_text()``, ``Target``, ``Discovery``: the configuration
-  generator, for deployments elsewhere.
+  generator, for deployments elsewhere; ``ExtraReceiver``: a further webhook receiver and the alerts routed
+  to it (the stack reads a JSON list of them from ``SERVING_LOCAL_EXTRA_RECEIVERS``).
 - ``FEEDBACK_HANDLER_ENV``: the environment variable naming the application's handler of
   ``POST /feedback/<endpoint>`` (``package.module:function``; serving_local/feedback_route.py); set when the
   stack starts, the inference app answers that route with it.
@@ -43,6 +44,7 @@ from serving_local.monitoring_config import (
     NODE_JOB,
     STATISTICS_JOB,
     Discovery,
+    ExtraReceiver,
     Target,
     alertmanager_text,
     prometheus_document,
@@ -66,6 +68,7 @@ __all__ = [
     "STACK_JOB",
     "STATISTICS_JOB",
     "Discovery",
+    "ExtraReceiver",
     "ServerCheckError",
     "ServerSettings",
     "StackConfig",

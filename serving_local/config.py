@@ -61,6 +61,8 @@ class StackConfig:
     scrape_seconds: float = 15.0  # Prometheus scrape and default rule evaluation period
     rules_dir: Path | None = None  # Prometheus rule files (*.yml); default <data dir>/rules
     alertmanager_config: Path | None = None  # default: generated, routing every alert to the webhook
+    # JSON list of further webhook receivers and the alerts routed to them (monitoring_config.ExtraReceiver)
+    extra_receivers_file: Path | None = None
     alert_group_wait: str = "10s"  # Alertmanager timings of the generated configuration
     alert_group_interval: str = "1m"
     alert_repeat_interval: str = "4h"
@@ -84,6 +86,7 @@ class StackConfig:
             scrape_seconds=_env_float("SERVING_LOCAL_SCRAPE_SECONDS", cls.scrape_seconds),
             rules_dir=_env_path("SERVING_LOCAL_RULES_DIR"),
             alertmanager_config=_env_path("SERVING_LOCAL_ALERTMANAGER_CONFIG"),
+            extra_receivers_file=_env_path("SERVING_LOCAL_EXTRA_RECEIVERS"),
             alert_group_wait=os.environ.get("SERVING_LOCAL_ALERT_GROUP_WAIT") or cls.alert_group_wait,
             alert_group_interval=os.environ.get("SERVING_LOCAL_ALERT_GROUP_INTERVAL")
             or cls.alert_group_interval,

@@ -6,7 +6,10 @@ here once; alert rules select on them."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from serving_local.config import StackConfig
@@ -81,29 +84,109 @@ def prometheus_document(
     }
 
 
+@dataclass(frozen=True)
+class ExtraReceiver:
+    """A webhook receiver besides the stack's own, sent the alerts that match any of ``routes`` (each a list
+    of Alertmanager matchers, e.g. ``['alertname="X"', 'severity="critical"']``); the stack's webhook still
+    gets every alert."""
+
+    name: str
+    url: str
+    routes: tuple[tuple[str, ...], ...]
+    token_file: str | None = None
+    send_resolved: bool = False
+
+    @classmethod
+    def from_json(cls, item: Any) -> ExtraReceiver:
+        """One receiver of an extra-receivers file (``SERVING_LOCAL_EXTRA_RECEIVERS``); ValueError naming the
+        wrong field."""
+        if not isinstance(item, dict):
+            raise ValueError("each extra receiver must be a JSON object")
+        for key in ("name", "url"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise ValueError(f"extra receiver field {key!r} must be a non-empty string")
+        routes = item.get("routes")
+        if not isinstance(routes, list) or not routes or not all(_is_matchers(r) for r in routes):
+            raise ValueError(f"extra receiver {item['name']!r}: 'routes' must be a list of matcher lists")
+        token_file = item.get("token_file")
+        if token_file is not None and not isinstance(token_file, str):
+            raise ValueError(f"extra receiver {item['name']!r}: 'token_file' must be a string")
+        return cls(item["name"], item["url"], tuple(tuple(r) for r in routes), token_file)
+
+
+def _is_matchers(route: Any) -> bool:
+    return isinstance(route, list) and bool(route) and all(isinstance(m, str) and m for m in route)
+
+
+def read_extra_receivers(path: Path | None) -> list[ExtraReceiver]:
+    """The receivers a JSON file lists (none without a file)."""
+    if path is None:
+        return []
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the extra receivers file {path}: {exc}") from None
+    if not isinstance(items, list):
+        raise ValueError(f"the extra receivers file {path} must hold a JSON list")
+    return [ExtraReceiver.from_json(item) for item in items]
+
+
+def _authorization(token_file: str | None, indent: str) -> str:
+    if not token_file:
+        return ""
+    return (
+        f"\n{indent}http_config:\n{indent}  authorization:\n{indent}    type: Bearer\n"
+        f"{indent}    credentials_file: {token_file}"
+    )
+
+
+def _extra_routes(extra: Sequence[ExtraReceiver]) -> str:
+    """Child routes: each extra receiver's matchers (continue: true), then every alert to the webhook (a
+    matching child route would otherwise take the alert from the root's receiver)."""
+    if not extra:
+        return ""
+    lines = ["  routes:"]
+    for receiver in extra:
+        for matchers in receiver.routes:
+            quoted = ", ".join(json.dumps(matcher) for matcher in matchers)
+            lines += [
+                f"    - matchers: [{quoted}]",
+                f"      receiver: {receiver.name}",
+                "      continue: true",
+            ]
+    lines += ["    - receiver: webhook"]
+    return "\n".join(lines) + "\n"
+
+
+def _extra_receivers(extra: Sequence[ExtraReceiver]) -> str:
+    blocks = [
+        f"  - name: {r.name}\n    webhook_configs:\n      - url: {r.url}\n"
+        f"        send_resolved: {str(r.send_resolved).lower()}{_authorization(r.token_file, '        ')}\n"
+        for r in extra
+    ]
+    return "".join(blocks)
+
+
 def alertmanager_text(
     webhook_url: str,
     group_wait: str = StackConfig.alert_group_wait,
     group_interval: str = StackConfig.alert_group_interval,
     repeat_interval: str = StackConfig.alert_repeat_interval,
     token_file: str | None = None,
+    extra_receivers: Sequence[ExtraReceiver] = (),
 ) -> str:
     """alertmanager.yml (without a header): every alert to the webhook receiver at ``webhook_url``, resolved
-    ones too (with ``token_file``'s content as its bearer token); critical inhibits warning of the same
-    alert; the stack's timings unless given. E-mail and Slack receivers are shown commented."""
-    authorization = (
-        f"\n        http_config:\n          authorization:\n            type: Bearer\n"
-        f"            credentials_file: {token_file}"
-        if token_file
-        else ""
-    )
+    ones too (with ``token_file``'s content as its bearer token), and the alerts each of ``extra_receivers``
+    routes to it; critical inhibits warning of the same alert; the stack's timings unless given. E-mail and
+    Slack receivers are shown commented."""
+    authorization = _authorization(token_file, "        ")
     return f"""route:
   receiver: webhook
   group_by: ['...']          # every distinct alert (label set) is its own notification
   group_wait: {group_wait}
   group_interval: {group_interval}
   repeat_interval: {repeat_interval}
-  # routes:                  # e.g. critical alerts to people as well:
+{_extra_routes(extra_receivers)}  # routes:                  # e.g. critical alerts to people as well:
   #   - matchers: [severity="critical"]
   #     receiver: team-email
   #     continue: true
@@ -112,7 +195,7 @@ receivers:
     webhook_configs:
       - url: {webhook_url}
         send_resolved: true{authorization}
-  # - name: team-email
+{_extra_receivers(extra_receivers)}  # - name: team-email
   #   email_configs:
   #     - to: ml-oncall@example.org
   #       from: alertmanager@example.org

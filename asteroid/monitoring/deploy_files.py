@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import global_config
+from asteroid.automation.config import ALERTS_PATH, RECEIVER_NAME, AutomationConfig, retrain_routes
 from asteroid.monitoring import dashboard, kubernetes_files, rules
-from serving_local.api import APPLICATION_JOB, StackConfig, Target, alertmanager_text, prometheus_document
+from serving_local.api import (
+    APPLICATION_JOB,
+    ExtraReceiver,
+    StackConfig,
+    Target,
+    alertmanager_text,
+    prometheus_document,
+)
 
 DEPLOY_DIR = global_config.ROOT / "deploy"
 
@@ -29,6 +37,7 @@ ALERTMANAGER_SERVICE = "alertmanager"
 WEBHOOK_SERVICE = "alert-webhook"
 QUALITY_SERVICE = "quality-consumer"  # python -m asteroid.quality consume, with its live quality metrics
 NODE_EXPORTER_SERVICE = "node-exporter"
+AUTOMATION_SERVICE = "automation"  # the retrain receiver and the ClearML schedulers
 
 # Ports inside the containers: the same defaults as the local stack (clearml-serving's own 8080 and 9999).
 PORTS = StackConfig(data_dir=Path("."))
@@ -39,6 +48,9 @@ ALERTMANAGER_PORT = PORTS.alertmanager_port
 WEBHOOK_PORT = PORTS.webhook_port
 QUALITY_METRICS_PORT = 9105  # the quality-consumer service's --metrics-port
 NODE_EXPORTER_PORT = 9100  # the node exporter image's own default
+RETRAIN_PORT = AutomationConfig.port
+# The retrain receiver's bearer token: the automation service creates it in a volume Alertmanager mounts.
+RETRAIN_TOKEN_FILE = "/etc/alertmanager/retrain/token"
 
 # Where the containers see the mounted files.
 PROMETHEUS_RULES_GLOB = (
@@ -69,8 +81,16 @@ def prometheus_config() -> dict[str, Any]:
 
 def alertmanager_config() -> str:
     """alertmanager.yml: the local stack's routing (every alert to the webhook receiver, critical inhibits
-    warning, the same timings), with the receiver at the alert-webhook service."""
-    return HEADER + alertmanager_text(f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts")
+    warning, the same timings), with the receiver at the alert-webhook service; the retraining alerts also
+    to the automation service's retrain receiver, with its bearer token."""
+    retrain = ExtraReceiver(
+        RECEIVER_NAME,
+        f"http://{Target(AUTOMATION_SERVICE, RETRAIN_PORT).address}{ALERTS_PATH}",
+        tuple(tuple(route) for route in retrain_routes()),
+        token_file=RETRAIN_TOKEN_FILE,
+    )
+    webhook = f"http://{Target(WEBHOOK_SERVICE, WEBHOOK_PORT).address}/alerts"
+    return HEADER + alertmanager_text(webhook, extra_receivers=[retrain])
 
 
 def grafana_datasource() -> dict[str, Any]:

@@ -81,6 +81,15 @@ RUN_BY: dict[str, str] = {
     ".venv/bin/python -m asteroid.quality count": (
         "tests/quality/test_feedback.py::test_catalogue_labels_by_neo_reference_id_and_date"
     ),
+    **{
+        f".venv/bin/python -m asteroid.automation {command}": (
+            "tests/automation/test_service.py::test_start_status_audit_and_stop"
+        )
+        for command in ("start", "status", "audit", "stop")
+    },
+    ".venv/bin/python -m asteroid.automation start --remote": (
+        "tests/automation/test_remote.py::test_the_service_runs_as_a_task_on_the_services_queue"
+    ),
     "make serve-status": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
     "make serve-stop": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
 }

@@ -127,6 +127,7 @@ def ignored(context: Path, dockerfile: Path, source: str) -> bool:
 
 def test_every_build_context_has_what_its_dockerfile_copies() -> None:
     assert {s.name for s in built_services()} == {
+        "automation",
         "clearml-agent",
         "clearml-serving-inference",
         "quality-consumer",
@@ -264,9 +265,12 @@ def test_addresses_are_read_from_urls_and_host_ports() -> None:
 
 @pytest.mark.parametrize("path", compose.COMPOSE_FILES, ids=lambda p: p.parent.name)
 def test_service_urls_are_service_names_never_localhost(path: Path) -> None:
-    """Containers reach each other by service name; the ClearML server by an address from the environment."""
+    """Containers reach each other by service name; the ClearML server and the database by an address from the
+    environment."""
     services = compose.merged_services(path)
-    external = {urlsplit(v).hostname for k, v in compose.read_env_file().items() if k.endswith("_HOST")}
+    external = {
+        urlsplit(v).hostname for k, v in compose.read_env_file().items() if k.endswith(("_HOST", "_URL"))
+    }
     checked = 0
     for name, spec in services.items():
         for key, value in dict(spec.get("environment", {})).items():

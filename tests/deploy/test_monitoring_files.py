@@ -147,8 +147,13 @@ def test_the_quality_consumer_serves_its_metrics_where_prometheus_scrapes_them()
     inference = compose.merged_services(SERVING)[deploy_files.INFERENCE_SERVICE]["environment"]
     for topic in ("ASTEROID_PREDICTIONS_TOPIC", "ASTEROID_FEEDBACK_TOPIC"):
         assert env[topic] == inference[topic]  # the hook publishes where the consumer reads
-    assert env["NEO_DATABASE_URL"].startswith("sqlite:////var/lib/asteroid/")
+    assert env["NEO_DATABASE_URL"] == compose.read_env_file()["NEO_DATABASE_URL"]  # the project's database
     assert "quality-data:/var/lib/asteroid" in service["volumes"]  # the SQLite file outlives the container
+
+
+def test_the_quality_consumer_falls_back_to_sqlite_in_its_volume_without_a_database_url() -> None:
+    consumer = compose.load_raw(SERVING)["services"][deploy_files.QUALITY_SERVICE]
+    assert consumer["environment"]["NEO_DATABASE_URL"].startswith("${NEO_DATABASE_URL:-sqlite:////var/lib/asteroid/")
 
 
 def datasource_uids(node: Any) -> list[str]:
