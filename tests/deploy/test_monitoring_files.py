@@ -153,7 +153,9 @@ def test_the_quality_consumer_serves_its_metrics_where_prometheus_scrapes_them()
 
 def test_the_quality_consumer_falls_back_to_sqlite_in_its_volume_without_a_database_url() -> None:
     consumer = compose.load_raw(SERVING)["services"][deploy_files.QUALITY_SERVICE]
-    assert consumer["environment"]["NEO_DATABASE_URL"].startswith("${NEO_DATABASE_URL:-sqlite:////var/lib/asteroid/")
+    assert consumer["environment"]["NEO_DATABASE_URL"].startswith(
+        "${NEO_DATABASE_URL:-sqlite:////var/lib/asteroid/"
+    )
 
 
 def datasource_uids(node: Any) -> list[str]:
