@@ -156,6 +156,7 @@ class StateStore:
 def busy_message(state: RolloutState) -> str:
     return (
         f"a rollout is already {state.phase}: model {state.challenger.model_id} as "
-        f"/serve/{state.challenger.url} at {state.weight} % against {state.champion.url}; wait for it to finish "
+        f"/serve/{state.challenger.url} at {state.weight} % against {state.champion.url}; "
+        "wait for it to finish "
         "(`python -m asteroid.rollout status`) or roll it back (`python -m asteroid.rollout rollback`)"
     )
