@@ -1,7 +1,7 @@
 """The ASGI app the stack runs (answering only loopback ``Host`` names when it listens on loopback):
 clearml-serving's stock inference app behind the request limits
 (serving_local/request_limits.py), wrapped in the request metrics and, when configured, the feedback route
-(serving_local/feedback_route.py).
+(serving_local/feedback_route.py); each canary draw is told to the request metrics.
 
 `uvicorn serving_local.inference_app:app`. Importing clearml-serving's `main` connects to the serving
 service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as in its own container.
@@ -9,10 +9,11 @@ service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as
 
 from clearml_serving.serving import main as stock
 
+import third_party_patches
 from serving_local.feedback_route import with_feedback_route
 from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits
-from serving_local.request_metrics import RequestMetrics
+from serving_local.request_metrics import RequestMetrics, note_served_url
 
 
 def served_endpoints() -> set[str]:
@@ -23,6 +24,7 @@ def served_endpoints() -> set[str]:
     return {*processor.get_endpoints(), *processor.get_canary_endpoints(), *processor.get_model_monitoring()}
 
 
+third_party_patches.report_canary_draws(note_served_url)  # per-version request metrics behind a canary route
 app = LoopbackHostOnly(
     with_feedback_route(RequestMetrics(RequestLimits(stock.app), known_endpoints=served_endpoints))
 )
