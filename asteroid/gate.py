@@ -48,6 +48,9 @@ class GateConfig:
             )
 
 
+DEFAULT_CONFIG = GateConfig()
+
+
 def binomial_cdf_half(k: int, n: int) -> float:
     """P(X ≤ k) for X ~ Binomial(n, 1/2), exactly (integers until the one division)."""
     if n < 0:
@@ -132,7 +135,7 @@ class Verdict:
 
 
 def judge(
-    truth: Any, challenger_predicted: Any, champion_predicted: Any | None, config: GateConfig = GateConfig()
+    truth: Any, challenger_predicted: Any, champion_predicted: Any | None, config: GateConfig = DEFAULT_CONFIG
 ) -> Verdict:
     """The gate's verdict from 0/1 labels and each model's 0/1 answers on the same rows (champion None: no
     model is served yet)."""

@@ -40,7 +40,7 @@ class MetricsSource(Protocol):
 class Registry(Protocol):
     def mark_rolled_back(self, model_id: str, check: str, reason: str) -> None: ...
 
-    def move_production(self, previous_model_id: str, model_id: str) -> None: ...
+    def move_production(self, previous: Version, promoted: Version) -> None: ...
 
 
 class AlertSink(Protocol):
@@ -89,7 +89,7 @@ class Controller:
             return
         self._route(rollout)
         if rollout.phase == states.PROMOTED:
-            self.registry.move_production(rollout.champion.model_id, rollout.challenger.model_id)
+            self.registry.move_production(rollout.champion, rollout.challenger)
 
     def tick(self, rollout: RolloutState) -> RolloutState:
         """One decision at the current time."""
@@ -158,7 +158,7 @@ class Controller:
         self.store.save(rollout)  # the decision first: a crash before the route changes is reconciled
         self._route(rollout)
         if rollout.phase == states.PROMOTED:
-            self.registry.move_production(rollout.champion.model_id, rollout.challenger.model_id)
+            self.registry.move_production(rollout.champion, rollout.challenger)
             self.log(f"promoted: {rollout.challenger.url} serves 100 %, tagged production")
         return rollout
 

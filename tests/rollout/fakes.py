@@ -67,8 +67,8 @@ class FakeRegistry:
         if (model_id, check) not in self.rolled_back:
             self.rolled_back.append((model_id, check))
 
-    def move_production(self, previous_model_id: str, model_id: str) -> None:
-        self.production = model_id
+    def move_production(self, previous: Version, promoted: Version) -> None:
+        self.production = promoted.model_id
 
 
 @dataclass
