@@ -129,7 +129,8 @@ def status(store: StateStore) -> int:
         return 0
     running = "a controller runs it" if store.controller_running() else "no controller"
     print(f"rollout of {rollout.challenger.url} (model {rollout.challenger.model_id}) against "
-          f"{rollout.champion.url}: {rollout.phase}, challenger at {rollout.weight} %; {running}")  # fmt: skip
+          f"{rollout.champion.url}: {rollout.phase}, challenger at {rollout.weight} %")  # fmt: skip
+    print(f"controller: {running}")
     if rollout.failed_check:
         print(f"failed check: {rollout.failed_check} ({rollout.reason})")
     for event in rollout.events[-10:]:
