@@ -20,7 +20,8 @@ class RolloutConfig:
     success_rate_min: float = 0.99  # the challenger passes when its success rate reaches this…
     error_rate_margin: float = 0.01  # …or its error rate is at most the champion's plus this
     latency_p99_max_s: float = 0.5
-    hazardous_rate_tolerance: float = 0.05  # |challenger − champion| share of rows answered hazardous
+    hazardous_rate_tolerance: float = 0.05  # |challenger − champion| share of rows answered hazardous…
+    hazardous_rate_z: float = 3.0  # …plus this many standard errors of the difference (chance)
     min_labels: int = 100  # labelled predictions per version before accuracy and recall are judged
     accuracy_tolerance: float = 0.02  # challenger ≥ champion − tolerance
     recall_tolerance: float = 0.02
