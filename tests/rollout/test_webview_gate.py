@@ -28,7 +28,8 @@ def test_the_serving_and_model_pages_show_the_gate_and_rollout_tags(tmp_path: Pa
     verdict = {"key": "gate_verdict", "type": "str", "value": "gate passed: recall 0.95"}
     store.put("models", {
         "id": "m2", "name": "challenger", "project": "p",
-        "tags": ["gate_passed", "rolled_back", "rolled_back:error_rate"], "metadata": {"gate_verdict": verdict},
+        "tags": ["gate_passed", "rolled_back", "rolled_back:error_rate"],
+        "metadata": {"gate_verdict": verdict},
     })  # fmt: skip
     view = WebView(store)
     serving = view.handle("/serving/svc", "").body.decode()
