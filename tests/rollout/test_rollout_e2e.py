@@ -158,8 +158,12 @@ def recorded(stack: Stack) -> states.RolloutState:
 
 
 def test_a_model_trained_on_shuffled_labels_is_refused_and_never_served(stack: Stack, tmp_path: Path) -> None:
+    # README: .venv/bin/python pipeline.py --inject-fault shuffled_labels
     model_id = stack.pipeline("--inject-fault", "shuffled_labels")
     before = stack.endpoints()
+    # README: .venv/bin/python -m asteroid.rollout gate
+    judged = stack.rollout("gate", "--model", model_id, log=tmp_path / "gate.log")
+    assert judged.wait(timeout=300) == 1, (tmp_path / "gate.log").read_text()
     started = stack.rollout("start", "--model", model_id, "--profile", "drill", log=tmp_path / "gate.log")
     assert started.wait(timeout=300) == 1, (tmp_path / "gate.log").read_text()
     output = (tmp_path / "gate.log").read_text()
@@ -176,12 +180,18 @@ def test_a_healthy_challenger_is_promoted_under_traffic_through_a_kill_9_without
     model_id = stack.pipeline("--split-seed", "7")
     log = tmp_path / "rollout.log"
     with traffic(stack) as sent:
+        # README: .venv/bin/python -m asteroid.rollout start --profile drill
         controller = stack.rollout("start", "--model", model_id, "--profile", "drill", log=log)
         wait_for(lambda: stack.store.load() is not None and recorded(stack).weight >= 50,
                  lambda: f"50 %: {log.read_text()[-3000:]}", ROLLOUT_DEADLINE_S, interval_s=0.2)  # fmt: skip
         os.kill(controller.pid, signal.SIGKILL)  # mid-rollout, without a chance to clean up
         controller.wait(timeout=30)
         assert recorded(stack).active and not stack.store.controller_running()
+        # README: .venv/bin/python -m asteroid.rollout status
+        status = stack.rollout("status", log=tmp_path / "status.log")
+        assert status.wait(timeout=120) == 0
+        assert "controller: no controller" in (tmp_path / "status.log").read_text()
+        # README: .venv/bin/python -m asteroid.rollout resume
         resumed = stack.rollout("resume", log=log)
         assert resumed.wait(timeout=ROLLOUT_DEADLINE_S) == 0, log.read_text()[-5000:]
     final = recorded(stack)
@@ -200,6 +210,7 @@ def test_a_healthy_challenger_is_promoted_under_traffic_through_a_kill_9_without
 def test_a_challenger_failing_requests_when_served_is_rolled_back_and_the_alert_delivered(
     stack: Stack, tmp_path: Path
 ) -> None:
+    # README: .venv/bin/python pipeline.py --inject-fault serving:error_rate=0.3
     model_id = stack.pipeline("--split-seed", "11", "--inject-fault", "serving:error_rate=0.3")
     log = tmp_path / "rollout.log"
     with traffic(stack) as sent:
