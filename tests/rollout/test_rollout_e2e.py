@@ -151,6 +151,11 @@ def traffic(stack: Stack) -> Traffic:
     return Traffic(f"{stack.state.serve_url}/{global_config.SERVING_ENDPOINT}", rows)
 
 
+def seconds_between(rollout: states.RolloutState, first: str, last: str) -> float:
+    times = {event["kind"]: event["time"] for event in reversed(rollout.events)}  # the first of each kind
+    return float(times[last] - times[first])
+
+
 def recorded(stack: Stack) -> states.RolloutState:
     rollout = stack.store.load()
     assert rollout is not None
@@ -196,6 +201,10 @@ def test_a_healthy_challenger_is_promoted_under_traffic_through_a_kill_9_without
         assert resumed.wait(timeout=ROLLOUT_DEADLINE_S) == 0, log.read_text()[-5000:]
     final = recorded(stack)
     assert final.phase == states.COMPLETED, log.read_text()[-5000:]
+    print(
+        f"promoted {seconds_between(final, 'started', 'promoted'):.0f} s after the start, champion retired "
+        f"{seconds_between(final, 'started', 'champion_retired'):.0f} s after the start"
+    )
     print(f"requests during the rollout: {dict(sent.statuses)}; answered by version {dict(sent.versions)}")
     assert set(sent.statuses) == {200}, sent.statuses  # no request failed while the weights changed
     assert sent.versions[str(final.challenger.version)] > 0 and sent.versions[str(final.champion.version)] > 0
@@ -218,6 +227,7 @@ def test_a_challenger_failing_requests_when_served_is_rolled_back_and_the_alert_
         assert controller.wait(timeout=ROLLOUT_DEADLINE_S) == 2, log.read_text()[-5000:]
     final = recorded(stack)
     assert (final.phase, final.failed_check) == (states.ROLLED_BACK, "error_rate"), log.read_text()[-5000:]
+    print(f"rolled back {seconds_between(final, 'started', 'rolled_back'):.0f} s after the start")
     assert {"rolled_back", "rolled_back:error_rate"} <= set(stack.model(model_id)["tags"])
     canary = stack.canary()
     assert canary["load_endpoints"] == [final.champion.url, final.challenger.url]
