@@ -104,6 +104,7 @@ def start(args: argparse.Namespace, store: StateStore) -> int:
     challenger, commands = ServingRouter(service_id).add_challenger(model, champion)
     for command in commands:
         print(f"$ {command}")
+    warm_up(challenger.url, config.ready_timeout_s)
     profile = args.profile or os.environ.get(rollout_config.PROFILE_ENV) or "production"
     rollout = new_rollout(service_id, champion.url.rsplit("/", 1)[0], champion, challenger, profile, config,
                           time.time())  # fmt: skip
@@ -112,6 +113,19 @@ def start(args: argparse.Namespace, store: StateStore) -> int:
         f"rollout of {challenger.url} against {champion.url} begun ({profile}: stages {list(config.stages)})"
     )
     return run(store)
+
+
+def warm_up(version_url: str, deadline_s: float) -> None:
+    """Wait until the new version answers (loaded) before any traffic is routed to it."""
+    from asteroid.rollout.warm_up import SERVE_URL_ENV, sample_row, serve_url, wait_until_answering
+
+    base = serve_url()
+    if base is None:
+        print(f"no inference address ({SERVE_URL_ENV}): the challenger is not warmed up before its traffic")
+        return
+    began = time.monotonic()
+    attempts = wait_until_answering(f"{base}/{version_url}", sample_row(database_url()), deadline_s)
+    print(f"/serve/{version_url} answers ({attempts} requests, {time.monotonic() - began:.1f} s): loaded")
 
 
 def run(store: StateStore) -> int:

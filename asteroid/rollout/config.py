@@ -26,6 +26,7 @@ class RolloutConfig:
     accuracy_tolerance: float = 0.02  # challenger ≥ champion − tolerance
     recall_tolerance: float = 0.02
     grace_period_s: float = 600.0  # after promotion, before the champion's endpoint is removed
+    ready_timeout_s: float = 900.0  # for the new version to answer (clearml-serving syncs every 5 min)
 
     def __post_init__(self) -> None:
         stages = self.stages
@@ -59,6 +60,7 @@ DRILL = replace(
     min_answered_rows=10,
     min_labels=20,
     grace_period_s=10.0,
+    ready_timeout_s=120.0,
 )
 PROFILES = {"production": PRODUCTION, "drill": DRILL}
 PROFILE_ENV = "ASTEROID_ROLLOUT_PROFILE"

@@ -24,7 +24,7 @@ import requests
 
 import global_config
 import serving_local.api
-from asteroid import schema
+from asteroid import gate, schema
 from asteroid.rollout import state as states
 from asteroid.rollout.alerts import ALERT_NAME
 from tests.backend.backend_harness import BackendHarness, wait_for
@@ -176,6 +176,9 @@ def test_a_model_trained_on_shuffled_labels_is_refused_and_never_served(stack: S
     model = stack.model(model_id)
     assert "gate_refused" in model["tags"] and model["ready"]
     assert "gate_refused" in stack.backend.call("tasks.get_by_id", {"task": model["task"]})["task"]["tags"]
+    assert model["metadata"]["gate_verdict"]["value"].startswith("gate refused")  # the model page shows it
+    plots = stack.backend.call("events.get_task_plots", {"task": model["task"], "iters": 1})["plots"]
+    assert any(plot.get("metric") == gate.TABLE_TITLE for plot in plots)  # the verdict's table
     assert stack.endpoints() == before and stack.store.load() is None
 
 
