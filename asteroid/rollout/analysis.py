@@ -6,7 +6,9 @@ Checks (each named, as the rollback tag and the alert name it):
   `success_rate_min`, or its error rate is at most the champion's plus `error_rate_margin` (errors both
   versions share, e.g. a failing dependency, are not the challenger's fault). 4xx are the clients' and do not
   count.
-- `latency_p99`: the challenger's p99 request duration at most `latency_p99_max_s`.
+- `latency_p99`: the challenger's p99 request duration at most `latency_p99_max_s`, or at most the champion's
+  times `latency_champion_ratio` on the same window (a slow machine or a configuration sync that stalls every
+  request is not the challenger's fault).
 - `hazardous_rate`: the share of rows the challenger answers hazardous within `hazardous_rate_tolerance` of
   the champion's on the same interval, plus `hazardous_rate_z` standard errors of the difference: the two
   versions answer different random rows of the same traffic, and at 10 % of a drill's traffic chance alone
@@ -102,7 +104,7 @@ def analyse(champion: VersionWindow, challenger: VersionWindow, config: RolloutC
     ]
     if low:
         return Analysis(False, [], f"requests {', '.join(low)} < {config.min_requests} in the window")
-    checks = [_error_rate(champion, challenger, config), _latency(challenger, config)]
+    checks = [_error_rate(champion, challenger, config), _latency(champion, challenger, config)]
     rows = [f"{name} {window.answered_rows:.0f}" for name, window in (("champion", champion),
             ("challenger", challenger)) if window.answered_rows < config.min_answered_rows]  # fmt: skip
     if rows:  # a failed request check still fails: a challenger failing every request answers no row
@@ -128,12 +130,16 @@ def _error_rate(champion: VersionWindow, challenger: VersionWindow, config: Roll
     )
 
 
-def _latency(challenger: VersionWindow, config: RolloutConfig) -> Check:
-    p99 = challenger.latency_p99_s
+def _latency(champion: VersionWindow, challenger: VersionWindow, config: RolloutConfig) -> Check:
+    p99, base = challenger.latency_p99_s, champion.latency_p99_s
     if p99 is None or math.isnan(p99):
         return Check(LATENCY, False, "no latency series for the challenger")
-    return Check(LATENCY, p99 <= config.latency_p99_max_s, f"p99 {p99 * 1000:.0f} ms (limit "
-                 f"{config.latency_p99_max_s * 1000:.0f} ms)")  # fmt: skip
+    allowed = config.latency_p99_max_s
+    if base is not None and not math.isnan(base):
+        allowed = max(allowed, base * config.latency_champion_ratio)
+    champion_ms = "-" if base is None or math.isnan(base) else f"{base * 1000:.0f}"
+    detail = f"p99 {p99 * 1000:.0f} ms (champion {champion_ms} ms; allowed {allowed * 1000:.0f} ms)"
+    return Check(LATENCY, p99 <= allowed, detail)
 
 
 def _hazardous_rate(champion: VersionWindow, challenger: VersionWindow, config: RolloutConfig) -> Check:

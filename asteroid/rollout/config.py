@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 class RolloutConfig:
     stages: tuple[int, ...] = (10, 50, 100)  # challenger weight (%) per stage; the last must be 100
     interval_s: float = 60.0  # one analysis per interval, over the interval's window
+    # after each route change, before the next window opens: the inference app applies a new configuration at
+    # its next sync (CLEARML_SERVING_POLL_FREQ, 5 min by default), stalling requests while it swaps it
+    settle_s: float = 330.0
     analyses_per_stage: int = 5  # passing analyses before the next stage
     failure_limit: int = 2  # failed analyses (in total) that roll back
     max_inconclusive: int = 10  # analyses in a row without enough requests that roll back
@@ -19,7 +22,8 @@ class RolloutConfig:
     min_answered_rows: int = 50  # per version and interval, rows the statistics saw (hazardous rate)
     success_rate_min: float = 0.99  # the challenger passes when its success rate reaches this…
     error_rate_margin: float = 0.01  # …or its error rate is at most the champion's plus this
-    latency_p99_max_s: float = 0.5
+    latency_p99_max_s: float = 0.5  # …or at most the champion's p99 times this, on the same window
+    latency_champion_ratio: float = 1.25
     hazardous_rate_tolerance: float = 0.05  # |challenger − champion| share of rows answered hazardous…
     hazardous_rate_z: float = 3.0  # …plus this many standard errors of the difference (chance)
     min_labels: int = 100  # labelled predictions per version before accuracy and recall are judged
@@ -37,8 +41,8 @@ class RolloutConfig:
             or list(stages) != sorted(set(stages))
         ):
             raise ValueError(f"stages must increase strictly within (0, 100] and end at 100, got {stages}")
-        if self.interval_s <= 0 or self.analyses_per_stage < 1 or self.failure_limit < 1:
-            raise ValueError("interval_s must be > 0, analyses_per_stage and failure_limit ≥ 1")
+        if self.interval_s <= 0 or self.settle_s < 0 or self.analyses_per_stage < 1 or self.failure_limit < 1:
+            raise ValueError("interval_s must be > 0, settle_s ≥ 0, analyses_per_stage and failure_limit ≥ 1")
         if min(self.max_inconclusive, self.min_requests, self.min_answered_rows, self.min_labels) < 1:
             raise ValueError("max_inconclusive and the minimum counts must be ≥ 1")
         if not 0 < self.success_rate_min <= 1:
@@ -53,6 +57,7 @@ PRODUCTION = RolloutConfig()
 DRILL = replace(
     PRODUCTION,
     interval_s=10.0,
+    settle_s=8.0,  # the local stack syncs every 5 s (SERVING_LOCAL_POLL_SECONDS)
     analyses_per_stage=1,
     failure_limit=1,
     max_inconclusive=6,

@@ -87,7 +87,9 @@ class Controller:
         controller may have died between recording a decision and applying it."""
         if rollout.phase == states.COMPLETED:
             return
-        self._route(rollout)
+        if self._route(rollout) and rollout.phase == states.PROGRESSING:  # the stage's window opens anew
+            rollout.next_analysis_at = self.clock() + self.config.settle_s + self.config.interval_s
+            self.store.save(rollout)
         if rollout.phase == states.PROMOTED:
             self.registry.move_production(rollout.champion, rollout.challenger)
 
@@ -150,6 +152,7 @@ class Controller:
     def _advance(self, rollout: RolloutState, now: float) -> RolloutState:
         rollout.stage_index += 1
         rollout.passed_at_stage = 0
+        rollout.next_analysis_at = now + self.config.settle_s + self.config.interval_s
         if rollout.weight == 100:
             rollout.phase, rollout.promoted_at = states.PROMOTED, now
             rollout.event(now, "promoted", weight=100)
@@ -193,18 +196,22 @@ class Controller:
         self.log(f"rolled back: {rollout.challenger.url} failed {rollout.failed_check} ({rollout.reason})")
         return rollout
 
-    def _route(self, rollout: RolloutState) -> None:
-        for command in self.router.set_weight(rollout.champion, rollout.challenger, rollout.weight):
+    def _route(self, rollout: RolloutState) -> bool:
+        """Make the route match the recorded weight; whether it changed."""
+        commands = self.router.set_weight(rollout.champion, rollout.challenger, rollout.weight)
+        for command in commands:
             self.log(f"$ {command}")
+        return bool(commands)
 
 
 def new_rollout(
     service_id: str, endpoint: str, champion: Version, challenger: Version, profile: str,
     config: RolloutConfig, now: float,
 ) -> RolloutState:  # fmt: skip
+    first_window_ends = now + config.settle_s + config.interval_s
     rollout = RolloutState(
         service_id=service_id, endpoint=endpoint, champion=champion, challenger=challenger, profile=profile,
-        stages=list(config.stages), started_at=now, next_analysis_at=now + config.interval_s,
+        stages=list(config.stages), started_at=now, next_analysis_at=first_window_ends,
     )  # fmt: skip
     rollout.event(now, "started", weight=rollout.weight)
     return rollout

@@ -60,11 +60,13 @@ def test_a_healthy_challenger_steps_through_the_stages_and_is_promoted(tmp_path:
     analyses = [event for event in final.events if event["kind"] == "analysis"]
     assert [event["weight"] for event in analyses] == [10, 50]
     assert [at - started for _, _, at in harness.metrics.asked[::2]] == [
-        DRILL.interval_s,
-        2 * DRILL.interval_s,
+        DRILL.settle_s + DRILL.interval_s,  # each window opens once the route change has settled
+        2 * (DRILL.settle_s + DRILL.interval_s),
     ]
     retired = next(event for event in final.events if event["kind"] == "champion_retired")
-    assert retired["time"] - started == pytest.approx(2 * DRILL.interval_s + DRILL.grace_period_s)
+    assert retired["time"] - started == pytest.approx(
+        2 * (DRILL.settle_s + DRILL.interval_s) + DRILL.grace_period_s
+    )
     assert any(line.startswith("$ clearml-serving model canary") for line in harness.lines)
     assert harness.store.load().phase == states.COMPLETED
 
