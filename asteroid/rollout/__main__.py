@@ -24,6 +24,7 @@ from asteroid.rollout import config as rollout_config
 from asteroid.rollout import state as states
 from asteroid.rollout.controller import MANUAL, Controller, new_rollout
 from asteroid.rollout.state import RolloutBusy, RolloutState, StateStore
+from asteroid.serving.deploy import DeployError
 
 PROMETHEUS_ENV = "ASTEROID_PROMETHEUS_URL"
 ROLLBACK_WAIT_S = 120.0
@@ -203,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     except RolloutBusy as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 3
+    except (
+        DeployError,
+        TimeoutError,
+    ) as exc:  # nothing served to compare with, a version that never answered
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
