@@ -48,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="TASK_ID",
         help="train with the parameters an optimizer task (tune.py) recommends, or a training task used",
     )
+    parser.add_argument(
+        "--inject-fault",
+        default="",
+        metavar="SPEC",
+        help="drills only: train a deliberately broken model: shuffled_labels (the gate must refuse it) or "
+        "serving:error_rate=0.3,latency_s=0.8,hazardous_rate=0.5 (the canary must roll it back)",
+    )
     return parser.parse_args(argv)
 
 
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             split_seed=args.split_seed,
             training_params=chosen.params if chosen else {},
             params_from=chosen.task_id if chosen else "",
+            fault=args.inject_fault,
         )
         summary = run(options)
     except (PipelineFailed, ServerUnavailable, ValueError, FileNotFoundError) as exc:

@@ -114,6 +114,7 @@ class Preprocess:
         self.model_endpoint: Any = None  # set by clearml-serving before load()
         self._predictor: Predictor | None = None
         self._model_info: dict[str, Any] = {}
+        self._fault: ServingFault | None = None  # rollout drills only
 
     def load(self, local_file_name: str) -> Predictor:
         """Load the XGBoost model; its feature names must be the features this hook computes, in order."""
@@ -134,6 +135,7 @@ class Preprocess:
             "endpoint": _endpoint_url(endpoint),
         }
         self._predictor = Predictor(booster, contract.threshold_of_model(booster))
+        self._fault = ServingFault.of_model(booster)
         return self._predictor
 
     def preprocess(
@@ -159,6 +161,8 @@ class Preprocess:
         self, data: Any, state: dict, collect_custom_statistics_fn: Callable[[dict], None] | None = None
     ) -> Any:
         probabilities = np.asarray(data, dtype=np.float64).reshape(-1)
+        if self._fault is not None:
+            probabilities = self._fault.apply(probabilities)
         threshold = self._predictor.threshold if self._predictor else schema.HAZARD_THRESHOLD
         values = probabilities.tolist()
         if collect_custom_statistics_fn:
@@ -447,3 +451,26 @@ def _arrow_answer_class() -> type:
             return ()
 
     return ArrowAnswer
+
+
+class ServingFault:
+    """Fault injection for the rollout drills (asteroid/rollout/faults.py), switched on only by a model whose
+    file carries `contract.FAULT_ATTRIBUTE`: fail `error_rate` of the requests (RuntimeError: a 500), answer
+    `latency_s` later, answer `hazardous_rate` of the rows hazardous with probability 1."""
+
+    def __init__(self, error_rate: float = 0.0, latency_s: float = 0.0, hazardous_rate: float = 0.0) -> None:
+        self.error_rate, self.latency_s, self.hazardous_rate = error_rate, latency_s, hazardous_rate
+        self.random = np.random.default_rng()
+
+    @classmethod
+    def of_model(cls, booster: Any) -> ServingFault | None:
+        value = booster.attr(contract.FAULT_ATTRIBUTE)
+        return cls(**json.loads(value)) if value else None
+
+    def apply(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.random.random() < self.error_rate:
+            raise RuntimeError("injected serving fault (rollout drill): request failed on purpose")
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        drifted = self.random.random(probabilities.shape) < self.hazardous_rate
+        return np.where(drifted, 1.0, probabilities)

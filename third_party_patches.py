@@ -1,5 +1,6 @@
 """Every change this project makes to third-party code (the clearml SDK, jsonschema's use by it,
-prometheus_client's use by clearml-serving), each installed by a function named for what it changes.
+prometheus_client's use by clearml-serving, clearml-serving's canary draw), each installed by a function named
+for what it changes.
 
 Importing this module changes nothing: the entry points call the ``install`` functions (``pipeline.py`` and
 the step scripts, the function step through ``asteroid/function_step_patches.py``, and
@@ -308,6 +309,51 @@ def _calls_through_module_attribute(source: str, module: str, function: str) -> 
                 target.attr == function and isinstance(target.value, ast.Name) and target.value.id == module
             )
     return imports_module and calls
+
+
+_PROCESSOR_MODULE = "clearml_serving.serving.model_request_processor"
+
+
+def report_canary_draws(record: Callable[[str], None]) -> bool:
+    """Call `record(url)` with the endpoint each canary route draws for a request.
+
+    clearml-serving's ``ModelRequestProcessor.process_request`` picks a canary route's endpoint at random
+    (``self._process_canary(base_url=url)``, which returns the drawn URL or None) and reports it nowhere a
+    request's caller sees. This wraps ``_process_canary``: the original draws, the wrapper passes a drawn URL
+    to `record` and returns it unchanged. Relies on its parameters and on ``process_request`` calling it
+    through ``self`` (checked in its source).
+    """
+    from clearml_serving.serving.model_request_processor import ModelRequestProcessor
+
+    if getattr(ModelRequestProcessor._process_canary, _INSTALLED, False):
+        return True
+
+    def mismatch() -> str | None:
+        draw = ModelRequestProcessor._process_canary
+        source = inspect.getsource(ModelRequestProcessor.process_request)
+        return _first(
+            lambda: _expect_parameters(f"{_PROCESSOR_MODULE} _process_canary", draw, ("base_url",)),
+            lambda: (
+                None
+                if "self._process_canary(" in source
+                else "process_request no longer calls _process_canary"
+            ),
+        )
+
+    def apply() -> None:
+        original = ModelRequestProcessor._process_canary
+
+        @functools.wraps(original)
+        def process_canary(self: Any, base_url: str) -> Any:
+            drawn = original(self, base_url=base_url)
+            if drawn:
+                record(str(drawn))
+            return drawn
+
+        setattr(process_canary, _INSTALLED, True)
+        ModelRequestProcessor._process_canary = process_canary
+
+    return _install("report_canary_draws", mismatch, apply)
 
 
 def bind_statistics_endpoint_to(host: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 import global_config
 from asteroid import run_guard
+from asteroid.rollout import faults
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
 from asteroid.tracking import PEAK_RSS_VALUE, peak_rss_mb
@@ -50,10 +51,12 @@ class PipelineOptions:
     # training hyperparameters over the defaults (pipeline.py --params-from), and the task they came from
     training_params: dict[str, Any] = field(default_factory=dict)
     params_from: str = ""
+    fault: str = ""  # drills only: a deliberately broken model (asteroid/rollout/faults.py)
 
     def validate(self) -> None:
         if not 1 <= self.seeds <= 32:
             raise ValueError(f"seeds must be between 1 and 32, got {self.seeds}")
+        faults.parse(self.fault)
 
 
 def has_git_remote(path: Path) -> bool:
@@ -163,6 +166,7 @@ def build(options: PipelineOptions) -> Any:
         parameter_override={
             "General/preprocessed_dataset_id": "${preprocessing.parameters.Outputs/preprocessed_dataset_id}",
             "General/seeds": "${pipeline.seeds}",
+            "General/fault": options.fault,
             **{f"xgboost/{key}": value for key, value in options.training_params.items()},
         },
     )

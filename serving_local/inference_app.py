@@ -2,7 +2,7 @@
 clearml-serving's stock inference app behind the request limits
 (serving_local/request_limits.py) and the content negotiation that tells a hook the request's Content-Type
 and Accept (serving_local/content_negotiation.py), wrapped in the request metrics and, when configured, the
-feedback route (serving_local/feedback_route.py).
+feedback route (serving_local/feedback_route.py); each canary draw is told to the request metrics.
 
 `uvicorn serving_local.inference_app:app`. Importing clearml-serving's `main` connects to the serving
 service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as in its own container.
@@ -10,11 +10,12 @@ service (`CLEARML_SERVING_TASK_ID`) and creates this instance's ClearML task, as
 
 from clearml_serving.serving import main as stock
 
+import third_party_patches
 from serving_local.content_negotiation import ContentNegotiation
 from serving_local.feedback_route import with_feedback_route
 from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits
-from serving_local.request_metrics import RequestMetrics
+from serving_local.request_metrics import RequestMetrics, note_served_url
 
 
 def served_endpoints() -> set[str]:
@@ -25,6 +26,7 @@ def served_endpoints() -> set[str]:
     return {*processor.get_endpoints(), *processor.get_canary_endpoints(), *processor.get_model_monitoring()}
 
 
+third_party_patches.report_canary_draws(note_served_url)  # per-version request metrics behind a canary route
 app = LoopbackHostOnly(
     with_feedback_route(
         RequestMetrics(RequestLimits(ContentNegotiation(stock.app)), known_endpoints=served_endpoints)

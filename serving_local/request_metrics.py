@@ -4,10 +4,16 @@ clearml-serving's own statistics only see requests that succeeded, so error rate
 come from here: an ASGI middleware around the stock app (whose code stays unmodified) that counts every
 `/serve/...` request and answers `GET /metrics` in Prometheus' text format. With several worker processes
 the metrics go through prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`).
+
+A canary route (`/serve/asteroid`) sends each request to one of several versions; the `version_*` metrics
+count every request under the version that answered it (`asteroid/2`), told by `note_served_url` (which
+`third_party_patches.report_canary_draws` calls with each draw of the route), so a canary analysis can compare
+the error rates and latencies of the versions sharing the route.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
@@ -40,6 +46,28 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=LATENCY_BUCKETS,
 )
+VERSION_REQUESTS = Counter(
+    "clearml_serving_version_requests",
+    "Requests to /serve/<endpoint>, by the endpoint version that answered (a canary's draw) and status code",
+    ["endpoint", "code"],
+)
+VERSION_LATENCY = Histogram(
+    "clearml_serving_version_request_duration_seconds",
+    "Time from request to the end of the response, by the endpoint version that answered",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+# Per request: a dict the canary draw is written into (a dict: a draw made in a copied context still lands)
+_SERVED_URL: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "served_url", default=None
+)
+
+
+def note_served_url(url: str) -> None:
+    """Record the endpoint URL a canary route drew for the request being served (outside one: nothing)."""
+    holder = _SERVED_URL.get()
+    if holder is not None:
+        holder["url"] = url
 
 
 def endpoint_label(path: str, known: Collection[str]) -> str:
@@ -90,12 +118,20 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
+        served: dict[str, str] = {}
+        token = _SERVED_URL.set(served)
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            endpoint = endpoint_label(path, self.known_endpoints())
+            _SERVED_URL.reset(token)
+            elapsed = time.perf_counter() - began
+            known = self.known_endpoints()
+            endpoint = endpoint_label(path, known)
             REQUESTS.labels(endpoint=endpoint, code=str(status)).inc()
-            LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - began)
+            LATENCY.labels(endpoint=endpoint).observe(elapsed)
+            version = served["url"] if served.get("url") in known else endpoint
+            VERSION_REQUESTS.labels(endpoint=version, code=str(status)).inc()
+            VERSION_LATENCY.labels(endpoint=version).observe(elapsed)
 
 
 async def _send_metrics(send: Send) -> None:

@@ -36,6 +36,9 @@ FEATURE_STATISTICS: tuple[str, ...] = tuple(schema.FEATURES)
 # Probability histogram buckets of every version; a version's threshold is added when it is not among them.
 PROBABILITY_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 THRESHOLD_ATTRIBUTE = "hazard_threshold"
+# Set only on the deliberately broken models of the rollout drills (asteroid/rollout/faults.py): JSON the hook
+# reads as its `ServingFault`.
+FAULT_ATTRIBUTE = "injected_serving_fault"
 # The prediction log (asteroid/serving/prediction_log.py, asteroid/quality/): every answered row carries
 # `REQUEST_ID`; the hook publishes each prediction to the Kafka topic `PREDICTIONS_TOPIC` (the environment
 # variable `PREDICTIONS_TOPIC_ENV` overrides it) on clearml-serving's own broker (`BROKER_ENV`).

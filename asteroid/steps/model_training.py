@@ -17,6 +17,7 @@ import pandas as pd
 import global_config
 from asteroid import evaluate, split_files, splitting, train
 from asteroid.quality import config as quality_config
+from asteroid.rollout import faults
 from asteroid.serving import contract
 from asteroid.steps.parameters import (
     MODELS_OUTPUT,
@@ -215,6 +216,7 @@ def train_seed(
         result = train.train_classifier(split, hyperparams, seed=seed)
         # the serving hook answers "hazardous" at the threshold the model was evaluated with
         contract.stamp_model(result.booster, params["threshold"])
+        faults.stamp(result.booster, params.get("fault", ""))  # drills only: a serving fault, if asked for
         metrics = evaluate_split(result, split, params["threshold"])
         comparison = rule_comparison(result, split, params["threshold"])
     logger = task.get_logger()
@@ -242,6 +244,8 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     with clock.measure():
         split = split_files.load_split(split_dir)
         spec = split_files.load_feature_spec(split_dir)
+    if faults.parse(params.get("fault", "")).shuffled_labels:  # drills only: a model the gate must refuse
+        split = faults.with_shuffled_training_labels(split)
     with tempfile.TemporaryDirectory() as work_dir:
         models: list[dict[str, Any]] = []
         for seed in range(params["seeds"]):

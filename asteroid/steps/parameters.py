@@ -31,6 +31,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "preprocessed_dataset_id": "",  # empty: the latest preprocessed dataset version
     "seeds": 3,  # one model per seed 0..seeds-1, all trained by the one training task
     "threshold": schema.HAZARD_THRESHOLD,
+    "fault": "",  # drills only: a deliberately broken model (asteroid/rollout/faults.py)
 }
 # The scalar the training task reports after each seed (iteration: the seed): the best validation PR-AUC of
 # the seeds trained so far, the model selection would pick among them. Hyperparameter tuning maximises its

@@ -83,10 +83,12 @@ def _endpoints(reader: Reader, endpoints: dict[str, Any] | None) -> str:
                 h.esc(item.get("engine_type", "")),
                 model_cell,
                 h.esc(item.get("version", "")),
+                h.tags(model.get("tags")) if model else "",
                 h.esc(item.get("preprocess_artifact", "")),
             ]
         )
-    return h.table(["Endpoint", "Engine", "Model", "Version", "Preprocess artifact"], rows)
+    # the model's tags carry what a release decided of it (e.g. a gate's verdict, production, rolled back)
+    return h.table(["Endpoint", "Engine", "Model", "Version", "Model tags", "Preprocess artifact"], rows)
 
 
 def _records(records: dict[str, Any] | None, fields: list[str]) -> str:

@@ -90,6 +90,24 @@ RUN_BY: dict[str, str] = {
     ".venv/bin/python -m asteroid.automation start --remote": (
         "tests/automation/test_remote.py::test_the_service_runs_as_a_task_on_the_services_queue"
     ),
+    ".venv/bin/python -m asteroid.rollout gate": (
+        "tests/rollout/test_rollout_e2e.py::test_a_model_trained_on_shuffled_labels_is_refused_and_never_served"
+    ),
+    ".venv/bin/python pipeline.py --inject-fault shuffled_labels": (
+        "tests/rollout/test_rollout_e2e.py::test_a_model_trained_on_shuffled_labels_is_refused_and_never_served"
+    ),
+    **{
+        f".venv/bin/python -m asteroid.rollout {command}": "tests/rollout/test_rollout_e2e.py::"
+        "test_a_healthy_challenger_is_promoted_under_traffic_through_a_kill_9_without_a_failed_request"
+        for command in ("start --profile drill", "status", "resume")
+    },
+    ".venv/bin/python -m asteroid.rollout rollback": (
+        "tests/rollout/test_cli.py::test_a_rollback_by_hand_without_a_controller_is_made_at_once"
+    ),
+    ".venv/bin/python pipeline.py --inject-fault serving:error_rate=0.3": (
+        "tests/rollout/test_rollout_e2e.py::"
+        "test_a_challenger_failing_requests_when_served_is_rolled_back_and_the_alert_delivered"
+    ),
     "make serve-status": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
     "make serve-stop": "tests/serving/test_stack.py::test_status_and_stop_of_a_stack_that_does_not_run",
 }
