@@ -2,11 +2,12 @@
 worker hands it to the predictions topic, so that Kafka's client (kafka-python's Python-level protocol work)
 never runs in the worker and never holds its GIL.
 
-The worker (asteroid/serving/prediction_log.py) writes one encoded block per answered request into its end of
-a `SOCK_SEQPACKET` socket pair (one `send`, message boundaries kept by the kernel); this process reads blocks
-until the worker closes its end (or dies), gathers the blocks of up to `LINGER_S` into one Kafka message of at
-most `MAX_MESSAGE_BYTES` and sends it. SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is
-the signal to send what is left and stop, so a stack stopping its process group loses nothing in between.
+The worker (asteroid/serving/prediction_log.py) encodes one block per answered request and, every 50 ms,
+writes the blocks queued meanwhile, framed (`frame`), as datagrams into its end of a `SOCK_SEQPACKET` socket
+pair (message boundaries kept by the kernel); this process reads datagrams until the worker closes its end (or
+dies), gathers those of up to `LINGER_S` into one Kafka message of at most `MAX_MESSAGE_BYTES` and sends it.
+SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is the signal to send what is left and
+stop, so a stack stopping its process group loses nothing in between.
 
 The message's framing is defined here once (`pack_message`, `unpack_message`); the consumer
 (asteroid/quality/store.py) reads it. This file travels in the hook folder and runs as a script by its path:
@@ -28,13 +29,27 @@ from collections.abc import Callable
 MAGIC = b"APL\x01"  # the message format's name and version
 FRAME = struct.Struct("<I")  # each block of a message is preceded by its length
 MAX_BLOCK_BYTES = 64 * 1024  # the worker splits larger requests into blocks of at most this size
+MAX_DATAGRAM_BYTES = MAX_BLOCK_BYTES + FRAME.size  # framed blocks the worker sends in one datagram
 MAX_MESSAGE_BYTES = 512 * 1024  # below the broker's and the client's 1 MiB message limits
-LINGER_S = 0.05  # after a block arrives, further blocks are awaited this long to share its message
+LINGER_S = 0.01  # after a datagram arrives, further ones are awaited this long to share its message
 RECONNECT_DELAY_S = 1.0  # after the broker refused a message, blocks are dropped this long
 
 
+def frame(block: bytes) -> bytes:
+    return FRAME.pack(len(block)) + block
+
+
+def frame_count(framed: bytes) -> int:
+    """How many framed blocks a datagram holds (without checking them)."""
+    count, position = 0, 0
+    while position + FRAME.size <= len(framed):
+        position += FRAME.size + FRAME.unpack_from(framed, position)[0]
+        count += 1
+    return count
+
+
 def pack_message(blocks: list[bytes]) -> bytes:
-    return MAGIC + b"".join(FRAME.pack(len(block)) + block for block in blocks)
+    return MAGIC + b"".join(map(frame, blocks))
 
 
 def unpack_message(value: bytes) -> list[bytes]:
@@ -55,7 +70,8 @@ def unpack_message(value: bytes) -> list[bytes]:
 
 
 class Batcher:
-    """Reads blocks from the worker's socket and hands them on in messages (`publish(value)`)."""
+    """Reads datagrams of framed blocks from the worker's socket and hands them on in messages
+    (`publish(value)`)."""
 
     def __init__(
         self,
@@ -70,7 +86,8 @@ class Batcher:
         self.clock = clock
         self.blocks = 0
         self.dropped = 0
-        self._buffer = bytearray(MAX_BLOCK_BYTES * 2)
+        self._failing = 0  # blocks lost since the last message the broker took
+        self._buffer = bytearray(MAX_DATAGRAM_BYTES * 2)
         self._view = memoryview(self._buffer)
 
     def run(self) -> None:
@@ -80,38 +97,43 @@ class Batcher:
             first = self._receive()
             if first is None:
                 return
-            blocks, size, closed = [first], len(first), False
+            framed, size, closed = [first], len(first), False
             deadline = self.clock() + self.linger
-            while size < MAX_MESSAGE_BYTES - MAX_BLOCK_BYTES and (left := deadline - self.clock()) > 0:
+            while size < MAX_MESSAGE_BYTES - MAX_DATAGRAM_BYTES and (left := deadline - self.clock()) > 0:
                 self.connection.settimeout(left)
                 try:
-                    block = self._receive()
+                    datagram = self._receive()
                 except TimeoutError:
                     break
-                if block is None:
+                if datagram is None:
                     closed = True
                     break
-                blocks.append(block)
-                size += len(block)
-            self._publish(blocks)
+                framed.append(datagram)
+                size += len(datagram)
+            self._publish(framed)
             if closed:
                 return
 
     def _receive(self) -> bytes | None:
-        """The next block, None once the worker closed its end."""
+        """The next datagram, None once the worker closed its end."""
         received = self.connection.recv_into(self._buffer)
         return bytes(self._view[:received]) if received else None
 
-    def _publish(self, blocks: list[bytes]) -> None:
+    def _publish(self, framed: list[bytes]) -> None:
+        blocks = sum(map(frame_count, framed))
         try:
-            self.publish(pack_message(blocks))
+            self.publish(MAGIC + b"".join(framed))
         except Exception as exc:  # a broker that refuses must not stop the reading: count and go on
-            self.dropped += len(blocks)
-            print(
-                f"prediction log: {len(blocks)} request(s) not published: {exc}", file=sys.stderr, flush=True
-            )
+            if not self._failing:  # once per outage, not per message
+                print(f"prediction log: blocks not published: {exc}", file=sys.stderr, flush=True)
+            self._failing += blocks
+            self.dropped += blocks
         else:
-            self.blocks += len(blocks)
+            if self._failing:
+                print(f"prediction log: publishing again ({self._failing} block(s) lost)", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            self._failing = 0
+            self.blocks += blocks
 
 
 class KafkaPublisher:
@@ -166,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         publisher.close()
         connection.close()
     if batcher.dropped:
-        print(f"prediction log: {batcher.dropped} request(s) not published", file=sys.stderr, flush=True)
+        print(f"prediction log: {batcher.dropped} block(s) not published", file=sys.stderr, flush=True)
     return 0
 
 

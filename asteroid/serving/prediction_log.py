@@ -1,19 +1,21 @@
-"""The hook's side of the prediction log: every answered row goes to a Kafka topic, at the cost of one
-`send` on the request thread.
+"""The hook's side of the prediction log: every answered row goes to a Kafka topic; the request thread only
+encodes it.
 
 The hook calls `PredictionLog.record()` once per request with what it already computed (the feature matrix,
-the probabilities, the request ids). The request is encoded as one block (`encode_blocks`: a small JSON
-header, then the feature matrix, probabilities and decisions as raw little-endian arrays) and written, in one
-`send`, to a `SOCK_SEQPACKET` socket whose other end is read by a forwarder process of this worker's own
-(asteroid/serving/prediction_forwarder.py, started on first use). The forwarder gathers blocks into Kafka
-messages and runs kafka-python's producer, so the Kafka client's Python-level work never holds this worker's
-GIL: with the publishing on a thread of the worker it cost about 200 µs of the worker's CPU per request and a
-fifth of its flat-out throughput (docs/notes/quality.md).
+the probabilities, the request ids). The request is encoded as one block (`Answered.encode_blocks`: a small
+JSON header, then the feature matrix, probabilities and decisions as raw little-endian arrays, ~12 µs for one
+row) and queued. Every `FLUSH_INTERVAL_S` a flusher thread writes the queued blocks, a few datagrams at a
+time, into a `SOCK_SEQPACKET` socket whose other end is read by a forwarder process of this worker's own
+(asteroid/serving/prediction_forwarder.py, started on first use), which gathers them into Kafka messages and
+runs kafka-python's producer. So the Kafka client's Python-level work never holds this worker's GIL (with the
+publishing on a thread of the worker it cost about 200 µs of the worker's CPU per request and a fifth of its
+flat-out throughput), and the forwarder is woken 20 times a second, not once per request (a wake-up cost the
+request thread 25-80 µs of its own CPU here: docs/notes/quality.md).
 
 The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too); without it,
-or with `contract.PREDICTION_LOG_ENV=off`, nothing is published. When the forwarder does not keep up (its
-socket buffer full for `SEND_WAIT_S`) or is not running, requests are dropped and counted (`dropped`): the
-log is for measuring quality, never a reason to slow or fail an answer; a forwarder that died is started
+or with `contract.PREDICTION_LOG_ENV=off`, nothing is encoded nor published. When the forwarder does not keep
+up (its socket buffer full for `SEND_WAIT_S`) or is not running, blocks are dropped and counted (`dropped`):
+the log is for measuring quality, never a reason to slow or fail an answer; a forwarder that died is started
 again (at most once every `RESTART_DELAY_S`). The consumer (asteroid/quality/) makes the storage exact
 (idempotent by request id).
 
@@ -23,6 +25,7 @@ release contract and the forwarder beside it only.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -32,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +54,10 @@ FEATURE_DTYPE = np.dtype("<f8")
 PROBABILITY_DTYPE = np.dtype("<f8")
 DECISION_DTYPE = np.dtype("u1")
 ROW_OVERHEAD_BYTES = 128  # a row's share of the JSON header (request id, reference id, date), generously
-SEND_WAIT_S = (
-    0.01  # how long a send may wait for room in the forwarder's socket before the request is dropped
-)
+FLUSH_INTERVAL_S = 0.05  # the flusher thread sends what is queued this often (one wake-up of the forwarder)
+MAX_PENDING_FRAMES = 100_000  # blocks queued for the flusher before new requests are dropped
+MAX_DATAGRAM_BYTES = prediction_forwarder.MAX_DATAGRAM_BYTES
+SEND_WAIT_S = 0.5  # the flusher waits this long for room in the forwarder's socket, then drops the datagram
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
 RESTART_DELAY_S = 1.0
 
@@ -150,21 +155,20 @@ class Forwarder:
         finally:
             theirs.close()
         self.connection = mine
-        self.owner = os.getpid()
         self._congested = False
         mine.setblocking(False)  # a plain send: with a timeout, Python polls before each send
 
-    def send(self, block: bytes) -> bool:
-        """Hand one block over; False when the forwarder had no room for it within `SEND_WAIT_S` (then later
-        sends do not wait, until one succeeds again). OSError when the forwarder is gone."""
+    def send(self, datagram: bytes) -> bool:
+        """Hand one datagram over; False when the forwarder had no room for it within `SEND_WAIT_S` (then
+        later sends do not wait, until one succeeds again). OSError when the forwarder is gone."""
         try:
-            self.connection.send(block)
+            self.connection.send(datagram)
         except BlockingIOError:
             if self._congested or not self._room_within(SEND_WAIT_S):
                 self._congested = True
                 return False
             try:
-                self.connection.send(block)
+                self.connection.send(datagram)
             except BlockingIOError:
                 self._congested = True
                 return False
@@ -178,12 +182,27 @@ class Forwarder:
 
     def close(self) -> None:
         self.connection.close()  # the forwarder publishes what it holds and exits
-        if self.owner == os.getpid():
-            self.process.poll()
+        self.process.poll()
+
+
+def datagrams(frames: list[bytes]) -> list[bytes]:
+    """Framed blocks joined into datagrams of at most `MAX_DATAGRAM_BYTES` (a frame always fits alone)."""
+    found: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if current and size + len(frame) > MAX_DATAGRAM_BYTES:
+            found.append(b"".join(current))
+            current, size = [], 0
+        current.append(frame)
+        size += len(frame)
+    if current:
+        found.append(b"".join(current))
+    return found
 
 
 class PredictionLog:
-    """Hands answered requests to this worker's forwarder process (thread-safe)."""
+    """Queues answered requests, encoded, for this worker's forwarder process (thread-safe)."""
 
     def __init__(
         self,
@@ -194,12 +213,16 @@ class PredictionLog:
     ) -> None:
         self.broker = broker
         self.topic = topic
-        self.dropped = 0  # requests not (wholly) handed to the forwarder
+        self.dropped = 0  # blocks (one per request unless it is big) not handed to the forwarder
         self._start_forwarder = start_forwarder
         self._clock = clock
+        self._frames: deque[bytes] = deque()
         self._forwarder: Forwarder | None = None
+        self._flusher: threading.Thread | None = None
+        self._owner: int | None = None  # the process the flusher and forwarder belong to
         self._start_after = float("-inf")
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     @classmethod
     def from_env(cls) -> PredictionLog:
@@ -213,51 +236,76 @@ class PredictionLog:
         return self.broker is not None
 
     def record(self, answered: Answered) -> None:
-        """Hand one answered request to the forwarder (waits at most `SEND_WAIT_S` per block)."""
+        """Encode one answered request and queue it for the flusher (returns at once)."""
         if not self.enabled:
             return
-        forwarder = self._forwarder
-        if forwarder is None or forwarder.owner != os.getpid():
-            forwarder = self._started()
+        if self._owner != os.getpid():
+            self._start()
+        if len(self._frames) >= MAX_PENDING_FRAMES:
+            self.dropped += 1
+            return
+        self._frames.extend(prediction_forwarder.frame(block) for block in answered.encode_blocks())
+
+    def _start(self) -> None:
+        """The flusher thread of this process: on first use, and again in a child forked from a process that
+        had one (its thread and forwarder stayed with the parent)."""
+        with self._lock:
+            if self._owner == os.getpid():
+                return
+            self._frames = deque()
+            self._forwarder, self._start_after = None, float("-inf")
+            self._flusher = threading.Thread(target=self._run, name="prediction-log-flush", daemon=True)
+            self._owner = os.getpid()
+            self._flusher.start()
+            atexit.register(self.close)
+
+    def _run(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is queued to the forwarder (the flusher thread calls it every `FLUSH_INTERVAL_S`)."""
+        frames = []
+        while self._frames:
+            frames.append(self._frames.popleft())
+        if not frames:
+            return
+        forwarder = self._forwarder or self._started_forwarder()
         if forwarder is None:
-            self.dropped += 1
+            self.dropped += len(frames)
             return
-        try:
-            handed_over = [forwarder.send(block) for block in answered.encode_blocks()]
-        except OSError as exc:  # the forwarder exited: started again by a later request
-            self.dropped += 1
-            self._lost(forwarder, exc)
-            return
-        if not all(handed_over):
-            self.dropped += 1
-
-    def _started(self) -> Forwarder | None:
-        """This process's forwarder, started now (after uvicorn's fork or a crash) unless it failed to start
-        less than `RESTART_DELAY_S` ago."""
-        with self._lock:
-            if self._forwarder is not None and self._forwarder.owner == os.getpid():
-                return self._forwarder
-            if self._clock() < self._start_after:
-                return None
-            self._start_after = self._clock() + RESTART_DELAY_S
+        chunks = datagrams(frames)
+        for number, datagram in enumerate(chunks):
             try:
-                self._forwarder = self._start_forwarder(self.broker, self.topic)
-            except OSError as exc:
-                print(f"prediction log: the forwarder did not start: {exc}", file=sys.stderr, flush=True)
-                self._forwarder = None
-            return self._forwarder
-
-    def _lost(self, forwarder: Forwarder, exc: OSError) -> None:
-        with self._lock:
-            if self._forwarder is forwarder:
+                if not forwarder.send(datagram):
+                    self.dropped += prediction_forwarder.frame_count(datagram)
+            except OSError as exc:  # the forwarder exited: another is started at the next flush
+                self.dropped += sum(map(prediction_forwarder.frame_count, chunks[number:]))
                 self._forwarder = None
                 forwarder.close()
                 print(f"prediction log: the forwarder is gone ({exc}); starting another", file=sys.stderr,
                       flush=True)  # fmt: skip
+                return
+
+    def _started_forwarder(self) -> Forwarder | None:
+        """A new forwarder, unless one failed to start less than `RESTART_DELAY_S` ago."""
+        if self._clock() < self._start_after:
+            return None
+        self._start_after = self._clock() + RESTART_DELAY_S
+        try:
+            self._forwarder = self._start_forwarder(self.broker, self.topic)
+        except OSError as exc:
+            print(f"prediction log: the forwarder did not start: {exc}", file=sys.stderr, flush=True)
+        return self._forwarder
 
     def close(self) -> None:
-        """Close the socket: the forwarder publishes what it holds and exits."""
-        with self._lock:
-            forwarder, self._forwarder = self._forwarder, None
-        if forwarder is not None:
-            forwarder.close()
+        """Stop the flusher, send what is queued, close the socket: the forwarder publishes and exits."""
+        if self._owner != os.getpid() or self._closed.is_set():
+            return
+        self._closed.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5.0)
+        self.flush()
+        if self._forwarder is not None:
+            self._forwarder.close()
+            self._forwarder = None

@@ -1,11 +1,11 @@
-"""The prediction log's cost on the request path is one `send` per block: encoding is the only work on the
-worker's thread, no thread of the worker publishes, and a forwarder that does not read costs one bounded wait,
-then none. The forwarder process frames blocks into messages the consumer reads, survives a `kill -9` (the
-worker starts another) and publishes what it holds when the worker closes its end."""
+"""The prediction log's cost on the request path is encoding a block and queueing it: nothing is sent on the
+request thread, one flusher thread hands the blocks over, and a forwarder that does not read costs the flusher
+one bounded wait, then none. The forwarder process frames what arrives into messages the consumer reads,
+survives a `kill -9` (the worker starts another) and publishes what it holds when the worker closes its
+end."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -36,20 +36,20 @@ def answered(rows: int, first: int = 0) -> prediction_log.Answered:
 
 class RecordingForwarder:
     def __init__(self, broker: str, topic: str) -> None:
-        self.owner = os.getpid()
         self.sent: list[bytes] = []
+        self.senders: set[str] = set()
 
-    def send(self, block: bytes) -> bool:
-        self.sent.append(block)
+    def send(self, datagram: bytes) -> bool:
+        self.sent.append(datagram)
+        self.senders.add(threading.current_thread().name)
         return True
 
-
-def decoded_rows(blocks: list[bytes]) -> list[store.Prediction]:
-    return store.Prediction.from_message(prediction_forwarder.pack_message(blocks))
+    def close(self) -> None:
+        pass
 
 
 @pytest.mark.parametrize("rows", [1, 1000])
-def test_the_request_thread_encodes_and_sends_and_nothing_else(rows: int) -> None:
+def test_the_request_thread_only_encodes_and_queues(rows: int) -> None:
     forwarders: list[RecordingForwarder] = []
 
     def start(broker: str, topic: str) -> RecordingForwarder:
@@ -58,21 +58,28 @@ def test_the_request_thread_encodes_and_sends_and_nothing_else(rows: int) -> Non
 
     log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=start)
     threads = threading.active_count()
-    request = answered(rows)
-    log.record(request)
-    log.record(answered(1, first=rows))
-    assert threading.active_count() == threads  # nothing runs in the worker after the request returns
-    (forwarder,) = forwarders  # started once, on first use
-    blocks = forwarder.sent[:-1]
-    assert len(blocks) == 1 if rows == 1 else len(blocks) > 1  # a big request is split, sent block by block
-    assert all(len(block) <= prediction_forwarder.MAX_BLOCK_BYTES for block in forwarder.sent)
-    stored = decoded_rows(blocks)
-    assert [p.request_id for p in stored] == list(request.request_ids)
-    assert [p.probability for p in stored] == list(request.probabilities)
-    assert [p.hazardous for p in stored] == list(request.hazardous)
-    assert [p.neo_reference_id for p in stored] == list(request.neo_reference_ids)
-    assert [p.close_approach_date for p in stored] == list(request.close_approach_dates)
-    assert [list(p.features.values()) for p in stored] == request.features.tolist()
+    requests = [answered(rows), *(answered(1, first=rows + index) for index in range(50))]
+    for request in requests:
+        log.record(request)
+    assert threading.active_count() == threads + 1  # the flusher, started once
+    blocks = sum(len(request.encode_blocks()) for request in requests)
+
+    def handed_over() -> int:
+        return sum(prediction_forwarder.frame_count(datagram) for f in forwarders for datagram in f.sent)
+
+    wait_for(lambda: handed_over() == blocks, "the flusher to hand every block over", 10.0)
+    (forwarder,) = forwarders  # started once, by the flusher
+    assert forwarder.senders == {"prediction-log-flush"}  # nothing was sent on the request thread
+    log.close()
+    assert all(len(datagram) <= prediction_forwarder.MAX_DATAGRAM_BYTES for datagram in forwarder.sent)
+    stored = store.Prediction.from_message(prediction_forwarder.MAGIC + b"".join(forwarder.sent))
+    request = requests[0]
+    assert [p.request_id for p in stored] == [i for r in requests for i in r.request_ids]
+    assert [p.probability for p in stored[:rows]] == list(request.probabilities)
+    assert [p.hazardous for p in stored[:rows]] == list(request.hazardous)
+    assert [p.neo_reference_id for p in stored[:rows]] == list(request.neo_reference_ids)
+    assert [p.close_approach_date for p in stored[:rows]] == list(request.close_approach_dates)
+    assert [list(p.features.values()) for p in stored[:rows]] == request.features.tolist()
     assert {(p.endpoint, p.model_id, p.model_version, p.predicted_at) for p in stored} == {
         ("asteroid/1", "m", "3", 1_900_000_000.5)
     }
@@ -82,7 +89,7 @@ def test_the_request_thread_encodes_and_sends_and_nothing_else(rows: int) -> Non
 def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> None:
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     forwarder = object.__new__(prediction_log.Forwarder)  # its socket without its process
-    forwarder.connection, forwarder.owner, forwarder._congested = mine, os.getpid(), False
+    forwarder.connection, forwarder._congested = mine, False
     mine.setblocking(False)
     block = answered(50).encode_blocks()[0]
     try:
@@ -103,8 +110,8 @@ def test_the_forwarder_frames_what_arrives_and_publishes_the_rest_when_the_worke
     worker, forwarder_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     published: list[bytes] = []
     blocks = [block for rows in (1, 3, 700) for block in answered(rows).encode_blocks()]
-    for block in blocks:
-        worker.send(block)
+    for datagram in prediction_log.datagrams([prediction_forwarder.frame(block) for block in blocks]):
+        worker.send(datagram)
     worker.close()
     prediction_forwarder.Batcher(forwarder_end, published.append, linger=60.0).run()  # returns at the close
     forwarder_end.close()
@@ -124,10 +131,10 @@ def test_a_refusing_broker_costs_the_blocks_not_the_forwarder() -> None:
     batcher = prediction_forwarder.Batcher(forwarder_end, publish, linger=0.0)
     reader = threading.Thread(target=batcher.run)
     reader.start()
-    block = answered(1).encode_blocks()[0]
-    worker.send(block)
+    framed = prediction_forwarder.frame(answered(1).encode_blocks()[0])
+    worker.send(framed)
     wait_for(lambda: len(calls) == 1, "the first message", 10.0)
-    worker.send(block)
+    worker.send(framed)
     worker.close()
     reader.join(timeout=10.0)
     forwarder_end.close()
@@ -138,6 +145,7 @@ def test_a_killed_forwarder_is_started_again_and_the_log_goes_on(broker: str, tm
     log = prediction_log.PredictionLog(broker, "forwarder_predictions")
     try:
         log.record(answered(5, first=0))
+        wait_for(lambda: log._forwarder is not None, "the first forwarder", 10.0)
         first = log._forwarder.process
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -147,9 +155,10 @@ def test_a_killed_forwarder_is_started_again_and_the_log_goes_on(broker: str, tm
             nonlocal sent
             log.record(answered(1, first=sent))
             sent += 1
-            return log._forwarder is not None and log._forwarder.process.pid != first.pid
+            forwarder = log._forwarder
+            return forwarder is not None and forwarder.process.pid != first.pid
 
-        wait_for(started_again, "another forwarder", 10.0)
+        wait_for(started_again, "another forwarder", 20.0)
         log.record(answered(10, first=1000))
         second = log._forwarder.process
     finally:
