@@ -5,7 +5,12 @@ out (requests/s), with the CPU time per request of the inference worker and of i
 (asteroid/serving/prediction_forwarder.py), read from /proc. On a shared machine the latencies move with the
 neighbours' load; CPU time per request moves much less, so it is reported too.
 
+With `--in-process`, no stack and no HTTP: single-row requests handed to the log at a paced rate (sleeping
+between them), the CPU time per request of this process with the log on (a real broker) minus with it off —
+what the log costs the worker, independent of the neighbours' load — and of the forwarder.
+
     python benchmarks/prediction_log_bench.py [--seconds 8] [--rounds 4]
+    python benchmarks/prediction_log_bench.py --in-process
 """
 
 from __future__ import annotations
@@ -97,6 +102,69 @@ def report(results: dict[str, list[dict[str, Any]]]) -> None:
         print(f"| {label} | {median(f'{key} numpy', pick):.1f} | {median(f'{key} numpy_nolog', pick):.1f} |")
 
 
+def paced_cpu_us(log: Any, requests: list[Any], count: int, rate: float) -> float:
+    """This process's CPU time per request while handing `count` requests to `log` at `rate` per second."""
+    import time
+
+    before = os.times()
+    start = time.monotonic()
+    for index in range(count):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        log.record(requests[index % len(requests)])
+    time.sleep(0.2)  # the flusher's last flush
+    after = os.times()
+    return (after.user + after.system - before.user - before.system) / count * 1e6
+
+
+def in_process(rounds: int) -> None:
+    import socket
+    import time
+
+    import numpy as np
+
+    from asteroid import schema
+    from asteroid.serving import prediction_log
+    from process_supervisor import accepts_connections
+    from serving_local.stack import broker_binary
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    listener = f"tcp://127.0.0.1:{port}"
+    broker = subprocess.Popen([broker_binary(), "broker", "--listener-url", listener,
+                               "--advertised-listener-url", listener], stdout=subprocess.DEVNULL)  # fmt: skip
+    names = list(schema.FEATURES)
+    model = {"endpoint": "asteroid/1", "id": "0" * 32, "version": "1"}
+    rows = np.random.default_rng(7).random((500, 1, len(names)))
+    requests = [
+        prediction_log.Answered(time.time(), model, names, row, [0.3], [False],
+                                prediction_log.new_request_ids(1), [3_000_000 + index], [None])
+        for index, row in enumerate(rows)
+    ]  # fmt: skip
+    try:
+        while not accepts_connections("127.0.0.1", port):
+            time.sleep(0.05)
+        on = prediction_log.PredictionLog(f"127.0.0.1:{port}", "prediction_log_bench")
+        off = prediction_log.PredictionLog(None, "prediction_log_bench")
+        paced_cpu_us(on, requests, 500, 1000)  # starts the flusher and the forwarder
+        print("| offered req/s | worker CPU per request, log on − off (µs) | forwarder's (µs) |")
+        print("| --- | --- | --- |")
+        for rate, count in ((100, 600), (1000, 3000)):
+            for _ in range(rounds):
+                forwarder_before = cpu_seconds(os.getpid())["forwarder"]
+                logged = paced_cpu_us(on, requests, count, rate)
+                forwarder = (cpu_seconds(os.getpid())["forwarder"] - forwarder_before) / count * 1e6
+                unlogged = paced_cpu_us(off, requests, count, rate)
+                print(f"| {rate} | {logged - unlogged:.0f} | {forwarder:.0f} |")
+        on.close()
+        print(f"dropped: {on.dropped}")
+    finally:
+        broker.kill()
+        broker.wait(timeout=10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,7 +172,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measurement")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--in-process", action="store_true", help="the log alone, no stack, no HTTP")
     args = parser.parse_args()
+    if args.in_process:
+        in_process(args.rounds)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="prediction-log-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
     env["CLEARML_CACHE_DIR"] = str(work / "cache")
