@@ -55,7 +55,7 @@ PROBABILITY_DTYPE = np.dtype("<f8")
 DECISION_DTYPE = np.dtype("u1")
 ROW_OVERHEAD_BYTES = 128  # a row's share of the JSON header (request id, reference id, date), generously
 FLUSH_INTERVAL_S = 0.05  # the flusher thread sends what is queued this often (one wake-up of the forwarder)
-MAX_PENDING_FRAMES = 100_000  # blocks queued for the flusher before new requests are dropped
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # queued for the flusher (about, unlocked) before requests are dropped
 MAX_DATAGRAM_BYTES = prediction_forwarder.MAX_DATAGRAM_BYTES
 SEND_WAIT_S = 0.5  # the flusher waits this long for room in the forwarder's socket, then drops the datagram
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
@@ -217,6 +217,7 @@ class PredictionLog:
         self._start_forwarder = start_forwarder
         self._clock = clock
         self._frames: deque[bytes] = deque()
+        self._pending_bytes = 0
         self._forwarder: Forwarder | None = None
         self._flusher: threading.Thread | None = None
         self._owner: int | None = None  # the process the flusher and forwarder belong to
@@ -237,14 +238,16 @@ class PredictionLog:
 
     def record(self, answered: Answered) -> None:
         """Encode one answered request and queue it for the flusher (returns at once)."""
-        if not self.enabled:
+        if not self.enabled or self._closed.is_set():
             return
         if self._owner != os.getpid():
             self._start()
-        if len(self._frames) >= MAX_PENDING_FRAMES:
+        if self._pending_bytes >= MAX_PENDING_BYTES:  # the flusher is stuck: the queue must not grow
             self.dropped += 1
             return
-        self._frames.extend(prediction_forwarder.frame(block) for block in answered.encode_blocks())
+        frames = [prediction_forwarder.frame(block) for block in answered.encode_blocks()]
+        self._pending_bytes += sum(map(len, frames))
+        self._frames.extend(frames)
 
     def _start(self) -> None:
         """The flusher thread of this process: on first use, and again in a child forked from a process that
@@ -252,7 +255,7 @@ class PredictionLog:
         with self._lock:
             if self._owner == os.getpid():
                 return
-            self._frames = deque()
+            self._frames, self._pending_bytes = deque(), 0
             self._forwarder, self._start_after = None, float("-inf")
             self._flusher = threading.Thread(target=self._run, name="prediction-log-flush", daemon=True)
             self._owner = os.getpid()
@@ -270,6 +273,7 @@ class PredictionLog:
             frames.append(self._frames.popleft())
         if not frames:
             return
+        self._pending_bytes -= sum(map(len, frames))
         forwarder = self._forwarder or self._started_forwarder()
         if forwarder is None:
             self.dropped += len(frames)
@@ -288,7 +292,7 @@ class PredictionLog:
                 return
 
     def _started_forwarder(self) -> Forwarder | None:
-        """A new forwarder, unless one failed to start less than `RESTART_DELAY_S` ago."""
+        """A new forwarder, unless the last one was started less than `RESTART_DELAY_S` ago."""
         if self._clock() < self._start_after:
             return None
         self._start_after = self._clock() + RESTART_DELAY_S

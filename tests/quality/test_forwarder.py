@@ -86,6 +86,26 @@ def test_the_request_thread_only_encodes_and_queues(rows: int) -> None:
     assert log.dropped == 0
 
 
+def test_a_stuck_flusher_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    class Stuck(RecordingForwarder):
+        def send(self, datagram: bytes) -> bool:
+            release.wait(30.0)
+            return super().send(datagram)
+
+    monkeypatch.setattr(prediction_log, "MAX_PENDING_BYTES", 10_000)
+    log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=Stuck)
+    log.record(answered(1))
+    wait_for(lambda: log._forwarder is not None, "the flusher to take the first request", 10.0)
+    for index in range(200):
+        log.record(answered(1, first=1 + index))
+    queued = len(log._frames)
+    assert 0 < queued < 200 and log.dropped == 200 - queued  # the rest refused at the bound, counted
+    release.set()
+    log.close()
+
+
 def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> None:
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     forwarder = object.__new__(prediction_log.Forwarder)  # its socket without its process
