@@ -54,6 +54,35 @@ def test_a_part_travels_the_command_line_and_bad_ones_are_named() -> None:
         twice.validate()
 
 
+def test_serve_py_runs_the_consumer_as_a_part_and_prints_its_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import serve
+    from serving_local import api
+
+    for name, fake in (
+        ("ensure_server", lambda: None),
+        ("ensure_service", lambda: ("svc", False)),
+        ("release", lambda *args: None),
+        ("published_winner", lambda: None),
+    ):
+        monkeypatch.setattr(serve, name, fake)  # fmt: skip
+    monkeypatch.setenv(api.FEEDBACK_HANDLER_ENV, "asteroid.quality.feedback:handle")  # restored afterwards
+    started: list[StackConfig] = []
+
+    def start_stack(config: StackConfig) -> api.StackState:
+        started.append(config)
+        return api.StackState(
+            1, "svc", "http://h:1/serve", "", "", "h:2", part_urls={"asteroid-quality": "http://h:3"}
+        )
+
+    monkeypatch.setattr(api, "start_stack", start_stack)
+    assert serve.main([]) == 0
+    (config,) = started
+    assert config.extra_parts == (consumer.stack_part(),)
+    assert "live quality figures: http://h:3/metrics" in capsys.readouterr().out
+
+
 @dataclass
 class RunningStack:
     config: StackConfig
