@@ -15,6 +15,7 @@ import sys
 
 import global_config
 from asteroid.clearml_server import ServerUnavailable, ensure_server
+from asteroid.quality import consumer
 from asteroid.serving.deploy import DeployError, ensure_service, published_winner
 from asteroid.serving.release import release
 
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             broker_port=args.broker_port,
             workers=args.workers,
+            # the prediction log's consumer and the live quality exporter, supervised with the stack
+            extra_parts=(consumer.stack_part(),),
         )
         try:
             state = start_stack(config)
@@ -68,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     feedback = f"{state.serve_url.removesuffix('/serve')}/feedback/{global_config.SERVING_ENDPOINT}"
     label = '{"request_id": "<request_id of an answer>", "hazardous": true}'
     print(f"\nlabels: POST {feedback}  {label}")
-    print("  python -m asteroid.quality consume --metrics-port 9108   # stores them; live quality figures")
+    quality = state.part_urls.get(consumer.SCRAPE_TARGET)
+    if quality:
+        print(f"  stored by the stack's consumer; live quality figures: {quality}/metrics")
     if state.monitoring:
         print(f"\nmonitoring: Prometheus {state.prometheus_url}/alerts,")
         print(f"  Alertmanager {state.alertmanager_url},")

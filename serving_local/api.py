@@ -19,6 +19,9 @@ imports these names, never the modules behind them, and rebuilds none of the sta
   stack starts, the inference app answers that route with it.
 - ``register_scrape_target()``, ``remove_scrape_target()``, ``APPLICATION_JOB``: an exporter running
   beside the stack (e.g. the application's own metrics) scraped by the stack's Prometheus.
+- ``ExtraPart``: a process the stack runs as one of its parts (``StackConfig(extra_parts=...)``): started
+  after the others, restarted with their backoff, stopped with them, scraped when it asks; its URL in
+  ``StackState.part_urls`` (serving_local/extra_parts.py).
 - ``configured_server()``, ``check_server()``, ``server_is_configured()``, ``ServerCheckError``: the ClearML
   server the SDK would use, checked (reachable, credentials known) in one line, as the stack checks it.
 
@@ -37,6 +40,7 @@ from serving_local import cli, monitoring
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
+from serving_local.extra_parts import ExtraPart
 from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
 from serving_local.monitoring import APPLICATION_JOB
 from serving_local.monitoring_config import (
@@ -68,6 +72,7 @@ __all__ = [
     "STACK_JOB",
     "STATISTICS_JOB",
     "Discovery",
+    "ExtraPart",
     "ExtraReceiver",
     "ServerCheckError",
     "ServerSettings",
@@ -111,6 +116,7 @@ class StackState:
     webhook_url: str | None = None
     alerts_file: Path | None = None
     rules_dir: Path | None = None
+    part_urls: dict[str, str] = field(default_factory=dict)  # extra part name -> http://host:port
 
     @property
     def monitoring(self) -> bool:
@@ -135,6 +141,7 @@ class StackState:
             webhook_url=record.get("webhook_url") or None,
             alerts_file=path("alerts_file"),
             rules_dir=path("rules_dir"),
+            part_urls={str(name): str(url) for name, url in record.get("part_urls", {}).items()},
         )
 
 

@@ -6,7 +6,7 @@ foreground, or in the background with a state file in its data directory (``.ser
                                   [--monitoring auto|on|off] [--prometheus-port 9090]
                                   [--alertmanager-port 9093] [--webhook-port 9097] [--scrape-seconds 15]
                                   [--node-exporter-port 9110]
-                                  [--rules-dir DIR] [--alertmanager-config FILE]
+                                  [--rules-dir DIR] [--alertmanager-config FILE] [--extra-part JSON ...]
     python -m serving_local reload            # Prometheus re-reads the rule files of the rules directory
     python -m serving_local alerts [--follow] # the notifications the webhook receiver got
 """
@@ -32,10 +32,15 @@ from serving_local import monitoring, service_tasks
 from serving_local.alert_webhook import read_notifications
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
+from serving_local.extra_parts import ExtraPart
 from serving_local.service_check import ServerCheckError, check_service, configured_server
 from serving_local.stack import READY_TIMEOUT_S, STOP_GRACE_S, Stack, check_ports
 
 START_TIMEOUT_S = sum(READY_TIMEOUT_S.values()) + 30
+
+
+def start_timeout(config: StackConfig) -> float:
+    return START_TIMEOUT_S + sum(part.ready_timeout for part in config.extra_parts)
 
 
 def read_state(config: StackConfig) -> dict | None:
@@ -85,7 +90,7 @@ def start(config: StackConfig) -> dict:
     try:
         _, state = start_detached(
             "the serving stack", command, config.log_path, StateFile(config.state_path),
-            timeout=START_TIMEOUT_S, stop_grace=STOP_GRACE_S * 3 + 5,
+            timeout=start_timeout(config), stop_grace=STOP_GRACE_S * 3 + 5,
         )  # fmt: skip
     except SupervisorError as exc:
         raise StackError(str(exc)) from None
@@ -107,6 +112,7 @@ def _arguments(config: StackConfig) -> list[str]:
         "--alert-group-interval", config.alert_group_interval,
         "--alert-repeat-interval", config.alert_repeat_interval,
         *(["--alertmanager-config", str(config.alertmanager_config)] if config.alertmanager_config else []),
+        *(word for part in config.extra_parts for word in ("--extra-part", part.to_json())),
     ]  # fmt: skip
 
 
@@ -168,6 +174,8 @@ def print_state(state: dict) -> None:
         print(f"  prometheus:       {state['prometheus_url']}  (rules: {state['rules_dir']})")
         print(f"  alertmanager:     {state['alertmanager_url']}")
         print(f"  alert webhook:    {state['webhook_url']}  (-> {state['alerts_file']})")
+    for name, url in dict(state.get("part_urls", {})).items():
+        print(f"  {name + ':':<17} {url}")
 
 
 def reload(config: StackConfig) -> int:
@@ -269,6 +277,14 @@ def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:
         type=float,
         help=f"configuration and model sync period (default {defaults.poll_seconds})",
     )
+    parser.add_argument(
+        "--extra-part",
+        action="append",
+        type=_extra_part,
+        metavar="JSON",
+        help='a process run as a part of the stack: {"name", "command": [...], "env", "port" (0: free), '
+        '"ready_path", "scrape", "ready_timeout"} (serving_local/extra_parts.py); repeatable',
+    )
     add_monitoring_arguments(parser, defaults)
     args = parser.parse_args(argv)
     config = defaults.with_overrides(
@@ -293,8 +309,16 @@ def parse_args(argv: list[str] | None) -> tuple[str, StackConfig, bool]:
         alert_group_wait=args.alert_group_wait,
         alert_group_interval=args.alert_group_interval,
         alert_repeat_interval=args.alert_repeat_interval,
+        extra_parts=None if args.extra_part is None else tuple(args.extra_part),
     )
     return args.command, config, args.follow
+
+
+def _extra_part(text: str) -> ExtraPart:
+    try:
+        return ExtraPart.from_json(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_monitoring_arguments(parser: argparse.ArgumentParser, defaults: StackConfig) -> None:

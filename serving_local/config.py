@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from serving_local.extra_parts import ExtraPart
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
@@ -66,6 +68,8 @@ class StackConfig:
     alert_group_wait: str = "10s"  # Alertmanager timings of the generated configuration
     alert_group_interval: str = "1m"
     alert_repeat_interval: str = "4h"
+    # Processes an application runs as parts of the stack (serving_local/extra_parts.py).
+    extra_parts: tuple[ExtraPart, ...] = ()
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -106,6 +110,9 @@ class StackConfig:
         for flag, value in ports.items():
             if not 1 <= value <= 65535:
                 raise ValueError(f"{flag} must be a TCP port (1-65535), got {value}")
+        names = [part.name for part in self.extra_parts]
+        if len(set(names)) < len(names):
+            raise ValueError(f"extra part names must differ: {names}")
         if len(set(ports.values())) < len(ports):
             raise ValueError(f"{', '.join(ports)} must differ")
         if not self.scrape_seconds > 0:
@@ -125,7 +132,7 @@ class StackConfig:
                 "--webhook-port": self.webhook_port,
                 "--node-exporter-port": self.node_exporter_port,
             }
-        return ports
+        return ports | {f"--extra-part {part.name}": part.port for part in self.extra_parts if part.port}
 
     @property
     def rules_path(self) -> Path:

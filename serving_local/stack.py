@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 
 from process_supervisor import (
     Part,
@@ -18,7 +19,7 @@ from process_supervisor import (
     port_is_free,
     stop_on_signals,
 )
-from serving_local import monitoring, stack_health
+from serving_local import extra_parts, monitoring, stack_health
 from serving_local.config import StackConfig
 from serving_local.errors import StackError
 from serving_local.statistics_probe import StatisticsProbe
@@ -98,7 +99,17 @@ def monitoring_parts(config: StackConfig) -> list[Part]:
 
 def parts(config: StackConfig) -> list[Part]:
     serving = serving_parts(config)
-    return serving + monitoring_parts(config) if monitoring.enabled(config) else serving
+    own = serving + monitoring_parts(config) if monitoring.enabled(config) else serving
+    env = serving_env(config)
+    return own + extra_parts.supervised(
+        config.extra_parts, config.host, env, config.component_log, restart_policy, STOP_GRACE_S
+    )
+
+
+def with_extra_ports(config: StackConfig) -> StackConfig:
+    """The configuration with a free port for each extra part that asked for one (port 0)."""
+    taken = set(config.ports(monitoring=monitoring.enabled(config)).values())
+    return replace(config, extra_parts=extra_parts.with_ports(config.extra_parts, config.host, taken))
 
 
 def serving_parts(config: StackConfig) -> list[Part]:
@@ -159,7 +170,7 @@ class Stack:
     the state file always names the parts' current pids and states."""
 
     def __init__(self, config: StackConfig) -> None:
-        self.config = config
+        self.config = config = with_extra_ports(config)
         self.parts = parts(config)
         self.supervisor = Supervisor(self.parts, whole="the stack", on_change=self._changed)
         self.state_file = StateFile(config.state_path)
@@ -175,13 +186,18 @@ class Stack:
         multiproc = self.config.prometheus_multiproc_dir
         shutil.rmtree(multiproc, ignore_errors=True)
         multiproc.mkdir(parents=True)
+        scraped = extra_parts.scrape_targets(self.config.extra_parts, self.config.host)
         if self._monitoring_state():
             port = stack_health.serve_metrics(self.config.host, lambda: dict(self.supervisor.status))
             stack_health.write_targets(monitoring.stack_targets_path(self.config), self.config.host, port)
+            for name, address in scraped.items():
+                monitoring.write_application_target(self.config, name, address)
         try:
             code = self.supervisor.run(on_ready=self._ready)
         finally:
             self.state_file.remove_if_own()
+            for name in scraped:
+                monitoring.remove_application_target(self.config, name)
         if code and self._timings is None:
             lost_port_race(self.config)
         return code
@@ -221,6 +237,7 @@ class Stack:
             "broker": config.broker_address,
             "workers": config.workers,
             "poll_seconds": config.poll_seconds,
+            "part_urls": extra_parts.urls(config.extra_parts, config.host),
             "ready_seconds": timings,
             **self._monitoring_state(),
             "pids": self.supervisor.pids(),

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     consume.add_argument("--broker", help="host:port of the Kafka-protocol broker")
     consume.add_argument("--metrics-port", type=int, help="serve the live quality metrics on this port")
     consume.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics (127.0.0.1)")
+    consume.add_argument(
+        "--scraped-by-stack",
+        action="store_true",
+        help="run as the serving stack's part: its Prometheus scrapes the metrics (register no target)",
+    )
     labels = commands.add_parser("import", help="label stored predictions from a CNEOS-style CSV file")
     labels.add_argument("csv", type=Path)
     for name, text in (("count", "stored predictions and labels"), ("prune", "apply the retention now")):
@@ -60,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         if args.command == "consume":
-            return consumer.run_forever(config, args.metrics_port, args.metrics_host)
+            register = not args.scraped_by_stack
+            return consumer.run_forever(config, args.metrics_port, args.metrics_host, register)
         if args.command == "import":
             report = labels_import.import_labels(args.csv, config.database_url)
             print(

@@ -23,6 +23,9 @@ DEFAULT_UNMATCHED_KEEP_DAYS = 7.0
 # quality alerts fire below these minus a margin (asteroid/quality/rules.py).
 TEST_ACCURACY_KEY = "test_accuracy"
 TEST_RECALL_KEY = "test_recall"
+# Port of the consumer's exporter when the serving stack runs it (serve.py); unset or 0: a free port, found
+# through serving_local.api.running_stack().part_urls.
+METRICS_PORT_ENV = "ASTEROID_QUALITY_METRICS_PORT"
 MAX_LABEL_ROWS = 10_000  # labels one feedback request may carry
 # How often the consumer deletes predictions older than the retention (and on start).
 PRUNE_EVERY_S = 600.0
@@ -61,6 +64,17 @@ class QualityConfig:
 
 def broker_from_env() -> str | None:
     return os.environ.get(BROKER_ENV) or os.environ.get(contract.BROKER_ENV) or None
+
+
+def metrics_port_from_env() -> int:
+    raw = os.environ.get(METRICS_PORT_ENV) or "0"
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{METRICS_PORT_ENV} must be a TCP port (0: a free one), got {raw!r}")
+    return port
 
 
 def feedback_topic_from_env() -> str:

@@ -18,10 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asteroid.quality import store
-from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig
+from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig, metrics_port_from_env
+
+if TYPE_CHECKING:
+    from serving_local.api import ExtraPart
 
 POLL_TIMEOUT_MS = 500
 SCRAPE_TARGET = "asteroid-quality"  # the exporter's name among the stack's scrape targets
@@ -174,12 +177,17 @@ def serve_metrics(consumer: PredictionConsumer, host: str, port: int) -> None:
     start_http_server(port, addr=host, registry=registry)
 
 
-def run_forever(config: QualityConfig, metrics_port: int | None = None, host: str = "127.0.0.1") -> int:
-    """`python -m asteroid.quality consume`: until SIGTERM or SIGINT."""
+def run_forever(
+    config: QualityConfig, metrics_port: int | None = None, host: str = "127.0.0.1", register: bool = True
+) -> int:
+    """`python -m asteroid.quality consume`: until SIGTERM or SIGINT. With `register`, a running local
+    stack's Prometheus is told to scrape the metrics (the stack does it itself for its part, `stack_part`)."""
     consumer = PredictionConsumer(config)
+    register = bool(metrics_port) and register
     if metrics_port:
         serve_metrics(consumer, host, metrics_port)
         print(f"live quality metrics: http://{host}:{metrics_port}/metrics", flush=True)
+    if register:
         from serving_local.api import register_scrape_target, remove_scrape_target
 
         if register_scrape_target(SCRAPE_TARGET, f"{host}:{metrics_port}"):
@@ -192,8 +200,26 @@ def run_forever(config: QualityConfig, metrics_port: int | None = None, host: st
     finally:
         if stop_scalars:
             stop_scalars.set()
-        if metrics_port:
+        if register:
             remove_scrape_target(SCRAPE_TARGET)
+
+
+def stack_part() -> ExtraPart:
+    """The consumer and its exporter as a part of the local serving stack (`serving_local.api.ExtraPart`):
+    started after the broker, restarted with the stack's backoff, scraped by its Prometheus, on the port
+    `METRICS_PORT_ENV` names (default: a free one); its URL is `running_stack().part_urls[SCRAPE_TARGET]`.
+    The broker reaches it as clearml-serving's variable, the database as `NEO_DATABASE_URL` or the default."""
+    from serving_local.api import ExtraPart
+
+    command = ("-m", "asteroid.quality", "consume", "--metrics-host", "{host}", "--metrics-port", "{port}")
+    return ExtraPart(
+        name=SCRAPE_TARGET,
+        command=(sys.executable, *command, "--scraped-by-stack"),
+        env={"PYTHONUNBUFFERED": "1"},
+        port=metrics_port_from_env(),
+        ready_path="/metrics",
+        scrape=True,
+    )
 
 
 def _consume(consumer: PredictionConsumer, config: QualityConfig) -> int:

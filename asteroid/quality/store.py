@@ -10,20 +10,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
-from asteroid.serving import contract
+from asteroid.serving import contract, prediction_forwarder, prediction_log
 
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -89,22 +87,22 @@ class Prediction:
 
     @classmethod
     def from_message(cls, value: bytes) -> list[Prediction]:
-        """The predictions a message of the hook carries (asteroid/serving/prediction_log.py): requests as
-        columns."""
+        """The predictions a message of the hook's forwarder carries (asteroid/serving/prediction_forwarder.py
+        frames blocks of asteroid/serving/prediction_log.py): one block per answered request."""
         try:
-            return [
-                prediction for block in json.loads(value)["requests"] for prediction in cls._of_block(block)
+            blocks = [
+                prediction_log.decode_block(block) for block in prediction_forwarder.unpack_message(value)
             ]
-        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+            return [prediction for block in blocks for prediction in cls._of_block(block)]
+        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
             raise RecordError(f"not a prediction record: {exc!r}") from None
 
     @classmethod
     def _of_block(cls, block: dict[str, Any]) -> list[Prediction]:
         names = [str(name) for name in block["feature_names"]]
-        matrix = np.frombuffer(base64.b64decode(block["features"], validate=True), dtype="<f8")
         columns = [
             block[contract.REQUEST_ID], block["neo_reference_id"], block["close_approach_date"],
-            matrix.reshape(-1, len(names)).tolist(), block[contract.PROBABILITY], block["hazardous"],
+            block["features"].tolist(), block[contract.PROBABILITY].tolist(), block["hazardous"].tolist(),
         ]  # fmt: skip
         return [
             cls(
@@ -115,9 +113,9 @@ class Prediction:
                 model_version=_text(block.get("model_version")),
                 neo_reference_id=_whole(neo_id),
                 close_approach_date=_text(approach),
-                features=dict(zip(names, (float(v) for v in values), strict=True)),
-                probability=float(probability),
-                hazardous=bool(hazardous),
+                features=dict(zip(names, values, strict=True)),
+                probability=probability,
+                hazardous=hazardous,
             )
             for request_id, neo_id, approach, values, probability, hazardous in zip(*columns, strict=True)
         ]

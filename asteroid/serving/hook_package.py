@@ -23,6 +23,7 @@ HOOK_FILES: dict[str, Path] = {
     "schema.py": PACKAGE_DIR / "schema.py",
     "contract.py": PACKAGE_DIR / "serving" / "contract.py",
     "prediction_log.py": PACKAGE_DIR / "serving" / "prediction_log.py",
+    "prediction_forwarder.py": PACKAGE_DIR / "serving" / "prediction_forwarder.py",
 }
 
 

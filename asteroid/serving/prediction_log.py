@@ -1,48 +1,65 @@
-"""The hook's side of the prediction log: every answered row goes to a Kafka topic, off the request path.
+"""The hook's side of the prediction log: every answered row goes to a Kafka topic; the request thread only
+encodes it.
 
-The hook calls `PredictionLog.record()` once per request with references to what it already computed (the
-feature matrix, the probabilities, the request ids): one `SimpleQueue.put`, nothing else on the request
-thread. A daemon thread of the process drains the queue, packs the requests waiting there as columns into
-JSON messages of up to `MAX_ROWS_PER_MESSAGE` rows and hands them to kafka-python's producer, which batches
-them (`linger_ms`) on its own sender thread. The broker is clearml-serving's own (`contract.BROKER_ENV`,
-which its inference app reads too); without it, or with `contract.PREDICTION_LOG_ENV=off`, nothing is
-published.
+The hook calls `PredictionLog.record()` once per request with what it already computed (the feature matrix,
+the probabilities, the request ids). The request is encoded as one block (`Answered.encode_blocks`: a small
+JSON header, then the feature matrix, probabilities and decisions as raw little-endian arrays, ~12 µs for one
+row) and queued. Every `FLUSH_INTERVAL_S` a flusher thread writes the queued blocks, a few datagrams at a
+time, into a `SOCK_SEQPACKET` socket whose other end is read by a forwarder process of this worker's own
+(asteroid/serving/prediction_forwarder.py, started on first use), which gathers them into Kafka messages and
+runs kafka-python's producer. So the Kafka client's Python-level work never holds this worker's GIL (with the
+publishing on a thread of the worker it cost about 200 µs of the worker's CPU per request and a fifth of its
+flat-out throughput), and the forwarder is woken 20 times a second, not once per request (a wake-up cost the
+request thread 25-80 µs of its own CPU here: docs/notes/quality.md).
 
-When the broker is unreachable the queue would grow without bound: past `MAX_PENDING` requests new ones are
-dropped and counted (`dropped`), so a broker outage never costs the endpoint its memory. The log is for
-measuring quality, not an audit trail; the consumer (asteroid/quality/) makes its storage exact (idempotent
-by request id).
+The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too); without it,
+or with `contract.PREDICTION_LOG_ENV=off`, nothing is encoded nor published. When the forwarder does not keep
+up (its socket buffer full for `SEND_WAIT_S`) or is not running, blocks are dropped and counted (`dropped`):
+the log is for measuring quality, never a reason to slow or fail an answer; a forwarder that died is started
+again (at most once every `RESTART_DELAY_S`). The consumer (asteroid/quality/) makes the storage exact
+(idempotent by request id).
 
-This file travels in the hook folder (asteroid/serving/hook_package.py): standard library, kafka-python
-(clearml-serving's own dependency) and the release contract only.
+This file travels in the hook folder (asteroid/serving/hook_package.py): standard library, numpy, and the
+release contract and the forwarder beside it only.
 """
 
 from __future__ import annotations
 
-import base64
+import atexit
 import json
 import os
-import queue
+import select
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-try:  # deployed in the hook folder: the contract travels beside this file
-    from . import contract
+try:  # deployed in the hook folder: the contract and the forwarder travel beside this file
+    from . import contract, prediction_forwarder
 except ImportError:  # imported from a checkout or the installed project
-    from asteroid.serving import contract
+    from asteroid.serving import contract, prediction_forwarder
 
-MAX_PENDING = 10_000  # requests queued for the sender thread before new ones are dropped
-LINGER_MS = 50  # the producer waits this long to fill a batch
-DRAIN_MAX = 500  # requests the sender thread formats before it yields to the producer
-# Rows per message: one Kafka message per request (let alone per row) cost the single worker up to two thirds
-# of its batch throughput in kafka-python's per-message work (benchmarks/serving_bench.py, numpy_nolog).
-MAX_ROWS_PER_MESSAGE = 1000
+FORWARDER_SCRIPT = Path(prediction_forwarder.__file__).resolve()
+HEADER = prediction_forwarder.FRAME  # a block starts with the length of its JSON header
+FEATURE_DTYPE = np.dtype("<f8")
+PROBABILITY_DTYPE = np.dtype("<f8")
+DECISION_DTYPE = np.dtype("u1")
+ROW_OVERHEAD_BYTES = 128  # a row's share of the JSON header (request id, reference id, date), generously
+FLUSH_INTERVAL_S = 0.05  # the flusher thread sends what is queued this often (one wake-up of the forwarder)
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # queued for the flusher (about, unlocked) before requests are dropped
+MAX_DATAGRAM_BYTES = prediction_forwarder.MAX_DATAGRAM_BYTES
+SEND_WAIT_S = 0.5  # the flusher waits this long for room in the forwarder's socket, then drops the datagram
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
+RESTART_DELAY_S = 1.0
 
 
 def new_request_ids(rows: int) -> list[str]:
@@ -53,7 +70,7 @@ def new_request_ids(rows: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Answered:
-    """One answered request, as the hook hands it over: references, formatted later off the request path."""
+    """One answered request, as the hook hands it over."""
 
     time: float
     model: dict[str, Any]
@@ -65,63 +82,148 @@ class Answered:
     neo_reference_ids: Sequence[int | None]
     close_approach_dates: Sequence[str | None]
 
-    def block(self) -> dict[str, Any]:
-        """The request as columns (lists encode far faster than one object per row), the feature matrix as
-        bytes."""
-        return {
-            "time": self.time,
-            "endpoint": self.model.get("endpoint"),
-            "model_id": self.model.get("id"),
-            "model_version": self.model.get("version"),
-            "feature_names": list(self.feature_names),
-            contract.REQUEST_ID: list(self.request_ids),
-            "neo_reference_id": list(self.neo_reference_ids),
-            "close_approach_date": list(self.close_approach_dates),
-            # raw little-endian float64, row-major, base64: formatting 18 floats a row as JSON text cost large
-            # batches a third of their throughput (benchmarks/serving_bench.py, numpy vs numpy_nolog)
-            "features": base64.b64encode(np.ascontiguousarray(self.features, dtype="<f8").tobytes()).decode(),
-            contract.PROBABILITY: list(self.probabilities),
-            "hazardous": list(self.hazardous),
-        }
+    def encode_blocks(self) -> list[bytes]:
+        """The request as blocks of at most `prediction_forwarder.MAX_BLOCK_BYTES` (one unless it is big)."""
+        names = list(self.feature_names)
+        row_bytes = FEATURE_DTYPE.itemsize * len(names) + PROBABILITY_DTYPE.itemsize + ROW_OVERHEAD_BYTES
+        step = max(1, (prediction_forwarder.MAX_BLOCK_BYTES - 1024 - 16 * len(names)) // row_bytes)
+        features = np.ascontiguousarray(self.features, dtype=FEATURE_DTYPE)
+        rows = len(self.request_ids)
+        return [
+            self._block(names, features, start, min(rows, start + step)) for start in range(0, rows, step)
+        ]
+
+    def _block(self, names: list[str], features: np.ndarray, start: int, stop: int) -> bytes:
+        header = json.dumps(
+            {
+                "time": self.time,
+                "endpoint": self.model.get("endpoint"),
+                "model_id": self.model.get("id"),
+                "model_version": self.model.get("version"),
+                "feature_names": names,
+                contract.REQUEST_ID: list(self.request_ids[start:stop]),
+                "neo_reference_id": list(self.neo_reference_ids[start:stop]),
+                "close_approach_date": list(self.close_approach_dates[start:stop]),
+            }
+        ).encode()
+        return b"".join(
+            (
+                HEADER.pack(len(header)),
+                header,
+                features[start:stop].tobytes(),
+                np.asarray(self.probabilities[start:stop], dtype=PROBABILITY_DTYPE).tobytes(),
+                np.asarray(self.hazardous[start:stop], dtype=DECISION_DTYPE).tobytes(),
+            )
+        )
 
 
-def messages(answered: Sequence[Answered]) -> list[tuple[bytes, bytes]]:
-    """(key, value) messages of `{"requests": [block, ...]}` holding at most `MAX_ROWS_PER_MESSAGE` rows each
-    (a larger request alone); keyed by the first request id."""
-    found: list[tuple[bytes, bytes]] = []
-    blocks: list[dict[str, Any]] = []
-    rows = 0
-    for item in answered:
-        if blocks and rows + len(item.request_ids) > MAX_ROWS_PER_MESSAGE:
-            found.append(_message(blocks))
-            blocks, rows = [], 0
-        blocks.append(item.block())
-        rows += len(item.request_ids)
-    if blocks:
-        found.append(_message(blocks))
-    return found
-
-
-def _message(blocks: list[dict[str, Any]]) -> tuple[bytes, bytes]:
-    key = str(blocks[0][contract.REQUEST_ID][0]).encode()
-    return key, json.dumps({"requests": blocks}).encode()
+def decode_block(block: bytes) -> dict[str, Any]:
+    """A block's header fields, with `features` (rows x features), `probability` and `hazardous` as arrays;
+    ValueError (or KeyError, TypeError) when it is not a block."""
+    (length,) = HEADER.unpack_from(block, 0)
+    start = HEADER.size + length
+    header = json.loads(block[HEADER.size : start])
+    rows, columns = len(header[contract.REQUEST_ID]), len(header["feature_names"])
+    sizes = (rows * columns * FEATURE_DTYPE.itemsize, rows * PROBABILITY_DTYPE.itemsize, rows)
+    if len(block) != start + sum(sizes):
+        raise ValueError(f"a block of {rows} rows and {columns} features has {len(block) - start} data bytes")
+    features = np.frombuffer(block, FEATURE_DTYPE, rows * columns, start).reshape(rows, columns)
+    probabilities = np.frombuffer(block, PROBABILITY_DTYPE, rows, start + sizes[0])
+    decisions = np.frombuffer(block, DECISION_DTYPE, rows, start + sizes[0] + sizes[1])
+    return {**header, "features": features, contract.PROBABILITY: probabilities, "hazardous": decisions != 0}
 
 
 def predictions_topic() -> str:
     return os.environ.get(contract.PREDICTIONS_TOPIC_ENV) or contract.PREDICTIONS_TOPIC
 
 
-class PredictionLog:
-    """Publishes answered requests to the predictions topic from a background thread (thread-safe)."""
+class Forwarder:
+    """This worker's forwarder process and the socket to it."""
 
-    def __init__(self, broker: str | None, topic: str, producer_factory: Any = None) -> None:
+    def __init__(self, broker: str, topic: str) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+        command = [sys.executable, str(FORWARDER_SCRIPT), "--fd", str(theirs.fileno()), "--broker", broker]
+        try:
+            self.process = subprocess.Popen(
+                [*command, "--topic", topic], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+            )
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.connection = mine
+        self._congested = False
+        mine.setblocking(False)  # a plain send: with a timeout, Python polls before each send
+
+    def send(self, datagram: bytes) -> bool:
+        """Hand one datagram over; False when the forwarder had no room for it within `SEND_WAIT_S` (then
+        later sends do not wait, until one succeeds again). OSError when the forwarder is gone."""
+        try:
+            self.connection.send(datagram)
+        except BlockingIOError:
+            if self._congested or not self._room_within(SEND_WAIT_S):
+                self._congested = True
+                return False
+            try:
+                self.connection.send(datagram)
+            except BlockingIOError:
+                self._congested = True
+                return False
+        self._congested = False
+        return True
+
+    def _room_within(self, seconds: float) -> bool:
+        poller = select.poll()
+        poller.register(self.connection, select.POLLOUT)
+        return bool(poller.poll(seconds * 1000))
+
+    def close(self) -> None:
+        self.connection.close()  # the forwarder publishes what it holds and exits
+        self.process.poll()
+
+
+def datagrams(frames: list[bytes]) -> list[bytes]:
+    """Framed blocks joined into datagrams of at most `MAX_DATAGRAM_BYTES` (a frame always fits alone)."""
+    found: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if current and size + len(frame) > MAX_DATAGRAM_BYTES:
+            found.append(b"".join(current))
+            current, size = [], 0
+        current.append(frame)
+        size += len(frame)
+    if current:
+        found.append(b"".join(current))
+    return found
+
+
+class PredictionLog:
+    """Queues answered requests, encoded, for this worker's forwarder process (thread-safe)."""
+
+    def __init__(
+        self,
+        broker: str | None,
+        topic: str,
+        start_forwarder: Callable[[str, str], Forwarder] = Forwarder,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.broker = broker
         self.topic = topic
-        self.dropped = 0
-        self._pending: queue.SimpleQueue[Answered] = queue.SimpleQueue()
-        self._producer_factory = producer_factory or _kafka_producer
-        self._thread: threading.Thread | None = None
+        self.dropped = 0  # blocks (one per request unless it is big) not handed to the forwarder
+        self._start_forwarder = start_forwarder
+        self._clock = clock
+        self._frames: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._forwarder: Forwarder | None = None
+        self._flusher: threading.Thread | None = None
+        self._owner: int | None = None  # the process the flusher and forwarder belong to
+        self._start_after = float("-inf")
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     @classmethod
     def from_env(cls) -> PredictionLog:
@@ -135,39 +237,79 @@ class PredictionLog:
         return self.broker is not None
 
     def record(self, answered: Answered) -> None:
-        """Queue one answered request (returns at once)."""
-        if not self.enabled:
+        """Encode one answered request and queue it for the flusher (returns at once)."""
+        if not self.enabled or self._closed.is_set():
             return
-        if self._pending.qsize() >= MAX_PENDING:
+        if self._owner != os.getpid():
+            self._start()
+        if self._pending_bytes >= MAX_PENDING_BYTES:  # the flusher is stuck: the queue must not grow
             self.dropped += 1
             return
-        self._pending.put(answered)
-        if self._thread is None:
-            self._start()
+        frames = [prediction_forwarder.frame(block) for block in answered.encode_blocks()]
+        self._pending_bytes += sum(map(len, frames))
+        self._frames.extend(frames)
 
     def _start(self) -> None:
+        """The flusher thread of this process: on first use, and again in a child forked from a process that
+        had one (its thread and forwarder stayed with the parent)."""
         with self._lock:
-            if self._thread is None:  # started on first use: after uvicorn forked its workers
-                self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-                self._thread.start()
+            if self._owner == os.getpid():
+                return
+            self._frames, self._pending_bytes = deque(), 0
+            self._forwarder, self._start_after = None, float("-inf")
+            self._flusher = threading.Thread(target=self._run, name="prediction-log-flush", daemon=True)
+            self._owner = os.getpid()
+            self._flusher.start()
+            atexit.register(self.close)
 
     def _run(self) -> None:
-        producer = None
-        while True:
-            answered = [self._pending.get()]
-            while len(answered) < DRAIN_MAX and not self._pending.empty():
-                answered.append(self._pending.get())
+        while not self._closed.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is queued to the forwarder (the flusher thread calls it every `FLUSH_INTERVAL_S`)."""
+        frames = []
+        while self._frames:
+            frames.append(self._frames.popleft())
+        if not frames:
+            return
+        self._pending_bytes -= sum(map(len, frames))
+        forwarder = self._forwarder or self._started_forwarder()
+        if forwarder is None:
+            self.dropped += len(frames)
+            return
+        chunks = datagrams(frames)
+        for number, datagram in enumerate(chunks):
             try:
-                producer = producer or self._producer_factory(self.broker)
-                for key, value in messages(answered):
-                    producer.send(self.topic, key=key, value=value)
-            except Exception as exc:  # a broken broker must not kill the thread: count and go on
-                self.dropped += len(answered)
-                print(f"prediction log: {len(answered)} request(s) not published: {exc}", flush=True)
-                time.sleep(1.0)  # back off from a broker that refuses
+                if not forwarder.send(datagram):
+                    self.dropped += prediction_forwarder.frame_count(datagram)
+            except OSError as exc:  # the forwarder exited: another is started at the next flush
+                self.dropped += sum(map(prediction_forwarder.frame_count, chunks[number:]))
+                self._forwarder = None
+                forwarder.close()
+                print(f"prediction log: the forwarder is gone ({exc}); starting another", file=sys.stderr,
+                      flush=True)  # fmt: skip
+                return
 
+    def _started_forwarder(self) -> Forwarder | None:
+        """A new forwarder, unless the last one was started less than `RESTART_DELAY_S` ago."""
+        if self._clock() < self._start_after:
+            return None
+        self._start_after = self._clock() + RESTART_DELAY_S
+        try:
+            self._forwarder = self._start_forwarder(self.broker, self.topic)
+        except OSError as exc:
+            print(f"prediction log: the forwarder did not start: {exc}", file=sys.stderr, flush=True)
+        return self._forwarder
 
-def _kafka_producer(broker: str) -> Any:
-    from kafka import KafkaProducer
-
-    return KafkaProducer(bootstrap_servers=broker, linger_ms=LINGER_MS, acks=1, retries=5)
+    def close(self) -> None:
+        """Stop the flusher, send what is queued, close the socket: the forwarder publishes and exits."""
+        if self._owner != os.getpid() or self._closed.is_set():
+            return
+        self._closed.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5.0)
+        self.flush()
+        if self._forwarder is not None:
+            self._forwarder.close()
+            self._forwarder = None

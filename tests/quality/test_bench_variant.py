@@ -50,4 +50,4 @@ def test_the_variant_answers_alike_and_publishes_nothing(
     expected, _ = serve(engine, {"rows": sample_records[:20]})
     probabilities = [row["probability"] for row in reply["predictions"]]
     assert probabilities == [row["probability"] for row in expected["predictions"]]
-    assert module.PREDICTION_LOG._pending.qsize() == 0
+    assert module.PREDICTION_LOG._forwarder is None  # no forwarder process was started

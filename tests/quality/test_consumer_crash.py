@@ -3,8 +3,6 @@ a replay from the beginning stores nothing; retention deletes what is older than
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import subprocess
@@ -19,32 +17,24 @@ import global_config
 from asteroid.quality import store
 from asteroid.quality.config import BROKER_ENV, DATABASE_URL_ENV, QualityConfig
 from asteroid.quality.consumer import PredictionConsumer
-from asteroid.serving import contract
+from asteroid.serving import contract, prediction_forwarder, prediction_log
 from tests.backend.backend_harness import wait_for
 
 TOPIC = "crash_predictions"
 
 
 def publish(broker: str, first: int, count: int, predicted_at: float | None = None) -> list[str]:
+    """One message per request, as the hook's forwarder sends a lone request."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=20)
     ids = [f"{index:032x}-0" for index in range(first, first + count)]
-    for request_id in ids:  # one request a message, as the hook sends a lone request
-        block = {
-            contract.REQUEST_ID: [request_id],
-            "time": predicted_at or time.time(),
-            "endpoint": "asteroid/1",
-            "model_id": "m",
-            "model_version": "1",
-            "feature_names": ["absolute_magnitude"],
-            "neo_reference_id": [None],
-            "close_approach_date": [None],
-            "features": base64.b64encode(np.array([[20.0]], dtype="<f8").tobytes()).decode(),
-            contract.PROBABILITY: [0.25],
-            "hazardous": [False],
-        }
-        producer.send(TOPIC, key=request_id.encode(), value=json.dumps({"requests": [block]}).encode())
+    for request_id in ids:
+        answered = prediction_log.Answered(
+            predicted_at or time.time(), {"endpoint": "asteroid/1", "id": "m", "version": "1"},
+            ["absolute_magnitude"], np.array([[20.0]]), [0.25], [False], [request_id], [None], [None],
+        )  # fmt: skip
+        producer.send(TOPIC, value=prediction_forwarder.pack_message(answered.encode_blocks()))
     producer.flush()
     producer.close()
     return ids

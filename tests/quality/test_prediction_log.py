@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,13 @@ def hook_module(engine: Any) -> Any:
 
 
 @pytest.fixture
-def logging_engine(engine: Any, broker: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def logging_engine(engine: Any, broker: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The engine whose hook publishes to `broker` on a topic of its own."""
     module = hook_module(engine)
     log = module.prediction_log.PredictionLog(broker, "test_predictions")
     monkeypatch.setattr(module, "PREDICTION_LOG", log)
-    return engine
+    yield engine
+    log.close()
 
 
 def test_single_and_batch_answers_carry_a_request_id_per_row(engine: Any, sample_records: list[dict]) -> None:
@@ -55,7 +57,7 @@ def test_the_switch_turns_publishing_off(engine: Any, monkeypatch: pytest.Monkey
     monkeypatch.setenv(contract.PREDICTION_LOG_ENV, "off")
     log = prediction_log.PredictionLog.from_env()
     log.record(None)  # not even looked at
-    assert not log.enabled and log._pending.qsize() == 0
+    assert not log.enabled and log._forwarder is None
 
 
 def stored_rows(database_url: str) -> dict[str, dict[str, Any]]:

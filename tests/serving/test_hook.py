@@ -32,6 +32,7 @@ def test_the_deployed_folder_is_a_package_of_its_own(engine: Any) -> None:
         "contract.py",
         "observation_rules.py",
         "prediction_log.py",
+        "prediction_forwarder.py",
     }
     module = sys.modules[type(hook).__module__]
     assert module.contract.__name__ == "py_code_asteroid_1.contract"

@@ -1,0 +1,196 @@
+"""The prediction log's forwarder: a process of its own beside each inference worker that publishes what the
+worker hands it to the predictions topic, so that Kafka's client (kafka-python's Python-level protocol work)
+never runs in the worker and never holds its GIL.
+
+The worker (asteroid/serving/prediction_log.py) encodes one block per answered request and, every 50 ms,
+writes the blocks queued meanwhile, framed (`frame`), as datagrams into its end of a `SOCK_SEQPACKET` socket
+pair (message boundaries kept by the kernel); this process reads datagrams until the worker closes its end (or
+dies), gathers those of up to `LINGER_S` into one Kafka message of at most `MAX_MESSAGE_BYTES` and sends it.
+SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is the signal to send what is left and
+stop, so a stack stopping its process group loses nothing in between.
+
+The message's framing is defined here once (`pack_message`, `unpack_message`); the consumer
+(asteroid/quality/store.py) reads it. This file travels in the hook folder and runs as a script by its path:
+standard library and kafka-python (clearml-serving's own dependency) only.
+
+    python prediction_forwarder.py --fd N --broker host:port --topic T
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+
+MAGIC = b"APL\x01"  # the message format's name and version
+FRAME = struct.Struct("<I")  # each block of a message is preceded by its length
+MAX_BLOCK_BYTES = 64 * 1024  # the worker splits larger requests into blocks of at most this size
+MAX_DATAGRAM_BYTES = MAX_BLOCK_BYTES + FRAME.size  # framed blocks the worker sends in one datagram
+MAX_MESSAGE_BYTES = 512 * 1024  # below the broker's and the client's 1 MiB message limits
+LINGER_S = 0.01  # after a datagram arrives, further ones are awaited this long to share its message
+RECONNECT_DELAY_S = 1.0  # after the broker refused a message, blocks are dropped this long
+
+
+def frame(block: bytes) -> bytes:
+    return FRAME.pack(len(block)) + block
+
+
+def frame_count(framed: bytes) -> int:
+    """How many framed blocks a datagram holds (without checking them)."""
+    count, position = 0, 0
+    while position + FRAME.size <= len(framed):
+        position += FRAME.size + FRAME.unpack_from(framed, position)[0]
+        count += 1
+    return count
+
+
+def pack_message(blocks: list[bytes]) -> bytes:
+    return MAGIC + b"".join(map(frame, blocks))
+
+
+def unpack_message(value: bytes) -> list[bytes]:
+    """The blocks of a message; ValueError when it is not one."""
+    if not value.startswith(MAGIC):
+        raise ValueError(f"not a prediction log message (starts with {value[:4]!r})")
+    blocks, position = [], len(MAGIC)
+    while position < len(value):
+        if position + FRAME.size > len(value):
+            raise ValueError("a truncated frame length")
+        (length,) = FRAME.unpack_from(value, position)
+        position += FRAME.size
+        if position + length > len(value):
+            raise ValueError(f"a frame of {length} bytes runs past the message's end")
+        blocks.append(value[position : position + length])
+        position += length
+    return blocks
+
+
+class Batcher:
+    """Reads datagrams of framed blocks from the worker's socket and hands them on in messages
+    (`publish(value)`)."""
+
+    def __init__(
+        self,
+        connection: socket.socket,
+        publish: Callable[[bytes], None],
+        linger: float = LINGER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connection = connection
+        self.publish = publish
+        self.linger = linger
+        self.clock = clock
+        self.blocks = 0
+        self.dropped = 0
+        self._failing = 0  # blocks lost since the last message the broker took
+        self._buffer = bytearray(MAX_DATAGRAM_BYTES * 2)
+        self._view = memoryview(self._buffer)
+
+    def run(self) -> None:
+        """Until the worker closes its end; the last message is published before it returns."""
+        while True:
+            self.connection.settimeout(None)
+            first = self._receive()
+            if first is None:
+                return
+            framed, size, closed = [first], len(first), False
+            deadline = self.clock() + self.linger
+            while size < MAX_MESSAGE_BYTES - MAX_DATAGRAM_BYTES and (left := deadline - self.clock()) > 0:
+                self.connection.settimeout(left)
+                try:
+                    datagram = self._receive()
+                except TimeoutError:
+                    break
+                if datagram is None:
+                    closed = True
+                    break
+                framed.append(datagram)
+                size += len(datagram)
+            self._publish(framed)
+            if closed:
+                return
+
+    def _receive(self) -> bytes | None:
+        """The next datagram, None once the worker closed its end."""
+        received = self.connection.recv_into(self._buffer)
+        return bytes(self._view[:received]) if received else None
+
+    def _publish(self, framed: list[bytes]) -> None:
+        blocks = sum(map(frame_count, framed))
+        try:
+            self.publish(MAGIC + b"".join(framed))
+        except Exception as exc:  # a broker that refuses must not stop the reading: count and go on
+            if not self._failing:  # once per outage, not per message
+                print(f"prediction log: blocks not published: {exc}", file=sys.stderr, flush=True)
+            self._failing += blocks
+            self.dropped += blocks
+        else:
+            if self._failing:
+                print(f"prediction log: publishing again ({self._failing} block(s) lost)", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            self._failing = 0
+            self.blocks += blocks
+
+
+class KafkaPublisher:
+    """kafka-python's producer, created on first use and again after a failure (not sooner than
+    `RECONNECT_DELAY_S` later: until then messages are refused at once, the socket keeps being read)."""
+
+    def __init__(self, broker: str, topic: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.broker, self.topic, self.clock = broker, topic, clock
+        self._producer = None
+        self._retry_at = float("-inf")
+
+    def __call__(self, value: bytes) -> None:
+        if self._producer is None:
+            if self.clock() < self._retry_at:
+                raise ConnectionError(f"no connection to the broker at {self.broker} (retrying)")
+            self._retry_at = self.clock() + RECONNECT_DELAY_S
+            from kafka import KafkaProducer
+
+            # max_block_ms: a broker that does not answer makes send() fail in a second, not a minute
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.broker, acks=1, retries=5, linger_ms=5, max_block_ms=1000
+            )
+        try:
+            self._producer.send(self.topic, value=value)
+        except Exception:
+            self.close(timeout=0.0)
+            raise
+
+    def close(self, timeout: float = 10.0) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.flush(timeout=timeout)
+            producer.close(timeout=timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--fd", type=int, required=True, help="this process's end of the socket pair")
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--topic", required=True)
+    args = parser.parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    connection = socket.socket(fileno=args.fd)
+    publisher = KafkaPublisher(args.broker, args.topic)
+    batcher = Batcher(connection, publisher)
+    try:
+        batcher.run()
+    finally:
+        publisher.close()
+        connection.close()
+    if batcher.dropped:
+        print(f"prediction log: {batcher.dropped} block(s) not published", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The prediction log's cost on the request path is encoding a block and queueing it: nothing is sent on the
+request thread, one flusher thread hands the blocks over, and a forwarder that does not read costs the flusher
+one bounded wait, then none. The forwarder process frames what arrives into messages the consumer reads,
+survives a `kill -9` (the worker starts another) and publishes what it holds when the worker closes its
+end."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asteroid.quality import store
+from asteroid.quality.config import QualityConfig
+from asteroid.quality.consumer import PredictionConsumer
+from asteroid.serving import prediction_forwarder, prediction_log
+from tests.backend.backend_harness import wait_for
+
+NAMES = [f"feature_{index}" for index in range(18)]
+
+
+def answered(rows: int, first: int = 0) -> prediction_log.Answered:
+    features = np.arange(rows * len(NAMES), dtype=float).reshape(rows, len(NAMES)) / 7.0
+    return prediction_log.Answered(
+        1_900_000_000.5, {"endpoint": "asteroid/1", "id": "m", "version": "3"}, NAMES, features,
+        [index / rows for index in range(rows)], [index % 2 == 0 for index in range(rows)],
+        [f"{first + index:032x}-0" for index in range(rows)],
+        [3_000_000 + index if index % 3 else None for index in range(rows)],
+        ["2026-01-02" if index % 2 else None for index in range(rows)],
+    )  # fmt: skip
+
+
+class RecordingForwarder:
+    def __init__(self, broker: str, topic: str) -> None:
+        self.sent: list[bytes] = []
+        self.senders: set[str] = set()
+
+    def send(self, datagram: bytes) -> bool:
+        self.sent.append(datagram)
+        self.senders.add(threading.current_thread().name)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("rows", [1, 1000])
+def test_the_request_thread_only_encodes_and_queues(rows: int) -> None:
+    forwarders: list[RecordingForwarder] = []
+
+    def start(broker: str, topic: str) -> RecordingForwarder:
+        forwarders.append(RecordingForwarder(broker, topic))
+        return forwarders[-1]
+
+    log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=start)
+    threads = threading.active_count()
+    requests = [answered(rows), *(answered(1, first=rows + index) for index in range(50))]
+    for request in requests:
+        log.record(request)
+    assert threading.active_count() == threads + 1  # the flusher, started once
+    blocks = sum(len(request.encode_blocks()) for request in requests)
+
+    def handed_over() -> int:
+        return sum(prediction_forwarder.frame_count(datagram) for f in forwarders for datagram in f.sent)
+
+    wait_for(lambda: handed_over() == blocks, "the flusher to hand every block over", 10.0)
+    (forwarder,) = forwarders  # started once, by the flusher
+    assert forwarder.senders == {"prediction-log-flush"}  # nothing was sent on the request thread
+    log.close()
+    assert all(len(datagram) <= prediction_forwarder.MAX_DATAGRAM_BYTES for datagram in forwarder.sent)
+    stored = store.Prediction.from_message(prediction_forwarder.MAGIC + b"".join(forwarder.sent))
+    request = requests[0]
+    assert [p.request_id for p in stored] == [i for r in requests for i in r.request_ids]
+    assert [p.probability for p in stored[:rows]] == list(request.probabilities)
+    assert [p.hazardous for p in stored[:rows]] == list(request.hazardous)
+    assert [p.neo_reference_id for p in stored[:rows]] == list(request.neo_reference_ids)
+    assert [p.close_approach_date for p in stored[:rows]] == list(request.close_approach_dates)
+    assert [list(p.features.values()) for p in stored[:rows]] == request.features.tolist()
+    assert {(p.endpoint, p.model_id, p.model_version, p.predicted_at) for p in stored} == {
+        ("asteroid/1", "m", "3", 1_900_000_000.5)
+    }
+    assert log.dropped == 0
+
+
+def test_a_stuck_flusher_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    class Stuck(RecordingForwarder):
+        def send(self, datagram: bytes) -> bool:
+            release.wait(30.0)
+            return super().send(datagram)
+
+    monkeypatch.setattr(prediction_log, "MAX_PENDING_BYTES", 10_000)
+    log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=Stuck)
+    log.record(answered(1))
+    wait_for(lambda: log._forwarder is not None, "the flusher to take the first request", 10.0)
+    for index in range(200):
+        log.record(answered(1, first=1 + index))
+    queued = len(log._frames)
+    assert 0 < queued < 200 and log.dropped == 200 - queued  # the rest refused at the bound, counted
+    release.set()
+    log.close()
+
+
+def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> None:
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    forwarder = object.__new__(prediction_log.Forwarder)  # its socket without its process
+    forwarder.connection, forwarder._congested = mine, False
+    mine.setblocking(False)
+    block = answered(50).encode_blocks()[0]
+    try:
+        while forwarder.send(block):  # the socket buffer fills: nobody reads
+            pass
+        assert forwarder._congested  # the first refusal waited for room; the next do not wait
+        forwarder._room_within = lambda seconds: pytest.fail("a congested send waited")
+        assert not forwarder.send(block)
+        for _ in range(2):  # the forwarder reads again: the next send finds room and ends the congestion
+            theirs.recv(prediction_forwarder.MAX_BLOCK_BYTES)
+        assert forwarder.send(block) and not forwarder._congested
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_the_forwarder_frames_what_arrives_and_publishes_the_rest_when_the_worker_closes() -> None:
+    worker, forwarder_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    published: list[bytes] = []
+    blocks = [block for rows in (1, 3, 700) for block in answered(rows).encode_blocks()]
+    for datagram in prediction_log.datagrams([prediction_forwarder.frame(block) for block in blocks]):
+        worker.send(datagram)
+    worker.close()
+    prediction_forwarder.Batcher(forwarder_end, published.append, linger=60.0).run()  # returns at the close
+    forwarder_end.close()
+    assert [block for value in published for block in prediction_forwarder.unpack_message(value)] == blocks
+    assert all(len(value) <= prediction_forwarder.MAX_MESSAGE_BYTES for value in published)
+
+
+def test_a_refusing_broker_costs_the_blocks_not_the_forwarder() -> None:
+    worker, forwarder_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    calls: list[bytes] = []
+
+    def publish(value: bytes) -> None:
+        calls.append(value)
+        if len(calls) == 1:
+            raise ConnectionError("refused")
+
+    batcher = prediction_forwarder.Batcher(forwarder_end, publish, linger=0.0)
+    reader = threading.Thread(target=batcher.run)
+    reader.start()
+    framed = prediction_forwarder.frame(answered(1).encode_blocks()[0])
+    worker.send(framed)
+    wait_for(lambda: len(calls) == 1, "the first message", 10.0)
+    worker.send(framed)
+    worker.close()
+    reader.join(timeout=10.0)
+    forwarder_end.close()
+    assert (batcher.dropped, batcher.blocks, len(calls)) == (1, 1, 2)
+
+
+def test_a_killed_forwarder_is_started_again_and_the_log_goes_on(broker: str, tmp_path: Path) -> None:
+    log = prediction_log.PredictionLog(broker, "forwarder_predictions")
+    try:
+        log.record(answered(5, first=0))
+        wait_for(lambda: log._forwarder is not None, "the first forwarder", 10.0)
+        first = log._forwarder.process
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        sent = 5
+
+        def started_again() -> bool:
+            nonlocal sent
+            log.record(answered(1, first=sent))
+            sent += 1
+            forwarder = log._forwarder
+            return forwarder is not None and forwarder.process.pid != first.pid
+
+        wait_for(started_again, "another forwarder", 20.0)
+        log.record(answered(10, first=1000))
+        second = log._forwarder.process
+    finally:
+        log.close()
+    assert second.wait(timeout=20) == 0  # the worker's end closed: it published what it held and exited
+    url = f"sqlite:///{tmp_path / 'quality.db'}"
+    config = QualityConfig(database_url=url, broker=broker, predictions_topic="forwarder_predictions")
+
+    def stored_the_last_request() -> bool:
+        PredictionConsumer(config).run(max_idle_polls=1)
+        return {f"{1000 + index:032x}-0" for index in range(10)} <= set(store.request_ids(url))
+
+    wait_for(stored_the_last_request, "the requests after the restart in the database", 60.0)
+    assert len(set(store.request_ids(url))) == store.count_predictions(url)
