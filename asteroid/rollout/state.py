@@ -28,7 +28,7 @@ ACTIVE_PHASES = (PROGRESSING, PROMOTED, ROLLING_BACK)
 
 def default_path() -> Path:
     value = os.environ.get(STATE_ENV)
-    return Path(value) if value else global_config.DATA_DIR / "rollout" / "state.json"
+    return Path(value) if value else global_config.DATA_DIR / "rollout" / "rollout.json"
 
 
 class RolloutBusy(RuntimeError):

@@ -93,7 +93,7 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
         **isolated_project(root),
         "ASTEROID_SAMPLE_ROWS": "2000",
         "ASTEROID_MONITORING_PROFILE": "short",
-        states.STATE_ENV: str(root / "rollout" / "state.json"),
+        states.STATE_ENV: str(root / "rollout" / "rollout.json"),
         "SERVING_LOCAL_DATA_DIR": str(root / "stack"),
         "SERVING_LOCAL_MONITORING": "on",
         "SERVING_LOCAL_SCRAPE_SECONDS": "2",
