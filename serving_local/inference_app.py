@@ -18,12 +18,11 @@ import os
 from clearml_serving.serving import main as stock
 
 import third_party_patches
+from serving_local.config import STOCK_STATISTICS_SENDER_ENV
 from serving_local.feedback_route import with_feedback_route
 from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits
 from serving_local.request_metrics import RequestMetrics
-
-STOCK_STATISTICS_SENDER_ENV = "SERVING_LOCAL_STOCK_STATISTICS_SENDER"
 
 
 def use_stock_statistics_sender() -> bool:

@@ -61,9 +61,10 @@ def test_serving_local_imports_nothing_of_the_application() -> None:
 
 
 def test_the_modules_the_containers_run_need_only_serving_local() -> None:
-    """deploy/serving copies serving_local alone into its images: what runs there imports nothing else of
-    the checkout (the process supervisor is for the local stack only)."""
+    """deploy/serving copies serving_local and third_party_patches.py alone into its images: what runs there
+    imports nothing else of the checkout (the process supervisor is for the local stack only)."""
     allowed = set(sys.stdlib_module_names) | {"serving_local", "prometheus_client", "clearml_serving"}
+    allowed |= {"third_party_patches"}  # copied beside serving_local (deploy/serving/Dockerfile)
     for module in ("alert_webhook", "inference_app", "request_metrics", "__init__"):
         tree = ast.parse((PACKAGE / f"{module}.py").read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
