@@ -29,6 +29,7 @@ READY_TIMEOUT_S = {
     "prometheus": 60.0,
 }  # fmt: skip
 STOP_GRACE_S = 5.0  # clearml-serving's inference app ignores SIGTERM for a while
+INFERENCE_ENTRY_POINT = "clearml_serving.serving.uvicorn_mp_entrypoint"  # Task.init, then uvicorn's main
 # uvicorn replaces a worker that does not answer its parent's ping within this many seconds (its default, 5,
 # is short for a worker that imports clearml-serving and calls Task.init on a busy 2-core machine).
 WORKER_HEALTHCHECK_S = 30
@@ -125,10 +126,11 @@ def serving_parts(config: StackConfig) -> list[Part]:
             config,
             "inference",
             [
-                sys.executable, "-m", "uvicorn", "serving_local.inference_app:app",
+                # As clearml-serving's image runs several workers (CLEARML_SERVING_NUM_PROCESS): its entry
+                # point creates the instance's ClearML task in uvicorn's parent process, which the workers
+                # share (without a resource monitor each); uvicorn replaces a worker that dies.
+                sys.executable, "-m", INFERENCE_ENTRY_POINT, "serving_local.inference_app:app",
                 "--host", config.host, "--port", str(config.port), "--workers", str(config.workers),
-                # as clearml-serving's image runs it with CLEARML_SERVING_NUM_PROCESS: uvicorn's own workers
-                # (replaced when one dies), uvloop, httptools
                 "--loop", "uvloop", "--http", "httptools",
                 "--timeout-worker-healthcheck", str(WORKER_HEALTHCHECK_S),
                 "--no-access-log", "--timeout-graceful-shutdown", "2",

@@ -172,7 +172,16 @@ def pids_with_request_metrics(stack: RunningStack) -> set[int]:
     return {int(path.stem.rsplit("_", 1)[1]) for path in files}
 
 
-def test_several_workers_count_every_request_once_and_a_killed_worker_is_replaced(stack_factory) -> None:
+def instance_tasks(backend: BackendHarness) -> int:  # noqa: F811
+    """The service's "serve instance" tasks (clearml-serving's setup_task creates one per instance)."""
+    return len(backend.call("tasks.get_all", {"name": "^speed - serve instance$"})["tasks"])
+
+
+def test_several_workers_count_every_request_once_and_a_killed_worker_is_replaced(
+    stack_factory,
+    backend: BackendHarness,  # noqa: F811
+) -> None:
+    instances = instance_tasks(backend)
     stack = stack_factory("workers", workers=2)
     assert stack.state()["workers"] == 2
     parent = stack.state()["pids"]["inference"]
@@ -199,3 +208,4 @@ def test_several_workers_count_every_request_once_and_a_killed_worker_is_replace
     assert len(worker_pids(parent)) == 2 and killed not in worker_pids(parent)
     assert stack.state()["pids"]["inference"] == parent  # uvicorn replaced the worker; the part kept running
     assert stack.request_count() == answered  # the killed worker's counts stay in the sum
+    assert instance_tasks(backend) == instances + 1  # as in clearml-serving's image: the workers share one
