@@ -18,6 +18,7 @@ from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.quality import consumer
 from asteroid.serving.deploy import DeployError, ensure_service, published_winner
 from asteroid.serving.release import release
+from serving_local.config import default_workers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,7 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="inference port of the local stack (default 8080)")
     parser.add_argument("--metrics-port", type=int, help="statistics controller port (default 9999)")
     parser.add_argument("--broker-port", type=int, help="Kafka-protocol broker port (default 9092)")
-    parser.add_argument("--workers", type=int, help="inference worker processes (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help=f"inference worker processes (default: one per CPU core, here {default_workers()})",
+    )
     return parser.parse_args(argv)
 
 

@@ -1,15 +1,15 @@
 """Every change this project makes to third-party code (the clearml SDK, jsonschema's use by it,
-prometheus_client's use by clearml-serving, clearml-serving's canary draw), each installed by a function named
-for what it changes.
+prometheus_client's use by clearml-serving, clearml-serving's statistics sender and its canary draw), each
+installed by a function named for what it changes.
 
 Importing this module changes nothing: the entry points call the ``install`` functions (``pipeline.py`` and
-the step scripts, the function step through ``asteroid/function_step_patches.py``, and
-``serving_local/statistics_controller.py``). Before changing anything, each function checks that the code it
-changes is still the code it was written against: the signatures it calls, the private names it reads and,
-for a function it replaces with its own version, a fingerprint of that function's code (its syntax tree
-without docstring, comments or formatting; ``FINGERPRINTS``). On a mismatch it changes nothing, writes one
-line to stderr (``third_party_patches: <patch> switched off: <why>``) and returns False; it never raises.
-Each is idempotent and returns True once installed.
+the step scripts, the function step through ``asteroid/function_step_patches.py``,
+``serving_local/statistics_controller.py`` and ``serving_local/inference_app.py``). Before changing anything,
+each function checks that the code it changes is still the code it was written against: the signatures it
+calls, the private names it reads and, for a function it replaces with its own version, a fingerprint of that
+function's code (its syntax tree without docstring, comments or formatting; ``FINGERPRINTS``). On a mismatch
+it changes nothing, writes one line to stderr (``third_party_patches: <patch> switched off: <why>``) and
+returns False; it never raises. Each is idempotent and returns True once installed.
 
 Imports nothing of the application: ``asteroid`` and the generic ``serving_local`` both use it.
 """
@@ -22,12 +22,14 @@ import functools
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
 import pickle
 import re
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,12 +38,15 @@ _INSTALLED = "third_party_patches_installed"  # marks a replacement installed by
 _INCLUDE = re.compile(r"^\s*include\b", re.MULTILINE)  # HOCON's include directive (not the word in comments)
 
 # Fingerprints (`code_fingerprint`) of the third-party functions whose work a patch repeats in its own way,
-# as in the pinned versions (requirements.txt: clearml 2.1.12, jsonschema 4.26.0). After an upgrade switches a
-# patch off, read the new version of the function; if the patch still repeats it, record its new fingerprint.
+# as in the pinned versions (requirements.txt: clearml 2.1.12, jsonschema 4.26.0, clearml-serving 1.3.5).
+# After an upgrade switches a patch off, read the new version of the function; if the patch still repeats it,
+# record its new fingerprint.
 FINGERPRINTS: dict[str, str] = {
     "clearml ConfigFactory.parse_file": "43b74d77fff761fa",
     "clearml DataModel.validate": "0b221d24024a2ecd",
     "jsonschema.validate": "d6874152191aadc2",
+    "clearml-serving FastSimpleQueue.get": "617ec9717fa53c26",
+    "clearml-serving ModelRequestProcessor._stats_send_loop": "fe68f482e9a3e7a7",
 }
 
 
@@ -442,3 +447,152 @@ def let_evidently_import_on_pandas_3() -> bool:
         setattr(common, _REMOVED_BY_PANDAS_3, removed)
 
     return _install("let_evidently_import_on_pandas_3", mismatch, apply)
+
+
+# --- clearml-serving's statistics sent in small messages, often ---------------------------------------------
+
+STATISTICS_CHUNK_RECORDS = 50  # records per Kafka message at most (~40 KB of JSON with 20 scalar features)
+STATISTICS_SEND_PERIOD_S = 0.05  # how long the sender waits before taking what the requests queued since
+STATISTICS_ACK_TIMEOUT_S = 30.0  # a message the broker has not acknowledged by then is dropped with a warning
+
+
+class ChunkedStatisticsSender:
+    """Takes the queued statistics records every `period_s` and sends them as lists of at most
+    `chunk_records`, one message each, in the order they were queued.
+
+    `take` returns the next queued record or None when the queue is empty; `send` delivers one list (and may
+    block until the broker acknowledges it: that blocks this sender only)."""
+
+    def __init__(
+        self,
+        take: Callable[[], Any],
+        send: Callable[[list[Any]], None],
+        chunk_records: int = STATISTICS_CHUNK_RECORDS,
+        period_s: float = STATISTICS_SEND_PERIOD_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if chunk_records < 1:
+            raise ValueError(f"chunk_records must be at least 1, got {chunk_records}")
+        self.take, self.send = take, send
+        self.chunk_records, self.period_s, self.sleep = chunk_records, period_s, sleep
+
+    def send_queued(self) -> int:
+        """Send everything queued now (and whatever is queued meanwhile) in chunks; the number of records."""
+        sent = 0
+        while True:
+            chunk: list[Any] = []
+            while len(chunk) < self.chunk_records and (record := self.take()) is not None:
+                chunk.append(record)
+            if chunk:
+                self.send(chunk)
+                sent += len(chunk)
+            if len(chunk) < self.chunk_records:
+                return sent
+
+    def run_forever(self) -> None:
+        while True:
+            self.send_queued()
+            self.sleep(self.period_s)
+
+
+def _kafka_producer(url: str) -> Any:
+    """clearml-serving's producer: JSON lists, lz4-compressed; retried every 30 s while the broker is away."""
+    from kafka import KafkaProducer
+
+    while True:
+        try:
+            return KafkaProducer(
+                bootstrap_servers=url,
+                value_serializer=lambda value: json.dumps(value).encode("utf-8"),
+                compression_type="lz4",
+            )
+        except Exception as exc:  # as the stock loop: any failure to connect is retried
+            print(f"Error: failed opening Kafka producer [{url}]: {exc}\nRetrying in 30 seconds", flush=True)
+            time.sleep(30)
+
+
+def _send_records(producer: Any, topic: str, records: list[Any]) -> None:
+    """One message, waiting for the broker's acknowledgement; a message too large for the broker is split
+    in halves (as the stock loop does), a failure drops the records with a warning (as the stock loop)."""
+    from kafka.errors import MessageSizeTooLargeError
+
+    try:
+        producer.send(topic, value=records).get(timeout=STATISTICS_ACK_TIMEOUT_S)
+    except MessageSizeTooLargeError:
+        if len(records) == 1:
+            print("Warning: a statistics record is too large for the Kafka service, dropped", flush=True)
+            return
+        half = len(records) // 2
+        _send_records(producer, topic, records[:half])
+        _send_records(producer, topic, records[half:])
+    except Exception as exc:  # the stock loop's own handling: warn, drop, go on
+        print(f"Warning: Failed to send statistics packet to Kafka service: {exc}", flush=True)
+
+
+def _references_attribute(function: Callable[..., Any], attribute: str) -> bool:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    return any(isinstance(node, ast.Attribute) and node.attr == attribute for node in ast.walk(tree))
+
+
+def send_statistics_in_small_chunks() -> bool:
+    """Replace clearml-serving's ``ModelRequestProcessor._stats_send_loop`` (the inference app's thread that
+    sends the request statistics to Kafka) with one that sends them every ``STATISTICS_SEND_PERIOD_S`` in
+    messages of at most ``STATISTICS_CHUNK_RECORDS`` records (``ChunkedStatisticsSender``).
+
+    The stock loop sleeps up to 10 s on its queue, then serializes everything queued meanwhile as one JSON
+    list (5,000 records, ~3.7 MB at 500 requests/s), re-serializes it at each halving after the broker's
+    1 MB limit refuses it, and kafka-python checksums each batch in pure Python: about a second of a thread
+    holding the GIL every 10 s, during which the worker's event loop answers a few dozen requests. The
+    replacement keeps the wire format the stock statistics controller reads (topic ``_kafka_topic``, a JSON
+    list of the same records per message, lz4-compressed, the same producer settings) and the stock
+    handling of failures. Relies on ``_stats_send_loop`` and ``FastSimpleQueue.get`` being what they were in
+    clearml-serving 1.3.5 (their fingerprints), on ``launch`` starting the thread on
+    ``self._stats_send_loop`` (looked up on the class when the processor launches: install before that)
+    and on the ``_kafka_topic``, ``_kafka_stats_url`` and ``_stats_queue`` attributes.
+    """
+    from clearml_serving.serving import model_request_processor as module
+
+    processor_class = module.ModelRequestProcessor
+    if getattr(processor_class._stats_send_loop, _INSTALLED, False):
+        return True
+
+    def mismatch() -> str | None:
+        topic = getattr(processor_class, "_kafka_topic", None)
+        return _first(
+            lambda: None if isinstance(topic, str) else "ModelRequestProcessor has no _kafka_topic",
+            lambda: _expect_parameters("FastSimpleQueue.get", module.FastSimpleQueue.get, ("block",)),
+            lambda: _expect_fingerprint("clearml-serving FastSimpleQueue.get", module.FastSimpleQueue.get),
+            lambda: _expect_fingerprint(
+                "clearml-serving ModelRequestProcessor._stats_send_loop", processor_class._stats_send_loop
+            ),
+            lambda: (
+                None
+                if _references_attribute(processor_class.launch, "_stats_send_loop")
+                else "ModelRequestProcessor.launch no longer starts _stats_send_loop"
+            ),
+        )
+
+    def apply() -> None:
+        original = processor_class._stats_send_loop
+
+        def _stats_send_loop(self: Any) -> None:
+            if not self._kafka_stats_url:
+                print("No Kafka Statistics service configured, shutting down statistics report", flush=True)
+                return
+            print(
+                f"Starting Kafka Statistics reporting: {self._kafka_stats_url} (every "
+                f"{STATISTICS_SEND_PERIOD_S} s, at most {STATISTICS_CHUNK_RECORDS} records a message)",
+                flush=True,
+            )
+            producer = _kafka_producer(self._kafka_stats_url)
+            queue, topic = self._stats_queue, self._kafka_topic
+            sender = ChunkedStatisticsSender(
+                lambda: queue.get(block=False), lambda records: _send_records(producer, topic, records)
+            )
+            sender.run_forever()
+
+        setattr(_stats_send_loop, _INSTALLED, True)
+        _stats_send_loop.__wrapped__ = original  # type: ignore[attr-defined]
+        processor_class._stats_send_loop = _stats_send_loop
+
+    return _install("send_statistics_in_small_chunks", mismatch, apply)

@@ -8,7 +8,7 @@ directory (``--data-dir`` overrides both for one command)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from serving_local.extra_parts import ExtraPart
@@ -35,6 +35,22 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
+MAX_WORKERS = 32
+# "1" in the inference app's environment keeps clearml-serving's stock statistics sender (serving_local/
+# inference_app.py), to measure what its replacement changes.
+STOCK_STATISTICS_SENDER_ENV = "SERVING_LOCAL_STOCK_STATISTICS_SENDER"
+
+
+def default_workers() -> int:
+    """One inference worker per CPU core this process may run on (its affinity, else the machine's count),
+    at most MAX_WORKERS: as many as can answer requests at once."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
 MONITORING_MODES = ("on", "off", "auto")
 DATA_DIR_NAME = ".serving_local"
 
@@ -47,7 +63,7 @@ class StackConfig:
     port: int = 8080  # inference app: POST /serve/<endpoint>, GET /metrics (request metrics)
     metrics_port: int = 9999  # statistics controller: Prometheus metrics of the served requests
     broker_port: int = 9092  # Kafka-protocol broker carrying the request statistics
-    workers: int = 1  # inference app worker processes
+    workers: int = field(default_factory=default_workers)  # inference app worker processes
     # How often the inference app and the statistics controller re-read the service's configuration
     # (clearml-serving's own default is 5 minutes).
     poll_seconds: float = 5.0
@@ -80,7 +96,7 @@ class StackConfig:
             port=_env_int("SERVING_LOCAL_PORT", cls.port),
             metrics_port=_env_int("SERVING_LOCAL_METRICS_PORT", cls.metrics_port),
             broker_port=_env_int("SERVING_LOCAL_BROKER_PORT", cls.broker_port),
-            workers=_env_int("SERVING_LOCAL_WORKERS", cls.workers),
+            workers=_env_int("SERVING_LOCAL_WORKERS", default_workers()),
             poll_seconds=_env_float("SERVING_LOCAL_POLL_SECONDS", cls.poll_seconds),
             monitoring=os.environ.get("SERVING_LOCAL_MONITORING") or cls.monitoring,
             prometheus_port=_env_int("SERVING_LOCAL_PROMETHEUS_PORT", cls.prometheus_port),
@@ -117,8 +133,8 @@ class StackConfig:
             raise ValueError(f"{', '.join(ports)} must differ")
         if not self.scrape_seconds > 0:
             raise ValueError(f"scrape seconds must be positive, got {self.scrape_seconds}")
-        if not 1 <= self.workers <= 32:
-            raise ValueError(f"workers must be between 1 and 32, got {self.workers}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
         if not self.poll_seconds > 0:
             raise ValueError(f"poll seconds must be positive, got {self.poll_seconds}")
 

@@ -30,6 +30,10 @@ READY_TIMEOUT_S = {
     "prometheus": 60.0, "node-exporter": 15.0,
 }  # fmt: skip
 STOP_GRACE_S = 5.0  # clearml-serving's inference app ignores SIGTERM for a while
+INFERENCE_ENTRY_POINT = "clearml_serving.serving.uvicorn_mp_entrypoint"  # Task.init, then uvicorn's main
+# uvicorn replaces a worker that does not answer its parent's ping within this many seconds (its default, 5,
+# is short for a worker that imports clearml-serving and calls Task.init on a busy 2-core machine).
+WORKER_HEALTHCHECK_S = 30
 # A part that exits is started again after 1 s, then 2, 4 ... up to 30 s; one that exits more than 5 times
 # within 10 minutes is left down and the stack reported degraded (the other parts keep running).
 RESTART_FIRST_DELAY_S = 1.0
@@ -135,9 +139,13 @@ def serving_parts(config: StackConfig) -> list[Part]:
             config,
             "inference",
             [
-                sys.executable, "-m", "uvicorn", "serving_local.inference_app:app",
+                # As clearml-serving's image runs several workers (CLEARML_SERVING_NUM_PROCESS): its entry
+                # point creates the instance's ClearML task in uvicorn's parent process, which the workers
+                # share (without a resource monitor each); uvicorn replaces a worker that dies.
+                sys.executable, "-m", INFERENCE_ENTRY_POINT, "serving_local.inference_app:app",
                 "--host", config.host, "--port", str(config.port), "--workers", str(config.workers),
-                "--loop", "uvloop", "--http", "httptools",  # as clearml-serving's inference image runs it
+                "--loop", "uvloop", "--http", "httptools",
+                "--timeout-worker-healthcheck", str(WORKER_HEALTHCHECK_S),
                 "--no-access-log", "--timeout-graceful-shutdown", "2",
             ],
             inference_env,

@@ -382,7 +382,9 @@ def patched():
     return vars(ConfigFactory)["parse_file"], datamodel.DataModel.validate, http
 before = patched()
 import third_party_patches, asteroid.tracking, asteroid.database, serving_local.statistics_controller
-print(all(a is b for a, b in zip(before, patched())))
+from clearml_serving.serving.model_request_processor import ModelRequestProcessor
+print(all(a is b for a, b in zip(before, patched())) and not hasattr(ModelRequestProcessor._stats_send_loop,
+      "third_party_patches_installed"))
 """
 
 
@@ -401,6 +403,7 @@ installed = [
     patches.skip_teardown_after_clean_script(lambda: None),
     patches.bind_statistics_endpoint_to("127.0.0.1"),
     patches.report_canary_draws(lambda url: None),
+    patches.send_statistics_in_small_chunks(),
 ]
 print(installed)
 """
