@@ -19,8 +19,8 @@ import os
 from clearml_serving.serving import main as stock
 
 import third_party_patches
-from serving_local.content_negotiation import ContentNegotiation
 from serving_local.config import STOCK_STATISTICS_SENDER_ENV
+from serving_local.content_negotiation import ContentNegotiation
 from serving_local.feedback_route import with_feedback_route
 from serving_local.host_check import LoopbackHostOnly
 from serving_local.request_limits import RequestLimits

@@ -413,4 +413,8 @@ def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> No
     done = subprocess.run(
         [sys.executable, "-c", PINNED_SCRIPT], capture_output=True, text=True, timeout=120, check=False
     )
-    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[True, True, True, True, True]", "")
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (
+        0,
+        "[True, True, True, True, True, True]",
+        "",
+    )
