@@ -11,10 +11,12 @@ import hashlib
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from clearml_local.errors import BadRequest, InvalidField, InvalidScrollId
 from clearml_local.state.base import now_iso
+from clearml_local.state.metric_events import DEBUG_IMAGE, PLOT, MetricEventsIterator
 from clearml_local.storage import Document
 
 if TYPE_CHECKING:
@@ -82,6 +84,14 @@ class EventBackend:
     def __init__(self, state: State) -> None:
         self.state = state
         self.store = state.store
+        self.debug_images = MetricEventsIterator(DEBUG_IMAGE, self._events_of_type(DEBUG_IMAGE))
+        self.plots = MetricEventsIterator(PLOT, self._events_of_type(PLOT))
+
+    def _events_of_type(self, event_type: str) -> Callable[[str], list[Document]]:
+        def events_of(task_id: str) -> list[Document]:
+            return [event for _, event in self.store.query_events([task_id], [event_type])]
+
+        return events_of
 
     # --- writing ----------------------------------------------------------------------------------------
 
@@ -359,12 +369,6 @@ class EventBackend:
             "total": len(selected),
             "scroll_id": f"{offset + len(page)}-{batch_size}",
         }
-
-    def debug_images(self, task_id: str, metric: str | None) -> list[dict[str, Any]]:
-        by_iter: dict[int, list[Document]] = defaultdict(list)
-        for _, event in self.store.query_events([task_id], ["training_debug_image"], metric=metric):
-            by_iter[event.get("iter", 0)].append(event)
-        return [{"iter": it, "events": evs} for it, evs in sorted(by_iter.items(), reverse=True)]
 
 
 def owner_collection(event: Document) -> str:
