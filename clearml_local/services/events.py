@@ -249,18 +249,39 @@ def get_plot_sample(ctx: Context, body: Body) -> Body:
     return ctx.state.events.sample(task["id"], "plot", required(body, "metric"), None, body.get("iteration"))
 
 
+def _optional_int(body: Body, name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InvalidField(f"Validation error: field '{name}' must be an integer")
+    return value
+
+
 @endpoint("events.get_debug_image_sample")
 def get_debug_image_sample(ctx: Context, body: Body) -> Body:
+    """A variant's image at an iteration (or its latest), opening a state to navigate from."""
     task = _task(ctx, body)
-    found = ctx.state.events.sample(
+    scroll_id = body.get("scroll_id")
+    return ctx.state.events.debug_image_history.sample(
         task["id"],
-        "training_debug_image",
-        required(body, "metric"),
-        required(body, "variant"),
-        body.get("iteration"),
+        str(required(body, "metric")),
+        str(required(body, "variant")),
+        _optional_int(body, "iteration"),
+        refresh=body.get("refresh") is True,
+        scroll_id=scroll_id if isinstance(scroll_id, str) else None,
+        navigate_current_metric=body.get("navigate_current_metric", True) is not False,
     )
-    events = found.pop("events")
-    return {**found, "event": events[-1] if events else None}
+
+
+@endpoint("events.next_debug_image_sample")
+def next_debug_image_sample(ctx: Context, body: Body) -> Body:
+    """The image after (or before) the one a sample state showed last."""
+    task = _task(ctx, body)
+    return ctx.state.events.debug_image_history.next(
+        task["id"],
+        required(body, "scroll_id"),
+        navigate_earlier=body.get("navigate_earlier", True) is not False,
+        next_iteration=body.get("next_iteration") is True,
+    )
 
 
 @endpoint("events.debug_images")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from clearml_local.errors import BadRequest, InvalidField, InvalidScrollId
 from clearml_local.state.base import now_iso
 from clearml_local.state.metric_events import DEBUG_IMAGE, PLOT, MetricEventsIterator
+from clearml_local.state.sample_history import DebugImageHistory
 from clearml_local.storage import Document
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class EventBackend:
         self.store = state.store
         self.debug_images = MetricEventsIterator(DEBUG_IMAGE, self._events_of_type(DEBUG_IMAGE))
         self.plots = MetricEventsIterator(PLOT, self._events_of_type(PLOT))
+        self.debug_image_history = DebugImageHistory(self._events_of_type(DEBUG_IMAGE))
 
     def _events_of_type(self, event_type: str) -> Callable[[str], list[Document]]:
         def events_of(task_id: str) -> list[Document]:

@@ -148,3 +148,53 @@ def test_bad_scroll_requests_name_the_field(backend: BackendHarness) -> None:
         reply = backend.post("events.debug_images", body)
         assert reply.status_code == 400 and field in reply.json()["meta"]["result_msg"], reply.text
     assert codes(backend, "events.plots", {"metrics": [{"task": "no-such-task"}]})[0] == 400
+
+
+# --- one sample at a time (the image viewer) ---------------------------------------------------------------
+
+
+def shown(reply: dict[str, Any]) -> tuple[str, int] | None:
+    event = reply["event"]
+    return None if event is None else (event["variant"], event["iter"])
+
+
+def test_debug_image_sample_navigates_variants_then_iterations(backend: BackendHarness, mark: Mark) -> None:
+    task = new_task(backend)
+    send(backend, [image(task, i, v) for i in range(3) for v in ("a", "b")] + [image(task, 1, "x", "other")])
+
+    first = backend.call("events.get_debug_image_sample", {"task": task, "metric": "img", "variant": "b"})
+    steps = [shown(first)]
+    for navigation in ({}, {}, {"next_iteration": True}, {}, {}, {"navigate_earlier": False}):
+        body = {"task": task, "scroll_id": first["scroll_id"], **navigation}
+        steps.append(shown(backend.call("events.next_debug_image_sample", body)))
+
+    assert (first["min_iteration"], first["max_iteration"]) == (0, 2)
+    # earlier: b@2, a@2, b@1, (next iteration) b@0, a@0, then nothing; later again from a@0: b@0
+    assert steps == [("b", 2), ("a", 2), ("b", 1), ("b", 0), ("a", 0), None, ("b", 0)]
+    assert_replies_match_the_schema(backend, mark)
+
+
+def test_debug_image_sample_at_an_iteration_within_the_valid_range(backend: BackendHarness) -> None:
+    task = new_task(backend)
+    send(backend, [image(task, i, "a", url=f"http://files/img_a_{i % 2}.png") for i in range(4)])
+    body = {"task": task, "metric": "img", "variant": "a"}
+
+    at_three = backend.call("events.get_debug_image_sample", {**body, "iteration": 3})
+    overwritten = backend.call("events.get_debug_image_sample", {**body, "iteration": 1})
+
+    assert (shown(at_three), at_three["min_iteration"], at_three["max_iteration"]) == (("a", 3), 2, 3)
+    assert shown(overwritten) is None and overwritten["min_iteration"] == 2
+
+
+def test_debug_image_sample_states_belong_to_their_task_and_metric(backend: BackendHarness) -> None:
+    task, other = new_task(backend), new_task(backend)
+    send(backend, [image(task, 0, "a"), image(other, 0, "a")])
+    opened = backend.call("events.get_debug_image_sample", {"task": task, "metric": "img", "variant": "a"})
+
+    for endpoint, body in (
+        ("events.next_debug_image_sample", {"task": other, "scroll_id": opened["scroll_id"]}),
+        ("events.next_debug_image_sample", {"task": task, "scroll_id": "never-given"}),
+        ("events.get_debug_image_sample",
+         {"task": task, "metric": "other", "variant": "a", "scroll_id": opened["scroll_id"]}),
+    ):  # fmt: skip
+        assert codes(backend, endpoint, body)[0] == 400, (endpoint, body)
