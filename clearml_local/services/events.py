@@ -245,8 +245,29 @@ def plots(ctx: Context, body: Body) -> Body:
 
 @endpoint("events.get_plot_sample")
 def get_plot_sample(ctx: Context, body: Body) -> Body:
+    """A metric's plots at an iteration (or its latest), opening a state to navigate from."""
     task = _task(ctx, body)
-    return ctx.state.events.sample(task["id"], "plot", required(body, "metric"), None, body.get("iteration"))
+    scroll_id = body.get("scroll_id")
+    return ctx.state.events.plot_history.sample(
+        task["id"],
+        str(required(body, "metric")),
+        _optional_int(body, "iteration"),
+        refresh=body.get("refresh") is True,
+        scroll_id=scroll_id if isinstance(scroll_id, str) else None,
+        navigate_current_metric=body.get("navigate_current_metric", True) is not False,
+    )
+
+
+@endpoint("events.next_plot_sample")
+def next_plot_sample(ctx: Context, body: Body) -> Body:
+    """The plots after (or before) the ones a plot sample state showed last."""
+    task = _task(ctx, body)
+    return ctx.state.events.plot_history.next(
+        task["id"],
+        required(body, "scroll_id"),
+        navigate_earlier=body.get("navigate_earlier", True) is not False,
+        next_iteration=body.get("next_iteration") is True,
+    )
 
 
 def _optional_int(body: Body, name: str) -> int | None:

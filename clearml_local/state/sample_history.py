@@ -24,6 +24,7 @@ from clearml_local.storage import Document
 
 SCROLLS = Scrolls(ttl_s=STATE_TTL_S)
 Key = tuple[str, str]  # (metric, variant)
+EventSource = Callable[[str], Iterable[Document]]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def _key(event: Document) -> Key:
 
 
 class DebugImageHistory:
-    def __init__(self, events_of: Callable[[str], Iterable[Document]], scrolls: Scrolls = SCROLLS) -> None:
+    def __init__(self, events_of: EventSource, scrolls: Scrolls = SCROLLS) -> None:
         self._events_of = events_of
         self._scrolls = scrolls
 
@@ -173,3 +174,113 @@ def _first(events: list[Document], earlier: bool, with_iteration: bool) -> Docum
         return (_iteration(e), *_key(e)) if with_iteration else _key(e)
 
     return (max if earlier else min)(by_url, key=place)  # of equal places, the first: the greatest url
+
+
+# the plots of one metric at one iteration a plot sample holds at most (the real server's)
+PLOTS_PER_SAMPLE = 100
+PLOT_SCROLLS = Scrolls(ttl_s=STATE_TTL_S)
+
+
+@dataclass
+class PlotSampleState:
+    id: str
+    task: str
+    metric: str
+    navigate_current_metric: bool
+    metrics: dict[str, VariantRange] = field(default_factory=dict)
+    iteration: int | None = None
+
+
+class PlotHistory:
+    """The plots of one metric at one iteration at a time (``events.get_plot_sample``,
+    ``events.next_plot_sample``): the next metric at the same iteration (across metrics only without
+    ``navigate_current_metric``), else the first of the next iteration; at either end no events."""
+
+    def __init__(self, events_of: EventSource, scrolls: Scrolls = PLOT_SCROLLS) -> None:
+        self._events_of = events_of
+        self._scrolls = scrolls
+
+    def sample(
+        self,
+        task: str,
+        metric: str,
+        iteration: int | None = None,
+        refresh: bool = False,
+        scroll_id: str | None = None,
+        navigate_current_metric: bool = True,
+    ) -> dict[str, Any]:
+        state = self._scrolls.get(scroll_id) if scroll_id else None
+        if state is None:
+            state = PlotSampleState(uuid.uuid4().hex, task, metric, navigate_current_metric)
+            refresh = True
+        elif (state.task, state.navigate_current_metric) != (task, navigate_current_metric) or (
+            navigate_current_metric and state.metric != metric
+        ):
+            raise InvalidScrollId(scroll_id)
+        if refresh:
+            state.metrics = self._ranges(task, metric if navigate_current_metric else None)
+        result = {"scroll_id": state.id, "events": [], "min_iteration": None, "max_iteration": None}
+        if metric in state.metrics:
+            result.update(min_iteration=state.metrics[metric].min_iteration)
+            result.update(max_iteration=state.metrics[metric].max_iteration)
+            found = [
+                e
+                for e in self._events_of(task)
+                if e.get("metric") == metric and (iteration is None or _iteration(e) <= iteration)
+            ]
+            self._show(state, _first_group(found, earlier=True), result)
+        self._scrolls.put(state.id, state)
+        return result
+
+    def next(self, task: str, scroll_id: Any, navigate_earlier: bool, next_iteration: bool) -> dict[str, Any]:
+        state = self._scrolls.get(scroll_id) if isinstance(scroll_id, str) else None
+        if not isinstance(state, PlotSampleState) or state.task != task:
+            raise InvalidScrollId(scroll_id)
+        result = {"scroll_id": state.id, "events": [], "min_iteration": None, "max_iteration": None}
+        if state.iteration is None:
+            return result
+        events = self._events_of(task)
+        found = [e for e in events if self._follows(state, e, navigate_earlier, next_iteration)]
+        if self._show(state, _first_group(found, navigate_earlier), result):
+            self._scrolls.put(state.id, state)
+        return result
+
+    @staticmethod
+    def _follows(state: PlotSampleState, event: Document, earlier: bool, next_iteration: bool) -> bool:
+        assert state.iteration is not None
+        metric, iteration = event.get("metric") or "", _iteration(event)
+        if state.navigate_current_metric and metric != state.metric:
+            return False
+        if iteration != state.iteration:
+            return iteration < state.iteration if earlier else iteration > state.iteration
+        if next_iteration or state.navigate_current_metric:
+            return False
+        return metric < state.metric if earlier else metric > state.metric
+
+    def _ranges(self, task: str, metric: str | None) -> dict[str, VariantRange]:
+        iterations: dict[str, list[int]] = defaultdict(list)
+        for event in self._events_of(task):
+            if metric is None or event.get("metric") == metric:
+                iterations[event.get("metric") or ""].append(_iteration(event))
+        return {name: VariantRange(min(found), max(found)) for name, found in iterations.items()}
+
+    @staticmethod
+    def _show(state: PlotSampleState, events: list[Document], result: dict[str, Any]) -> bool:
+        if not events:
+            return False
+        state.metric, state.iteration = events[0].get("metric") or "", _iteration(events[0])
+        result["events"] = events
+        valid = state.metrics.get(state.metric)
+        if valid is not None:
+            result.update(min_iteration=valid.min_iteration, max_iteration=valid.max_iteration)
+        return True
+
+
+def _first_group(events: list[Document], earlier: bool) -> list[Document]:
+    """The plots of the first (iteration, metric) in navigation order (descending when going earlier), by
+    variant."""
+    if not events:
+        return []
+    place = (max if earlier else min)((_iteration(e), e.get("metric") or "") for e in events)
+    group = [e for e in events if (_iteration(e), e.get("metric") or "") == place]
+    return sorted(group, key=lambda e: str(e.get("variant") or ""))[:PLOTS_PER_SAMPLE]

@@ -198,3 +198,32 @@ def test_debug_image_sample_states_belong_to_their_task_and_metric(backend: Back
          {"task": task, "metric": "other", "variant": "a", "scroll_id": opened["scroll_id"]}),
     ):  # fmt: skip
         assert codes(backend, endpoint, body)[0] == 400, (endpoint, body)
+
+
+def test_plot_sample_navigates_metrics_then_iterations(backend: BackendHarness, mark: Mark) -> None:
+    task = new_task(backend)
+    send(backend, [{"type": "plot", "task": task, "iter": i, "metric": m, "variant": v, "plot_str": "{}",
+                    "timestamp": 1_000 + i} for i in range(3) for m in "AB" for v in "yx"])  # fmt: skip
+
+    def plots(reply: dict[str, Any]) -> tuple[str, int, list[str]] | None:
+        events = reply["events"]
+        return (events[0]["metric"], events[0]["iter"], [e["variant"] for e in events]) if events else None
+
+    one = backend.call("events.get_plot_sample", {"task": task, "metric": "A"})
+    one_metric = [plots(one)]
+    for navigation in ({}, {"next_iteration": True}, {}, {"navigate_earlier": False}):
+        body = {"task": task, "scroll_id": one["scroll_id"], **navigation}
+        one_metric.append(plots(backend.call("events.next_plot_sample", body)))
+    every = backend.call(
+        "events.get_plot_sample", {"task": task, "metric": "B", "navigate_current_metric": False}
+    )
+    all_metrics = [plots(every)]
+    for navigation in ({}, {}, {"next_iteration": True}, {"navigate_earlier": False}):
+        body = {"task": task, "scroll_id": every["scroll_id"], **navigation}
+        all_metrics.append(plots(backend.call("events.next_plot_sample", body)))
+
+    xy = ["x", "y"]
+    assert (one["min_iteration"], one["max_iteration"]) == (0, 2)
+    assert one_metric == [("A", 2, xy), ("A", 1, xy), ("A", 0, xy), None, ("A", 1, xy)]
+    assert all_metrics == [("B", 2, xy), ("A", 2, xy), ("B", 1, xy), ("B", 0, xy), ("A", 1, xy)]
+    assert_replies_match_the_schema(backend, mark)
