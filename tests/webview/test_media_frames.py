@@ -9,11 +9,14 @@ import re
 import uuid
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
 import requests
 from PIL import Image
 
 from tests.backend.backend_harness import BackendHarness
-from tests.webview.browser import RUNS, assert_not_blank, render
+from tests.webview.browser import RUNS, assert_not_blank, chromium, render
 
 # The report's own script paints its page magenta and tries to reach the page it is framed in and the API.
 REPORT = """<html><body style="margin:0;min-height:460px">
@@ -26,6 +29,11 @@ try { top.location = '/projects'; } catch (e) {}
 fetch('/auth.login', {method: 'POST'}).catch(() => {});
 </script></body></html>"""
 MAGENTA = (255, 0, 255)
+# Headless Chromium's screenshot leaves a cross-origin (here: sandboxed) frame that draws for a while blank
+# unless the frame runs in the page's process; a browser with a window paints it either way.
+IN_PROCESS_FRAMES = ("--disable-site-isolation-trials", "--disable-features=IsolateOrigins,site-per-process")
+# where the frame is in the 1280 x 900 screenshot of a task's debug samples page
+FRAME_BOX = (40, 225, 1240, 690)
 
 
 def report_media(backend: BackendHarness, files: dict[str, str]) -> tuple[str, str, str]:
@@ -91,3 +99,25 @@ def test_the_framed_report_draws_itself_and_reaches_nothing_around_it(
         magenta = sum(count for count, colour in image.convert("RGB").getcolors(1 << 20) if colour == MAGENTA)
     assert magenta > 200 * 200, f"the framed report did not draw itself ({magenta} magenta pixels)"
     assert "data-reached" not in shown.dom and "html media" in shown.dom  # still the task's page
+
+
+@pytest.mark.slow
+def test_an_evidently_report_draws_itself_in_its_frame(backend: BackendHarness, tmp_path: Path) -> None:
+    from asteroid.quality import report
+
+    rng = np.random.default_rng(0)
+    training = pd.DataFrame({"magnitude": rng.normal(22, 2, 800), "eccentricity": rng.uniform(0, 0.9, 800)})
+    live = training.assign(magnitude=training["magnitude"] - 1.5)
+    built = report.build_report(training, live, tmp_path / "drift.html")
+    project, task, _ = report_media(backend, {"drift.html": built.path.read_text()})
+    url = f"{backend.api_url}/projects/{project}/experiments/{task}/output/debugImages"
+
+    shot = RUNS / "html-media-evidently.png"
+    shot.unlink(missing_ok=True)
+    chromium("--dump-dom", f"--screenshot={shot}", *IN_PROCESS_FRAMES, url, profile=tmp_path / "profile")
+
+    assert_not_blank(shot)
+    with Image.open(shot) as image:
+        framed = image.convert("RGB").crop(FRAME_BOX)
+    colours = framed.getcolors(1 << 20) or []
+    assert len(colours) > 50, f"the framed report stayed blank ({len(colours)} colours)"
