@@ -540,39 +540,48 @@ def paginate(docs: list[Document], body: dict[str, Any]) -> list[Document]:
 
 
 class Scrolls:
-    """Where each scroll of get_all calls is: opaque ids, forgotten after ``ttl_s`` of disuse; an id that
-    was never given or is forgotten is refused (never silently restarted)."""
+    """Where each scroll is: opaque ids mapped to a value (a position, or a richer state), forgotten after
+    ``ttl_s`` of disuse. ``position`` refuses an id that was never given or is forgotten (get_all calls are
+    never silently restarted); ``get`` lets a caller decide."""
 
     def __init__(
         self, ttl_s: float = 600.0, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
     ):
         self._ttl_s, self._limit, self._clock = ttl_s, limit, clock
-        self._positions: dict[str, tuple[int, float]] = {}
+        self._values: dict[str, tuple[Any, float]] = {}
         self._lock = threading.Lock()
 
     def position(self, scroll_id: Any) -> tuple[str, int]:
         """(id, position): a new scroll for an empty id, else the known one's; 400 when unknown."""
         if scroll_id in (None, ""):
             return uuid.uuid4().hex, 0
-        with self._lock:
-            self._expire()
-            found = self._positions.get(scroll_id) if isinstance(scroll_id, str) else None
+        found = self.get(scroll_id)
         if found is None:
             raise InvalidScrollId(scroll_id)
-        return scroll_id, found[0]
+        return scroll_id, int(found)
 
     def advance(self, scroll_id: str, position: int) -> None:
+        self.put(scroll_id, position)
+
+    def get(self, scroll_id: Any) -> Any | None:
+        """The value kept for ``scroll_id``; None when it is unknown or forgotten."""
         with self._lock:
             self._expire()
-            if len(self._positions) >= self._limit and scroll_id not in self._positions:
-                oldest = min(self._positions, key=lambda k: self._positions[k][1])
-                del self._positions[oldest]
-            self._positions[scroll_id] = (position, self._clock())
+            found = self._values.get(scroll_id) if isinstance(scroll_id, str) else None
+        return None if found is None else found[0]
+
+    def put(self, scroll_id: str, value: Any) -> None:
+        with self._lock:
+            self._expire()
+            if len(self._values) >= self._limit and scroll_id not in self._values:
+                oldest = min(self._values, key=lambda k: self._values[k][1])
+                del self._values[oldest]
+            self._values[scroll_id] = (value, self._clock())
 
     def _expire(self) -> None:
         now = self._clock()
-        for key in [k for k, (_, used) in self._positions.items() if now - used > self._ttl_s]:
-            del self._positions[key]
+        for key in [k for k, (_, used) in self._values.items() if now - used > self._ttl_s]:
+            del self._values[key]
 
 
 SCROLLS = Scrolls()

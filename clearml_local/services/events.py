@@ -8,6 +8,7 @@ from typing import Any
 from clearml_local.api import Context, endpoint, ids, required
 from clearml_local.errors import BadRequest, InvalidField
 from clearml_local.state.events import EVENT_TYPES, SCALAR, average_buckets
+from clearml_local.state.metric_events import MetricEventsIterator
 
 # get_task_log's page size when a request names none (the real server's)
 LOG_BATCH_SIZE = 5000
@@ -199,51 +200,115 @@ def get_multi_task_plots(ctx: Context, body: Body) -> Body:
     return {"plots": plots, "returned": len(plots), "total": total, "scroll_id": None}
 
 
+def _task_metrics(ctx: Context, body: Body) -> dict[str, dict[str, list[str]]]:
+    """task → metric → variants of a request's ``metrics: [{task, metric, variants}]``; a task named without
+    a metric wants all its metrics (an empty mapping), as the real server reads the request."""
+    items = body.get("metrics")
+    if not isinstance(items, list) or not items:
+        raise InvalidField("Validation error: field 'metrics' must be a non-empty list of {task, metric}")
+    owners = ctx.state.models if body.get("model_events") is True else ctx.state.tasks
+    wanted: dict[str, dict[str, list[str]]] = {}
+    everything: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidField("Validation error: field 'metrics' must be a list of {task, metric, variants}")
+        task_id = owners.view(required(item, "task"), "task")["id"]
+        metrics = wanted.setdefault(task_id, {})
+        if item.get("metric") is None:
+            everything.add(task_id)
+        else:
+            metrics[str(item["metric"])] = [str(v) for v in item.get("variants") or []]
+    return {task_id: {} if task_id in everything else metrics for task_id, metrics in wanted.items()}
+
+
+def _iterate(ctx: Context, body: Body, iterator: MetricEventsIterator) -> Body:
+    iters = body.get("iters", 1)
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
+        raise InvalidField("Validation error: field 'iters' must be an integer >= 1")
+    scroll_id = body.get("scroll_id")
+    if scroll_id is not None and not isinstance(scroll_id, str):
+        raise InvalidField("Validation error: field 'scroll_id' must be a string")
+    return iterator.page(
+        _task_metrics(ctx, body),
+        iters,
+        navigate_earlier=body.get("navigate_earlier", True) is not False,
+        refresh=body.get("refresh") is True,
+        scroll_id=scroll_id,
+    )
+
+
 @endpoint("events.plots")
 def plots(ctx: Context, body: Body) -> Body:
-    """Per requested task (and metric): its plots of the latest ``iters`` iterations, newest first."""
-    result = []
-    for item in body.get("metrics") or []:
-        task = ctx.state.tasks.view(required(item, "task"), "task")
-        events = ctx.state.events.latest_plots(task["id"], body.get("iters") or 1)
-        if item.get("metric"):
-            events = [e for e in events if e.get("metric") == item["metric"]]
-        by_iter: dict[int, list[Body]] = defaultdict(list)
-        for event in events:
-            by_iter[event.get("iter") or 0].append(event)
-        iterations = [{"iter": i, "events": by_iter[i]} for i in sorted(by_iter, reverse=True)]
-        result.append({"task": task["id"], "iterations": iterations})
-    return {"metrics": result, "scroll_id": None}
+    """The next ``iters`` iterations of the requested tasks' plots, one per metric and variant (scrolled)."""
+    return _iterate(ctx, body, ctx.state.events.plots)
 
 
 @endpoint("events.get_plot_sample")
 def get_plot_sample(ctx: Context, body: Body) -> Body:
+    """A metric's plots at an iteration (or its latest), opening a state to navigate from."""
     task = _task(ctx, body)
-    return ctx.state.events.sample(task["id"], "plot", required(body, "metric"), None, body.get("iteration"))
+    scroll_id = body.get("scroll_id")
+    return ctx.state.events.plot_history.sample(
+        task["id"],
+        str(required(body, "metric")),
+        _optional_int(body, "iteration"),
+        refresh=body.get("refresh") is True,
+        scroll_id=scroll_id if isinstance(scroll_id, str) else None,
+        navigate_current_metric=body.get("navigate_current_metric", True) is not False,
+    )
+
+
+@endpoint("events.next_plot_sample")
+def next_plot_sample(ctx: Context, body: Body) -> Body:
+    """The plots after (or before) the ones a plot sample state showed last."""
+    task = _task(ctx, body)
+    return ctx.state.events.plot_history.next(
+        task["id"],
+        required(body, "scroll_id"),
+        navigate_earlier=body.get("navigate_earlier", True) is not False,
+        next_iteration=body.get("next_iteration") is True,
+    )
+
+
+def _optional_int(body: Body, name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InvalidField(f"Validation error: field '{name}' must be an integer")
+    return value
 
 
 @endpoint("events.get_debug_image_sample")
 def get_debug_image_sample(ctx: Context, body: Body) -> Body:
+    """A variant's image at an iteration (or its latest), opening a state to navigate from."""
     task = _task(ctx, body)
-    found = ctx.state.events.sample(
+    scroll_id = body.get("scroll_id")
+    return ctx.state.events.debug_image_history.sample(
         task["id"],
-        "training_debug_image",
-        required(body, "metric"),
-        required(body, "variant"),
-        body.get("iteration"),
+        str(required(body, "metric")),
+        str(required(body, "variant")),
+        _optional_int(body, "iteration"),
+        refresh=body.get("refresh") is True,
+        scroll_id=scroll_id if isinstance(scroll_id, str) else None,
+        navigate_current_metric=body.get("navigate_current_metric", True) is not False,
     )
-    events = found.pop("events")
-    return {**found, "event": events[-1] if events else None}
+
+
+@endpoint("events.next_debug_image_sample")
+def next_debug_image_sample(ctx: Context, body: Body) -> Body:
+    """The image after (or before) the one a sample state showed last."""
+    task = _task(ctx, body)
+    return ctx.state.events.debug_image_history.next(
+        task["id"],
+        required(body, "scroll_id"),
+        navigate_earlier=body.get("navigate_earlier", True) is not False,
+        next_iteration=body.get("next_iteration") is True,
+    )
 
 
 @endpoint("events.debug_images")
 def debug_images(ctx: Context, body: Body) -> Body:
-    result = []
-    for item in body.get("metrics") or []:
-        task = ctx.state.tasks.view(required(item, "task"), "task")
-        iterations = ctx.state.events.debug_images(task["id"], item.get("metric"))
-        result.append({"task": task["id"], "iterations": iterations})
-    return {"metrics": result, "scroll_id": None}
+    """The next ``iters`` iterations of the requested tasks' debug images and media (scrolled)."""
+    return _iterate(ctx, body, ctx.state.events.debug_images)
 
 
 @endpoint("events.delete_for_task")

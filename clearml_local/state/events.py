@@ -11,10 +11,13 @@ import hashlib
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from clearml_local.errors import BadRequest, InvalidField, InvalidScrollId
 from clearml_local.state.base import now_iso
+from clearml_local.state.metric_events import DEBUG_IMAGE, PLOT, MetricEventsIterator
+from clearml_local.state.sample_history import DebugImageHistory, PlotHistory
 from clearml_local.storage import Document
 
 if TYPE_CHECKING:
@@ -82,6 +85,16 @@ class EventBackend:
     def __init__(self, state: State) -> None:
         self.state = state
         self.store = state.store
+        self.debug_images = MetricEventsIterator(DEBUG_IMAGE, self._events_of_type(DEBUG_IMAGE))
+        self.plots = MetricEventsIterator(PLOT, self._events_of_type(PLOT))
+        self.debug_image_history = DebugImageHistory(self._events_of_type(DEBUG_IMAGE))
+        self.plot_history = PlotHistory(self._events_of_type(PLOT))
+
+    def _events_of_type(self, event_type: str) -> Callable[[str], list[Document]]:
+        def events_of(task_id: str) -> list[Document]:
+            return [event for _, event in self.store.query_events([task_id], [event_type])]
+
+        return events_of
 
     # --- writing ----------------------------------------------------------------------------------------
 
@@ -313,27 +326,6 @@ class EventBackend:
             found[event.get("metric") or ""].add(event.get("variant") or "")
         return found
 
-    def sample(
-        self, task_id: str, event_type: str, metric: str, variant: str | None, iteration: int | None
-    ) -> dict[str, Any]:
-        """The events of one metric (and variant) at ``iteration``, or at its latest iteration when none is
-        asked, with the iteration range there is to navigate."""
-        events = [
-            event
-            for _, event in self.store.query_events([task_id], [event_type], metric=metric, variant=variant)
-        ]
-        iterations = sorted({event.get("iter") or 0 for event in events})
-        if not iterations:
-            return {"scroll_id": None, "events": [], "min_iteration": None, "max_iteration": None}
-        wanted = iterations[-1] if iteration is None else max(i for i in iterations if i <= iteration)
-        chosen = [event for event in events if (event.get("iter") or 0) == wanted]
-        return {
-            "scroll_id": None,
-            "events": chosen,
-            "min_iteration": iterations[0],
-            "max_iteration": iterations[-1],
-        }
-
     def raw_scalars(
         self, task_id: str, metric: str, variants: list[str], batch_size: int | None, scroll_id: str | None
     ) -> dict[str, Any]:
@@ -359,12 +351,6 @@ class EventBackend:
             "total": len(selected),
             "scroll_id": f"{offset + len(page)}-{batch_size}",
         }
-
-    def debug_images(self, task_id: str, metric: str | None) -> list[dict[str, Any]]:
-        by_iter: dict[int, list[Document]] = defaultdict(list)
-        for _, event in self.store.query_events([task_id], ["training_debug_image"], metric=metric):
-            by_iter[event.get("iter", 0)].append(event)
-        return [{"iter": it, "events": evs} for it, evs in sorted(by_iter.items(), reverse=True)]
 
 
 def owner_collection(event: Document) -> str:

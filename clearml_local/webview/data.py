@@ -47,6 +47,10 @@ class Reader:
         """Whether a link target is served by the view itself (so a page may show it inline)."""
         return self.files is not None and isinstance(href, str) and href.startswith(PREFIX)
 
+    def frame_href(self, href: str | None) -> str | None:
+        """Where the view frames an HTML page it serves (``href`` from ``href``), else None."""
+        return self.files.frame_path(href) if self.files is not None and self.is_own_file(href) else None
+
     def task(self, task_id: str) -> Document:
         doc = self.store.peek("tasks", task_id)
         if doc is None:

@@ -2,7 +2,11 @@
 which a browser does not have; so links to objects on this backend's file server (artifacts, models, debug
 samples) point at ``/webview/files/<object path>`` on the view's own origin and its own access rule. Files are
 sent inert: images, video and audio as themselves, everything else as a download, all under a sandboxing
-Content-Security-Policy."""
+Content-Security-Policy.
+
+HTML media (``Logger.report_media`` of a report page) is also shown in a frame of the task's page, from
+``/webview/frames/<object path>``: a sandbox of its own origin (scripts may draw the report; no same-origin
+access, no top navigation, no popups or forms) that loads nothing from anywhere, framed by the view only."""
 
 from __future__ import annotations
 
@@ -34,6 +38,18 @@ INLINE_TYPES = frozenset(
     }
 )
 FILE_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'", "Cache-Control": "no-store"}
+FRAME_PREFIX = "/webview/frames/"
+FRAME_SUFFIXES = (".html", ".htm")
+# The iframe's own sandbox attribute (the page's side of the same rule as FRAME_HEADERS' policy).
+FRAME_SANDBOX = "allow-scripts"
+FRAME_HEADERS = {
+    "Content-Security-Policy": (
+        f"sandbox {FRAME_SANDBOX}; default-src 'none'; script-src 'unsafe-inline'; "
+        "style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'self'"
+    ),
+    "Cache-Control": "no-store",
+}
 
 
 class FileNotServed(Exception):
@@ -61,6 +77,21 @@ class FileLinks:
             return None
         rest = uri[len(base) :].split("?", 1)[0].split("#", 1)[0]
         return PREFIX + rest if rest else None
+
+    def frame_path(self, view_path: str | None) -> str | None:
+        """Where the view frames an HTML object it serves (its ``view_path``), else None."""
+        if not isinstance(view_path, str) or not view_path.startswith(PREFIX):
+            return None
+        if not view_path.split("?", 1)[0].lower().endswith(FRAME_SUFFIXES):
+            return None
+        return FRAME_PREFIX + view_path[len(PREFIX) :]
+
+    def lookup_frame(self, segments: tuple[str, ...]) -> FileObject:
+        """The HTML object at the decoded path segments after ``/webview/frames/``, to show in a frame."""
+        if not segments or not segments[-1].lower().endswith(FRAME_SUFFIXES):
+            raise FileNotServed("No framed page at this address")
+        found = self.lookup(segments)
+        return FileObject(found.path, "text/html; charset=utf-8", dict(FRAME_HEADERS))
 
     def lookup(self, segments: tuple[str, ...]) -> FileObject:
         """The object at the decoded path segments after ``/webview/files/``."""

@@ -30,6 +30,8 @@ svg.graph text{font-size:12px}
 .samples figure{margin:0;background:#fff;border:1px solid #dde1e6;padding:.4em;max-width:320px}
 .samples img,.samples video{max-width:300px;max-height:240px;display:block}
 .samples figure.broken{border-color:#c62828}
+.samples figure.page{max-width:none;flex-basis:100%}
+.samples iframe.media{width:100%;height:480px;border:1px solid #dde1e6;background:#fff;display:block}
 .samples figcaption{font-size:.82em;margin-top:.3em;word-break:break-all}
 """
 

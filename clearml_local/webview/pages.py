@@ -28,6 +28,7 @@ from clearml_local.webview.data import (
     last_metrics,
     task_seconds,
 )
+from clearml_local.webview.files import FRAME_SANDBOX
 
 # While a run is in one of these states its pages reload themselves every REFRESH_SECONDS.
 LIVE_STATUSES = frozenset({QUEUED, IN_PROGRESS})
@@ -388,7 +389,8 @@ def _sample_order(event: Document) -> tuple[int, str]:
 
 
 def _sample(reader: Reader, event: Document) -> str:
-    """One debug sample: the image, video or audio itself when the view serves it, always a link."""
+    """One debug sample: the image, video, audio or HTML page (in a sandboxed frame) itself when the view
+    serves it, always a link."""
     href = reader.href(event.get("url"))
     name = unquote(url_path(event.get("url")).rsplit("/", 1)[-1]) or "(no file)"
     suffix = url_path(href).lower() if reader.is_own_file(href) else ""
@@ -398,11 +400,17 @@ def _sample(reader: Reader, event: Document) -> str:
         shown = f'<video controls preload="metadata" src="{h.esc(href)}"></video>'
     elif href and suffix.endswith(AUDIO_SUFFIXES):
         shown = f'<audio controls preload="metadata" src="{h.esc(href)}"></audio>'
+    elif frame := reader.frame_href(href):
+        shown = (
+            f'<iframe class="media" sandbox="{FRAME_SANDBOX}" src="{h.esc(frame)}" '
+            f'referrerpolicy="no-referrer" loading="lazy" title="{h.esc(event.get("variant"))}"></iframe>'
+        )
     else:
         shown = ""
     target = h.link(href, name) if href else h.esc(name)
     caption = f"{h.esc(event.get('variant'))} · iteration {h.esc(event.get('iter'))} · {target}"
-    return f'<figure class="sample">{shown}<figcaption>{caption}</figcaption></figure>'
+    kind = "sample page" if shown.startswith("<iframe") else "sample"
+    return f'<figure class="{kind}">{shown}<figcaption>{caption}</figcaption></figure>'
 
 
 # --- models -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from clearml_local.storage import Store
 from clearml_local.webview import assets, datasets, pages, pipelines, serving
 from clearml_local.webview import html as h
 from clearml_local.webview.data import NotFound, Reader, json_object
-from clearml_local.webview.files import FileLinks, FileNotServed
+from clearml_local.webview.files import FileLinks, FileNotServed, FileObject
 
 # First path segments that belong to the web view; everything else is the API's.
 WEB_ROOTS = frozenset(
@@ -181,7 +181,9 @@ def _webview_route(s: tuple[str, ...], r: Reader) -> Callable[[], Any] | None:
     if s == ("webview", "static", "plotly.min.js"):
         return _plotly
     if len(s) >= 3 and s[1] == "files" and r.files is not None:
-        return lambda: _file(r.files, s[2:])
+        return lambda: _sent(r.files.lookup(s[2:]))
+    if len(s) >= 3 and s[1] == "frames" and r.files is not None:
+        return lambda: _sent(r.files.lookup_frame(s[2:]))
     if len(s) == 5 and s[1:3] == ("api", "tasks") and s[4] in ("scalars", "plots"):
         return (lambda: _scalars(r, s[3])) if s[4] == "scalars" else (lambda: _plots(r, s[3]))
     return None
@@ -194,8 +196,7 @@ def _plotly() -> Response:
     return Response(200, "text/javascript; charset=utf-8", script, {"Cache-Control": "max-age=86400"})
 
 
-def _file(files: FileLinks, segments: tuple[str, ...]) -> Response:
-    found = files.lookup(segments)
+def _sent(found: FileObject) -> Response:
     return Response(200, found.content_type, found.path.read_bytes(), found.headers)
 
 
