@@ -1,5 +1,6 @@
 """The training step builds a split's matrices once and trains every seed on them: the same models as on
-fresh matrices, byte for byte (XGBoost keeps a matrix's histogram bins; reusing them must not change a tree)."""
+fresh matrices, byte for byte (XGBoost keeps a matrix's histogram bins; reusing them must not change a
+tree)."""
 
 from __future__ import annotations
 
