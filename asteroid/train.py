@@ -232,7 +232,12 @@ def predict(
     booster: xgb.Booster, features: pd.DataFrame, threshold: float = schema.HAZARD_THRESHOLD
 ) -> np.ndarray:
     """0/1 predictions at a probability threshold."""
-    return (predict_proba(booster, features) >= threshold).astype(np.int64)
+    return labels_at(predict_proba(booster, features), threshold)
+
+
+def labels_at(probabilities: np.ndarray, threshold: float = schema.HAZARD_THRESHOLD) -> np.ndarray:
+    """0/1 predictions of probabilities already computed: hazardous at or above the threshold."""
+    return (probabilities >= threshold).astype(np.int64)
 
 
 def save_model(booster: xgb.Booster, path: str | Path) -> Path:

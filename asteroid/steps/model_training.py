@@ -70,7 +70,7 @@ def rule_comparison(
     rows = {}
     for name in ("val", "test"):
         part = getattr(split, name)
-        predicted = (probabilities[name] >= threshold).astype(np.int64)  # as train.predict
+        predicted = train.labels_at(probabilities[name], threshold)
         counts = evaluate.rule_disagreements(part.labels, predicted, evaluate.cneos_baseline(part.features))
         rows[name] = {"rows": len(part), **counts, "model vs rule": evaluate.outcome(counts)}
     return pd.DataFrame(rows).T
