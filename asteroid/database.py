@@ -230,22 +230,33 @@ def _validate_column(text: pd.Series, column: schema.ColumnSpec) -> tuple[pd.Ser
 def validate_frame(text: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Validate a frame of stripped CSV text in the source schema.
 
-    Returns the typed frame (meaningful only where valid) and, per row, the list of reasons it is
-    invalid (empty list = valid), in column order. The numeric columns follow `observation_rules`, as the
-    serving hook's request rows do.
+    Returns the typed frame (meaningful only where valid) and, for each invalid row (indexed as in `text`;
+    valid rows are absent), the list of reasons it is invalid, in column order. The numeric columns follow
+    `observation_rules`, as the serving hook's request rows do.
     """
     numbers, number_problems = _validate_numbers(text)
     typed: dict[str, pd.Series] = {}
-    reasons: list[list[str]] = [[] for _ in range(len(text))]
+    failing: list[tuple[str, np.ndarray]] = []  # (reason, mask) of the rules some row fails, in column order
+    invalid = np.zeros(len(text), dtype=bool)
     for column in schema.COLUMNS:
         if column.name in number_problems:
             typed[column.name], problems = numbers[column.name], number_problems[column.name]
         else:
             typed[column.name], problems = _validate_column(text[column.name], column)
         for reason, mask in problems.items():
-            for position in np.flatnonzero(np.asarray(mask, dtype=bool)):
-                reasons[position].append(reason)
-    return pd.DataFrame(typed, index=text.index), pd.Series(reasons, index=text.index, dtype=object)
+            values = np.asarray(mask, dtype=bool)
+            if values.any():
+                failing.append((reason, values))
+                invalid |= values
+    # Reason lists for the invalid rows only: a list per row of a million-row file cost more than the rules.
+    positions = np.flatnonzero(invalid)
+    reasons: dict[int, list[str]] = {int(position): [] for position in positions}
+    for reason, values in failing:
+        for position in np.flatnonzero(values):
+            reasons[int(position)].append(reason)
+    return pd.DataFrame(typed, index=text.index), pd.Series(
+        list(reasons.values()), index=text.index[positions], dtype=object
+    )
 
 
 def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
@@ -357,18 +368,21 @@ def _validate_chunk(
     chunk: csv_chunks.Chunk, header: list[str], report: LoadReport
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
     """The chunk's valid rows, typed, and the records of its rejected rows; counts go into the report."""
-    typed, reasons = validate_frame(chunk.text[list(schema.COLUMN_NAMES)])
+    text = chunk.text[list(schema.COLUMN_NAMES)]
+    typed, reasons = validate_frame(text)
+    by_position = dict(zip(text.index.get_indexer(reasons.index).tolist(), reasons, strict=True))
     for position in chunk.ragged:
-        reasons.iat[position] = [f"wrong number of fields (expected {len(header)})"]
-    invalid = np.fromiter((bool(row) for row in reasons), dtype=bool, count=len(reasons))
+        by_position[position] = [f"wrong number of fields (expected {len(header)})"]
+    invalid = np.zeros(len(text), dtype=bool)
+    invalid[list(by_position)] = True
     rejected_records = []
-    for position in np.flatnonzero(invalid):
-        report.reasons.update(reasons.iat[position])
+    for position in sorted(by_position):
+        report.reasons.update(by_position[position])
         raw = dict(zip(header, chunk.fields(position), strict=False))
         rejected_records.append(
             {
                 "line_number": int(chunk.lines[position]),
-                "reasons": "; ".join(reasons.iat[position]),
+                "reasons": "; ".join(by_position[position]),
                 "raw_values": json.dumps(raw, ensure_ascii=False),
                 "source": report.source,
             }

@@ -153,8 +153,39 @@ def training_curve_matrix(dtrain: xgb.DMatrix, rows: int) -> xgb.DMatrix:
     return dtrain.slice(sample)
 
 
-def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: int = 0) -> TrainResult:
-    """Train on split.train with early stopping on split.val."""
+@dataclass(frozen=True)
+class TrainingData:
+    """The matrices one split trains on, built once for every seed trained on it: XGBoost keeps a matrix's
+    histogram bins with it, so a second seed on the same matrices skips binning (measured on a million
+    rows: 0.85 s of a seed's 7 s of CPU) and trains the very same model as on fresh ones."""
+
+    train: xgb.DMatrix
+    val: xgb.DMatrix
+    curve: xgb.DMatrix  # the training rows the training curve is computed on
+    # the data settings they were built with (hidden features, weights)
+    data_params: tuple[tuple[str, Any], ...]
+
+
+_DATA_KEYS = ("split_features", "sample_weighting")
+
+
+def training_data(split: Split, params: dict[str, Any] | None = None) -> TrainingData:
+    """The matrices `train_classifier` trains on for these params (only their data settings matter)."""
+    merged = merge_params(params)
+    dtrain = training_matrix(split.train, merged)
+    return TrainingData(
+        train=dtrain,
+        val=training_matrix(split.val, merged),
+        curve=training_curve_matrix(dtrain, TRAINING_CURVE_ROWS),
+        data_params=tuple((key, merged[key]) for key in _DATA_KEYS),
+    )
+
+
+def train_classifier(
+    split: Split, params: dict[str, Any] | None = None, seed: int = 0, data: TrainingData | None = None
+) -> TrainResult:
+    """Train on split.train with early stopping on split.val (on `data`, the matrices of the same split and
+    data settings built beforehand, when given)."""
     merged = merge_params(params)
     booster_params = {key: value for key, value in merged.items() if key not in _LOOP_KEYS}
     booster_params["seed"] = seed
@@ -162,15 +193,19 @@ def train_classifier(split: Split, params: dict[str, Any] | None = None, seed: i
     booster_params["monotone_constraints"] = monotone_constraints(
         merged["monotone_decreasing"], names, merged["monotone_increasing"]
     )
-    dtrain = training_matrix(split.train, merged)
-    dval = training_matrix(split.val, merged)
+    if data is None:
+        data = training_data(split, merged)
+    elif data.data_params != tuple((key, merged[key]) for key in _DATA_KEYS):
+        raise ValueError(
+            f"training data built with {dict(data.data_params)}, the params ask for other settings"
+        )
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         booster_params,
-        dtrain,
+        data.train,
         num_boost_round=int(merged["num_boost_round"]),
         # early stopping watches the last set: validation
-        evals=[(training_curve_matrix(dtrain, TRAINING_CURVE_ROWS), "train"), (dval, "val")],
+        evals=[(data.curve, "train"), (data.val, "val")],
         early_stopping_rounds=int(merged["early_stopping_rounds"]),
         evals_result=history,
         verbose_eval=False,
@@ -197,7 +232,12 @@ def predict(
     booster: xgb.Booster, features: pd.DataFrame, threshold: float = schema.HAZARD_THRESHOLD
 ) -> np.ndarray:
     """0/1 predictions at a probability threshold."""
-    return (predict_proba(booster, features) >= threshold).astype(np.int64)
+    return labels_at(predict_proba(booster, features), threshold)
+
+
+def labels_at(probabilities: np.ndarray, threshold: float = schema.HAZARD_THRESHOLD) -> np.ndarray:
+    """0/1 predictions of probabilities already computed: hazardous at or above the threshold."""
+    return (probabilities >= threshold).astype(np.int64)
 
 
 def save_model(booster: xgb.Booster, path: str | Path) -> Path:

@@ -132,8 +132,9 @@ database.load_csv(csv, url)
 frame = database.query_observations(url, "2016-09-08")
 x, y, g = features.build_features(frame)
 split = splitting.group_split(x, y, g, seed=42)
+data = train.training_data(split)
 for seed in range({seeds}):
-    result = train.train_classifier(split, seed=seed)
+    result = train.train_classifier(split, seed=seed, data=data)
     evaluate.classification_metrics(split.val.labels, train.predict_proba(result.booster, split.val.features))
 print(time.perf_counter() - began)
 """
@@ -158,8 +159,9 @@ x, y, g = features.build_features(frame)
 del frame
 split = splitting.group_split(x, y, g, seed=42)
 del x, y, g
+data = train.training_data(split)  # as the training step: one split's matrices for every seed
 for seed in range(int(sys.argv[2])):
-    result = train.train_classifier(split, seed=seed)
+    result = train.train_classifier(split, seed=seed, data=data)
     evaluate.classification_metrics(split.val.labels, train.predict_proba(result.booster, split.val.features))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_rss_mb": peak}))

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import global_config
@@ -44,28 +45,52 @@ DEFAULTS = TRAINING_DEFAULTS
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 
+def part_probabilities(result: train.TrainResult, split: splitting.Split) -> dict[str, np.ndarray]:
+    """The model's probabilities on validation and test, computed once for every use of them."""
+    return {
+        name: train.predict_proba(result.booster, getattr(split, name).features) for name in ("val", "test")
+    }
+
+
 def evaluate_split(
-    result: train.TrainResult, split: splitting.Split, threshold: float
+    probabilities: dict[str, np.ndarray], split: splitting.Split, threshold: float
 ) -> dict[str, dict[str, Any]]:
     """Model and baseline metrics on validation and test."""
     out: dict[str, dict[str, Any]] = {}
     for name in ("val", "test"):
         part = getattr(split, name)
-        probabilities = train.predict_proba(result.booster, part.features)
-        out[name] = evaluate.classification_metrics(part.labels, probabilities, threshold)
+        out[name] = evaluate.classification_metrics(part.labels, probabilities[name], threshold)
         out[f"baseline_{name}"] = evaluate.baseline_metrics(part.features, part.labels)
     return out
 
 
-def rule_comparison(result: train.TrainResult, split: splitting.Split, threshold: float) -> pd.DataFrame:
+def rule_comparison(
+    probabilities: dict[str, np.ndarray], split: splitting.Split, threshold: float
+) -> pd.DataFrame:
     """Per split part (val, test): the rows only the model or only the rule gets right, and who wins."""
     rows = {}
     for name in ("val", "test"):
         part = getattr(split, name)
-        predicted = train.predict(result.booster, part.features, threshold)
+        predicted = train.labels_at(probabilities[name], threshold)
         counts = evaluate.rule_disagreements(part.labels, predicted, evaluate.cneos_baseline(part.features))
         rows[name] = {"rows": len(part), **counts, "model vs rule": evaluate.outcome(counts)}
     return pd.DataFrame(rows).T
+
+
+def model_metadata(
+    seed: int, result: train.TrainResult, metrics: dict[str, Any]
+) -> dict[str, dict[str, str]]:
+    """A registered model's metadata, key: {value, type}, as the SDK's ``set_all_metadata`` takes it."""
+    values = {
+        "feature_names": (json.dumps(result.feature_names), "json"),
+        "seed": (str(seed), "int"),
+        "val_pr_auc": (str(metrics["val"]["pr_auc"]), "float"),
+        "val_logloss": (str(result.best_score), "float"),
+        # the live-quality alerts fire below these (asteroid/quality/rules.py)
+        quality_config.TEST_ACCURACY_KEY: (str(metrics["test"]["accuracy"]), "float"),
+        quality_config.TEST_RECALL_KEY: (str(metrics["test"]["recall"]), "float"),
+    }
+    return {key: {"value": value, "type": kind} for key, (value, kind) in values.items()}
 
 
 def register_model(
@@ -82,13 +107,7 @@ def register_model(
         tags=[f"seed-{seed}"],
         comment="XGBoost binary:logistic; input: features in feature_names order; output: P(hazardous)",
     )
-    model.set_metadata("feature_names", json.dumps(result.feature_names), "json")
-    model.set_metadata("seed", str(seed), "int")
-    model.set_metadata("val_pr_auc", str(metrics["val"]["pr_auc"]), "float")
-    model.set_metadata("val_logloss", str(result.best_score), "float")
-    # the live-quality alerts fire below these (asteroid/quality/rules.py)
-    model.set_metadata(quality_config.TEST_ACCURACY_KEY, str(metrics["test"]["accuracy"]), "float")
-    model.set_metadata(quality_config.TEST_RECALL_KEY, str(metrics["test"]["recall"]), "float")
+    model.set_all_metadata(model_metadata(seed, result, metrics), replace=False)  # one request, not six
     # one file name per seed: the models of one task are uploaded into the same folder
     path = train.save_model(result.booster, work_dir / f"asteroid_xgb_seed{seed}.json")
     model.update_weights(weights_filename=str(path), auto_delete_file=False, iteration=result.best_iteration)
@@ -108,6 +127,7 @@ def report(
     metrics: dict[str, Any],
     comparison: pd.DataFrame,
     split: splitting.Split,
+    test_probabilities: np.ndarray,
 ) -> None:
     """One seed's learning curves, metrics beside the rule's, rule comparison and plots (series: the seed)."""
     for dataset_name, history in result.evals_result.items():
@@ -130,9 +150,7 @@ def report(
     )
     report_rule_comparison(logger, seed, comparison)
     test = split.test
-    report_plots(
-        logger, seed, result, metrics["test"], test.labels, train.predict_proba(result.booster, test.features)
-    )
+    report_plots(logger, seed, result, metrics["test"], test.labels, test_probabilities)
 
 
 def report_baseline(logger: Any, metrics: dict[str, Any]) -> None:
@@ -210,17 +228,20 @@ def train_seed(
     hyperparams: dict[str, Any],
     clock: ComputeClock,
     work_dir: Path,
+    data: train.TrainingData,
 ) -> dict[str, Any]:
-    """Train, evaluate, report and register one seed's model; returns what selection needs to know of it."""
+    """Train (on `data`, the split's matrices every seed shares), evaluate, report and register one seed's
+    model; returns what selection needs to know of it."""
     with clock.measure():
-        result = train.train_classifier(split, hyperparams, seed=seed)
+        result = train.train_classifier(split, hyperparams, seed=seed, data=data)
         # the serving hook answers "hazardous" at the threshold the model was evaluated with
         contract.stamp_model(result.booster, params["threshold"])
         faults.stamp(result.booster, params.get("fault", ""))  # drills only: a serving fault, if asked for
-        metrics = evaluate_split(result, split, params["threshold"])
-        comparison = rule_comparison(result, split, params["threshold"])
+        probabilities = part_probabilities(result, split)
+        metrics = evaluate_split(probabilities, split, params["threshold"])
+        comparison = rule_comparison(probabilities, split, params["threshold"])
     logger = task.get_logger()
-    report(logger, seed, result, metrics, comparison, split)
+    report(logger, seed, result, metrics, comparison, split, probabilities["test"])
     if seed == 0:
         report_baseline(logger, metrics)
     model_id = register_model(task, seed, result, metrics, work_dir)
@@ -244,12 +265,13 @@ def run(task: Any, params: dict[str, Any], hyperparams: dict[str, Any]) -> list[
     with clock.measure():
         split = split_files.load_split(split_dir)
         spec = split_files.load_feature_spec(split_dir)
-    if faults.parse(params.get("fault", "")).shuffled_labels:  # drills only: a model the gate must refuse
-        split = faults.with_shuffled_training_labels(split)
+        if faults.parse(params.get("fault", "")).shuffled_labels:  # drills only: a model the gate must refuse
+            split = faults.with_shuffled_training_labels(split)
+        data = train.training_data(split, hyperparams)
     with tempfile.TemporaryDirectory() as work_dir:
         models: list[dict[str, Any]] = []
         for seed in range(params["seeds"]):
-            models.append(train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir)))
+            models.append(train_seed(task, split, seed, params, hyperparams, clock, Path(work_dir), data))
             best = max(model["val_pr_auc"] for model in models)
             task.get_logger().report_scalar(OBJECTIVE_TITLE, OBJECTIVE_SERIES, value=best, iteration=seed)
         # the rollout and the monitoring rules read the served threshold from it

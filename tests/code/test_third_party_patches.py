@@ -3,6 +3,7 @@ when what it relies on has changed (simulated here: a changed signature, fingerp
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -371,15 +373,83 @@ def test_the_bind_address_switches_off_when_start_http_server_takes_no_address(
     assert prometheus_client.start_http_server is start_http_server
 
 
+# --- finalized dataset versions fetched once ----------------------------------------------------------------
+
+
+class FetchedVersion:
+    """What the patch reads of a fetched version: its task's status."""
+
+    def __init__(self, status: str) -> None:
+        self._task = SimpleNamespace(data=SimpleNamespace(status=status))
+
+
+@pytest.fixture
+def sdk_dataset_get(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """The SDK's Dataset.get replaced by one that records its calls and answers a version of the status
+    named by the id (``completed-1``); the patch installed over it, and both undone after the test."""
+    from clearml import Dataset
+
+    calls: list[tuple[Any, ...]] = []
+
+    def get(cls: Any, dataset_id: str | None = None, *args: Any, **kwargs: Any) -> FetchedVersion:
+        calls.append((dataset_id, args, kwargs))
+        return FetchedVersion(str(dataset_id).split("-")[0])
+
+    get.__signature__ = inspect.signature(vars(Dataset)["get"].__func__)  # type: ignore[attr-defined]
+    monkeypatch.setattr(Dataset, "get", classmethod(get))
+    monkeypatch.setattr(third_party_patches, "_DATASETS", {})
+    assert third_party_patches.reuse_finalized_dataset_versions()
+    return calls
+
+
+def test_a_finalized_version_is_fetched_once_per_process(sdk_dataset_get: list[tuple[Any, ...]]) -> None:
+    from clearml import Dataset
+
+    first = Dataset.get(dataset_id="completed-1")
+    assert Dataset.get("completed-1") is first  # the SDK's own internal calls pass the id by position
+    assert Dataset.get(dataset_id="completed-1", silence_alias_warnings=True) is first
+    assert len(sdk_dataset_get) == 1
+
+
+def test_versions_still_open_and_other_queries_are_fetched_every_time(
+    sdk_dataset_get: list[tuple[Any, ...]],
+) -> None:
+    from clearml import Dataset
+
+    Dataset.get(dataset_id="in_progress-1")
+    Dataset.get(dataset_id="in_progress-1")
+    Dataset.get(dataset_id="completed-2", alias="raw")
+    Dataset.get(dataset_id="completed-2", writable_copy=True)
+    Dataset.get(dataset_project="asteroids", dataset_name="raw")
+    assert len(sdk_dataset_get) == 5
+
+
+def test_dataset_reuse_switches_off_when_get_takes_other_arguments(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clearml import Dataset
+
+    def get(cls: Any, dataset_id: str | None = None, dataset_project: str | None = None) -> Any:
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(Dataset, "get", classmethod(get))
+    assert not third_party_patches.reuse_finalized_dataset_versions()
+    assert "clearml Dataset.get takes ('dataset_id', 'dataset_project')" in switched_off_line(
+        capsys, "reuse_finalized_dataset_versions"
+    )
+    assert vars(Dataset)["get"].__func__ is get
+
+
 # --- nothing on import ------------------------------------------------------------------------------------
 
 IMPORT_SCRIPT = """
 import prometheus_client
 from clearml.backend_api.session import datamodel
 from clearml.utilities.pyhocon.config_parser import ConfigFactory
+from clearml import Dataset
 def patched():
     http = prometheus_client.start_http_server
-    return vars(ConfigFactory)["parse_file"], datamodel.DataModel.validate, http
+    return vars(ConfigFactory)["parse_file"], datamodel.DataModel.validate, http, vars(Dataset)["get"]
 before = patched()
 import third_party_patches, asteroid.tracking, asteroid.database, serving_local.statistics_controller
 from clearml_serving.serving.model_request_processor import ModelRequestProcessor
@@ -404,6 +474,7 @@ installed = [
     patches.bind_statistics_endpoint_to("127.0.0.1"),
     patches.report_canary_draws(lambda url: None),
     patches.send_statistics_in_small_chunks(),
+    patches.reuse_finalized_dataset_versions(),
 ]
 print(installed)
 """
@@ -415,6 +486,6 @@ def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> No
     )
     assert (done.returncode, done.stdout.strip(), done.stderr) == (
         0,
-        "[True, True, True, True, True, True]",
+        "[True, True, True, True, True, True, True]",
         "",
     )
