@@ -10,7 +10,7 @@ embedded ClearML backend, all on free ports, statistics travelling the Kafka pat
     stream answered in Arrow, in rows/s, against `Booster.inplace_predict` on the same rows in this process
     (the limit);
 (c) answers per second over a minute at a steady 500 req/s, with the project's statistics sender and with
-    clearml-serving's own (`STOCK_SENDER_ENV=1`);
+    clearml-serving's own (`STOCK_STATISTICS_SENDER_ENV=1`);
 (d) the cost of the prediction log (`contract.PREDICTION_LOG_ENV=off` against on) and of explanations
     (`"explain": true` against none);
 
@@ -45,15 +45,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_common import machine
+from serving_local.api import STOCK_STATISTICS_SENDER_ENV
 
 HOOKS = Path(__file__).resolve().parent / "hooks"
 PROJECT, PANDAS = "asteroid", "pandas"
 RATES = (100, 500)
 BATCH_SIZES = (100, 1_000, 10_000, 100_000)
 STEADY_RATE = 500
-# serving_local/inference_app.py's switch back to clearml-serving's own statistics sender ("1"); the
-# project's sender (third_party_patches.py) is on without it.
-STOCK_SENDER_ENV = "SERVING_LOCAL_STOCK_STATISTICS_SENDER"
 # A JSON batch of 100,000 rows is about 25 MB; the stack's default body limit is 16 MB.
 BENCH_MAX_BODY_BYTES = 256 << 20
 SINGLE_ROW_BODIES = 2_000
@@ -102,7 +100,7 @@ def start_backend(work: Path, env: dict[str, str]) -> dict[str, str]:
 
 def default_workers() -> int:
     """The stack's default number of inference workers (`StackConfig.workers`)."""
-    from serving_local.config import StackConfig
+    from serving_local.api import StackConfig
 
     return StackConfig(data_dir=Path(".")).workers
 
@@ -199,7 +197,7 @@ HOOK_STAGES = ("parse JSON", "preprocess", "predict", "postprocess", "encode JSO
 
 
 def running_stack_pids(work: Path) -> dict[str, int]:
-    from serving_local.config import StackConfig
+    from serving_local.api import StackConfig
 
     return dict(json.loads(StackConfig(data_dir=work / "stack").state_path.read_text())["pids"])
 
@@ -452,7 +450,7 @@ def measure(
                 print("  (d) explanations and the prediction log on", flush=True)
                 results["log_on"] = measure_costs(serve_url, records, settings.seconds)
     print("  (c) steady rate, clearml-serving's statistics sender", flush=True)
-    with stack(service_id, work, env, workers, **{STOCK_SENDER_ENV: "1"}) as serve_url:
+    with stack(service_id, work, env, workers, **{STOCK_STATISTICS_SENDER_ENV: "1"}) as serve_url:
         results["steady_stock_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
     print("  (d) the prediction log off", flush=True)
     with stack(service_id, work, env, workers, **{contract.PREDICTION_LOG_ENV: "off"}) as serve_url:

@@ -38,7 +38,7 @@ from typing import Any
 from process_supervisor import StateFile
 from serving_local import cli, monitoring
 from serving_local.alert_webhook import read_notifications
-from serving_local.config import StackConfig
+from serving_local.config import STOCK_STATISTICS_SENDER_ENV, StackConfig
 from serving_local.errors import StackError
 from serving_local.extra_parts import ExtraPart
 from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
@@ -71,6 +71,7 @@ __all__ = [
     "PROCESS_RESIDENT",
     "STACK_JOB",
     "STATISTICS_JOB",
+    "STOCK_STATISTICS_SENDER_ENV",
     "Discovery",
     "ExtraPart",
     "ExtraReceiver",
