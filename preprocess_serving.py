@@ -44,8 +44,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -312,9 +311,11 @@ def _client_accepts_arrow() -> bool:
     return bool(client_accepts and client_accepts(contract.ARROW_STREAM))
 
 
-@dataclass(frozen=True)
-class ArrowBatch:
-    """A validated Arrow request: its source matrix and what the prediction log keeps of its rows."""
+class ArrowBatch(NamedTuple):
+    """A validated Arrow request: its source matrix and what the prediction log keeps of its rows.
+
+    (Not a dataclass: clearml-serving loads a single-file hook without registering it in `sys.modules`, where
+    `dataclass` looks the module up.)"""
 
     sources: np.ndarray
     explain: bool
