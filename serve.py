@@ -18,7 +18,7 @@ from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.quality import consumer
 from asteroid.serving.deploy import DeployError, ensure_service, published_winner
 from asteroid.serving.release import release
-from serving_local.config import default_workers
+from serving_local.api import default_workers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

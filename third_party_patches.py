@@ -437,8 +437,9 @@ def report_canary_draws(record: Callable[[str], None]) -> bool:
     return _install("report_canary_draws", mismatch, apply)
 
 
-def bind_statistics_endpoint_to(host: str) -> bool:
-    """Make ``prometheus_client.start_http_server`` listen on `host` unless told otherwise.
+def bind_statistics_endpoint_to(host: str, start_server: Callable[..., Any] | None = None) -> bool:
+    """Make ``prometheus_client.start_http_server`` listen on `host` unless told otherwise (through
+    `start_server`, a function with its arguments, when given: e.g. one that also checks ``Host``).
 
     clearml-serving's statistics controller (``clearml_serving.statistics.main``) calls
     ``prometheus_client.start_http_server(port)``, which listens on every interface (0.0.0.0). This rebinds
@@ -466,7 +467,7 @@ def bind_statistics_endpoint_to(host: str) -> bool:
         return None
 
     def apply() -> None:
-        bound = functools.partial(prometheus_client.start_http_server, addr=host)
+        bound = functools.partial(start_server or prometheus_client.start_http_server, addr=host)
         setattr(bound, _INSTALLED, True)
         prometheus_client.start_http_server = bound
 

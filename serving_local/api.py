@@ -38,10 +38,11 @@ from typing import Any
 from process_supervisor import StateFile
 from serving_local import cli, monitoring
 from serving_local.alert_webhook import read_notifications
-from serving_local.config import STOCK_STATISTICS_SENDER_ENV, StackConfig
+from serving_local.config import STOCK_STATISTICS_SENDER_ENV, StackConfig, default_workers
 from serving_local.errors import StackError
 from serving_local.extra_parts import ExtraPart
 from serving_local.feedback_route import HANDLER_ENV as FEEDBACK_HANDLER_ENV
+from serving_local.metrics_server import start_metrics_server
 from serving_local.monitoring import APPLICATION_JOB
 from serving_local.monitoring_config import (
     INFERENCE_JOB,
@@ -85,6 +86,7 @@ __all__ = [
     "alerts_file",
     "check_server",
     "configured_server",
+    "default_workers",
     "prometheus_document",
     "read_alerts",
     "register_scrape_target",
@@ -94,6 +96,7 @@ __all__ = [
     "running_stack",
     "serve_url",
     "server_is_configured",
+    "start_metrics_server",
     "start_stack",
     "stop_stack",
 ]

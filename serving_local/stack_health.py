@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from process_supervisor import PartStatus
 from process_supervisor.proc_stats import ProcessSample, group_processes, read_process
+from serving_local.metrics_server import start_metrics_server
 
 STACK_JOB = "serving-local-stack"  # the scrape job of the supervisor's own metrics
 PART_UP = "serving_local_part_up"  # 1 while a part runs and answers
@@ -89,7 +90,7 @@ def serve_metrics(host: str, status: Callable[[], Mapping[str, PartStatus]]) -> 
     """Serve the parts' metrics on a free port of ``host`` (a daemon thread); the port."""
     registry = CollectorRegistry()
     registry.register(PartsCollector(status))
-    server, _ = start_http_server(0, addr=host, registry=registry)
+    server, _ = start_metrics_server(0, addr=host, registry=registry)
     return int(server.server_address[1])
 
 

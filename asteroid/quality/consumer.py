@@ -165,16 +165,17 @@ def _partitions(consumer: Any, broker: str, topic: str) -> set[int]:
 def serve_metrics(consumer: PredictionConsumer, host: str, port: int) -> None:
     """The live quality figures (asteroid/quality/metrics.py) on `http://host:port/metrics`, over the
     monitoring window of the alert rules."""
-    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from asteroid.monitoring import config as monitoring_config
     from asteroid.quality.metrics import QualityCollector
+    from serving_local.api import start_metrics_server
 
     window = monitoring_config.seconds(monitoring_config.load().window)
     registry = CollectorRegistry()
     registry.register(QualityCollector(consumer.engine, window, consumer.clock))
     ProcessCollector(registry=registry)  # its CPU and memory (AsteroidServingCPUHigh / MemoryHigh)
-    start_http_server(port, addr=host, registry=registry)
+    start_metrics_server(port, addr=host, registry=registry)  # answers only its own Host names
 
 
 def run_forever(
