@@ -58,8 +58,10 @@ class LoadResult:
         return round(float(np.percentile(np.asarray(self.latencies_s), q)) * 1000, 3)
 
     def answers_per_second(self) -> list[int]:
-        """200 answers in each whole second of the run (a partial last second left out)."""
-        seconds = int(self.seconds)
+        """200 answers in each whole second of the run but the last: a request due in the last second may be
+        answered after the run's window closes, so that second would always look short (a boundary, not the
+        server)."""
+        seconds = int(self.seconds) - 1
         if seconds < 1:
             return []
         counts = np.bincount(np.asarray(self.completed_s, dtype=np.int64), minlength=seconds)
