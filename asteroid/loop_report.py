@@ -172,7 +172,7 @@ def rollout_outcome(rollout: dict[str, Any]) -> dict[str, Any]:
         "champion": rollout["champion"]["url"],
         "phase": rollout["phase"],
         "failed_check": rollout["failed_check"],
-        "stages": [event["weight"] for event in rollout["events"] if event["kind"] in ("started", "stage")],
+        "stages": [e["weight"] for e in rollout["events"] if e["kind"] in ("started", "stage", "promoted")],
         "seconds_to_promoted": seconds_after(started, event_time(rollout, "promoted")),
         "seconds_to_rolled_back": seconds_after(started, event_time(rollout, "rolled_back")),
     }
