@@ -46,6 +46,8 @@ TRAFFIC_THREADS = 4
 TRAFFIC_PAUSE_S = 0.02  # between one thread's requests: about 40 requests per second in all
 ROLLOUT_PROFILE = "drill"
 HEALTHY_EXIT, ROLLED_BACK_EXIT = 0, 2  # `python -m asteroid.rollout start`: promoted, rolled back
+GATE_VERDICT_PREFIXES = ("gate passed", "gate refused")  # the lines asteroid.rollout prints (gate.Verdict)
+GATE_ROWS_PREFIX = "gate rows:"
 
 
 def automation_settings(seeds: int = RETRAIN_SEEDS, query_date: str | None = None) -> dict[str, str]:
@@ -200,19 +202,31 @@ class LoopDrill:
         command = [sys.executable, "-m", "asteroid.rollout", "start", "--model", model_id,
                    "--profile", ROLLOUT_PROFILE]  # fmt: skip
         self.say(f"$ {shlex.join(['python', *command[1:]])}")
-        process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
+        timer = threading.Timer(self.rollout_deadline_s, process.kill)  # a rollout that hangs is ended
+        timer.start()
+        gate: dict[str, Any] = {}
         try:
-            code = process.wait(timeout=self.rollout_deadline_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise TimeoutError(
-                f"the rollout of {model_id} ran over {self.rollout_deadline_s:.0f} s"
-            ) from None
+            for line in process.stdout or ():  # relayed as it comes: the rollout's progress
+                self._relay(line)
+                if line.startswith(GATE_VERDICT_PREFIXES):
+                    gate = {**gate, "time": time.time(), "verdict": line.strip()}
+                elif line.startswith(GATE_ROWS_PREFIX):
+                    gate["rows"] = line.strip()
+            code = process.wait()
+        finally:
+            timer.cancel()
         rollout = self.store.load()
         if code != expected or rollout is None or rollout.challenger.model_id != model_id:
             raise RuntimeError(f"the rollout of {model_id} exited {code} (expected {expected}): "
                                f"{rollout and rollout.phase}")  # fmt: skip
-        return rollout.record()
+        return {**rollout.record(), "gate": gate}
+
+    def _relay(self, line: str) -> None:
+        stream = self.log if self.log is not None else sys.stdout
+        stream.write(line)
+        stream.flush()
 
     def wait_for_rollback_alert(self, model_id: str) -> float | None:
         from asteroid.monitoring.drill import read_notifications

@@ -91,6 +91,12 @@ def timeline(recording: LoopRecording) -> list[dict[str, Any]]:
         for d in recording.decisions
     ]  # fmt: skip
     for name, rollout in (("healthy", recording.healthy), ("faulty", recording.faulty)):
+        gate = rollout.get("gate") or {}
+        if gate.get("time"):
+            entries.append({"time": gate["time"], "by": f"gate ({name} challenger)",
+                            "decision": gate["verdict"].split(":")[0],
+                            "subject": f"model {rollout['challenger']['model_id']}",
+                            "reason": gate["verdict"], "rows": gate.get("rows")})  # fmt: skip
         by = f"rollout of {rollout['challenger']['url']} ({name} challenger)"
         for event in rollout["events"]:
             entry = {"time": event["time"], "by": by, "decision": event["kind"]}
@@ -168,6 +174,7 @@ def rollout_outcome(rollout: dict[str, Any]) -> dict[str, Any]:
     started = rollout["started_at"]
     return {
         "model_id": rollout["challenger"]["model_id"],
+        "gate": (rollout.get("gate") or {}).get("verdict"),
         "version": rollout["challenger"]["url"],
         "champion": rollout["champion"]["url"],
         "phase": rollout["phase"],

@@ -30,8 +30,9 @@ def rollout(champion: int, challenger: int, started: float, events: list[dict], 
     def version(n: int) -> dict:
         return {"model_id": f"model{n}", "version": n, "url": f"asteroid/{n}"}
 
+    gate = {"time": started - 1, "verdict": "gate passed: recall not lower", "rows": "gate rows: 60"}
     return {"champion": version(champion), "challenger": version(challenger), "started_at": started,
-            "phase": phase, "failed_check": failed, "events": events}  # fmt: skip
+            "phase": phase, "failed_check": failed, "events": events, "gate": gate}  # fmt: skip
 
 
 def recording() -> LoopRecording:
@@ -79,8 +80,9 @@ def test_server_errors_of_the_injected_fault_are_counted_apart() -> None:
 def test_every_decision_is_in_the_timeline_in_order_with_its_verdict() -> None:
     section = loop_report.summary(recording(), None)
     decisions = [(entry["by"].split(" (")[0], entry["decision"]) for entry in section["decisions"]]
-    assert decisions[:3] == [("retrain receiver", "launched"), ("retrain receiver", "cooldown"),
-                             ("rollout of asteroid/2", "started")]  # fmt: skip
+    assert decisions[:4] == [("retrain receiver", "launched"), ("retrain receiver", "cooldown"),
+                             ("gate", "gate passed"), ("rollout of asteroid/2", "started")]  # fmt: skip
+    assert ("gate", "gate passed") in decisions[4:]  # the faulty challenger passes the gate too
     verdicts = [d for _, d in decisions if d.startswith("analysis")]
     assert verdicts == ["analysis passed", "analysis inconclusive", "analysis passed", "analysis failed"]
     times = [entry["time"] for entry in section["decisions"]]
