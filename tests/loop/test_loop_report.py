@@ -109,8 +109,8 @@ def test_the_picture_is_drawn(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not RECORDED.exists(), reason="no recorded drill beside the test")
 def test_a_recorded_drill_reads_back_and_summarises(tmp_path: Path) -> None:
-    """A drill recorded on the local stack (every 20th answer kept, every 4th the injected fault failed): promoted, then rolled back on error_rate;
-    the 5xx were all the injected fault's."""
+    """A drill recorded on the local stack (every 20th answer kept, every 4th the injected fault failed):
+    promoted, then rolled back on error_rate; the 5xx were all the injected fault's."""
     recorded = LoopRecording.from_record(json.loads(RECORDED.read_text()))
     section = loop_report.summary(recorded, loop_report.plot_traffic(recorded, tmp_path / "loop.png"))
     assert section["healthy_challenger"]["phase"] == "completed"
