@@ -130,9 +130,9 @@ def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, flo
     from asteroid.quality.drill import QualityDrill
     from asteroid.quality.rules import thresholds_of_model
     from asteroid.serving import traffic
-    from asteroid.serving.deploy import published_winner
 
-    thresholds = thresholds_of_model(published_winner(), config)
+    served = served_model(state)  # not the newest published winner: the loop's retrain may publish one now
+    thresholds = thresholds_of_model(served, config)
     if thresholds is None:
         print("the served model has no test accuracy/recall recorded: no live quality alerts, no drill")
         return {"skipped": "no test metrics recorded with the model"}
@@ -152,13 +152,22 @@ def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, flo
     section = drill_report.summary(drill, picture)
     print("Evidently data-drift report of the rows each drift drill phase logged (PSI alerts rule):")
     reports = report.report_drill_phases(
-        global_config.DATABASE_URL, published_winner(), drift_phases, out, state.service_id
+        global_config.DATABASE_URL, served, drift_phases, out, state.service_id
     )
     for name, made in reports.items():
         drifted = ", ".join(made.drifted_features) or "none"
         print(f"  {name}: {made.live_rows} rows, drifted features: {drifted}; {made.path}")
     section["drift_reports"] = {name: made.as_dict() for name, made in reports.items()}
     return section
+
+
+def served_model(state: Any) -> Any:
+    """The model the endpoint serves now (a clearml Model)."""
+    from clearml import Model
+
+    from asteroid.rollout.serving_router import ServingRouter
+
+    return Model(model_id=ServingRouter(state.service_id).champion().model_id)
 
 
 @contextlib.contextmanager
