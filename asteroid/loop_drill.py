@@ -141,6 +141,7 @@ class LoopDrill:
         self.launch_deadline_s, self.rollout_deadline_s = launch_deadline_s, rollout_deadline_s
         self.summary_path = global_config.RUNS_DIR / "latest" / "summary.json"
         self.store = states.StateStore()
+        self.since = automation_started_at()  # an earlier run's decisions are not this loop's
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -154,7 +155,8 @@ class LoopDrill:
         from asteroid.automation import store
 
         with store.engine(global_config.DATABASE_URL).connect() as connection:
-            return [asdict(row) for row in store.decisions(connection, limit=1000)]
+            rows = store.decisions(connection, limit=1000)
+        return [asdict(row) for row in rows if row.decided_at >= self.since]
 
     def wait_for_retrain(self) -> tuple[dict[str, Any], str, float]:
         """The alert's launch, the model id its pipeline published, and when the pipeline finished."""
@@ -273,6 +275,15 @@ class LoopDrill:
         if code != 0 or finished is None:
             raise RuntimeError(f"the faulty challenger's pipeline failed ({code}): {log_path}")
         return finished[0], round(finished[1] - began, 1)
+
+
+def automation_started_at() -> float:
+    """When the running automation service started (its state file), 0 when none runs."""
+    from asteroid.automation.config import AutomationConfig
+    from asteroid.automation.service import state_file
+
+    state = state_file(AutomationConfig.from_env()).running() or {}
+    return float(state.get("started_at") or 0.0)
 
 
 def _pid(launch_ref: str | None) -> int | None:
