@@ -1,0 +1,97 @@
+"""The loop drill's parts that need no stack: the automation settings, the launch reference, and the traffic
+recorder against a small local server that answers like clearml-serving (200 with the version, the injected
+fault's 500, another 500)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from asteroid import loop_drill
+from asteroid.automation.config import QUERY_DATE_PLACEHOLDER
+
+
+def test_the_retrain_publishes_without_serving_and_takes_the_day_or_a_fixed_cutoff() -> None:
+    settings = loop_drill.automation_settings(seeds=3)
+    assert settings["ASTEROID_SERVING_ROLLOUT"] == "0" and settings["ASTEROID_AUTOMATION_SCHEDULES"] == "none"
+    command = shlex.split(settings["ASTEROID_RETRAIN_COMMAND"])
+    assert command[1:] == ["pipeline.py", "--query-date", QUERY_DATE_PLACEHOLDER, "--seeds", "3"]
+    fixed = shlex.split(
+        loop_drill.automation_settings(seeds=1, query_date="2012-12-31")["ASTEROID_RETRAIN_COMMAND"]
+    )
+    assert fixed[2:4] == ["--query-date", "2012-12-31"]
+
+
+def test_the_launch_reference_names_a_process_that_ends() -> None:
+    assert loop_drill._pid("pid 123, log /x/retrain-1.log") == 123
+    assert loop_drill._pid(None) is None and loop_drill._running(None)  # not known yet: still waiting
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert loop_drill._running(os.getpid())
+    child.wait()
+    assert not loop_drill._running(child.pid)
+
+
+class Serving(BaseHTTPRequestHandler):
+    """Every third request fails by the injected fault, every fifth otherwise by another error."""
+
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with Serving.lock:
+            Serving.count += 1
+            n = Serving.count
+        if n % 3 == 0:
+            status, body = (
+                500,
+                {"detail": f"{loop_drill.INJECTED_FAULT_TEXT} (rollout drill): failed on purpose"},
+            )
+        elif n % 5 == 0:
+            status, body = 500, {"detail": "something else"}
+        else:
+            status, body = 200, {"model": {"version": "2" if n % 2 else "1"}}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def serving() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Serving)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/serve/asteroid"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_traffic_records_each_answer_and_tells_the_injected_failures_apart(serving: str) -> None:
+    with loop_drill.Traffic(serving, [{"row": 1}, {"row": 2}]) as traffic:
+        deadline = time.monotonic() + 30
+        while len(traffic.answers) < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    answers = list(traffic.answers)
+    assert len(answers) >= 60
+    injected = [a for a in answers if a.injected]
+    other = [a for a in answers if a.status == 500 and not a.injected]
+    assert injected and other and all(a.status == 500 and a.version is None for a in injected)
+    assert {a.version for a in answers if a.status == 200} == {"1", "2"}
+    assert len(injected) + len(other) + sum(a.status == 200 for a in answers) == len(answers)
