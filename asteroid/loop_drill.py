@@ -48,6 +48,7 @@ ROLLOUT_PROFILE = "drill"
 HEALTHY_EXIT, ROLLED_BACK_EXIT = 0, 2  # `python -m asteroid.rollout start`: promoted, rolled back
 GATE_VERDICT_PREFIXES = ("gate passed", "gate refused")  # the lines asteroid.rollout prints (gate.Verdict)
 GATE_ROWS_PREFIX = "gate rows:"
+MAX_RESUMES = 2  # a controller that crashed mid-rollout is resumed this many times at most
 
 
 def automation_settings(seeds: int = RETRAIN_SEEDS, query_date: str | None = None) -> dict[str, str]:
@@ -201,29 +202,43 @@ class LoopDrill:
                                     env={**os.environ, "ASTEROID_SERVING_ROLLOUT": "0"})  # fmt: skip
 
     def rollout(self, model_id: str, expected: int) -> dict[str, Any]:
-        command = [sys.executable, "-m", "asteroid.rollout", "start", "--model", model_id,
-                   "--profile", ROLLOUT_PROFILE]  # fmt: skip
+        """`python -m asteroid.rollout start` of the model, its output relayed and its gate verdict noted; a
+        controller that exits with the rollout still active is resumed (`resume`, at most `MAX_RESUMES`
+        times), as the README says. The final state, with the gate verdict and the resumptions."""
+        gate: dict[str, Any] = {}
+        resumed: list[dict[str, Any]] = []
+        code = self._controller(["start", "--model", model_id, "--profile", ROLLOUT_PROFILE], gate)
+        rollout = self.store.load()
+        while (rollout is not None and rollout.active and rollout.challenger.model_id == model_id
+               and len(resumed) < MAX_RESUMES and not self.store.controller_running()):  # fmt: skip
+            self.say(f"the controller exited ({code}) with the rollout {rollout.phase}: resuming it")
+            resumed.append({"time": time.time(), "exit_code": code, "phase": rollout.phase})
+            code = self._controller(["resume"], gate)
+            rollout = self.store.load()
+        if code != expected or rollout is None or rollout.challenger.model_id != model_id:
+            raise RuntimeError(f"the rollout of {model_id} exited {code} (expected {expected}): "
+                               f"{rollout and rollout.phase}")  # fmt: skip
+        return {**rollout.record(), "gate": gate, "resumed": resumed}
+
+    def _controller(self, args: list[str], gate: dict[str, Any]) -> int:
+        """`python -m asteroid.rollout <args>` run to its end (killed after the deadline), its output relayed
+        and the gate's lines noted in `gate`; its exit code."""
+        command = [sys.executable, "-m", "asteroid.rollout", *args]
         self.say(f"$ {shlex.join(['python', *command[1:]])}")
         process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
         timer = threading.Timer(self.rollout_deadline_s, process.kill)  # a rollout that hangs is ended
         timer.start()
-        gate: dict[str, Any] = {}
         try:
             for line in process.stdout or ():  # relayed as it comes: the rollout's progress
                 self._relay(line)
                 if line.startswith(GATE_VERDICT_PREFIXES):
-                    gate = {**gate, "time": time.time(), "verdict": line.strip()}
+                    gate.update(time=time.time(), verdict=line.strip())
                 elif line.startswith(GATE_ROWS_PREFIX):
                     gate["rows"] = line.strip()
-            code = process.wait()
+            return process.wait()
         finally:
             timer.cancel()
-        rollout = self.store.load()
-        if code != expected or rollout is None or rollout.challenger.model_id != model_id:
-            raise RuntimeError(f"the rollout of {model_id} exited {code} (expected {expected}): "
-                               f"{rollout and rollout.phase}")  # fmt: skip
-        return {**rollout.record(), "gate": gate}
 
     def _relay(self, line: str) -> None:
         stream = self.log if self.log is not None else sys.stdout

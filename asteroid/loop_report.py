@@ -98,6 +98,10 @@ def timeline(recording: LoopRecording) -> list[dict[str, Any]]:
                             "subject": f"model {rollout['challenger']['model_id']}",
                             "reason": gate["verdict"], "rows": gate.get("rows")})  # fmt: skip
         by = f"rollout of {rollout['challenger']['url']} ({name} challenger)"
+        for resumed in rollout.get("resumed") or []:
+            entries.append({"time": resumed["time"], "by": by, "decision": "controller resumed",
+                            "reason": f"the controller exited {resumed['exit_code']} with the rollout "
+                                      f"{resumed['phase']}"})  # fmt: skip
         for event in rollout["events"]:
             entry = {"time": event["time"], "by": by, "decision": event["kind"]}
             if "weight" in event:
@@ -175,6 +179,7 @@ def rollout_outcome(rollout: dict[str, Any]) -> dict[str, Any]:
     return {
         "model_id": rollout["challenger"]["model_id"],
         "gate": (rollout.get("gate") or {}).get("verdict"),
+        "controller_resumed": len(rollout.get("resumed") or []),
         "version": rollout["challenger"]["url"],
         "champion": rollout["champion"]["url"],
         "phase": rollout["phase"],
