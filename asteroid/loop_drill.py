@@ -143,6 +143,7 @@ class LoopDrill:
         self.summary_path = global_config.RUNS_DIR / "latest" / "summary.json"
         self.store = states.StateStore()
         self.since = automation_started_at()  # an earlier run's decisions are not this loop's
+        self.rollout_cli = [sys.executable, "-m", "asteroid.rollout"]
 
     def say(self, message: str) -> None:
         print(message, flush=True)
@@ -223,7 +224,7 @@ class LoopDrill:
     def _controller(self, args: list[str], gate: dict[str, Any]) -> int:
         """`python -m asteroid.rollout <args>` run to its end (killed after the deadline), its output relayed
         and the gate's lines noted in `gate`; its exit code."""
-        command = [sys.executable, "-m", "asteroid.rollout", *args]
+        command = [*self.rollout_cli, *args]
         self.say(f"$ {shlex.join(['python', *command[1:]])}")
         process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip

@@ -13,11 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from asteroid import loop_drill
 from asteroid.automation.config import QUERY_DATE_PLACEHOLDER
+from asteroid.rollout import state as states
 
 
 def test_the_retrain_publishes_without_serving_and_takes_the_day_or_a_fixed_cutoff() -> None:
@@ -95,3 +97,39 @@ def test_the_traffic_records_each_answer_and_tells_the_injected_failures_apart(s
     assert injected and other and all(a.status == 500 and a.version is None for a in injected)
     assert {a.version for a in answers if a.status == 200} == {"1", "2"}
     assert len(injected) + len(other) + sum(a.status == 200 for a in answers) == len(answers)
+
+
+FAKE_CONTROLLER = """
+import sys
+from asteroid.rollout import state as states
+
+store = states.StateStore()
+if sys.argv[1] == "start":  # gates, begins, promotes, then dies before the champion is retired
+    print("gate rows: 0 observations after 2026-12-07 and 3000 labelled predictions")
+    print("gate passed: recall 0.99 >= champion's 0.99")
+    champion, challenger = states.Version("m1", 1, "asteroid/1"), states.Version("m2", 2, "asteroid/2")
+    store.save(states.RolloutState("service", "asteroid", champion, challenger, "drill", [10, 50, 100], 1.0,
+                                   phase=states.PROMOTED))
+    sys.exit(1)
+rollout = store.load()
+rollout.phase = states.COMPLETED
+store.save(rollout)
+"""
+
+
+def test_a_controller_that_dies_mid_rollout_is_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv(states.STATE_ENV, str(tmp_path / "state.json"))
+    monkeypatch.setenv("ASTEROID_AUTOMATION_DIR", str(tmp_path / "automation"))
+    script = tmp_path / "controller.py"
+    script.write_text(FAKE_CONTROLLER)
+    drill = loop_drill.LoopDrill("http://127.0.0.1:9/serve/asteroid", [], tmp_path / "alerts.jsonl")
+    drill.rollout_cli = [sys.executable, str(script)]
+
+    final = drill.rollout("m2", loop_drill.HEALTHY_EXIT)
+
+    assert final["phase"] == states.COMPLETED
+    assert [(r["exit_code"], r["phase"]) for r in final["resumed"]] == [(1, states.PROMOTED)]
+    assert final["gate"]["verdict"].startswith("gate passed") and "3000 labelled" in final["gate"]["rows"]
+    assert "resuming it" in capsys.readouterr().out
