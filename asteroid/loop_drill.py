@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import shlex
 import subprocess
@@ -67,9 +66,18 @@ def automation_settings(seeds: int = RETRAIN_SEEDS, query_date: str | None = Non
     }
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a tool it starts, without the ClearML task binding that an in-process
+    pipeline (`make demo`'s first) leaves in it: a child that inherits it takes itself for a subprocess of
+    that task, and its `Task.init` returns a stub."""
+    from asteroid.automation.service import part_env
+
+    return {**part_env(), **extra}
+
+
 def automation_cli(*args: str, settings: dict[str, str] | None = None) -> str:
     command = [sys.executable, "-m", "asteroid.automation", *args]
-    done = subprocess.run(command, cwd=global_config.ROOT, env={**os.environ, **(settings or {})},
+    done = subprocess.run(command, cwd=global_config.ROOT, env=child_env(**(settings or {})),
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"{shlex.join(command[1:])} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -200,7 +208,7 @@ class LoopDrill:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as stream:
             return subprocess.Popen(command, cwd=global_config.ROOT, stdout=stream, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "ASTEROID_SERVING_ROLLOUT": "0"})  # fmt: skip
+                                    env=child_env(ASTEROID_SERVING_ROLLOUT="0"))  # fmt: skip
 
     def rollout(self, model_id: str, expected: int) -> dict[str, Any]:
         """`python -m asteroid.rollout start` of the model, its output relayed and its gate verdict noted; a
@@ -226,7 +234,7 @@ class LoopDrill:
         and the gate's lines noted in `gate`; its exit code."""
         command = [*self.rollout_cli, *args]
         self.say(f"$ {shlex.join(['python', *command[1:]])}")
-        process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=global_config.ROOT, stdout=subprocess.PIPE, env=child_env(),
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
         timer = threading.Timer(self.rollout_deadline_s, process.kill)  # a rollout that hangs is ended
         timer.start()

@@ -133,3 +133,13 @@ def test_a_controller_that_dies_mid_rollout_is_resumed(
     assert [(r["exit_code"], r["phase"]) for r in final["resumed"]] == [(1, states.PROMOTED)]
     assert final["gate"]["verdict"].startswith("gate passed") and "3000 labelled" in final["gate"]["rows"]
     assert "resuming it" in capsys.readouterr().out
+
+
+def test_tools_started_by_the_loop_do_not_inherit_the_demo_pipeline_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLEARML_PROC_MASTER_ID", "1234:abc")  # what an in-process Task.init leaves behind
+    monkeypatch.setenv("CLEARML_TASK_ID", "abc")
+    env = loop_drill.child_env(ASTEROID_SERVING_ROLLOUT="0")
+    assert "CLEARML_PROC_MASTER_ID" not in env and "CLEARML_TASK_ID" not in env
+    assert env["ASTEROID_SERVING_ROLLOUT"] == "0" and env["PATH"] == os.environ["PATH"]
