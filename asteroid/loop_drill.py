@@ -337,7 +337,7 @@ def report(recording: LoopRecording, out: Path) -> dict[str, Any]:
 
 def print_summary(section: dict[str, Any]) -> None:
     for entry in section["decisions"]:
-        detail = entry.get("subject") or entry.get("weight", "")
+        detail = entry.get("subject") or (f"at {entry['weight']} %" if "weight" in entry else "")
         print(f"  {entry['at']} {entry['by']}: {entry['decision']} {detail}")
     requests_seen = section["requests_during_rollouts"]
     print(
