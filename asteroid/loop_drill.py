@@ -40,7 +40,11 @@ from asteroid.rollout import state as states
 FAULTY_CHALLENGER_FAULT = "serving:error_rate=0.3"
 INJECTED_FAULT_TEXT = "injected serving fault"  # in the body of a 500 the injected fault caused (hook)
 RETRAIN_SEEDS = 3
-RETRAIN_COOLDOWN_S = 3600  # the drill's other retraining alerts (more drifted features, the recall alert)
+# Long enough to suppress the drill's later retraining alerts (the other drifted features within seconds, the
+# recall alert about a minute later), short enough that a demo run again at once retrains (its alert comes
+# over 4 minutes after the last run's).
+RETRAIN_COOLDOWN_S = 180
+ALERT_DEADLINE_S = 120.0  # for the first retraining alert to reach the receiver once the loop waits for it
 TRAFFIC_THREADS = 4
 TRAFFIC_PAUSE_S = 0.02  # between one thread's requests: about 40 requests per second in all
 ROLLOUT_PROFILE = "drill"
@@ -170,11 +174,15 @@ class LoopDrill:
 
     def wait_for_retrain(self) -> tuple[dict[str, Any], str, float]:
         """The alert's launch, the model id its pipeline published, and when the pipeline finished."""
-        deadline = time.monotonic() + self.launch_deadline_s
+        began = time.monotonic()
+        deadline = began + self.launch_deadline_s
         announced = False
         while time.monotonic() < deadline:
-            decision = loop_report.retrain_decision(self.decisions())
-            if decision is not None and decision["launched_at"]:
+            decisions = self.decisions()
+            decision = loop_report.retrain_decision(decisions)
+            if decision is None:
+                self._check_alert_arrived(decisions, time.monotonic() - began)
+            elif decision["launched_at"]:
                 if not announced:
                     self.say(f"the retrain receiver launched the pipeline for {decision['subject']} "
                              f"({decision['launch_ref']}); waiting for it")  # fmt: skip
@@ -191,6 +199,20 @@ class LoopDrill:
             f"no retrain launched by an alert finished within {self.launch_deadline_s:.0f} s: "
             "`python -m asteroid.automation audit` shows the decisions"
         )
+
+    def _check_alert_arrived(self, decisions: list[dict[str, Any]], waited_s: float) -> None:
+        """Fail at once when the receiver suppressed the alert; after `ALERT_DEADLINE_S` when none came."""
+        refused = [d for d in decisions if d["source"] == "alert" and d["decision"] != "launched"]
+        if refused:
+            first = refused[0]
+            raise RuntimeError(f"the retrain receiver did not launch for {first['subject']}: "
+                               f"{first['decision']} ({first['reason']})")  # fmt: skip
+        if waited_s > ALERT_DEADLINE_S:
+            raise TimeoutError(
+                f"no retraining alert reached the retrain receiver within {ALERT_DEADLINE_S:.0f} s: did the "
+                "serving stack start with SERVING_LOCAL_EXTRA_RECEIVERS naming its route "
+                "(`python -m asteroid.automation alert-route`)?"
+            )
 
     def _fresh_summary(self, since: float) -> tuple[str, float] | None:
         try:

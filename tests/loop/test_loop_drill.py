@@ -143,3 +143,32 @@ def test_tools_started_by_the_loop_do_not_inherit_the_demo_pipeline_task(
     env = loop_drill.child_env(ASTEROID_SERVING_ROLLOUT="0")
     assert "CLEARML_PROC_MASTER_ID" not in env and "CLEARML_TASK_ID" not in env
     assert env["ASTEROID_SERVING_ROLLOUT"] == "0" and env["PATH"] == os.environ["PATH"]
+
+
+def decision(what: str, at: float, launched_at: float | None = None) -> dict:
+    return {"decided_at": at, "source": "alert", "subject": "AsteroidFeatureDrift", "decision": what,
+            "reason": "the last launch was 30 s ago" if what == "cooldown" else "new event",
+            "launch_ref": "pid 1, log x" if launched_at else None, "launched_at": launched_at}  # fmt: skip
+
+
+@pytest.fixture
+def drill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> loop_drill.LoopDrill:
+    monkeypatch.setenv(states.STATE_ENV, str(tmp_path / "state.json"))
+    monkeypatch.setenv("ASTEROID_AUTOMATION_DIR", str(tmp_path / "automation"))
+    made = loop_drill.LoopDrill("http://127.0.0.1:9/serve/asteroid", [], tmp_path / "alerts.jsonl")
+    made.summary_path = tmp_path / "summary.json"
+    return made
+
+
+def test_the_loop_stops_at_once_when_the_receiver_suppressed_the_alert(drill: loop_drill.LoopDrill) -> None:
+    drill.decisions = lambda: [decision("cooldown", 100.0)]  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="did not launch for AsteroidFeatureDrift: cooldown"):
+        drill.wait_for_retrain()
+
+
+def test_the_retrain_is_the_pipeline_summary_written_after_the_launch(drill: loop_drill.LoopDrill) -> None:
+    launched_at = time.time() - 5
+    drill.decisions = lambda: [decision("launched", launched_at - 1, launched_at)]  # type: ignore[method-assign]
+    drill.summary_path.write_text(json.dumps({"winner": {"model_id": "m2"}}))
+    found, model_id, finished = drill.wait_for_retrain()
+    assert (found["decision"], model_id) == ("launched", "m2") and finished >= launched_at
