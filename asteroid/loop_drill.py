@@ -51,6 +51,7 @@ ROLLOUT_PROFILE = "drill"
 HEALTHY_EXIT, ROLLED_BACK_EXIT = 0, 2  # `python -m asteroid.rollout start`: promoted, rolled back
 GATE_VERDICT_PREFIXES = ("gate passed", "gate refused")  # the lines asteroid.rollout prints (gate.Verdict)
 GATE_ROWS_PREFIX = "gate rows:"
+ROLLOUT_BEGUN_PREFIX = "rollout of "  # `rollout of asteroid/2 against asteroid/1 begun (drill: …)`
 MAX_RESUMES = 2  # a controller that crashed mid-rollout is resumed this many times at most
 
 
@@ -232,13 +233,18 @@ class LoopDrill:
             return subprocess.Popen(command, cwd=global_config.ROOT, stdout=stream, stderr=subprocess.STDOUT,
                                     env=child_env(ASTEROID_SERVING_ROLLOUT="0"))  # fmt: skip
 
-    def rollout(self, model_id: str, expected: int) -> dict[str, Any]:
+    def rollout(
+        self, model_id: str, expected: int, once_begun: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """`python -m asteroid.rollout start` of the model, its output relayed and its gate verdict noted; a
         controller that exits with the rollout still active is resumed (`resume`, at most `MAX_RESUMES`
-        times), as the README says. The final state, with the gate verdict and the resumptions."""
+        times), as the README says; `once_begun` is called when the rollout has begun (gated, warmed up). The
+        final state, with the gate verdict and the resumptions."""
         gate: dict[str, Any] = {}
         resumed: list[dict[str, Any]] = []
-        code = self._controller(["start", "--model", model_id, "--profile", ROLLOUT_PROFILE], gate)
+        code = self._controller(
+            ["start", "--model", model_id, "--profile", ROLLOUT_PROFILE], gate, once_begun
+        )
         rollout = self.store.load()
         while (rollout is not None and rollout.active and rollout.challenger.model_id == model_id
                and len(resumed) < MAX_RESUMES and not self.store.controller_running()):  # fmt: skip
@@ -251,7 +257,9 @@ class LoopDrill:
                                f"{rollout and rollout.phase}")  # fmt: skip
         return {**rollout.record(), "gate": gate, "resumed": resumed}
 
-    def _controller(self, args: list[str], gate: dict[str, Any]) -> int:
+    def _controller(
+        self, args: list[str], gate: dict[str, Any], once_begun: Callable[[], None] | None = None
+    ) -> int:
         """`python -m asteroid.rollout <args>` run to its end (killed after the deadline), its output relayed
         and the gate's lines noted in `gate`; its exit code."""
         command = [*self.rollout_cli, *args]
@@ -267,6 +275,9 @@ class LoopDrill:
                     gate.update(time=time.time(), verdict=line.strip())
                 elif line.startswith(GATE_ROWS_PREFIX):
                     gate["rows"] = line.strip()
+                elif once_begun is not None and line.startswith(ROLLOUT_BEGUN_PREFIX) and " begun (" in line:
+                    once_begun()
+                    once_begun = None
             return process.wait()
         finally:
             timer.cancel()
@@ -295,11 +306,20 @@ class LoopDrill:
         self.say(f"retrained: model {healthy_id}, {retrained_at - decision['launched_at']:.0f} s of pipeline")
         began = time.time()
         faulty_log = global_config.RUNS_DIR / "latest" / "loop_faulty_pipeline.log"
+        started: list[tuple[subprocess.Popen, float]] = []
+
+        def train_faulty() -> None:
+            """Started once the healthy rollout has begun: its gate and warm-up read the observations table,
+            which the pipeline's data load rewrites."""
+            query_date = self.faulty_query_date or decision["query_date"]
+            started.append((self.faulty_pipeline(query_date, faulty_log), time.time()))
+
         with Traffic(self.endpoint_url, self.rows) as traffic:
-            faulty = self.faulty_pipeline(self.faulty_query_date or decision["query_date"], faulty_log)
-            healthy = self.rollout(healthy_id, HEALTHY_EXIT)
+            healthy = self.rollout(healthy_id, HEALTHY_EXIT, once_begun=train_faulty)
             self.say(f"healthy challenger {healthy['challenger']['url']}: {healthy['phase']}")
-            faulty_id, faulty_seconds = self._finished(faulty, faulty_log, began)
+            if not started:
+                train_faulty()
+            faulty_id, faulty_seconds = self._finished(*started[0], faulty_log)
             rolled_back = self.rollout(faulty_id, ROLLED_BACK_EXIT)
             self.say(f"faulty challenger {rolled_back['challenger']['url']}: {rolled_back['phase']} "
                      f"({rolled_back['failed_check']} failed)")  # fmt: skip
@@ -311,7 +331,7 @@ class LoopDrill:
             faulty_pipeline_seconds=faulty_seconds,
         )  # fmt: skip
 
-    def _finished(self, process: subprocess.Popen, log_path: Path, began: float) -> tuple[str, float]:
+    def _finished(self, process: subprocess.Popen, began: float, log_path: Path) -> tuple[str, float]:
         try:
             code = process.wait(timeout=self.launch_deadline_s)
         except subprocess.TimeoutExpired:
