@@ -51,7 +51,7 @@ ROLLOUT_PROFILE = "drill"
 HEALTHY_EXIT, ROLLED_BACK_EXIT = 0, 2  # `python -m asteroid.rollout start`: promoted, rolled back
 GATE_VERDICT_PREFIXES = ("gate passed", "gate refused")  # the lines asteroid.rollout prints (gate.Verdict)
 GATE_ROWS_PREFIX = "gate rows:"
-ROLLOUT_BEGUN_PREFIX = "rollout of "  # `rollout of asteroid/2 against asteroid/1 begun (drill: …)`
+PROMOTED_PREFIX = "promoted: "  # `promoted: asteroid/2 serves 100 %, tagged production`
 MAX_RESUMES = 2  # a controller that crashed mid-rollout is resumed this many times at most
 
 
@@ -234,16 +234,16 @@ class LoopDrill:
                                     env=child_env(ASTEROID_SERVING_ROLLOUT="0"))  # fmt: skip
 
     def rollout(
-        self, model_id: str, expected: int, once_begun: Callable[[], None] | None = None
+        self, model_id: str, expected: int, once_promoted: Callable[[], None] | None = None
     ) -> dict[str, Any]:
         """`python -m asteroid.rollout start` of the model, its output relayed and its gate verdict noted; a
         controller that exits with the rollout still active is resumed (`resume`, at most `MAX_RESUMES`
-        times), as the README says; `once_begun` is called when the rollout has begun (gated, warmed up). The
-        final state, with the gate verdict and the resumptions."""
+        times), as the README says; `once_promoted` is called when the model has been promoted. The final
+        state, with the gate verdict and the resumptions."""
         gate: dict[str, Any] = {}
         resumed: list[dict[str, Any]] = []
         code = self._controller(
-            ["start", "--model", model_id, "--profile", ROLLOUT_PROFILE], gate, once_begun
+            ["start", "--model", model_id, "--profile", ROLLOUT_PROFILE], gate, once_promoted
         )
         rollout = self.store.load()
         while (rollout is not None and rollout.active and rollout.challenger.model_id == model_id
@@ -258,7 +258,7 @@ class LoopDrill:
         return {**rollout.record(), "gate": gate, "resumed": resumed}
 
     def _controller(
-        self, args: list[str], gate: dict[str, Any], once_begun: Callable[[], None] | None = None
+        self, args: list[str], gate: dict[str, Any], once_promoted: Callable[[], None] | None = None
     ) -> int:
         """`python -m asteroid.rollout <args>` run to its end (killed after the deadline), its output relayed
         and the gate's lines noted in `gate`; its exit code."""
@@ -275,9 +275,9 @@ class LoopDrill:
                     gate.update(time=time.time(), verdict=line.strip())
                 elif line.startswith(GATE_ROWS_PREFIX):
                     gate["rows"] = line.strip()
-                elif once_begun is not None and line.startswith(ROLLOUT_BEGUN_PREFIX) and " begun (" in line:
-                    once_begun()
-                    once_begun = None
+                elif once_promoted is not None and line.startswith(PROMOTED_PREFIX):
+                    once_promoted()
+                    once_promoted = None
             return process.wait()
         finally:
             timer.cancel()
@@ -309,13 +309,14 @@ class LoopDrill:
         started: list[tuple[subprocess.Popen, float]] = []
 
         def train_faulty() -> None:
-            """Started once the healthy rollout has begun: its gate and warm-up read the observations table,
-            which the pipeline's data load rewrites."""
+            """Started once the healthy challenger is promoted (it overlaps the grace period only): its gate and
+            warm-up read the observations table, which a pipeline's data load rewrites, and on this 2-core
+            machine its training once starved the statistics of the 50 % analyses."""
             query_date = self.faulty_query_date or decision["query_date"]
             started.append((self.faulty_pipeline(query_date, faulty_log), time.time()))
 
         with Traffic(self.endpoint_url, self.rows) as traffic:
-            healthy = self.rollout(healthy_id, HEALTHY_EXIT, once_begun=train_faulty)
+            healthy = self.rollout(healthy_id, HEALTHY_EXIT, once_promoted=train_faulty)
             self.say(f"healthy challenger {healthy['challenger']['url']}: {healthy['phase']}")
             if not started:
                 train_faulty()

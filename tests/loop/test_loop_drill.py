@@ -107,7 +107,7 @@ store = states.StateStore()
 if sys.argv[1] == "start":  # gates, begins, promotes, then dies before the champion is retired
     print("gate rows: 0 observations after 2026-12-07 and 3000 labelled predictions")
     print("gate passed: recall 0.99 >= champion's 0.99")
-    print("rollout of asteroid/2 against asteroid/1 begun (drill: stages [10, 50, 100])")
+    print("promoted: asteroid/2 serves 100 %, tagged production")
     champion, challenger = states.Version("m1", 1, "asteroid/1"), states.Version("m2", 2, "asteroid/2")
     store.save(states.RolloutState("service", "asteroid", champion, challenger, "drill", [10, 50, 100], 1.0,
                                    phase=states.PROMOTED))
@@ -128,14 +128,14 @@ def test_a_controller_that_dies_mid_rollout_is_resumed(
     drill = loop_drill.LoopDrill("http://127.0.0.1:9/serve/asteroid", [], tmp_path / "alerts.jsonl")
     drill.rollout_cli = [sys.executable, str(script)]
 
-    begun: list[bool] = []
-    final = drill.rollout("m2", loop_drill.HEALTHY_EXIT, once_begun=lambda: begun.append(True))
+    promoted: list[bool] = []
+    final = drill.rollout("m2", loop_drill.HEALTHY_EXIT, once_promoted=lambda: promoted.append(True))
 
     assert final["phase"] == states.COMPLETED
     assert [(r["exit_code"], r["phase"]) for r in final["resumed"]] == [(1, states.PROMOTED)]
     assert final["gate"]["verdict"].startswith("gate passed") and "3000 labelled" in final["gate"]["rows"]
     assert "resuming it" in capsys.readouterr().out
-    assert begun == [True]  # once, when the rollout had begun (the faulty challenger's training starts then)
+    assert promoted == [True]  # once (the faulty challenger's training starts then)
 
 
 def test_tools_started_by_the_loop_do_not_inherit_the_demo_pipeline_task(
