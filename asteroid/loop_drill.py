@@ -309,9 +309,9 @@ class LoopDrill:
         started: list[tuple[subprocess.Popen, float]] = []
 
         def train_faulty() -> None:
-            """Started once the healthy challenger is promoted (it overlaps the grace period only): its gate and
-            warm-up read the observations table, which a pipeline's data load rewrites, and on this 2-core
-            machine its training once starved the statistics of the 50 % analyses."""
+            """Started once the healthy challenger is promoted (overlapping the grace period only): the gate
+            and warm-up read the observations table, which a pipeline's data load rewrites, and once, on this
+            2-core machine, a minute of analyses without statistics coincided with its training."""
             query_date = self.faulty_query_date or decision["query_date"]
             started.append((self.faulty_pipeline(query_date, faulty_log), time.time()))
 
