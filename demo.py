@@ -14,7 +14,12 @@
    AsteroidModelRecallLow is delivered to the webhook, then correct labels resume until it is resolved;
    an Evidently data-drift report of each drift drill phase, attached to the serving service's monitoring
    task in ClearML (where the live quality figures arrive as scalars);
-8. saves the pictures and runs/latest/demo.json.
+8. closed loop (asteroid/loop_drill.py): the retrain receiver, started before the stack with its Alertmanager
+   route, got the drift drill's critical AsteroidFeatureDrift and launched the pipeline while the quality
+   drill ran; its winner passes the gate (the quality drill's labels are its rows), steps 10 → 50 → 100 % to
+   promotion under traffic; then a challenger with an injected serving fault is rolled back by the canary
+   analysis and AsteroidRolloutRolledBack delivered;
+9. saves the pictures and runs/latest/demo.json (its `loop` section: the decisions, the timings, the 5xx).
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ def drift_drill(began: float) -> int:
     step(f"6. drift drill: normal -> drifted -> normal traffic (window {config.window}, for {config.for_})")
     drill = Drill(state.prometheus_url, serving_local.api.alerts_file(), config).run()
     quality = quality_drill(state, config, drill.phases)
-    step("8. pictures and summary")
+    loop = loop_phase(state)
+    step("9. pictures and summary")
     prometheus = Prometheus(state.prometheus_url)
     out = global_config.RUNS_DIR / "latest"
     out.mkdir(parents=True, exist_ok=True)
@@ -81,14 +87,38 @@ def drift_drill(began: float) -> int:
         "pictures": [str(scores), str(histogram)],
     }  # fmt: skip
     summary["quality"] = quality
+    summary["loop"] = loop
     summary["demo_seconds"] = round(time.time() - began, 1)
     path = report.write_summary(out / "demo.json", summary)
     print(f"drift score per feature over time: {scores}")
     print(f"live against training fractions of {feature}: {histogram}")
+    if loop.get("picture"):
+        print(f"traffic share per model version over the loop's rollouts: {loop['picture']}")
     if summary["quality"].get("picture"):
         print(f"live accuracy and recall over the quality drill: {summary['quality']['picture']}")
-    print(f"summary (alert states, delivery latency, request latency, live quality): {path}")
-    return 0
+    print(f"summary (alert states, delivery latency, request latency, live quality, the loop): {path}")
+    return 1 if "error" in loop else 0
+
+
+def loop_phase(state: Any) -> dict[str, Any]:
+    """Step 8: the closed loop after the drift drill's alert; its section of demo.json (with the error
+    when a part of it failed)."""
+    import serving_local.api
+    from asteroid import loop_drill
+    from asteroid.serving import traffic
+
+    step("8. closed loop: drift alert -> retrain -> gate -> canary 10/50/100 % -> promoted; "
+         "faulty challenger -> rolled back")  # fmt: skip
+    rows = traffic.to_records(traffic.load_rows().head(500))
+    endpoint = f"{state.serve_url}/{global_config.SERVING_ENDPOINT}"
+    drill = loop_drill.LoopDrill(endpoint, rows, serving_local.api.alerts_file())
+    try:
+        section = loop_drill.report(drill.run(), global_config.RUNS_DIR / "latest")
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"the loop did not close: {exc}", file=sys.stderr)
+        return {"error": str(exc)}
+    loop_drill.print_summary(section)
+    return section
 
 
 def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -100,9 +130,9 @@ def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, flo
     from asteroid.quality.drill import QualityDrill
     from asteroid.quality.rules import thresholds_of_model
     from asteroid.serving import traffic
-    from asteroid.serving.deploy import published_winner
 
-    thresholds = thresholds_of_model(published_winner(), config)
+    served = served_model(state)  # not the newest published winner: the loop's retrain may publish one now
+    thresholds = thresholds_of_model(served, config)
     if thresholds is None:
         print("the served model has no test accuracy/recall recorded: no live quality alerts, no drill")
         return {"skipped": "no test metrics recorded with the model"}
@@ -122,13 +152,22 @@ def quality_drill(state: Any, config: Any, drift_phases: dict[str, dict[str, flo
     section = drill_report.summary(drill, picture)
     print("Evidently data-drift report of the rows each drift drill phase logged (PSI alerts rule):")
     reports = report.report_drill_phases(
-        global_config.DATABASE_URL, published_winner(), drift_phases, out, state.service_id
+        global_config.DATABASE_URL, served, drift_phases, out, state.service_id
     )
     for name, made in reports.items():
         drifted = ", ".join(made.drifted_features) or "none"
         print(f"  {name}: {made.live_rows} rows, drifted features: {drifted}; {made.path}")
     section["drift_reports"] = {name: made.as_dict() for name, made in reports.items()}
     return section
+
+
+def served_model(state: Any) -> Any:
+    """The model the endpoint serves now (a clearml Model)."""
+    from clearml import Model
+
+    from asteroid.rollout.serving_router import ServingRouter
+
+    return Model(model_id=ServingRouter(state.service_id).champion().model_id)
 
 
 @contextlib.contextmanager
@@ -171,11 +210,22 @@ def main() -> int:
     import inference
     import pipeline
     import serve
+    from asteroid import loop_drill
 
     step("1-3. pipeline: database -> datasets -> training x 3 seeds -> published winner")
     if (code := pipeline.main([])) != 0:
         return code
-    step("4. deploy the winner with clearml-serving and start the local serving stack")
+    step("4. deploy the winner with clearml-serving and start the local serving stack (the retrain receiver "
+         "first, its Alertmanager route handed to the stack)")  # fmt: skip
+    automation = loop_drill.automation_settings()
+    os.environ["SERVING_LOCAL_EXTRA_RECEIVERS"] = loop_drill.prepare_automation(automation)
+    try:
+        return serve_and_drill(began, serve, inference)
+    finally:
+        loop_drill.stop_automation(automation)
+
+
+def serve_and_drill(began: float, serve: Any, inference: Any) -> int:
     if (code := serve.main([])) != 0:
         return code
     step("5. real rows through the endpoint: 300 single-row requests, then 20 batches of 100 rows")
