@@ -41,7 +41,8 @@ def stack(tmp_path: Path, receiver: Service) -> Iterator[StackConfig]:
     config = StackConfig(
         data_dir=tmp_path / "stack", service_id="x", port=free_port(), metrics_port=free_port(),
         broker_port=free_port(), monitoring="on", prometheus_port=free_port(),
-        alertmanager_port=free_port(), webhook_port=free_port(), node_exporter_port=free_port(), scrape_seconds=1.0,
+        alertmanager_port=free_port(), webhook_port=free_port(),
+        node_exporter_port=free_port(), scrape_seconds=1.0,
         alert_group_wait="0s", alert_group_interval="1s",
         extra_receivers_file=receiver.dir / "alertmanager_receivers.json",
     )  # fmt: skip

@@ -103,7 +103,8 @@ def quality_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[R
     monkeypatch.setattr(stack, "serving_parts", lambda config: only_the_broker(config)[:1])
     monkeypatch.setattr(stack, "stop_on_signals", lambda supervisor: None)  # not the main thread
     ports = {name: free_port() for name in ("port", "metrics_port", "broker_port", "prometheus_port",
-                                             "alertmanager_port", "webhook_port", "node_exporter_port")}  # fmt: skip
+                                             "alertmanager_port", "webhook_port",
+                                             "node_exporter_port")}  # fmt: skip
     config = StackConfig(
         data_dir=tmp_path / "stack", service_id="s", monitoring="on", scrape_seconds=1.0,
         extra_parts=(consumer.stack_part(),), **ports,

@@ -101,7 +101,8 @@ def stack(backend: BackendHarness, tmp_path_factory: pytest.TempPathFactory) -> 
         "SERVING_LOCAL_ALERT_GROUP_INTERVAL": "2s",
         "SERVING_LOCAL_POLL_SECONDS": "2",
         **{f"SERVING_LOCAL_{name}PORT": str(free_port())
-           for name in ("", "METRICS_", "BROKER_", "PROMETHEUS_", "ALERTMANAGER_", "WEBHOOK_", "NODE_EXPORTER_")},
+           for name in ("", "METRICS_", "BROKER_", "PROMETHEUS_", "ALERTMANAGER_", "WEBHOOK_",
+                        "NODE_EXPORTER_")},
     }  # fmt: skip
     backend.run(ROOT / "pipeline.py", "--seeds", "1", "--query-date", CUTOFF, extra_env=env, timeout=900)
     try:

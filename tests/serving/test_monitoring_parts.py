@@ -41,7 +41,8 @@ def config(tmp_path: Path) -> StackConfig:
     return StackConfig(
         data_dir=tmp_path, service_id="x", port=free_port(), metrics_port=free_port(),
         broker_port=free_port(), monitoring="on", prometheus_port=free_port(),
-        alertmanager_port=free_port(), webhook_port=free_port(), node_exporter_port=free_port(), scrape_seconds=1.0,
+        alertmanager_port=free_port(), webhook_port=free_port(),
+        node_exporter_port=free_port(), scrape_seconds=1.0,
         alert_group_wait="0s", alert_group_interval="1s",
     )  # fmt: skip
 
