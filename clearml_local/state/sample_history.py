@@ -44,6 +44,20 @@ class SampleState:
     iteration: int | None = None
 
 
+def _scroll_state(
+    scrolls: Scrolls, scroll_id: str | None, task: str, metric: str, navigate_current_metric: bool
+) -> Any:
+    """The state a scroll id names, None for a new scroll; InvalidScrollId when it was made for another task,
+    another navigation or (navigating one metric) another metric."""
+    state = scrolls.get(scroll_id) if scroll_id else None
+    if state is not None and (
+        (state.task, state.navigate_current_metric) != (task, navigate_current_metric)
+        or (navigate_current_metric and state.metric != metric)
+    ):
+        raise InvalidScrollId(scroll_id)
+    return state
+
+
 def _iteration(event: Document) -> int:
     return int(event.get("iter") or 0)
 
@@ -71,14 +85,10 @@ class DebugImageHistory:
         navigate_current_metric: bool = True,
     ) -> dict[str, Any]:
         """The variant's image at ``iteration`` (or the latest before it; the latest of all without one)."""
-        state = self._scrolls.get(scroll_id) if scroll_id else None
+        state = _scroll_state(self._scrolls, scroll_id, task, metric, navigate_current_metric)
         if state is None:
             state = SampleState(uuid.uuid4().hex, task, metric, navigate_current_metric)
             refresh = True
-        elif (state.task, state.navigate_current_metric) != (task, navigate_current_metric) or (
-            navigate_current_metric and state.metric != metric
-        ):
-            raise InvalidScrollId(scroll_id)
         if refresh:
             state.variants = self._ranges(task, metric if navigate_current_metric else None)
         result = {"scroll_id": state.id, "event": None, "min_iteration": None, "max_iteration": None}
@@ -209,14 +219,10 @@ class PlotHistory:
         scroll_id: str | None = None,
         navigate_current_metric: bool = True,
     ) -> dict[str, Any]:
-        state = self._scrolls.get(scroll_id) if scroll_id else None
+        state = _scroll_state(self._scrolls, scroll_id, task, metric, navigate_current_metric)
         if state is None:
             state = PlotSampleState(uuid.uuid4().hex, task, metric, navigate_current_metric)
             refresh = True
-        elif (state.task, state.navigate_current_metric) != (task, navigate_current_metric) or (
-            navigate_current_metric and state.metric != metric
-        ):
-            raise InvalidScrollId(scroll_id)
         if refresh:
             state.metrics = self._ranges(task, metric if navigate_current_metric else None)
         result = {"scroll_id": state.id, "events": [], "min_iteration": None, "max_iteration": None}
