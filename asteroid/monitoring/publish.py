@@ -54,9 +54,13 @@ def attach_to_training_task(model: Any, path: Path) -> None:
     )
 
 
-def publish_rules(rollout: Any, model: Any, release: ReleaseContract) -> Path:
+def publish_rules(
+    rollout: Any, model: Any, release: ReleaseContract, *, reload_required: bool = True
+) -> Path:
     """Generate the rules of the rolled-out version from its release contract, write, reload, attach to the
-    model's training task; prints what it did."""
+    model's training task; prints what it did. A reload Prometheus refuses or does not confirm raises
+    ``serving_local.api.StackError``, unless ``reload_required`` is false: then it is printed as a warning
+    (the rules are on disk, read at Prometheus' next reload) and the rules are still attached."""
     settings = monitoring_config.load()
     reference = reference_for(rollout, release)
     thresholds = quality_rules.thresholds_of_model(model, settings)
@@ -70,9 +74,15 @@ def publish_rules(rollout: Any, model: Any, release: ReleaseContract) -> Path:
         print(
             f"  live quality alerts below accuracy {thresholds.accuracy:.3f}, recall {thresholds.recall:.3f}"
         )
-    url = reload_prometheus()
-    if url:
-        print(f"Prometheus at {url} reloaded its rules")
+    try:
+        url = reload_prometheus()
+    except serving_local.api.StackError as exc:
+        if reload_required:
+            raise
+        print(f"warning: rules written but Prometheus' reload was not confirmed: {exc}")
+    else:
+        if url:
+            print(f"Prometheus at {url} reloaded its rules")
     attach_to_training_task(model, path)
     print(f"rules attached to training task {model.task} as artifact {RULES_ARTIFACT!r}")
     return path

@@ -49,4 +49,5 @@ class ClearMLRegistry:
             return
         _retag(model, {PRODUCTION_TAG})
         served = Rollout("", self.endpoint, promoted.model_id, promoted.version)
-        publish_rules(served, model, contract.of_model(model))
+        # Traffic has already moved: a slow Prometheus must not stop the rollout at its last step.
+        publish_rules(served, model, contract.of_model(model), reload_required=False)
