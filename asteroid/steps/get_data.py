@@ -71,8 +71,8 @@ def run(task: Any, params: dict[str, Any]) -> str:
         with clock.measure():
             ensure_database(database_url)
             # streamed from the database into the file a chunk at a time
-            rows = database.iter_observations(database_url, params["query_date"] or None)
-            written = dataset_files.write_observations(rows, path)
+            batches = database.iter_observation_batches(database_url, params["query_date"] or None)
+            written = dataset_files.write_observation_batches(batches, path)
         if written.rows == 0:
             raise ValueError(f"query_date={params['query_date']!r} selects no observations")
         dataset_id, created = register_dataset(path, params["query_date"])
