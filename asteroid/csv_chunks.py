@@ -14,6 +14,7 @@ import io
 import itertools
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -99,6 +100,25 @@ class CsvChunks:
             self._line += consumed
             if len(chunk):
                 yield chunk
+
+
+def read_ahead(chunks: CsvChunks) -> Iterator[tuple[Chunk, float]]:
+    """The chunks with how far into the file each ended (0–1), the next one read on a thread while the
+    caller works on this one: Arrow's parse and trim, most of a chunk's reading, let go of the GIL."""
+
+    def next_chunk() -> tuple[Chunk | None, float]:
+        chunk = next(iterator, None)
+        return chunk, chunks.bytes_read() / max(chunks.total_bytes, 1)
+
+    iterator = iter(chunks)
+    with ThreadPoolExecutor(1, thread_name_prefix="csv-read-ahead") as reader:
+        ahead = reader.submit(next_chunk)
+        while True:
+            chunk, fraction = ahead.result()
+            if chunk is None:
+                return
+            ahead = reader.submit(next_chunk)
+            yield chunk, fraction
 
 
 def _simple_block(lines: list[str], first_line: int, header: list[str]) -> Chunk | None:

@@ -415,11 +415,11 @@ def load_csv(
                     observations.drop(connection, checkfirst=True)
                 observations.metadata.create_all(connection, checkfirst=True)
             with _chunk_writer(engine, database_url, observations, rejected) as write:
-                for number, chunk in enumerate(chunks):
+                for number, (chunk, fraction) in enumerate(csv_chunks.read_ahead(chunks)):
                     write(*_validate_chunk(chunk, chunks.header, report))
                     report.seconds = time.perf_counter() - started
-                    if progress is not None and (number or chunks.bytes_read() < chunks.total_bytes):
-                        progress(report, chunks.bytes_read() / max(chunks.total_bytes, 1))
+                    if progress is not None and (number or fraction < 1):
+                        progress(report, fraction)
             with engine.begin() as connection:
                 _date_index(observations).create(connection, checkfirst=True)
     finally:
