@@ -162,10 +162,8 @@ def _parse_number_column(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nd
     """
     cells = pa.array(text)
     missing = pc.equal(cells, "").to_numpy(zero_copy_only=False)
-    plain = pc.match_substring_regex(cells, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
     values = np.full(len(text), np.nan)
-    if plain.any():
-        values[plain] = pc.cast(cells.filter(plain), pa.float64()).to_numpy()
+    plain = _cast_plain_numbers(cells, missing, values)
     unreadable = np.zeros(len(text), dtype=bool)
     other = ~plain & ~missing
     if other.any():
@@ -175,6 +173,28 @@ def _parse_number_column(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.nd
         nan_text = odd.str.fullmatch(_NAN_TEXT, case=False).to_numpy(dtype=bool)
         unreadable[other] = np.isnan(parsed) & ~nan_text
     return values, missing, unreadable
+
+
+def _cast_plain_numbers(cells: pa.Array, missing: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Where the cells are plain decimal numbers, their values written into `values`.
+
+    A column whose every present cell Arrow casts is cast at once, and its finite values are exactly its plain
+    numbers: Arrow reads no other text as a finite number (`inf` and `nan` go the other way). Matching the
+    plain-number pattern first, needed only when some cell does not cast, was half of the validation's CPU.
+    """
+    present = ~missing
+    try:
+        parsed = pc.cast(cells.filter(present) if missing.any() else cells, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        plain = pc.match_substring_regex(cells, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+        if plain.any():
+            values[plain] = pc.cast(cells.filter(plain), pa.float64()).to_numpy()
+        return plain
+    finite = np.isfinite(parsed)
+    plain = np.zeros(len(cells), dtype=bool)
+    plain[np.flatnonzero(present)[finite]] = True
+    values[plain] = parsed[finite]
+    return plain
 
 
 def _validate_numbers(text: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
