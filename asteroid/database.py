@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ _FALSE = {"false", "0"}
 _DATE_RE = r"\d{4}-\d{2}-\d{2}"
 _DATETIME_RE = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
 _DATE_FORMATS = {"date": (_DATE_RE, schema.DATE_FORMAT), "datetime": (_DATETIME_RE, schema.DATETIME_FORMAT)}
+SQLITE_BUSY_TIMEOUT_MS = 5000  # sqlite3.connect's default timeout (5.0 s), which SQLAlchemy keeps
 _MAX_TEXT = 64  # length of the SQL string columns (Orbiting Body, Equinox)
 _EARLIEST_DATE = "1900-01-01"
 _LATEST_DATE = "2100-12-31"
@@ -325,6 +327,19 @@ def _sqlite_file(database_url: str) -> str | None:
 
 
 @contextmanager
+def adbc_sqlite(path: str) -> Iterator[Any]:
+    """An ADBC (DBAPI) connection to a SQLite file that waits for another connection's lock as long as
+    SQLAlchemy's `sqlite3` connections do, rather than failing at once as the driver's own would."""
+    from adbc_driver_sqlite import dbapi  # imported here: 0.35 s of start-up that only bulk work needs
+
+    with dbapi.connect(path) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.fetchall()
+        yield connection
+
+
+@contextmanager
 def _chunk_writer(
     engine: Engine, database_url: str, observations: sa.Table, rejected: sa.Table
 ) -> Iterator[ChunkWriter]:
@@ -346,11 +361,9 @@ def _chunk_writer(
 
         yield write
         return
-    from adbc_driver_sqlite import dbapi  # imported here: 0.35 s of start-up that only the load needs
-
     # One thread writes a chunk while the caller reads and validates the next: the driver lets go of the GIL
     # while SQLite inserts. A chunk's write waits for the one before, so chunks commit in order.
-    with dbapi.connect(path) as connection, ThreadPoolExecutor(1, thread_name_prefix="sqlite-load") as writer:
+    with adbc_sqlite(path) as connection, ThreadPoolExecutor(1, thread_name_prefix="sqlite-load") as writer:
 
         def insert(valid: pd.DataFrame, rejected_records: list[dict[str, object]]) -> None:
             try:
@@ -508,9 +521,9 @@ def iter_observation_batches(
             )
         return
     sql = _observations_query(database_url, query_date)
-    from adbc_driver_sqlite import StatementOptions, dbapi  # imported here: 0.35 s only reading needs
+    from adbc_driver_sqlite import StatementOptions  # imported here: 0.35 s of start-up only reading needs
 
-    with dbapi.connect(path) as connection, connection.cursor() as cursor:
+    with adbc_sqlite(path) as connection, connection.cursor() as cursor:
         cursor.adbc_statement.set_options(**{StatementOptions.BATCH_ROWS.value: str(chunk_rows)})
         cursor.execute(sql)
         for batch in cursor.fetch_record_batch():

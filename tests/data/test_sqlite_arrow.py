@@ -88,3 +88,15 @@ def test_a_failed_chunk_write_is_raised_by_the_load(tmp_path: Path, sample_csv: 
         connection.commit()
     with pytest.raises(Exception, match="has no column named Neo Reference ID"):
         database.load_csv(sample_csv, f"sqlite:///{path}", replace=False, chunk_rows=500)
+
+
+def test_adbc_connections_wait_for_a_lock_as_sqlite3_does(tmp_path: Path) -> None:
+    with database.adbc_sqlite(str(tmp_path / "neo.db")) as connection, connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        waits_ms = cursor.fetchone()[0]
+    with closing(sqlite3.connect(tmp_path / "neo.db")) as connection:  # the module's default timeout
+        assert (
+            waits_ms
+            == database.SQLITE_BUSY_TIMEOUT_MS
+            == connection.execute("PRAGMA busy_timeout").fetchone()[0]
+        )
