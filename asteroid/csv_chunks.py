@@ -14,7 +14,6 @@ import io
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from asteroid.prefetch import prefetched
 
 DEFAULT_CHUNK_ROWS = 100_000
 # What `str.strip()` removes from ASCII text.
@@ -106,19 +107,11 @@ def read_ahead(chunks: CsvChunks) -> Iterator[tuple[Chunk, float]]:
     """The chunks with how far into the file each ended (0–1), the next one read on a thread while the
     caller works on this one: Arrow's parse and trim, most of a chunk's reading, let go of the GIL."""
 
-    def next_chunk() -> tuple[Chunk | None, float]:
-        chunk = next(iterator, None)
-        return chunk, chunks.bytes_read() / max(chunks.total_bytes, 1)
+    def with_fraction() -> Iterator[tuple[Chunk, float]]:
+        for chunk in chunks:
+            yield chunk, chunks.bytes_read() / max(chunks.total_bytes, 1)
 
-    iterator = iter(chunks)
-    with ThreadPoolExecutor(1, thread_name_prefix="csv-read-ahead") as reader:
-        ahead = reader.submit(next_chunk)
-        while True:
-            chunk, fraction = ahead.result()
-            if chunk is None:
-                return
-            ahead = reader.submit(next_chunk)
-            yield chunk, fraction
+    return prefetched(with_fraction(), "csv-read-ahead")
 
 
 def _simple_block(lines: list[str], first_line: int, header: list[str]) -> Chunk | None:
