@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from asteroid.prefetch import prefetched
+
 DEFAULT_CHUNK_ROWS = 100_000
 # What `str.strip()` removes from ASCII text.
 _ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
@@ -99,6 +101,17 @@ class CsvChunks:
             self._line += consumed
             if len(chunk):
                 yield chunk
+
+
+def read_ahead(chunks: CsvChunks) -> Iterator[tuple[Chunk, float]]:
+    """The chunks with how far into the file each ended (0–1), the next one read on a thread while the
+    caller works on this one: Arrow's parse and trim, most of a chunk's reading, let go of the GIL."""
+
+    def with_fraction() -> Iterator[tuple[Chunk, float]]:
+        for chunk in chunks:
+            yield chunk, chunks.bytes_read() / max(chunks.total_bytes, 1)
+
+    return prefetched(with_fraction(), "csv-read-ahead")
 
 
 def _simple_block(lines: list[str], first_line: int, header: list[str]) -> Chunk | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from asteroid import schema
@@ -46,18 +47,32 @@ class ObservationsWritten:
 def write_observations(frames: Iterable[pd.DataFrame], path: str | Path) -> ObservationsWritten:
     """Write frames in NASA's 40 columns (the database's dtypes) to one Parquet file, a row group per frame,
     holding one frame at a time."""
+    return write_observation_batches(
+        (
+            pa.RecordBatch.from_pandas(frame, schema=OBSERVATIONS_SCHEMA, preserve_index=False)
+            for frame in frames
+        ),
+        path,
+    )
+
+
+def write_observation_batches(batches: Iterable[pa.RecordBatch], path: str | Path) -> ObservationsWritten:
+    """Write record batches in `OBSERVATIONS_SCHEMA` to one Parquet file, a row group per batch, holding one
+    batch at a time."""
     written = ObservationsWritten()
+    head: list[pa.RecordBatch] = []
     with pq.ParquetWriter(str(path), OBSERVATIONS_SCHEMA) as writer:
-        for frame in frames:
-            if frame.empty:
+        for batch in batches:
+            if not batch.num_rows:
                 continue
-            writer.write_table(pa.Table.from_pandas(frame, schema=OBSERVATIONS_SCHEMA, preserve_index=False))
+            writer.write_batch(batch)
             if written.rows < PREVIEW_ROWS:
-                head = frame.head(PREVIEW_ROWS - written.rows)
-                written.preview = head if written.preview.empty else pd.concat([written.preview, head])
-            written.rows += len(frame)
-            written.hazardous += int(frame[schema.LABEL].sum())
-            written._asteroids.append(np.unique(frame[schema.GROUP].to_numpy()))
+                head.append(batch.slice(0, PREVIEW_ROWS - written.rows))
+            written.rows += batch.num_rows
+            written.hazardous += int(pc.sum(batch.column(schema.LABEL)).as_py())
+            written._asteroids.append(np.unique(batch.column(schema.GROUP).to_numpy()))
+    if head:
+        written.preview = pa.Table.from_batches(head).to_pandas()
     return written
 
 

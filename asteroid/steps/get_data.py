@@ -9,6 +9,7 @@ from typing import Any
 
 import global_config
 from asteroid import database, dataset_files
+from asteroid.prefetch import prefetched
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task, upload_and_finalize
 
@@ -71,8 +72,11 @@ def run(task: Any, params: dict[str, Any]) -> str:
         with clock.measure():
             ensure_database(database_url)
             # streamed from the database into the file a chunk at a time
-            rows = database.iter_observations(database_url, params["query_date"] or None)
-            written = dataset_files.write_observations(rows, path)
+            # the next batch fetched on a thread while this one is written (both let go of the GIL)
+            batches = prefetched(
+                database.iter_observation_batches(database_url, params["query_date"] or None), "sql-read"
+            )
+            written = dataset_files.write_observation_batches(batches, path)
         if written.rows == 0:
             raise ValueError(f"query_date={params['query_date']!r} selects no observations")
         dataset_id, created = register_dataset(path, params["query_date"])
