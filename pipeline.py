@@ -19,9 +19,8 @@ import global_config
 import third_party_patches
 from asteroid import database, run_guard
 from asteroid.clearml_server import ServerUnavailable, ensure_server
-from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
+from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run, start_step_zygote
 from asteroid.tracking import end_process
-from asteroid.tuning.params_source import params_from_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,35 +57,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepared_options(args: argparse.Namespace) -> PipelineOptions:
+    """Load the source CSV into the database and read the training parameters: the run's options."""
+    source, description = database.resolve_source_csv(args.source_csv)
+    print(f"Loading {description}")
+    print(database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary())
+    chosen = None
+    if args.params_from:
+        # imported only when asked for: it imports the training code (xgboost, scikit-learn), ~1 s
+        from asteroid.tuning.params_source import params_from_task
+
+        chosen = params_from_task(args.params_from)
+        print(f"Training parameters from {chosen.description}: {json.dumps(chosen.params)}")
+    return PipelineOptions(
+        seeds=args.seeds,
+        queue=args.queue,
+        query_date=args.query_date,
+        split_seed=args.split_seed,
+        training_params=chosen.params if chosen else {},
+        params_from=chosen.task_id if chosen else "",
+        fault=args.inject_fault,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    zygote = None
     try:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
         run_guard.guard("pipeline controller", ensure_server())
         for task_id in run_guard.fail_abandoned_runs(ACTIVE_RUNS_DIR):
             print(f"marked task {task_id} failed: the run that started it ended without closing it")
-        source, description = database.resolve_source_csv(args.source_csv)
-        print(f"Loading {description}")
-        print(
-            database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary()
-        )
-        chosen = params_from_task(args.params_from) if args.params_from else None
-        if chosen:
-            print(f"Training parameters from {chosen.description}: {json.dumps(chosen.params)}")
-        options = PipelineOptions(
-            seeds=args.seeds,
-            queue=args.queue,
-            query_date=args.query_date,
-            split_seed=args.split_seed,
-            training_params=chosen.params if chosen else {},
-            params_from=chosen.task_id if chosen else "",
-            fault=args.inject_fault,
-        )
-        summary = run(options)
+        # its imports run beside the load and the pipeline's construction
+        zygote = start_step_zygote(args.queue)
+        options = prepared_options(args)
+        summary = run(options, zygote)
     except (PipelineFailed, ServerUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if zygote is not None:
+            zygote.close()
     winner, test, baseline = summary["winner"], summary["test"], summary["baseline_test"]
     print(
         json.dumps(
