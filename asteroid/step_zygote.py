@@ -183,7 +183,7 @@ class StepZygote:
     ``subprocess.Popen`` for a local step (``third_party_patches.launch_local_steps_with``)."""
 
     def __init__(self, process: subprocess.Popen[bytes], channel: socket.socket) -> None:
-        self._process = process
+        self.process = process
         self._channel = channel
         self._lock = threading.Lock()  # one request and its pid answer at a time
         self._pids: list[int] = []
@@ -251,10 +251,10 @@ class StepZygote:
             self._channel.shutdown(socket.SHUT_RDWR)
         self._channel.close()
         try:
-            self._process.wait(timeout)
+            self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self.process.kill()
+            self.process.wait()
 
 
 def step_launcher(zygote: StepZygote) -> Callable[[list[str], str, dict[str, str]], Any]:
