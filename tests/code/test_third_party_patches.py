@@ -537,6 +537,46 @@ def test_status_refresh_switches_off_when_the_sdk_status_changed(
     )
 
 
+# --- unbind_matplotlib_without_importing_it ---------------------------------------------------------------
+
+UNBIND_SCRIPT = """
+import os, sys
+os.environ["CLEARML_TASK_ID"] = "a-step"  # as in a pipeline step: the SDK then binds matplotlib at once
+import third_party_patches
+from clearml.binding.matplotlib_bind import PatchedMatplotlib
+if sys.argv[1] == "patched":
+    assert third_party_patches.unbind_matplotlib_without_importing_it()
+PatchedMatplotlib.update_current_task(None)  # what Task.close does
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("variant", "imported"), [("sdk", "True"), ("patched", "False")])
+def test_closing_a_step_unbinds_matplotlib_without_importing_it(variant: str, imported: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNBIND_SCRIPT, variant],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=global_config.ROOT,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, imported), done.stderr
+
+
+def test_matplotlib_unbinding_switches_off_when_the_sdk_changed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clearml.binding.matplotlib_bind import PatchedMatplotlib
+
+    before = vars(PatchedMatplotlib)["update_current_task"]
+    monkeypatch.setattr(PatchedMatplotlib, "update_current_task", staticmethod(original(before.__func__)))
+    label = "clearml PatchedMatplotlib.update_current_task"
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, label, "0" * 16)
+    assert not third_party_patches.unbind_matplotlib_without_importing_it()
+    assert f"{label} changed" in switched_off_line(capsys, "unbind_matplotlib_without_importing_it")
+
+
 # --- nothing on import ------------------------------------------------------------------------------------
 
 IMPORT_SCRIPT = """
@@ -574,6 +614,7 @@ installed = [
     patches.reuse_finalized_dataset_versions(),
     patches.launch_local_steps_with(None),
     patches.refresh_status_when_a_local_step_ends(),
+    patches.unbind_matplotlib_without_importing_it(),
 ]
 print(installed)
 """
@@ -585,6 +626,6 @@ def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> No
     )
     assert (done.returncode, done.stdout.strip(), done.stderr) == (
         0,
-        "[True, True, True, True, True, True, True, True, True]",
+        "[True, True, True, True, True, True, True, True, True, True]",
         "",
     )
