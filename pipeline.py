@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import global_config
-import third_party_patches
-from asteroid import database, run_guard
-from asteroid.clearml_server import ServerUnavailable, ensure_server
-from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run, start_step_zygote
-from asteroid.tracking import end_process
+from asteroid.step_zygote import StepZygote, start_for_local_steps
+from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
+
+if TYPE_CHECKING:
+    from asteroid.pipeline import PipelineOptions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,7 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--queue", help="enqueue the steps on this ClearML queue instead of running them here"
     )
     parser.add_argument(
-        "--seeds", type=int, default=PipelineOptions.seeds, help="number of training runs (different seeds)"
+        "--seeds",
+        type=int,
+        default=TRAINING_DEFAULTS["seeds"],
+        help="number of training runs (different seeds)",
     )
     parser.add_argument(
         "--source-csv",
@@ -39,9 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "data/nasa.csv, else generated sample data)",
     )
     parser.add_argument(
-        "--query-date", default=PipelineOptions.query_date, help="last close-approach date (YYYY-MM-DD)"
+        "--query-date", default=GET_DATA_DEFAULTS["query_date"], help="last close-approach date (YYYY-MM-DD)"
     )
-    parser.add_argument("--split-seed", type=int, default=PipelineOptions.split_seed)
+    parser.add_argument("--split-seed", type=int, default=PREPROCESSING_DEFAULTS["split_seed"])
     parser.add_argument(
         "--params-from",
         metavar="TASK_ID",
@@ -59,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prepared_options(args: argparse.Namespace) -> PipelineOptions:
     """Load the source CSV into the database and read the training parameters: the run's options."""
+    from asteroid import database
+    from asteroid.pipeline import PipelineOptions
+
     source, description = database.resolve_source_csv(args.source_csv)
     print(f"Loading {description}")
     print(database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary())
@@ -82,23 +89,32 @@ def prepared_options(args: argparse.Namespace) -> PipelineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    zygote = None
+    # Started first, so that it imports the steps' modules while this process imports its own (imported in
+    # run_controller, not at the top of this script, for that reason) and loads the CSV.
+    zygote = start_for_local_steps(args.queue, str(global_config.ROOT))
+    try:
+        return run_controller(args, zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def run_controller(args: argparse.Namespace, zygote: StepZygote | None) -> int:
+    import third_party_patches
+    from asteroid import database, run_guard
+    from asteroid.clearml_server import ServerUnavailable, ensure_server
+    from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, run
+
     try:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
         run_guard.guard("pipeline controller", ensure_server())
         for task_id in run_guard.fail_abandoned_runs(ACTIVE_RUNS_DIR):
             print(f"marked task {task_id} failed: the run that started it ended without closing it")
-        # its imports run beside the load and the pipeline's construction
-        zygote = start_step_zygote(args.queue)
-        options = prepared_options(args)
-        summary = run(options, zygote)
+        summary = run(prepared_options(args), zygote)
     except (PipelineFailed, ServerUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if zygote is not None:
-            zygote.close()
     winner, test, baseline = summary["winner"], summary["test"], summary["baseline_test"]
     print(
         json.dumps(
@@ -118,5 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     exit_code = main()
     if exit_code == 0:
+        from asteroid.tracking import end_process
+
         end_process()  # the run is complete: skip the interpreter's teardown
     sys.exit(exit_code)

@@ -16,7 +16,7 @@ import global_config
 import third_party_patches
 from asteroid import run_guard
 from asteroid.rollout import faults
-from asteroid.step_zygote import StepZygote, step_launcher
+from asteroid.step_zygote import StepZygote, start_for_local_steps, step_launcher
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
 from asteroid.tracking import PEAK_RSS_VALUE, STEP_FRAMEWORKS, peak_rss_mb
@@ -38,9 +38,6 @@ ACTIVE_RUNS_DIR = global_config.RUNS_DIR / "active"  # one record per run in pro
 # How often the controller polls step status, in minutes (the SDK default of 0.2 adds ~12 s per step; 0.01
 # still added ~0.5 s per step).
 POLL_MINUTES = 0.002
-# "0" starts each local step as a new interpreter, as the SDK does, instead of forking it from a zygote
-# (asteroid/step_zygote.py); for comparisons.
-ZYGOTE_ENV = "ASTEROID_STEP_ZYGOTE"
 
 
 class PipelineFailed(RuntimeError):
@@ -187,27 +184,17 @@ def build(options: PipelineOptions) -> Any:
     return pipe
 
 
-def start_step_zygote(queue: str | None) -> StepZygote | None:
-    """A zygote for the run's local steps (none when they run on agents, or ``ASTEROID_STEP_ZYGOTE=0``).
-
-    Started as early as possible: it imports the steps' modules while the controller loads and builds.
-    """
-    if queue or os.environ.get(ZYGOTE_ENV, "1") == "0":
-        return None
-    return StepZygote.start(str(global_config.ROOT))
-
-
 def run(options: PipelineOptions, zygote: StepZygote | None = None) -> dict[str, Any]:
     """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary.
 
-    Local steps are forked from ``zygote`` (``start_step_zygote``; when none is given, one is started and
-    ended here).
+    Local steps are forked from ``zygote`` (``step_zygote.start_for_local_steps``; when none is given, one
+    is started and ended here).
     """
     options.validate()
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
     own_zygote = zygote is None
-    zygote = start_step_zygote(options.queue) if own_zygote else zygote
+    zygote = start_for_local_steps(options.queue, str(global_config.ROOT)) if own_zygote else zygote
     try:
         pipe = build(options)
         if not options.queue:

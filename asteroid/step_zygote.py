@@ -7,6 +7,11 @@ and importing clearml, pandas, pyarrow, xgboost and scikit-learn (1–3 s of CPU
 measured in docs/notes/data-at-scale.md). Used for local steps only
 (``third_party_patches.launch_local_steps_with``); steps on agents are untouched.
 
+The zygote starts with the controller's environment, possibly before the controller settles its server;
+each child takes the step's own environment before its script runs. The SDK reads its environment when used,
+except what it reads on import: the task id a process runs (``clearml.config.remote``, reset in the child)
+and three class-level settings (offline mode, maximum API version, request method) the controller never sets.
+
 The controller talks to the zygote over a socket pair in JSON lines: a request ``{"args", "cwd", "env"}`` is
 answered ``{"pid"}``, and each child's end is reported ``{"exited", "code"}`` (``Popen.returncode``'s
 convention: negative for a signal). The zygote ends when the controller closes its end.
@@ -41,6 +46,7 @@ PRELOADED_MODULES = (
     "sklearn.metrics",
     "clearml.automation.controller",
 )
+DISABLE_ENV = "ASTEROID_STEP_ZYGOTE"  # "0": no zygote
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,15 @@ class StepZygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def start_for_local_steps(queue: str | None, cwd: str) -> StepZygote | None:
+    """A zygote for a run's local steps: none when they run on agents (a queue), or with
+    ``ASTEROID_STEP_ZYGOTE=0`` (each local step a new interpreter, as the SDK starts them; for comparisons).
+    """
+    if queue or os.environ.get(DISABLE_ENV, "1") == "0":
+        return None
+    return StepZygote.start(cwd)
 
 
 def step_launcher(zygote: StepZygote) -> Callable[[list[str], str, dict[str, str]], Any]:
