@@ -80,9 +80,29 @@ def is_python_script(pid: int) -> bool:
     return len(argv) > 1 and b"python" in argv[0] and argv[1].endswith(b".py")
 
 
+def is_step_zygote(pid: int) -> bool:
+    try:
+        return b"asteroid.step_zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def is_step(pid: int) -> bool:
+    """A step's process: a new interpreter running a script, or a child forked by the step zygote."""
+    return is_python_script(pid) or (is_step_zygote(pid) and is_step_zygote(parent_of(pid)))
+
+
 def steps(process: subprocess.Popen) -> list[int]:
-    """The step processes the controller runs (not the embedded backend, which runs detached, nor git)."""
-    return [pid for pid in descendants(process.pid) if is_python_script(pid)]
+    """The step processes the controller runs (not the embedded backend, which runs detached, nor git, nor
+    the step zygote itself)."""
+    return [pid for pid in descendants(process.pid) if is_step(pid)]
 
 
 def wait_for_a_step(process: subprocess.Popen) -> list[int]:
