@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
 
 import global_config
+import third_party_patches
+from asteroid import database, run_guard
+from asteroid.clearml_server import ServerUnavailable, ensure_server
+from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
 from asteroid.step_zygote import StepZygote, start_for_local_steps
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
-
-if TYPE_CHECKING:
-    from asteroid.pipeline import PipelineOptions
+from asteroid.tracking import end_process
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,9 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prepared_options(args: argparse.Namespace) -> PipelineOptions:
     """Load the source CSV into the database and read the training parameters: the run's options."""
-    from asteroid import database
-    from asteroid.pipeline import PipelineOptions
-
     source, description = database.resolve_source_csv(args.source_csv)
     print(f"Loading {description}")
     print(database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary())
@@ -89,9 +87,9 @@ def prepared_options(args: argparse.Namespace) -> PipelineOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Started first, so that it imports the steps' modules while this process imports its own (imported in
-    # run_controller, not at the top of this script, for that reason) and loads the CSV.
-    zygote = start_for_local_steps(args.queue, str(global_config.ROOT))
+    # Forked before anything starts a thread here: the local steps' zygote, holding what this process has
+    # imported; it imports the rest of the steps' modules while this process loads the CSV.
+    zygote = start_for_local_steps(args.queue, str(global_config.ROOT), fork=True)
     try:
         return run_controller(args, zygote)
     finally:
@@ -100,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_controller(args: argparse.Namespace, zygote: StepZygote | None) -> int:
-    import third_party_patches
-    from asteroid import database, run_guard
-    from asteroid.clearml_server import ServerUnavailable, ensure_server
-    from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, run
-
     try:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
@@ -134,7 +127,5 @@ def run_controller(args: argparse.Namespace, zygote: StepZygote | None) -> int:
 if __name__ == "__main__":
     exit_code = main()
     if exit_code == 0:
-        from asteroid.tracking import end_process
-
         end_process()  # the run is complete: skip the interpreter's teardown
     sys.exit(exit_code)

@@ -19,11 +19,13 @@ convention: negative for a signal). The zygote ends when the controller closes i
     python -m asteroid.step_zygote FD    # started by StepZygote.start, FD its end of the socket pair
 """
 
+import atexit
 import contextlib
 import importlib
 import json
 import os
 import runpy
+import select
 import selectors
 import signal
 import socket
@@ -32,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 # What the steps import that costs most to import (measured with python -X importtime), in the order the
 # steps need them; the application's own modules are imported by each step as usual, so that they read the
@@ -138,10 +140,58 @@ def become_step(request: StepRequest, base_path: list[str]) -> str:
     return script
 
 
+def interpreter_path() -> list[str]:
+    """This interpreter's module path without the script's folder and ``PYTHONPATH``: what a step's own
+    entries go before."""
+    own_extra = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
+    return [entry for entry in sys.path[1:] if entry not in own_extra]
+
+
+def run_as_main(script: str) -> int:
+    """Run ``script`` as ``__main__`` and end as the interpreter would (an uncaught exception printed by
+    ``sys.excepthook``, non-daemon threads waited for, ``atexit`` callbacks run); the exit code."""
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException:
+        sys.last_type, sys.last_value, sys.last_traceback = sys.exc_info()
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls at exit
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    return code
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _forked_zygote(channel: socket.socket, base_path: list[str]) -> NoReturn:
+    """The zygote forked from the controller: serve, and in each child run its step; never returns into the
+    controller's code."""
+    code = 1
+    try:
+        request = serve(channel)
+        code = 0 if request is None else run_as_main(become_step(request, base_path))
+    finally:
+        os._exit(code)
+
+
 def main(fd: int) -> None:
     channel = socket.socket(fileno=fd)
-    own_extra = {entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry}
-    base_path = [entry for entry in sys.path[1:] if entry not in own_extra]
+    base_path = interpreter_path()
     request = serve(channel)
     if request is None:
         os._exit(0)  # the interpreter's teardown of everything preloaded would take ~0.5 s
@@ -184,11 +234,34 @@ class ForkedStep:
         self.send_signal(signal.SIGKILL)
 
 
+class ForkedZygote:
+    """The controller's handle on a zygote it forked itself: what ``StepZygote`` uses of a ``Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            pidfd = os.pidfd_open(self.pid)
+            try:
+                if not select.select([pidfd], [], [], timeout)[0]:
+                    raise subprocess.TimeoutExpired(["step zygote"], timeout or 0)
+            finally:
+                os.close(pidfd)
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class StepZygote:
     """The controller's connection to a zygote process; ``launch`` is what the SDK calls instead of
     ``subprocess.Popen`` for a local step (``third_party_patches.launch_local_steps_with``)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], channel: socket.socket) -> None:
+    def __init__(self, process: subprocess.Popen[bytes] | ForkedZygote, channel: socket.socket) -> None:
         self.process = process
         self._channel = channel
         self._lock = threading.Lock()  # one request and its pid answer at a time
@@ -210,6 +283,27 @@ class StepZygote:
         )
         theirs.close()
         return cls(process, ours)
+
+    @classmethod
+    def fork(cls) -> "StepZygote | None":
+        """A zygote forked from this process, with everything it has imported (no module imported twice);
+        None while any other thread runs here (a fork copies no thread, and any lock one holds stays held).
+
+        The steps share this process's modules as imported: the project's read only its own settings from
+        the environment on import (``global_config``: ``ASTEROID_*``, ``NEO_*``), which the steps inherit
+        from the controller unchanged."""
+        if threading.active_count() != 1:
+            return None
+        ours, theirs = socket.socketpair()
+        base_path = interpreter_path()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _forked_zygote(theirs, base_path)
+        theirs.close()
+        return cls(ForkedZygote(pid), ours)
 
     def launch(self, args: list[str], cwd: str, env: dict[str, str]) -> ForkedStep | None:
         """A child of the zygote running ``args`` (``[python, script]``); None when the zygote is gone."""
@@ -263,13 +357,14 @@ class StepZygote:
             self.process.wait()
 
 
-def start_for_local_steps(queue: str | None, cwd: str) -> StepZygote | None:
-    """A zygote for a run's local steps: none when they run on agents (a queue), or with
+def start_for_local_steps(queue: str | None, root: str, fork: bool = False) -> StepZygote | None:
+    """A zygote for a run's local steps: forked from this process when ``fork`` and no other thread runs,
+    else a new interpreter started in ``root``; none when the steps run on agents (a queue), or with
     ``ASTEROID_STEP_ZYGOTE=0`` (each local step a new interpreter, as the SDK starts them; for comparisons).
     """
     if queue or os.environ.get(DISABLE_ENV, "1") == "0":
         return None
-    return StepZygote.start(cwd)
+    return (StepZygote.fork() if fork else None) or StepZygote.start(root)
 
 
 def step_launcher(zygote: StepZygote) -> Callable[[list[str], str, dict[str, str]], Any]:

@@ -119,3 +119,62 @@ def test_the_zygote_ends_by_itself_when_the_controller_closes_it(tmp_path: Path)
     zygote.close()
     assert zygote.process.returncode == 0  # not killed after close's grace
     assert zygote.launch([sys.executable, "-c", "pass"], str(tmp_path), step_env()) is None
+
+
+# --- a zygote forked from the controller -----------------------------------------------------------------
+
+FORKING_CONTROLLER = """
+import json, os, sys, types
+# a module of the controller's, made before the fork: the steps find it loaded
+sys.modules["made_by_the_controller"] = types.ModuleType("made_by_the_controller")
+from asteroid.step_zygote import StepZygote
+zygote = StepZygote.fork()
+assert zygote is not None and zygote.process.pid != os.getpid()
+codes = []
+for script, code in zip(sys.argv[1:], ("0", "5", "0")):
+    env = {**os.environ, "EXIT_CODE": code, "CLEARML_TASK_ID": "forked-step", "REPORT_TO": script + ".json"}
+    codes.append(zygote.launch([sys.executable, script], os.path.dirname(script), env).wait(60))
+zygote.close()
+print(json.dumps({"codes": codes, "zygote_exit": zygote.process.returncode}))
+"""
+
+FORKED_STEP_SCRIPT = """
+import atexit, json, os, sys
+from clearml.config import get_remote_task_id
+report = {"task_id": get_remote_task_id(), "shared": "made_by_the_controller" in sys.modules, "name": __name__}
+atexit.register(lambda: open(os.environ["REPORT_TO"], "w").write(json.dumps(report)))
+if os.environ.get("RAISE"):
+    raise RuntimeError("step broke")
+sys.exit(int(os.environ["EXIT_CODE"]))
+"""
+
+
+def test_a_zygote_forked_from_the_controller_runs_steps_that_end_as_a_new_interpreter_would(
+    tmp_path: Path,
+) -> None:
+    scripts = []
+    for name, text in (
+        ("ok", FORKED_STEP_SCRIPT),
+        ("code", FORKED_STEP_SCRIPT),
+        ("raises", FORKED_STEP_SCRIPT),
+    ):
+        script = tmp_path / f"{name}.py"
+        script.write_text(("import os\nos.environ['RAISE'] = '1'\n" if name == "raises" else "") + text)
+        scripts.append(str(script))
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING_CONTROLLER, *scripts],
+        cwd=ROOT,
+        env=step_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # exit code 0, sys.exit's 5, and 1 for an uncaught exception (printed to stderr, as an interpreter does)
+    assert result == {"codes": [0, 5, 1], "zygote_exit": 0}
+    assert "RuntimeError: step broke" in done.stderr
+    for script in scripts:  # atexit callbacks ran, whatever the ending
+        report = json.loads(Path(script + ".json").read_text())
+        assert report == {"task_id": "forked-step", "shared": True, "name": "__main__"}
