@@ -141,7 +141,8 @@ print(json.dumps({"codes": codes, "zygote_exit": zygote.process.returncode}))
 FORKED_STEP_SCRIPT = """
 import atexit, json, os, sys
 from clearml.config import get_remote_task_id
-report = {"task_id": get_remote_task_id(), "shared": "made_by_the_controller" in sys.modules, "name": __name__}
+shared = "made_by_the_controller" in sys.modules
+report = {"task_id": get_remote_task_id(), "shared": shared, "name": __name__}
 atexit.register(lambda: open(os.environ["REPORT_TO"], "w").write(json.dumps(report)))
 if os.environ.get("RAISE"):
     raise RuntimeError("step broke")
