@@ -80,11 +80,11 @@ def is_python_script(pid: int) -> bool:
     return len(argv) > 1 and b"python" in argv[0] and argv[1].endswith(b".py")
 
 
-def is_step_zygote(pid: int) -> bool:
+def cmdline(pid: int) -> bytes:
     try:
-        return b"asteroid.step_zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
+        return b""
 
 
 def parent_of(pid: int) -> int:
@@ -94,15 +94,24 @@ def parent_of(pid: int) -> int:
         return 0
 
 
-def is_step(pid: int) -> bool:
-    """A step's process: a new interpreter running a script, or a child forked by the step zygote."""
-    return is_python_script(pid) or (is_step_zygote(pid) and is_step_zygote(parent_of(pid)))
-
-
 def steps(process: subprocess.Popen) -> list[int]:
-    """The step processes the controller runs (not the embedded backend, which runs detached, nor git, nor
-    the step zygote itself)."""
-    return [pid for pid in descendants(process.pid) if is_step(pid)]
+    """The step processes the controller runs: new interpreters running a step's script, or children of
+    the step zygote (a child of the controller, forked from it or running ``asteroid.step_zygote``); not the
+    embedded backend, which runs detached, nor git, nor the zygote itself."""
+    controller = cmdline(process.pid)
+    pids = descendants(process.pid)
+    zygotes = {
+        pid
+        for pid in pids
+        if parent_of(pid) == process.pid
+        and (cmdline(pid) == controller or b"asteroid.step_zygote" in cmdline(pid))
+    }
+    return [
+        pid
+        for pid in pids
+        if pid not in zygotes
+        and (parent_of(pid) in zygotes or (is_python_script(pid) and cmdline(pid) != controller))
+    ]
 
 
 def wait_for_a_step(process: subprocess.Popen) -> list[int]:
