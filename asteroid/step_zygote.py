@@ -1,22 +1,24 @@
-"""A "zygote" for the pipeline's local steps: one process that imports the steps' heavy third-party modules
-once, then forks a child for each step the controller starts, which runs the step's script as
-``python script.py`` would (same arguments, working directory and environment).
+"""A "zygote" for the pipeline's local steps: one process that holds the steps' heavy modules imported, and
+forks a child for each step the controller starts, which runs the step's script as ``python script.py``
+would (same arguments, working directory, environment and exit code).
 
 Each step is still a process of its own and its own ClearML task; what it skips is starting an interpreter
-and importing clearml, pandas, pyarrow, xgboost and scikit-learn (1–3 s of CPU per step on this machine,
-measured in docs/notes/data-at-scale.md). Used for local steps only
-(``third_party_patches.launch_local_steps_with``); steps on agents are untouched.
+and importing clearml, pandas, pyarrow, xgboost and scikit-learn (0.5–2 s per step on this machine, measured
+in docs/notes/data-at-scale.md). Used for local steps only (``third_party_patches.launch_local_steps_with``);
+steps on agents are untouched.
 
-The zygote starts with the controller's environment, possibly before the controller settles its server;
-each child takes the step's own environment before its script runs. The SDK reads its environment when used,
-except what it reads on import: the task id a process runs (``clearml.config.remote``, reset in the child)
-and three class-level settings (offline mode, maximum API version, request method) the controller never sets.
+The zygote is forked from the controller once its modules are imported and before any thread starts there
+(``StepZygote.fork``: nothing imported twice), or else started as a new interpreter (``StepZygote.start``,
+``python -m asteroid.step_zygote FD``); either way it imports the rest of ``PRELOADED_MODULES`` one at a time
+while serving. Each child takes the step's own environment before its script runs. The SDK reads its
+environment when used, except what it reads on import: the task id a process runs (``clearml.config.remote``,
+reset in the child) and three class-level settings (offline mode, maximum API version, request method) the
+controller never sets; the project's modules read only their own settings on import (``global_config``),
+which steps inherit from the controller unchanged.
 
 The controller talks to the zygote over a socket pair in JSON lines: a request ``{"args", "cwd", "env"}`` is
 answered ``{"pid"}``, and each child's end is reported ``{"exited", "code"}`` (``Popen.returncode``'s
 convention: negative for a signal). The zygote ends when the controller closes its end.
-
-    python -m asteroid.step_zygote FD    # started by StepZygote.start, FD its end of the socket pair
 """
 
 import atexit
@@ -37,8 +39,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 # What the steps import that costs most to import (measured with python -X importtime), in the order the
-# steps need them; the application's own modules are imported by each step as usual, so that they read the
-# step's environment.
+# steps need them.
 PRELOADED_MODULES = (
     "clearml",
     "pandas",
