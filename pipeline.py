@@ -85,11 +85,13 @@ def prepared_options(args: argparse.Namespace) -> PipelineOptions:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, fork_zygote: bool = False) -> int:
+    """Run the pipeline; the exit code. With ``fork_zygote`` (this script run as such) the local steps' zygote
+    is forked from this process, holding what it has imported, before anything starts a thread here; it
+    imports the rest of the steps' modules while this process loads the CSV. Otherwise (``pipeline.main``
+    called by another program, whose process may hold anything) the zygote is a new interpreter."""
     args = parse_args(argv)
-    # Forked before anything starts a thread here: the local steps' zygote, holding what this process has
-    # imported; it imports the rest of the steps' modules while this process loads the CSV.
-    zygote = start_for_local_steps(args.queue, str(global_config.ROOT), fork=True)
+    zygote = start_for_local_steps(args.queue, str(global_config.ROOT), fork=fork_zygote)
     try:
         return run_controller(args, zygote)
     finally:
@@ -125,7 +127,7 @@ def run_controller(args: argparse.Namespace, zygote: StepZygote | None) -> int:
 
 
 if __name__ == "__main__":
-    exit_code = main()
+    exit_code = main(fork_zygote=True)
     if exit_code == 0:
         end_process()  # the run is complete: skip the interpreter's teardown
     sys.exit(exit_code)
