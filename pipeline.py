@@ -20,8 +20,9 @@ import third_party_patches
 from asteroid import database, run_guard
 from asteroid.clearml_server import ServerUnavailable, ensure_server
 from asteroid.pipeline import ACTIVE_RUNS_DIR, PipelineFailed, PipelineOptions, run
+from asteroid.step_zygote import StepZygote, start_for_local_steps
+from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.tracking import end_process
-from asteroid.tuning.params_source import params_from_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--queue", help="enqueue the steps on this ClearML queue instead of running them here"
     )
     parser.add_argument(
-        "--seeds", type=int, default=PipelineOptions.seeds, help="number of training runs (different seeds)"
+        "--seeds",
+        type=int,
+        default=TRAINING_DEFAULTS["seeds"],
+        help="number of training runs (different seeds)",
     )
     parser.add_argument(
         "--source-csv",
@@ -40,9 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "data/nasa.csv, else generated sample data)",
     )
     parser.add_argument(
-        "--query-date", default=PipelineOptions.query_date, help="last close-approach date (YYYY-MM-DD)"
+        "--query-date", default=GET_DATA_DEFAULTS["query_date"], help="last close-approach date (YYYY-MM-DD)"
     )
-    parser.add_argument("--split-seed", type=int, default=PipelineOptions.split_seed)
+    parser.add_argument("--split-seed", type=int, default=PREPROCESSING_DEFAULTS["split_seed"])
     parser.add_argument(
         "--params-from",
         metavar="TASK_ID",
@@ -58,32 +62,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def prepared_options(args: argparse.Namespace) -> PipelineOptions:
+    """Load the source CSV into the database and read the training parameters: the run's options."""
+    source, description = database.resolve_source_csv(args.source_csv)
+    print(f"Loading {description}")
+    print(database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary())
+    chosen = None
+    if args.params_from:
+        # imported only when asked for: it imports the training code (xgboost, scikit-learn), ~1 s
+        from asteroid.tuning.params_source import params_from_task
+
+        chosen = params_from_task(args.params_from)
+        print(f"Training parameters from {chosen.description}: {json.dumps(chosen.params)}")
+    return PipelineOptions(
+        seeds=args.seeds,
+        queue=args.queue,
+        query_date=args.query_date,
+        split_seed=args.split_seed,
+        training_params=chosen.params if chosen else {},
+        params_from=chosen.task_id if chosen else "",
+        fault=args.inject_fault,
+    )
+
+
+def main(argv: list[str] | None = None, fork_zygote: bool = False) -> int:
+    """Run the pipeline; the exit code. With ``fork_zygote`` (this script run as such) the local steps' zygote
+    is forked from this process, holding what it has imported, before anything starts a thread here; it
+    imports the rest of the steps' modules while this process loads the CSV. Otherwise (``pipeline.main``
+    called by another program, whose process may hold anything) the zygote is a new interpreter."""
     args = parse_args(argv)
+    zygote = start_for_local_steps(args.queue, str(global_config.ROOT), fork=fork_zygote)
+    try:
+        return run_controller(args, zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+
+
+def run_controller(args: argparse.Namespace, zygote: StepZygote | None) -> int:
     try:
         database.validate_query_date(args.query_date)
         third_party_patches.install_clearml_sdk_patches()
         run_guard.guard("pipeline controller", ensure_server())
         for task_id in run_guard.fail_abandoned_runs(ACTIVE_RUNS_DIR):
             print(f"marked task {task_id} failed: the run that started it ended without closing it")
-        source, description = database.resolve_source_csv(args.source_csv)
-        print(f"Loading {description}")
-        print(
-            database.load_csv(source, global_config.DATABASE_URL, progress=database.print_progress).summary()
-        )
-        chosen = params_from_task(args.params_from) if args.params_from else None
-        if chosen:
-            print(f"Training parameters from {chosen.description}: {json.dumps(chosen.params)}")
-        options = PipelineOptions(
-            seeds=args.seeds,
-            queue=args.queue,
-            query_date=args.query_date,
-            split_seed=args.split_seed,
-            training_params=chosen.params if chosen else {},
-            params_from=chosen.task_id if chosen else "",
-            fault=args.inject_fault,
-        )
-        summary = run(options)
+        summary = run(prepared_options(args), zygote)
     except (PipelineFailed, ServerUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -104,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_code = main()
+    exit_code = main(fork_zygote=True)
     if exit_code == 0:
         end_process()  # the run is complete: skip the interpreter's teardown
     sys.exit(exit_code)

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import global_config
+import third_party_patches
 from asteroid import run_guard
 from asteroid.rollout import faults
+from asteroid.step_zygote import StepZygote, start_for_local_steps, step_launcher
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, PREPROCESSING_DEFAULTS, TRAINING_DEFAULTS
 from asteroid.steps.select_best import select_best
-from asteroid.tracking import PEAK_RSS_VALUE, peak_rss_mb
+from asteroid.tracking import PEAK_RSS_VALUE, STEP_FRAMEWORKS, peak_rss_mb
 
 STEP_SCRIPTS = {
     "get_data": ("get_data.py", global_config.GET_DATA_TASK, "data_processing", GET_DATA_DEFAULTS),
@@ -177,23 +179,40 @@ def build(options: PipelineOptions) -> Any:
         function_return=["summary"],
         parents=[TRAINING_STEP],
         cache_executed_step=False,
+        auto_connect_frameworks=STEP_FRAMEWORKS,
     )
     return pipe
 
 
-def run(options: PipelineOptions) -> dict[str, Any]:
-    """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary."""
+def run(options: PipelineOptions, zygote: StepZygote | None = None) -> dict[str, Any]:
+    """Run the pipeline (steps locally, or on agents when a queue is given); returns the run summary.
+
+    Local steps are forked from ``zygote`` (``step_zygote.start_for_local_steps``; when none is given, one
+    is started and ended here).
+    """
     options.validate()
     os.chdir(global_config.ROOT)  # local steps run their scripts relative to the project root
     started = time.monotonic()
-    pipe = build(options)
-    # Recorded while it runs: a next run marks it failed if this process dies without ending it.
-    running = run_guard.record_run(pipe.id, ACTIVE_RUNS_DIR)
+    own_zygote = zygote is None
+    zygote = start_for_local_steps(options.queue, str(global_config.ROOT)) if own_zygote else zygote
     try:
-        # The controller always runs here; its steps run here too unless a queue hands them to agents.
-        pipe.start_locally(run_pipeline_steps_locally=not options.queue)
+        pipe = build(options)
+        if not options.queue:
+            third_party_patches.refresh_status_when_a_local_step_ends()
+        if zygote is not None:
+            third_party_patches.launch_local_steps_with(step_launcher(zygote))
+        # Recorded while it runs: a next run marks it failed if this process dies without ending it.
+        running = run_guard.record_run(pipe.id, ACTIVE_RUNS_DIR)
+        try:
+            # The controller always runs here; its steps run here too unless a queue hands them to agents.
+            pipe.start_locally(run_pipeline_steps_locally=not options.queue)
+        finally:
+            run_guard.forget_run(running)
     finally:
-        run_guard.forget_run(running)
+        if zygote is not None:
+            third_party_patches.launch_local_steps_with(None)
+            if own_zygote:
+                zygote.close()
     nodes = pipe.get_pipeline_dag()
     failed = {name: node.status for name, node in nodes.items() if node.status not in ("completed", "cached")}
     if failed:

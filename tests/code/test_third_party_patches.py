@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -440,6 +441,142 @@ def test_dataset_reuse_switches_off_when_get_takes_other_arguments(
     assert vars(Dataset)["get"].__func__ is get
 
 
+# --- launch_local_steps_with, refresh_status_when_a_local_step_ends ----------------------------------------
+
+
+@pytest.fixture
+def job_module() -> Iterator[Any]:
+    """clearml.automation.job, its ``subprocess`` and ``LocalClearmlJob.status`` restored after the test."""
+    from clearml.automation import job
+
+    before = job.subprocess, vars(job.LocalClearmlJob)["status"]
+    try:
+        yield job
+    finally:
+        job.subprocess, job.LocalClearmlJob.status = before
+
+
+def local_job(job_module: Any, **fields: Any) -> Any:
+    """A LocalClearmlJob as the SDK leaves it once launched, without a server: what launch, status and
+    wait_for_process read."""
+    local = job_module.LocalClearmlJob.__new__(job_module.LocalClearmlJob)
+    script = SimpleNamespace(diff="", entry_point="step.py", working_dir="")
+    local.task = SimpleNamespace(id="task-1", data=SimpleNamespace(script=script), mark_started=lambda: None)
+    defaults = {"_is_cached_task": False, "_enable_local_imports": False, "_job_process": None}
+    local.__dict__.update({**defaults, "_local_temp_file": None, **fields})
+    return local
+
+
+def test_local_steps_are_started_by_the_launcher_until_popen_is_given_back(job_module: Any) -> None:
+    started: list[tuple[list[str], str, dict[str, str]]] = []
+
+    def launcher(args: list[str], cwd: str, env: dict[str, str]) -> Any:
+        started.append((args, cwd, env))
+        return SimpleNamespace(
+            wait=lambda timeout=None: (_ for _ in ()).throw(subprocess.TimeoutExpired("", 0))
+        )
+
+    assert third_party_patches.launch_local_steps_with(launcher)
+    step = local_job(job_module)
+    assert step.launch()  # the SDK's own launch, unchanged but for the process it starts
+    [(args, cwd, env)] = started
+    assert args == [sys.executable, "step.py"] and cwd == os.path.join(os.getcwd(), "")
+    assert env["CLEARML_TASK_ID"] == "task-1"
+    assert step.wait_for_process(timeout=0) is None  # still running: TimeoutExpired is the real one
+    assert third_party_patches.launch_local_steps_with(None)
+    assert job_module.subprocess is subprocess
+
+
+def test_local_launch_switches_off_when_the_sdk_launch_changed(
+    job_module: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, "clearml LocalClearmlJob.launch", "0" * 16)
+    assert not third_party_patches.launch_local_steps_with(lambda *args: None)
+    assert "clearml LocalClearmlJob.launch changed" in switched_off_line(capsys, "launch_local_steps_with")
+    assert job_module.subprocess is subprocess
+
+
+class EndedProcess:
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+
+class ServerTask(SimpleNamespace):
+    """A step's task whose status on the server turned completed when its process ended."""
+
+    status = "completed"
+
+    def mark_completed(self) -> None:
+        pass
+
+
+def test_a_local_step_whose_process_ended_is_seen_completed_at_once(job_module: Any) -> None:
+    def job_read_in_progress_just_now() -> Any:
+        step = local_job(job_module, _job_process=EndedProcess(), _last_status="in_progress")
+        step._last_status_ts = time.time()
+        step.task = ServerTask()
+        return step
+
+    sdk_status = original(vars(job_module.LocalClearmlJob)["status"])
+    assert sdk_status(job_read_in_progress_just_now()) == "in_progress"  # the SDK's second-long cache
+    assert third_party_patches.refresh_status_when_a_local_step_ends()
+    assert job_read_in_progress_just_now().status() == "completed"
+
+
+def test_status_refresh_switches_off_when_the_sdk_status_changed(
+    job_module: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_module.LocalClearmlJob.status = original(vars(job_module.LocalClearmlJob)["status"])
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, "clearml LocalClearmlJob.status", "0" * 16)
+    assert not third_party_patches.refresh_status_when_a_local_step_ends()
+    assert "clearml LocalClearmlJob.status changed" in switched_off_line(
+        capsys, "refresh_status_when_a_local_step_ends"
+    )
+
+
+# --- unbind_matplotlib_without_importing_it ---------------------------------------------------------------
+
+UNBIND_SCRIPT = """
+import os, sys
+os.environ["CLEARML_TASK_ID"] = "a-step"  # as in a pipeline step: the SDK then binds matplotlib at once
+import third_party_patches
+from clearml.binding.matplotlib_bind import PatchedMatplotlib
+if sys.argv[1] == "patched":
+    assert third_party_patches.unbind_matplotlib_without_importing_it()
+PatchedMatplotlib.update_current_task(None)  # what Task.close does
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("variant", "imported"), [("sdk", "True"), ("patched", "False")])
+def test_closing_a_step_unbinds_matplotlib_without_importing_it(variant: str, imported: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNBIND_SCRIPT, variant],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=global_config.ROOT,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, imported), done.stderr
+
+
+def test_matplotlib_unbinding_switches_off_when_the_sdk_changed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clearml.binding.matplotlib_bind import PatchedMatplotlib
+
+    before = vars(PatchedMatplotlib)["update_current_task"]
+    monkeypatch.setattr(PatchedMatplotlib, "update_current_task", staticmethod(original(before.__func__)))
+    label = "clearml PatchedMatplotlib.update_current_task"
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, label, "0" * 16)
+    assert not third_party_patches.unbind_matplotlib_without_importing_it()
+    assert f"{label} changed" in switched_off_line(capsys, "unbind_matplotlib_without_importing_it")
+
+
 # --- nothing on import ------------------------------------------------------------------------------------
 
 IMPORT_SCRIPT = """
@@ -475,6 +612,9 @@ installed = [
     patches.report_canary_draws(lambda url: None),
     patches.send_statistics_in_small_chunks(),
     patches.reuse_finalized_dataset_versions(),
+    patches.launch_local_steps_with(None),
+    patches.refresh_status_when_a_local_step_ends(),
+    patches.unbind_matplotlib_without_importing_it(),
 ]
 print(installed)
 """
@@ -486,6 +626,6 @@ def test_every_patch_installs_against_the_pinned_packages_without_a_word() -> No
     )
     assert (done.returncode, done.stdout.strip(), done.stderr) == (
         0,
-        "[True, True, True, True, True, True, True]",
+        "[True, True, True, True, True, True, True, True, True, True]",
         "",
     )

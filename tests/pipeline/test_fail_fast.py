@@ -80,9 +80,38 @@ def is_python_script(pid: int) -> bool:
     return len(argv) > 1 and b"python" in argv[0] and argv[1].endswith(b".py")
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def steps(process: subprocess.Popen) -> list[int]:
-    """The step processes the controller runs (not the embedded backend, which runs detached, nor git)."""
-    return [pid for pid in descendants(process.pid) if is_python_script(pid)]
+    """The step processes the controller runs: new interpreters running a step's script, or children of
+    the step zygote (a child of the controller, forked from it or running ``asteroid.step_zygote``); not the
+    embedded backend, which runs detached, nor git, nor the zygote itself."""
+    controller = cmdline(process.pid)
+    pids = descendants(process.pid)
+    zygotes = {
+        pid
+        for pid in pids
+        if parent_of(pid) == process.pid
+        and (cmdline(pid) == controller or b"asteroid.step_zygote" in cmdline(pid))
+    }
+    return [
+        pid
+        for pid in pids
+        if pid not in zygotes
+        and (parent_of(pid) in zygotes or (is_python_script(pid) and cmdline(pid) != controller))
+    ]
 
 
 def wait_for_a_step(process: subprocess.Popen) -> list[int]:
