@@ -200,12 +200,16 @@ def _add_version(processor: Any, result: Rollout, model: Any, release: contract.
 
 
 def _ensure_canary(processor: Any, result: Rollout) -> None:
-    """`model canary`: POST /serve/<endpoint> goes to the highest `<endpoint>/<n>`."""
+    """`model canary`: POST /serve/<endpoint> goes to the highest `<endpoint>/<n>`. A route a progressive
+    rollout left naming its versions (e.g. the champion at 100 % after a rollback) is turned back to the
+    prefix: the versions it names may be among those removed next, and clearml-serving cannot start on a
+    route whose endpoints are all gone (a division by their weights' zero sum)."""
     from clearml_serving.serving.endpoints import CanaryEP
 
-    if result.endpoint in processor.get_canary_endpoints():
-        return
     prefix = f"{result.endpoint}/"
+    current = processor.get_canary_endpoints().get(result.endpoint)
+    if current is not None and current.load_endpoint_prefix == prefix and not current.load_endpoints:
+        return
     processor.add_canary_endpoint(
         CanaryEP(endpoint=result.endpoint, weights=[1], load_endpoint_prefix=prefix)
     )

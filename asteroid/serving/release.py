@@ -13,7 +13,11 @@ from asteroid.serving.deploy import DeployError, Rollout, find_service, rollout
 
 
 def release(service_id: str, model: Any) -> Rollout:
-    """Roll `model` (a clearml `Model`) out on the service, then write and load its rules; prints both."""
+    """Roll `model` (a clearml `Model`) out on the service, then write and load its rules; prints both.
+    Refused (DeployError) while a progressive rollout is active: it owns the route until it ends."""
+    busy = active_rollout(service_id)
+    if busy:
+        raise DeployError(f"not released: {busy}")
     try:
         terms = contract.of_model(model)
     except contract.ContractError as exc:
@@ -28,6 +32,16 @@ def release(service_id: str, model: Any) -> Rollout:
     return result
 
 
+def active_rollout(service_id: str) -> str | None:
+    """What a progressive rollout active on the service is doing, or None."""
+    from asteroid.rollout.state import StateStore, busy_message
+
+    state = StateStore().load()
+    if state is not None and state.active and state.service_id == service_id:
+        return busy_message(state)
+    return None
+
+
 def release_if_served(model_id: str) -> Rollout | None:
     """After a pipeline publishes a winner: release it when the serving service exists (None otherwise)."""
     if not global_config.SERVING_AUTO_ROLLOUT:
@@ -38,6 +52,10 @@ def release_if_served(model_id: str) -> Rollout | None:
             f"no clearml-serving service {global_config.SERVING_SERVICE_NAME!r} yet: "
             "`make serve` deploys the winner"
         )
+        return None
+    busy = active_rollout(service_id)
+    if busy:
+        print(f"winner {model_id} not released: {busy}")
         return None
     from clearml import Model
 

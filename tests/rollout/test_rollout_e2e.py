@@ -250,3 +250,26 @@ def test_a_challenger_failing_requests_when_served_is_rolled_back_and_the_alert_
     champion_errors = [line for line in exported if line.startswith("clearml_serving_version_requests_total")
                        and f'endpoint="{final.champion.url}"' in line and 'code="5' in line]  # fmt: skip
     assert champion_errors == []  # every failed request was the injected fault's, on the challenger
+
+
+def test_a_winner_released_at_once_after_a_rollback_takes_the_route_back_to_the_newest_version(
+    stack: Stack,
+) -> None:
+    # the rolled-back rollout left a route naming its two versions; releasing a new winner directly (as the
+    # pipeline's selection step and `serve.py` do) removes the oldest versions, which that route named
+    before = recorded(stack)
+    assert before.phase == states.ROLLED_BACK
+    stack.backend.run(ROOT / "pipeline.py", "--seeds", "1", "--query-date", CUTOFF, "--split-seed", "13",
+                      extra_env=stack.env, timeout=900)  # fmt: skip
+    summary = json.loads((stack.root / "runs" / "latest" / "summary.json").read_text())
+    winner, url = summary["winner"]["model_id"], summary["serving"]["endpoint"]
+    canary = stack.canary()
+    assert canary.get("load_endpoints") in (None, []) and canary["load_endpoint_prefix"] == "asteroid/"
+    assert url in stack.endpoints() and before.champion.url not in stack.endpoints()
+    sender = traffic(stack)
+
+    def serves_winner() -> bool:
+        reply = requests.post(sender.url, json=sender.rows[0], timeout=30)
+        return reply.status_code == 200 and reply.json()["model"]["id"] == winner
+
+    wait_for(serves_winner, "/serve/asteroid to answer with the winner released at once", 90, interval_s=0.5)
