@@ -12,6 +12,7 @@ they account for (one commit, not two to order), and a consumer with a `group_id
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from asteroid.quality import store
 from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig, metrics_port_from_env
+from asteroid.serving import prediction_forwarder
 
 if TYPE_CHECKING:
     from serving_local.api import ExtraPart
@@ -183,6 +185,7 @@ def run_forever(
 ) -> int:
     """`python -m asteroid.quality consume`: until SIGTERM or SIGINT. With `register`, a running local
     stack's Prometheus is told to scrape the metrics (the stack does it itself for its part, `stack_part`)."""
+    os.nice(prediction_forwarder.BACKGROUND_NICENESS)  # off the request path: the workers win the cores
     consumer = PredictionConsumer(config)
     register = bool(metrics_port) and register
     if metrics_port:

@@ -19,6 +19,7 @@ standard library and kafka-python (clearml-serving's own dependency) only.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import struct
@@ -33,6 +34,10 @@ MAX_DATAGRAM_BYTES = MAX_BLOCK_BYTES + FRAME.size  # framed blocks the worker se
 MAX_MESSAGE_BYTES = 512 * 1024  # below the broker's and the client's 1 MiB message limits
 LINGER_S = 0.01  # after a datagram arrives, further ones are awaited this long to share its message
 RECONNECT_DELAY_S = 1.0  # after the broker refused a message, blocks are dropped this long
+# Niceness added to the log's processes off the request path (this forwarder, the consumer): on a machine
+# whose cores the workers fill they yield to the workers and catch up when there is room (measured:
+# docs/notes/prediction-log-cost.md). In production they run apart from the workers anyway.
+BACKGROUND_NICENESS = 10
 
 
 def frame(block: bytes) -> bytes:
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
+    os.nice(BACKGROUND_NICENESS)
     connection = socket.socket(fileno=args.fd)
     publisher = KafkaPublisher(args.broker, args.topic)
     batcher = Batcher(connection, publisher)
