@@ -4,14 +4,15 @@ queues a reference to what the hook already computed.
 The hook calls `PredictionLog.record()` once per request with what it already computed (the feature matrix,
 the probabilities, the request ids): an `Answered` is appended to a queue, nothing is encoded or copied. Every
 `FLUSH_INTERVAL_S` a flusher thread takes what is queued and encodes it column-wise (`encode_requests`: the
-rows of consecutive requests answered by the same model share one block, a small JSON header with the
-per-row ids, times and dates, then the feature matrix, probabilities and decisions as raw little-endian
-arrays; about 3 µs a single-row request, against 12 µs for a block per request on the request thread, and a
-third of the bytes), then writes the blocks, a few datagrams at a time, into a `SOCK_SEQPACKET` socket whose
-other end is read by a forwarder process of this worker's own (asteroid/serving/prediction_forwarder.py,
-started on first use), which gathers them into Kafka messages and runs kafka-python's producer. So the Kafka
-client's Python-level work never holds this worker's GIL, and the forwarder is woken 20 times a second, not
-once per request (docs/notes/quality.md, docs/notes/prediction-log-cost.md).
+rows of consecutive requests answered by the same model share a block, a small JSON header with the rows'
+ids and dates and each request's time, then the feature matrix, probabilities and decisions as raw
+little-endian arrays; 2 µs and 240 bytes a single-row request, where a block per request on the request
+thread took 6 µs and 790 bytes), then writes the blocks, a few datagrams at a time, into a `SOCK_SEQPACKET`
+socket whose other end is read by a forwarder process of this worker's own
+(asteroid/serving/prediction_forwarder.py, started on first use), which gathers them into Kafka messages and
+runs kafka-python's producer. So the Kafka client's Python-level work never holds this worker's GIL, and the
+forwarder is woken a few times a second, not once per request (docs/notes/quality.md,
+docs/notes/prediction-log-cost.md).
 
 The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too); without it,
 or with `contract.PREDICTION_LOG_ENV=off`, nothing is queued nor published. When the forwarder does not keep
@@ -55,7 +56,7 @@ FEATURE_DTYPE = np.dtype("<f8")
 PROBABILITY_DTYPE = np.dtype("<f8")
 DECISION_DTYPE = np.dtype("u1")
 ROW_OVERHEAD_BYTES = 160  # a row's share of the JSON header (request id, time, reference id, date), amply
-FLUSH_INTERVAL_S = 0.05  # the flusher thread sends what is queued this often (one wake-up of the forwarder)
+FLUSH_INTERVAL_S = 0.2  # the flusher encodes and sends what is queued this often (a wake-up of the forwarder)
 MAX_PENDING_ROWS = 100_000  # queued for the flusher (about, unlocked) before requests are dropped
 MAX_DATAGRAM_BYTES = prediction_forwarder.MAX_DATAGRAM_BYTES
 SEND_WAIT_S = 0.5  # the flusher waits this long for room in the forwarder's socket, then drops the datagram
@@ -120,8 +121,8 @@ def _encode_group(group: list[Answered]) -> list[tuple[bytes, int]]:
     features = np.concatenate([np.asarray(r.features, FEATURE_DTYPE).reshape(-1, len(names)) for r in group])
     probabilities = np.concatenate([np.asarray(r.probabilities, PROBABILITY_DTYPE) for r in group])
     decisions = np.concatenate([np.asarray(r.hazardous, DECISION_DTYPE) for r in group])
+    times = [r.time for r in group for _ in range(len(r.request_ids))]
     columns = {
-        "time": [r.time for r in group for _ in range(len(r.request_ids))],
         contract.REQUEST_ID: [i for r in group for i in r.request_ids],
         "neo_reference_id": [i for r in group for i in r.neo_reference_ids],
         "close_approach_date": [d for r in group for d in r.close_approach_dates],
@@ -134,27 +135,44 @@ def _encode_group(group: list[Answered]) -> list[tuple[bytes, int]]:
     blocks = []
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        header = json.dumps(
-            {**model, **{key: values[start:stop] for key, values in columns.items()}}
-        ).encode()
+        rows_of_block = {key: values[start:stop] for key, values in columns.items()}
+        header = json.dumps({**model, "time": _runs(times[start:stop]), **rows_of_block}).encode()
         parts = (features[start:stop], probabilities[start:stop], decisions[start:stop])
         block = b"".join((HEADER.pack(len(header)), header, *(part.tobytes() for part in parts)))
         blocks.append((block, stop - start))
     return blocks
 
 
+def _runs(values: list[float]) -> list[list[float]]:
+    """[[value, repeats], ...] of consecutive equal values: a request's rows share its time, and a float's
+    JSON costs as much as a row's other fields together."""
+    runs: list[list[float]] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return runs
+
+
+def _times_of_rows(time: Any, rows: int) -> list[float]:
+    """A block's `time`, one for all its rows or `[[time, rows], ...]` in row order, as one time per row."""
+    if not isinstance(time, list):
+        return [float(time)] * rows
+    times = [float(value) for value, repeats in time for _ in range(int(repeats))]
+    if len(times) != rows:
+        raise ValueError(f"a block of {rows} rows has {len(times)} times")
+    return times
+
+
 def decode_block(block: bytes) -> dict[str, Any]:
-    """A block's header fields, with `time` a list (one per row; blocks of one request may carry one time for
-    all), `features` (rows x features), `probability` and `hazardous` as arrays; ValueError (or KeyError,
-    TypeError) when it is not a block."""
+    """A block's header fields, with `time` one per row, `features` (rows x features), `probability` and
+    `hazardous` as arrays; ValueError (or KeyError, TypeError) when it is not a block."""
     (length,) = HEADER.unpack_from(block, 0)
     start = HEADER.size + length
     header = json.loads(block[HEADER.size : start])
     rows, columns = len(header[contract.REQUEST_ID]), len(header["feature_names"])
-    if not isinstance(header["time"], list):
-        header["time"] = [header["time"]] * rows
-    if len(header["time"]) != rows:
-        raise ValueError(f"a block of {rows} rows has {len(header['time'])} times")
+    header["time"] = _times_of_rows(header["time"], rows)
     sizes = (rows * columns * FEATURE_DTYPE.itemsize, rows * PROBABILITY_DTYPE.itemsize, rows)
     if len(block) != start + sum(sizes):
         raise ValueError(f"a block of {rows} rows and {columns} features has {len(block) - start} data bytes")
