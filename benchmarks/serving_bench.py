@@ -513,9 +513,19 @@ def measure_log_rounds(
 ) -> list[dict[str, Any]]:
     """(d): per round, the costs with the prediction log on and off, each in a fresh stack with the log's
     consumer running as `make serve` runs it (so neither finds a backlog of the other's or of earlier parts),
-    the order alternating between rounds; explanations in the first round."""
+    the order alternating between rounds, after one stack started and stopped unmeasured; explanations in the
+    first round."""
     from asteroid.serving import contract
 
+    # unmeasured, so that neither setting is the first stack after the deployment (in 2 of 5 runs that first
+    # stack's flat out was half the next ones', for a reason not found)
+    with stack(service_id, work, env, workers, consumer=True) as serve_url:
+        load(
+            f"{serve_url}/{PROJECT}",
+            single_rows(records, SINGLE_ROW_BODIES),
+            concurrency=4,
+            duration=WARM_UP_S,
+        )
     rounds = []
     for number in range(settings.rounds):
         measured: dict[str, Any] = {}
