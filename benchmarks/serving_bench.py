@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ STEADY_RATE = 500
 # A JSON batch of 100,000 rows is about 25 MB; the stack's default body limit is 16 MB.
 BENCH_MAX_BODY_BYTES = 256 << 20
 SINGLE_ROW_BODIES = 2_000
+WARM_UP_S = 2.0
 # A 100,000-row JSON batch takes seconds to parse (far more on a busy machine): no client timeout cuts it off.
 BATCH_TIMEOUT_S = 600.0
 # Aims of issue 21, item 5.
@@ -64,6 +65,9 @@ AIM_WORST_SECOND = 0.8
 AIM_ARROW_OF_LIMIT = 0.2
 AIM_ARROW_OVER_JSON = 10.0
 AIM_BATCH = 10_000
+PARTS = "abcd"
+FORWARDER_SCRIPT = "prediction_forwarder.py"  # its processes' CPU is counted apart from the workers'
+FORWARDER = "forwarder"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class Settings:
     steady_seconds: int
     batch_sizes: tuple[int, ...]
     workers: int = 0  # the "default workers" setting; 0: the stack's default
+    parts: str = PARTS
+    rounds: int = 1  # of (d)'s prediction log on and off, each in a fresh stack, the order alternating
 
 
 FULL = Settings(seconds=8.0, steady_seconds=60, batch_sizes=BATCH_SIZES)
@@ -152,9 +158,21 @@ def deploy(model_path: Path, work: Path, edges: dict[str, list[float]]) -> str:
 
 
 @contextmanager
-def stack(service_id: str, work: Path, env: dict[str, str], workers: int, **extra_env: str) -> Iterator[str]:
-    """The local stack with this many inference workers and these variables; yields its /serve URL."""
+def stack(
+    service_id: str, work: Path, env: dict[str, str], workers: int, consumer: bool = False, **extra_env: str
+) -> Iterator[str]:
+    """The local stack with this many inference workers and these variables, with the prediction log's
+    consumer as `make serve` runs it when `consumer` (its database a fresh SQLite file); yields its /serve
+    URL."""
     data = ["--data-dir", str(work / "stack")]
+    if consumer:
+        from asteroid.quality.config import DATABASE_URL_ENV
+        from asteroid.quality.consumer import stack_part
+
+        database = work / "quality.db"
+        database.unlink(missing_ok=True)
+        data += ["--extra-part", stack_part().to_json()]
+        extra_env = {DATABASE_URL_ENV: f"sqlite:///{database}", **extra_env}
     port = free_port()
     ports = ["--port", str(port), "--metrics-port", str(free_port()), "--broker-port", str(free_port())]
     stack_env = {**env, "SERVING_LOCAL_MAX_BODY_BYTES": str(BENCH_MAX_BODY_BYTES), **extra_env}
@@ -202,32 +220,46 @@ def running_stack_pids(work: Path) -> dict[str, int]:
     return dict(json.loads(StackConfig(data_dir=work / "stack").state_path.read_text())["pids"])
 
 
-def _process_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds so far) of every process."""
+def _process_table() -> dict[int, tuple[int, float, bool]]:
+    """pid -> (parent pid, CPU seconds so far, whether it is a prediction log forwarder) of every process."""
     ticks = os.sysconf("SC_CLK_TCK")
     table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
+            forwarder = FORWARDER_SCRIPT.encode() in (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue  # ended meanwhile
-        table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+        table[int(stat.parent.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            forwarder,
+        )
     return table
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU seconds so far of each part of the stack (with its children) and of this process (the load
-    generator): where a measurement's time went."""
+    """CPU seconds so far of each part of the stack (with its children, but the prediction log's forwarders,
+    counted on their own) and of this process (the load generator): where a measurement's time went."""
     table = _process_table()
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in table.items():
+    for pid, (parent, _, _) in table.items():
         children.setdefault(parent, []).append(pid)
 
-    def tree(pid: int) -> float:
-        return table.get(pid, (0, 0.0))[1] + sum(tree(child) for child in children.get(pid, []))
+    def tree(pid: int) -> tuple[float, float]:
+        """CPU seconds of the process and its descendants: (not forwarders, forwarders)."""
+        _, seconds, forwarder = table.get(pid, (0, 0.0, False))
+        below = [tree(child) for child in children.get(pid, [])]
+        own = (0.0, seconds) if forwarder else (seconds, 0.0)
+        return own[0] + sum(part for part, _ in below), own[1] + sum(part for _, part in below)
 
+    parts = {name: tree(pid) for name, pid in STACK_PIDS.items()}
     times = os.times()
-    return {**{name: tree(pid) for name, pid in STACK_PIDS.items()}, CLIENT: times.user + times.system}
+    return {
+        **{name: own for name, (own, _) in parts.items()},
+        FORWARDER: sum(forwarders for _, forwarders in parts.values()),
+        CLIENT: times.user + times.system,
+    }
 
 
 def load(url: str, payloads: list[bytes], **options: Any) -> dict[str, Any]:
@@ -238,11 +270,15 @@ def load(url: str, payloads: list[bytes], **options: Any) -> dict[str, Any]:
     before = cpu_seconds()
     result = run_load(url, payloads, **options)
     after = cpu_seconds()
-    cpu = {name: round((after[name] - before[name]) * 1000 / max(result.requests, 1), 3) for name in after}
+    cpu = {
+        name: round((after[name] - before.get(name, 0.0)) * 1000 / max(result.requests, 1), 3)
+        for name in after
+    }
     measured = {
         **result.as_dict(),
         "answers_per_second": result.answers_per_second(),
         "cpu_ms_per_request": cpu,
+        "load_average": os.getloadavg()[0],
     }
     if result.statuses.get(200, 0) != result.requests:  # kept, and listed under the tables
         measured["failed"] = f"{url}: {dict(result.statuses)} {result.first_error}"
@@ -385,15 +421,20 @@ def measure_steady(serve_url: str, singles: list[bytes], seconds: int) -> dict[s
     return {**result, "mean_per_second": mean, "worst_second": worst}
 
 
-def measure_costs(serve_url: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches, with and without
-    explanations (the prediction log's setting is the stack's)."""
+def measure_costs(
+    serve_url: str, records: list[dict[str, Any]], seconds: float, explain_too: bool = True
+) -> dict[str, Any]:
+    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches, without
+    explanations and, with `explain_too`, with them (the prediction log's setting is the stack's)."""
     from asteroid.serving import contract
 
     url = f"{serve_url}/{PROJECT}"
     batch = [feature_matrix(records, 1_000, seed) for seed in range(4)]
+    # unmeasured: whatever starts on the first answers (the log's forwarders and their Kafka clients) has
+    # started before the first measurement
+    load(url, single_rows(records, SINGLE_ROW_BODIES), concurrency=4, duration=min(seconds, WARM_UP_S))
     results = {}
-    for explain in (False, True):
+    for explain in (False, True) if explain_too else (False,):
         singles = single_rows(records, SINGLE_ROW_BODIES, explain)
         results["explain" if explain else "plain"] = {
             "flat_out": load(url, singles, concurrency=4, duration=seconds),
@@ -429,33 +470,78 @@ def measure(
     model_path: Path,
     settings: Settings,
 ) -> dict[str, Any]:
-    from asteroid.serving import contract
 
     singles = single_rows(records, SINGLE_ROW_BODIES)
     WARM_UP_ROW.update(records[0])
     workers = settings.workers or default_workers()
-    results: dict[str, Any] = {"default_workers": workers, "single_row": {}}
-    matrices = batch_matrices(records, settings.batch_sizes)
-    results["limit"] = inplace_predict_limit(model_path, matrices)
-    for count in sorted({1, workers}):
-        print(f"  (a) single rows, {count} worker(s)", flush=True)
-        with stack(service_id, work, env, count) as serve_url:
-            if count == workers:  # first: no statistics backlog of larger requests yet
-                print("  (c) steady rate, the project's statistics sender", flush=True)
-                results["steady_project_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
-            results["single_row"][str(count)] = measure_single_rows(serve_url, singles, settings.seconds)
-            if count == workers:
-                print(f"  (b) batches, {count} worker(s)", flush=True)
-                results["batches"] = measure_batches(serve_url, matrices, settings.seconds)
-                print("  (d) explanations and the prediction log on", flush=True)
-                results["log_on"] = measure_costs(serve_url, records, settings.seconds)
-    print("  (c) steady rate, clearml-serving's statistics sender", flush=True)
-    with stack(service_id, work, env, workers, **{STOCK_STATISTICS_SENDER_ENV: "1"}) as serve_url:
-        results["steady_stock_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
-    print("  (d) the prediction log off", flush=True)
-    with stack(service_id, work, env, workers, **{contract.PREDICTION_LOG_ENV: "off"}) as serve_url:
-        results["log_off"] = measure_costs(serve_url, records, settings.seconds)
+    results: dict[str, Any] = {"default_workers": workers}
+    if "a" in settings.parts or "b" in settings.parts or "c" in settings.parts:
+        results["single_row"] = {}
+        matrices = batch_matrices(records, settings.batch_sizes)
+        results["limit"] = inplace_predict_limit(model_path, matrices)
+        for count in sorted({1, workers}):
+            print(f"  (a) single rows, {count} worker(s)", flush=True)
+            with stack(service_id, work, env, count) as serve_url:
+                if count == workers:  # first: no statistics backlog of larger requests yet
+                    print("  (c) steady rate, the project's statistics sender", flush=True)
+                    results["steady_project_sender"] = measure_steady(
+                        serve_url, singles, settings.steady_seconds
+                    )
+                results["single_row"][str(count)] = measure_single_rows(serve_url, singles, settings.seconds)
+                if count == workers:
+                    print(f"  (b) batches, {count} worker(s)", flush=True)
+                    results["batches"] = measure_batches(serve_url, matrices, settings.seconds)
+        print("  (c) steady rate, clearml-serving's statistics sender", flush=True)
+        with stack(service_id, work, env, workers, **{STOCK_STATISTICS_SENDER_ENV: "1"}) as serve_url:
+            results["steady_stock_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
+    if "d" in settings.parts:
+        results["log_rounds"] = measure_log_rounds(service_id, work, env, records, workers, settings)
+        results["log_on"], results["log_off"] = (
+            results["log_rounds"][0]["on"],
+            results["log_rounds"][0]["off"],
+        )
     return results
+
+
+def measure_log_rounds(
+    service_id: str,
+    work: Path,
+    env: dict[str, str],
+    records: list[dict[str, Any]],
+    workers: int,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """(d): per round, the costs with the prediction log on and off, each in a fresh stack with the log's
+    consumer running as `make serve` runs it (so neither finds a backlog of the other's or of earlier parts),
+    the order alternating between rounds, after one stack started and stopped unmeasured; explanations in the
+    first round."""
+    from asteroid.serving import contract
+
+    # unmeasured, so that neither setting is the first stack after the deployment (in 2 of 5 runs that first
+    # stack's flat out was half the next ones', for a reason not found)
+    with stack(service_id, work, env, workers, consumer=True) as serve_url:
+        load(
+            f"{serve_url}/{PROJECT}",
+            single_rows(records, SINGLE_ROW_BODIES),
+            concurrency=4,
+            duration=WARM_UP_S,
+        )
+    rounds = []
+    for number in range(settings.rounds):
+        measured: dict[str, Any] = {}
+        for log in ("on", "off") if number % 2 == 0 else ("off", "on"):
+            print(f"  (d) round {number + 1}: the prediction log {log}", flush=True)
+            switch = {} if log == "on" else {contract.PREDICTION_LOG_ENV: "off"}
+            with stack(service_id, work, env, workers, consumer=True, **switch) as serve_url:
+                measured[log] = measure_costs(serve_url, records, settings.seconds, explain_too=number == 0)
+            plain = measured[log]["plain"]
+            print(
+                f"    flat out {plain['flat_out']['requests_per_second']:,.0f} req/s, p99 at 500 req/s "
+                f"{_p(plain['rate_500']):.1f} ms, load average {plain['flat_out']['load_average']:.2f}",
+                flush=True,
+            )
+        rounds.append(measured)
+    return rounds
 
 
 def hook_stages(model_path: Path, records: list[dict[str, Any]], sizes: tuple[int, ...]) -> dict[str, Any]:
@@ -517,6 +603,17 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
         f"\nServing benchmark — {machine()}; {what}; {settings.seconds:g} s per measurement; "
         f"default inference workers: {workers}\n"
     )
+    if "single_row" in results:
+        report_speed(results, settings)
+    if "log_rounds" in results:
+        report_costs(results)
+    for note in failures(results):
+        print(f"\nFAILED requests in a measurement (its figures count the answered ones): {note}")
+    if "single_row" in results:
+        report_aims(results)
+
+
+def report_speed(results: dict[str, Any], settings: Settings) -> None:
     print(
         "(a) single rows (NASA's 40 columns); CPU ms per request flat out: inference / statistics / broker / "
         "client\n| hook | workers | flat out | 100 req/s offered: p50 / p99 | 500 req/s offered: p50 / p99 | "
@@ -559,28 +656,6 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
             f"| {label} | {steady['mean_per_second']:.0f} | {steady['worst_second']} | {ratio:.0%} | "
             f"{_p(steady):.1f} ms | {' '.join(map(str, steady['answers_per_second']))} |"
         )
-    print("\n(d) costs\n| | without | with | with / without |")
-    print("| --- | --- | --- | --- |")
-    on, off = results["log_on"], results["log_off"]
-    measures = (
-        ("single row flat out, req/s", lambda r: r["flat_out"]["requests_per_second"]),
-        ("p99 at 500 req/s, ms", lambda r: _p(r["rate_500"])),
-        ("1,000-row JSON batches, rows/s", lambda r: r["batch_1000"]["rows_per_second"]),
-        ("1,000-row Arrow batches, rows/s", lambda r: r["arrow_1000"]["rows_per_second"]),
-        (
-            "1,000-row Arrow batches, inference CPU ms",
-            lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
-        ),
-    )
-    for cost, without, with_ in (
-        ("prediction log", off["plain"], on["plain"]),
-        ("explanations", on["plain"], on["explain"]),
-    ):
-        for label, value in measures:
-            before, after = value(without), value(with_)
-            print(
-                f"| {cost}: {label} | {before:,.2f} | {after:,.2f} | {after / before if before else 0:.2f} |"
-            )
     print(
         "\nwhere the time goes: the hook in this process, as the stock app runs it (ms per request, median)"
     )
@@ -588,8 +663,68 @@ def report(results: dict[str, Any], what: str, settings: Settings) -> None:
     print("| --- |" + " --- |" * len(HOOK_STAGES))
     for case, stages in results["hook_stages"].items():
         print(f"| {case} | " + " | ".join(f"{stages[stage]:.3f}" for stage in HOOK_STAGES) + " |")
-    for note in failures(results):
-        print(f"\nFAILED requests in a measurement (its figures count the answered ones): {note}")
+
+
+COST_MEASURES: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = (
+    ("single row flat out, req/s", lambda r: r["flat_out"]["requests_per_second"]),
+    ("p99 at 500 req/s, ms", lambda r: _p(r["rate_500"])),
+    ("1,000-row JSON batches, rows/s", lambda r: r["batch_1000"]["rows_per_second"]),
+    ("1,000-row Arrow batches, rows/s", lambda r: r["arrow_1000"]["rows_per_second"]),
+    (
+        "1,000-row Arrow batches, inference CPU ms",
+        lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
+    ),
+)
+CPU_PARTS = ("inference", FORWARDER, "broker", "statistics", "asteroid-quality", CLIENT)
+
+
+def report_costs(results: dict[str, Any]) -> None:
+    """(d): the prediction log off and on, median over the rounds (each round's figures after it), and
+    explanations against none in the first round's log-on stack."""
+    rounds = results["log_rounds"]
+    print(
+        f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it)"
+    )
+    print("| | without | with | with / without | rounds: without / with |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, value in COST_MEASURES:
+        without = [value(measured["off"]["plain"]) for measured in rounds]
+        with_ = [value(measured["on"]["plain"]) for measured in rounds]
+        before, after = float(np.median(without)), float(np.median(with_))
+        each = ", ".join(f"{b:,.1f} / {a:,.1f}" for b, a in zip(without, with_, strict=True))
+        print(
+            f"| prediction log: {label} | {before:,.2f} | {after:,.2f} | "
+            f"{after / before if before else 0:.2f} | {each} |"
+        )
+    on = results["log_on"]
+    for label, value in COST_MEASURES:
+        before, after = value(on["plain"]), value(on["explain"])
+        print(
+            f"| explanations: {label} | {before:,.2f} | {after:,.2f} | "
+            f"{after / before if before else 0:.2f} | |"
+        )
+    print(
+        "\nthe prediction log's CPU, ms per request (median of the rounds) of each process: "
+        + " / ".join(CPU_PARTS)
+    )
+    print("| single rows | log off | log on |")
+    print("| --- | --- | --- |")
+    for key, label in (("flat_out", "flat out"), ("rate_500", "500 req/s offered")):
+        cells = []
+        for log in ("off", "on"):
+            cpu = [measured[log]["plain"][key]["cpu_ms_per_request"] for measured in rounds]
+            cells.append(
+                " / ".join(f"{np.median([c.get(part, 0.0) for c in cpu]):.3f}" for part in CPU_PARTS)
+            )
+        print(f"| {label} | {cells[0]} | {cells[1]} |")
+    loads = [
+        measured[log]["plain"]["flat_out"]["load_average"] for measured in rounds for log in ("off", "on")
+    ]
+    print(f"load average (1 min) at the flat-out measurements: {min(loads):.2f}-{max(loads):.2f}")
+
+
+def report_aims(results: dict[str, Any]) -> None:
+    workers = results["default_workers"]
     print("\nAims (issue 21, item 5):")
     for count, hooks in results["single_row"].items():
         ratio = (
@@ -638,14 +773,26 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, help="inference workers of the default setting (the stack's default)"
     )
+    parser.add_argument(
+        "--parts",
+        default=PARTS,
+        help=f"which parts to run, e.g. d: (d) alone ({PARTS}; a, b and c run together)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of (d)'s log on and off, the order alternating (1)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
+    if not args.parts or set(args.parts) - set(PARTS) or args.rounds < 1:
+        parser.error(f"--parts takes letters of {PARTS!r}; --rounds at least 1")
     base = QUICK if args.quick else FULL
     settings = Settings(
         args.seconds or base.seconds,
         args.steady_seconds or base.steady_seconds,
         args.batch_sizes or base.batch_sizes,
         args.workers or 0,
+        args.parts,
+        args.rounds,
     )
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "SERVING_LOCAL_"))}
@@ -657,7 +804,8 @@ def main() -> int:
         service_id = deploy(model_path, work, edges)
         print(f"deployed; measuring ({what})", flush=True)
         results = measure(service_id, work, env, records, model_path, settings)
-        results["hook_stages"] = hook_stages(model_path, records, settings.batch_sizes[-2:])
+        if "single_row" in results:
+            results["hook_stages"] = hook_stages(model_path, records, settings.batch_sizes[-2:])
     finally:
         subprocess.run(
             [sys.executable, "-m", "clearml_local", "stop", "--data-dir", str(work / "backend")],

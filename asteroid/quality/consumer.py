@@ -12,6 +12,7 @@ they account for (one commit, not two to order), and a consumer with a `group_id
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -22,11 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 from asteroid.quality import store
 from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig, metrics_port_from_env
+from asteroid.serving import prediction_forwarder
 
 if TYPE_CHECKING:
     from serving_local.api import ExtraPart
 
 POLL_TIMEOUT_MS = 500
+# After a poll that found records, further polls gather more this long before their one transaction: a
+# commit per forwarder's message (several a second) was most of the consumer's work besides Kafka's
+# checksums (docs/notes/prediction-log-cost.md).
+GATHER_S = 1.0
 SCRAPE_TARGET = "asteroid-quality"  # the exporter's name among the stack's scrape targets
 TOPIC_PARTITIONS = 4  # partitions of the topic when the consumer creates it (the broker's default here)
 TOPIC_WAIT_S = 30.0
@@ -65,8 +71,7 @@ class PredictionConsumer:
         try:
             while not self._stop.is_set():
                 self._prune_when_due()
-                records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH_RECORDS)
-                batch = [record for partition_records in records.values() for record in partition_records]
+                batch = self._gathered(consumer)
                 if not batch:
                     idle += 1
                     if max_idle_polls is not None and idle >= max_idle_polls:
@@ -77,6 +82,18 @@ class PredictionConsumer:
         finally:
             consumer.close()
         return self.stats
+
+    def _gathered(self, consumer: Any) -> list[Any]:
+        """The records of a poll and of the polls `GATHER_S` after it (at most `MAX_BATCH_RECORDS`): one
+        transaction, one commit, for them all rather than one for each forwarder's message."""
+        batch = _records(consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH_RECORDS))
+        deadline = time.monotonic() + GATHER_S
+        while batch and len(batch) < MAX_BATCH_RECORDS and not self._stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            batch += _records(consumer.poll(timeout_ms=left_ms, max_records=MAX_BATCH_RECORDS - len(batch)))
+        return batch
 
     def _positioned_consumer(self) -> Any:
         from kafka import KafkaConsumer, TopicPartition
@@ -138,6 +155,10 @@ class PredictionConsumer:
         print(f"prediction log: {problem}", file=sys.stderr, flush=True)
 
 
+def _records(polled: dict[Any, list[Any]]) -> list[Any]:
+    return [record for partition_records in polled.values() for record in partition_records]
+
+
 def _partitions(consumer: Any, broker: str, topic: str) -> set[int]:
     """The topic's partitions, the topic created when it does not exist yet."""
     partitions = consumer.partitions_for_topic(topic)
@@ -183,6 +204,7 @@ def run_forever(
 ) -> int:
     """`python -m asteroid.quality consume`: until SIGTERM or SIGINT. With `register`, a running local
     stack's Prometheus is told to scrape the metrics (the stack does it itself for its part, `stack_part`)."""
+    os.nice(prediction_forwarder.BACKGROUND_NICENESS)  # off the request path: the workers win the cores
     consumer = PredictionConsumer(config)
     register = bool(metrics_port) and register
     if metrics_port:

@@ -101,13 +101,14 @@ class Prediction:
     def _of_block(cls, block: dict[str, Any]) -> list[Prediction]:
         names = [str(name) for name in block["feature_names"]]
         columns = [
-            block[contract.REQUEST_ID], block["neo_reference_id"], block["close_approach_date"],
-            block["features"].tolist(), block[contract.PROBABILITY].tolist(), block["hazardous"].tolist(),
+            block[contract.REQUEST_ID], block["time"], block["neo_reference_id"],
+            block["close_approach_date"], block["features"].tolist(), block[contract.PROBABILITY].tolist(),
+            block["hazardous"].tolist(),
         ]  # fmt: skip
         return [
             cls(
                 request_id=str(request_id),
-                predicted_at=float(block["time"]),
+                predicted_at=float(predicted_at),
                 endpoint=_text(block.get("endpoint")),
                 model_id=_text(block.get("model_id")),
                 model_version=_text(block.get("model_version")),
@@ -117,7 +118,9 @@ class Prediction:
                 probability=probability,
                 hazardous=hazardous,
             )
-            for request_id, neo_id, approach, values, probability, hazardous in zip(*columns, strict=True)
+            for request_id, predicted_at, neo_id, approach, values, probability, hazardous in zip(
+                *columns, strict=True
+            )
         ]
 
     def row(self) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 worker hands it to the predictions topic, so that Kafka's client (kafka-python's Python-level protocol work)
 never runs in the worker and never holds its GIL.
 
-The worker (asteroid/serving/prediction_log.py) encodes one block per answered request and, every 50 ms,
-writes the blocks queued meanwhile, framed (`frame`), as datagrams into its end of a `SOCK_SEQPACKET` socket
-pair (message boundaries kept by the kernel); this process reads datagrams until the worker closes its end (or
-dies), gathers those of up to `LINGER_S` into one Kafka message of at most `MAX_MESSAGE_BYTES` and sends it.
-SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is the signal to send what is left and
-stop, so a stack stopping its process group loses nothing in between.
+The worker (asteroid/serving/prediction_log.py) encodes the requests answered meanwhile into blocks every
+`prediction_log.FLUSH_INTERVAL_S` and writes them, framed (`frame`), as datagrams into its end of a
+`SOCK_SEQPACKET` socket pair (message boundaries kept by the kernel); this process reads datagrams until the
+worker closes its end (or dies), gathers those of up to `LINGER_S` into one Kafka message of at most
+`MAX_MESSAGE_BYTES` and sends it. SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is the
+signal to send what is left and stop, so a stack stopping its process group loses nothing in between. It runs
+`BACKGROUND_NICENESS` lower than the worker, and kafka-python checksums with the `crc32c` package (C) where it
+is installed.
 
 The message's framing is defined here once (`pack_message`, `unpack_message`); the consumer
 (asteroid/quality/store.py) reads it. This file travels in the hook folder and runs as a script by its path:
@@ -19,6 +21,7 @@ standard library and kafka-python (clearml-serving's own dependency) only.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import struct
@@ -33,6 +36,10 @@ MAX_DATAGRAM_BYTES = MAX_BLOCK_BYTES + FRAME.size  # framed blocks the worker se
 MAX_MESSAGE_BYTES = 512 * 1024  # below the broker's and the client's 1 MiB message limits
 LINGER_S = 0.01  # after a datagram arrives, further ones are awaited this long to share its message
 RECONNECT_DELAY_S = 1.0  # after the broker refused a message, blocks are dropped this long
+# Niceness added to the log's processes off the request path (this forwarder, the consumer): on a machine
+# whose cores the workers fill they yield to the workers and catch up when there is room (measured:
+# docs/notes/prediction-log-cost.md). In production they run apart from the workers anyway.
+BACKGROUND_NICENESS = 10
 
 
 def frame(block: bytes) -> bytes:
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
+    os.nice(BACKGROUND_NICENESS)
     connection = socket.socket(fileno=args.fd)
     publisher = KafkaPublisher(args.broker, args.topic)
     batcher = Batcher(connection, publisher)

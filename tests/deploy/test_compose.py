@@ -207,6 +207,9 @@ def test_the_inference_image_loads_models_with_the_pipelines_xgboost(pins: dict[
     # the hook's Arrow batches (preprocess_serving.py)
     assert dockerfile_arg(dockerfile, "PYARROW_VERSION") == pins["pyarrow"]
     assert 'pip install --no-cache-dir "pyarrow==${PYARROW_VERSION}"' in dockerfile.read_text()
+    # the prediction log forwarder's Kafka checksums in C (asteroid/serving/prediction_forwarder.py)
+    assert dockerfile_arg(dockerfile, "CRC32C_VERSION") == pins["crc32c"]
+    assert 'pip install --no-cache-dir "crc32c==${CRC32C_VERSION}"' in dockerfile.read_text()
     assert dockerfile_images(dockerfile) == [f"clearml/clearml-serving-inference:{pins['clearml-serving']}"]
     services = compose.merged_services(SERVING)
     built = services["clearml-serving-inference"]["image"]

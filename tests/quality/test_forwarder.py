@@ -1,4 +1,4 @@
-"""The prediction log's cost on the request path is encoding a block and queueing it: nothing is sent on the
+"""The prediction log's cost on the request path is queueing a reference: nothing is encoded nor sent on the
 request thread, one flusher thread hands the blocks over, and a forwarder that does not read costs the flusher
 one bounded wait, then none. The forwarder process frames what arrives into messages the consumer reads,
 survives a `kill -9` (the worker starts another) and publishes what it holds when the worker closes its
@@ -17,7 +17,7 @@ import pytest
 from asteroid.quality import store
 from asteroid.quality.config import QualityConfig
 from asteroid.quality.consumer import PredictionConsumer
-from asteroid.serving import prediction_forwarder, prediction_log
+from asteroid.serving import contract, prediction_forwarder, prediction_log
 from tests.backend.backend_harness import wait_for
 
 NAMES = [f"feature_{index}" for index in range(18)]
@@ -49,12 +49,20 @@ class RecordingForwarder:
 
 
 @pytest.mark.parametrize("rows", [1, 1000])
-def test_the_request_thread_only_encodes_and_queues(rows: int) -> None:
+def test_the_request_thread_only_queues(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     forwarders: list[RecordingForwarder] = []
+    encoders: set[str] = set()
+    encode = prediction_log.encode_requests
 
     def start(broker: str, topic: str) -> RecordingForwarder:
         forwarders.append(RecordingForwarder(broker, topic))
         return forwarders[-1]
+
+    def recorded_encode(requests: list[prediction_log.Answered]) -> list[tuple[bytes, int]]:
+        encoders.add(threading.current_thread().name)
+        return encode(requests)
+
+    monkeypatch.setattr(prediction_log, "encode_requests", recorded_encode)
 
     log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=start)
     threads = threading.active_count()
@@ -62,14 +70,22 @@ def test_the_request_thread_only_encodes_and_queues(rows: int) -> None:
     for request in requests:
         log.record(request)
     assert threading.active_count() == threads + 1  # the flusher, started once
-    blocks = sum(len(request.encode_blocks()) for request in requests)
+    rows_answered = sum(len(request.request_ids) for request in requests)
 
     def handed_over() -> int:
-        return sum(prediction_forwarder.frame_count(datagram) for f in forwarders for datagram in f.sent)
+        blocks = [
+            block
+            for f in list(forwarders)
+            for datagram in list(f.sent)
+            for block in prediction_forwarder.unpack_message(prediction_forwarder.MAGIC + datagram)
+        ]
+        return sum(len(prediction_log.decode_block(block)[contract.REQUEST_ID]) for block in blocks)
 
-    wait_for(lambda: handed_over() == blocks, "the flusher to hand every block over", 10.0)
+    wait_for(lambda: handed_over() == rows_answered, "the flusher to hand every row over", 10.0)
     (forwarder,) = forwarders  # started once, by the flusher
-    assert forwarder.senders == {"prediction-log-flush"}  # nothing was sent on the request thread
+    assert (
+        forwarder.senders == encoders == {"prediction-log-flush"}
+    )  # nor sent nor encoded on the request thread
     log.close()
     assert all(len(datagram) <= prediction_forwarder.MAX_DATAGRAM_BYTES for datagram in forwarder.sent)
     stored = store.Prediction.from_message(prediction_forwarder.MAGIC + b"".join(forwarder.sent))
@@ -94,16 +110,43 @@ def test_a_stuck_flusher_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> No
             release.wait(30.0)
             return super().send(datagram)
 
-    monkeypatch.setattr(prediction_log, "MAX_PENDING_BYTES", 10_000)
+    monkeypatch.setattr(prediction_log, "MAX_PENDING_ROWS", 50)
     log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=Stuck)
     log.record(answered(1))
     wait_for(lambda: log._forwarder is not None, "the flusher to take the first request", 10.0)
     for index in range(200):
         log.record(answered(1, first=1 + index))
-    queued = len(log._frames)
-    assert 0 < queued < 200 and log.dropped == 200 - queued  # the rest refused at the bound, counted
+    queued = len(log._queue)
+    assert queued == 50 and log.dropped == 150  # the rest refused at the bound, counted (rows)
     release.set()
     log.close()
+
+
+def test_one_flush_encodes_many_requests_column_wise_and_the_consumer_reads_them_back() -> None:
+    """The flusher's blocks hold the rows of many requests (one header for all, per-row times); a request
+    of another model starts another block; the rows come back as the requests were answered."""
+    other_model = prediction_log.Answered(
+        1_900_000_001.0, {"endpoint": "asteroid/2", "id": "n", "version": "4"}, NAMES,
+        np.ones((2, len(NAMES))), [0.9, 0.1], [True, False], ["b" * 32 + "-0", "b" * 32 + "-1"], [7, None],
+        [None, "2026-03-04"],
+    )  # fmt: skip
+    requests = [answered(1, first=index) for index in range(40)] + [other_model, answered(3, first=40)]
+    blocks = prediction_log.encode_requests(requests)
+    assert [rows for _, rows in blocks] == [40, 2, 3]
+    assert len(blocks[0][0]) < 40 * len(requests[0].encode_blocks()[0]) / 2  # one header, not forty
+    stored = store.Prediction.from_message(prediction_forwarder.pack_message([block for block, _ in blocks]))
+    assert [p.request_id for p in stored] == [i for r in requests for i in r.request_ids]
+    assert [p.predicted_at for p in stored] == [r.time for r in requests for _ in r.request_ids]
+    assert [p.model_version for p in stored] == ["3"] * 40 + ["4"] * 2 + ["3"] * 3
+    assert [list(p.features.values()) for p in stored] == [
+        row for r in requests for row in np.asarray(r.features).tolist()
+    ]
+    assert [
+        (p.probability, p.hazardous, p.neo_reference_id, p.close_approach_date) for p in stored[40:42]
+    ] == [
+        (0.9, True, 7, None),
+        (0.1, False, None, "2026-03-04"),
+    ]
 
 
 def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> None:
@@ -130,7 +173,7 @@ def test_the_forwarder_frames_what_arrives_and_publishes_the_rest_when_the_worke
     worker, forwarder_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     published: list[bytes] = []
     blocks = [block for rows in (1, 3, 700) for block in answered(rows).encode_blocks()]
-    for datagram in prediction_log.datagrams([prediction_forwarder.frame(block) for block in blocks]):
+    for datagram, _ in prediction_log.datagrams([(prediction_forwarder.frame(block), 1) for block in blocks]):
         worker.send(datagram)
     worker.close()
     prediction_forwarder.Batcher(forwarder_end, published.append, linger=60.0).run()  # returns at the close

@@ -43,4 +43,9 @@ def test_the_quick_benchmark_measures_every_part_and_prints_the_aims(tmp_path: P
         assert set(results[log]) == {"plain", "explain"}
         for explain in ("plain", "explain"):
             assert results[log][explain]["arrow_1000"]["rows_per_second"] > 0
+    # (d): the log on and off each in a stack of its own, with the consumer; the forwarders counted apart
+    assert [set(measured) for measured in results["log_rounds"]] == [{"on", "off"}]
+    off_cpu = results["log_off"]["plain"]["flat_out"]["cpu_ms_per_request"]
+    assert {"inference", "forwarder", "broker", "asteroid-quality"} <= set(off_cpu)
+    assert off_cpu["forwarder"] == 0  # no forwarder runs with the log off
     assert set(results["hook_stages"]) >= {"1 row, JSON", "1,000 rows, Arrow"}
