@@ -12,9 +12,10 @@ from asteroid.serving import contract
 from asteroid.serving.deploy import DeployError, Rollout, find_service, rollout
 
 
-def release(service_id: str, model: Any) -> Rollout:
+def release(service_id: str, model: Any, *, reload_required: bool = True) -> Rollout:
     """Roll `model` (a clearml `Model`) out on the service, then write and load its rules; prints both.
-    Refused (DeployError) while a progressive rollout is active: it owns the route until it ends."""
+    Refused (DeployError) while a progressive rollout is active: it owns the route until it ends. With
+    ``reload_required`` false, a Prometheus reload not confirmed is a printed warning (`publish_rules`)."""
     busy = active_rollout(service_id)
     if busy:
         raise DeployError(f"not released: {busy}")
@@ -28,7 +29,7 @@ def release(service_id: str, model: Any) -> Rollout:
         f"winner {model.id} {verb} /serve/{result.url} on service {service_id} "
         f"(hazardous at probability ≥ {terms.threshold:g})"
     )
-    publish_rules(result, model, terms)
+    publish_rules(result, model, terms, reload_required=reload_required)
     return result
 
 
@@ -59,4 +60,5 @@ def release_if_served(model_id: str) -> Rollout | None:
         return None
     from clearml import Model
 
-    return release(service_id, Model(model_id=model_id))
+    # The model already serves: a slow Prometheus must not fail the pipeline that made it.
+    return release(service_id, Model(model_id=model_id), reload_required=False)
