@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ import pytest
 from asteroid import loop_drill
 from asteroid.automation.config import QUERY_DATE_PLACEHOLDER
 from asteroid.rollout import state as states
+from tests.net import http_server_in_thread
 
 
 def test_the_retrain_publishes_without_serving_and_takes_the_day_or_a_fixed_cutoff() -> None:
@@ -75,14 +76,8 @@ class Serving(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def serving() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Serving)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/serve/asteroid"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server_in_thread(Serving) as port:
+        yield f"http://127.0.0.1:{port}/serve/asteroid"
 
 
 def test_the_traffic_records_each_answer_and_tells_the_injected_failures_apart(serving: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 
 from asteroid.serving.load import run_load
+from tests.net import http_server_in_thread
 
 STALL_S = 0.3
 
@@ -41,14 +42,8 @@ class StallOnce(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     StallOnce.served, StallOnce.headers_seen = 0, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StallOnce)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/serve/x"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_server_in_thread(StallOnce) as port:
+        yield f"http://127.0.0.1:{port}/serve/x"
 
 
 def test_latency_counts_from_the_due_time_so_a_stall_shows_in_every_delayed_request(server: str) -> None:
