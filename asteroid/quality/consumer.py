@@ -121,7 +121,7 @@ class PredictionConsumer:
         return consumer
 
     def _store(self, batch: list[Any]) -> None:
-        predictions: list[store.Prediction] = []
+        predictions: list[tuple[Any, ...]] = []  # rows of store.PREDICTIONS
         labels: list[store.LabelRecord] = []
         next_offsets: dict[tuple[str, int], int] = {}
         for record in batch:
@@ -131,13 +131,13 @@ class PredictionConsumer:
                 if record.topic == self.config.feedback_topic:
                     labels.append(store.LabelRecord.from_message(record.value))
                 else:
-                    predictions += store.Prediction.from_message(record.value)
+                    predictions += store.prediction_rows(record.value)
             except store.RecordError as exc:
                 self.stats.rejected += 1
                 self._report(f"{record.topic} partition {record.partition} offset {record.offset}: {exc}")
         with self.engine.begin() as connection:
             store.store_labels(connection, labels)
-            self.stats.stored += store.store_batch(connection, predictions, next_offsets)
+            self.stats.stored += store.store_rows(connection, predictions, next_offsets)
         self.stats.labels += len(labels)
         self.stats.consumed += len(batch)
 

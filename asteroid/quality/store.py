@@ -10,13 +10,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -72,6 +74,13 @@ class RecordError(ValueError):
     """A message of the predictions topic that is not a prediction record."""
 
 
+# The columns of `PREDICTIONS` in the order of a row tuple (`prediction_rows`, `Prediction.values`).
+COLUMNS = tuple(PREDICTIONS.c.keys())
+_DECODING_ERRORS = (ValueError, TypeError, KeyError, AttributeError, struct.error)
+_MODEL_KEYS = ("endpoint", "model_id", "model_version")  # a block's header fields of its model
+_CHUNK_ROWS = 10_000  # rows per PostgreSQL statement: one round trip each, a bounded query text
+
+
 @dataclass(frozen=True)
 class Prediction:
     request_id: str
@@ -87,63 +96,72 @@ class Prediction:
 
     @classmethod
     def from_message(cls, value: bytes) -> list[Prediction]:
-        """The predictions a message of the hook's forwarder carries (asteroid/serving/prediction_forwarder.py
-        frames blocks of asteroid/serving/prediction_log.py): one block per answered request."""
-        try:
-            blocks = [
-                prediction_log.decode_block(block) for block in prediction_forwarder.unpack_message(value)
-            ]
-            return [prediction for block in blocks for prediction in cls._of_block(block)]
-        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
-            raise RecordError(f"not a prediction record: {exc!r}") from None
+        """The predictions a message of the hook's forwarder carries (`prediction_rows`, which the consumer
+        stores without an object per row)."""
+        return [cls(*row[:7], json.loads(row[7]), *row[8:]) for row in prediction_rows(value)]
 
-    @classmethod
-    def _of_block(cls, block: dict[str, Any]) -> list[Prediction]:
-        names = [str(name) for name in block["feature_names"]]
-        columns = [
-            block[contract.REQUEST_ID], block["time"], block["neo_reference_id"],
-            block["close_approach_date"], block["features"].tolist(), block[contract.PROBABILITY].tolist(),
-            block["hazardous"].tolist(),
-        ]  # fmt: skip
-        return [
-            cls(
-                request_id=str(request_id),
-                predicted_at=float(predicted_at),
-                endpoint=_text(block.get("endpoint")),
-                model_id=_text(block.get("model_id")),
-                model_version=_text(block.get("model_version")),
-                neo_reference_id=_whole(neo_id),
-                close_approach_date=_text(approach),
-                features=dict(zip(names, values, strict=True)),
-                probability=probability,
-                hazardous=hazardous,
-            )
-            for request_id, predicted_at, neo_id, approach, values, probability, hazardous in zip(
-                *columns, strict=True
-            )
-        ]
+    def values(self) -> tuple[Any, ...]:
+        """The prediction as a row of `PREDICTIONS` (in `COLUMNS` order)."""
+        return (
+            self.request_id, self.predicted_at, self.endpoint, self.model_id, self.model_version,
+            self.neo_reference_id, self.close_approach_date, json.dumps(self.features), self.probability,
+            self.hazardous,
+        )  # fmt: skip
 
-    def row(self) -> dict[str, Any]:
-        return {
-            contract.REQUEST_ID: self.request_id,
-            "predicted_at": self.predicted_at,
-            "endpoint": self.endpoint,
-            "model_id": self.model_id,
-            "model_version": self.model_version,
-            "neo_reference_id": self.neo_reference_id,
-            "close_approach_date": self.close_approach_date,
-            "features": json.dumps(self.features),
-            contract.PROBABILITY: self.probability,
-            "hazardous": self.hazardous,
-        }
+
+def prediction_rows(value: bytes) -> list[tuple[Any, ...]]:
+    """The rows of `PREDICTIONS` (in `COLUMNS` order) a message of the hook's forwarder carries: what
+    `Prediction.from_message(value)` gives as `values()`, built column-wise from each block."""
+    try:
+        rows: list[tuple[Any, ...]] = []
+        for block in _blocks(value):
+            rows += _rows_of_block(block)
+        return rows
+    except _DECODING_ERRORS as exc:
+        raise RecordError(f"not a prediction record: {exc!r}") from None
+
+
+def _blocks(value: bytes) -> list[dict[str, Any]]:
+    return [prediction_log.decode_block(block) for block in prediction_forwarder.unpack_message(value)]
+
+
+def _rows_of_block(block: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The block (`prediction_log.decode_block`) as rows, column by column."""
+    request_ids = [str(request_id) for request_id in block[contract.REQUEST_ID]]
+    endpoints, model_ids, versions = ([_text(block.get(key))] * len(request_ids) for key in _MODEL_KEYS)
+    columns = (
+        request_ids, [float(time) for time in block["time"]], endpoints, model_ids, versions,
+        [None if neo_id is None else int(neo_id) for neo_id in block["neo_reference_id"]],
+        [None if date is None else str(date) for date in block["close_approach_date"]],
+        features_json([str(name) for name in block["feature_names"]], block["features"]),
+        block[contract.PROBABILITY].tolist(), block["hazardous"].tolist(),
+    )  # fmt: skip
+    return list(zip(*columns, strict=True))
+
+
+def features_json(names: list[str], matrix: np.ndarray) -> list[str]:
+    """Each row of `matrix` as `json.dumps(dict(zip(names, row)))` gives it, through a text template of the
+    names (a third of the time): `%r` of a float is the text json writes, except for NaN and the infinities,
+    and a name given twice keeps one value; those rows take json.dumps itself."""
+    values = matrix.tolist()
+    if len(set(names)) != len(names):
+        return [json.dumps(dict(zip(names, row, strict=True))) for row in values]
+    template = _template(tuple(names))
+    texts = [template % tuple(row) for row in values]
+    if not bool(np.isfinite(matrix).all()):
+        for index in np.flatnonzero(~np.isfinite(matrix).all(axis=1)).tolist():
+            texts[index] = json.dumps(dict(zip(names, values[index], strict=True)))
+    return texts
+
+
+@functools.lru_cache(maxsize=64)
+def _template(names: tuple[str, ...]) -> str:
+    fields = ", ".join(json.dumps(name).replace("%", "%%") + ": %r" for name in names)
+    return "{" + fields + "}"
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _whole(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 def engine(database_url: str) -> Engine:
@@ -168,15 +186,26 @@ def _insert(connection: sa.Connection, table: sa.Table) -> Any:
 def store_batch(
     connection: sa.Connection, predictions: Iterable[Prediction], next_offsets: Mapping[tuple[str, int], int]
 ) -> int:
-    """Insert the predictions not yet stored and advance the partitions' offsets, in the caller's transaction;
-    the number of predictions inserted."""
-    rows = [prediction.row() for prediction in predictions]
+    """`store_rows` of the predictions."""
+    return store_rows(connection, [prediction.values() for prediction in predictions], next_offsets)
+
+
+def store_rows(
+    connection: sa.Connection, rows: list[tuple[Any, ...]], next_offsets: Mapping[tuple[str, int], int]
+) -> int:
+    """Insert the rows of `PREDICTIONS` (`prediction_rows`) whose request id is not yet stored and advance the
+    partitions' offsets, in the caller's transaction; the number of rows inserted. The rows go to the
+    driver as they are (SQLAlchemy's executemany of dict rows cost as much as building them)."""
     inserted = 0
     if rows:
-        statement = _insert(connection, PREDICTIONS).on_conflict_do_nothing(
-            index_elements=[contract.REQUEST_ID]
-        )
-        inserted = connection.execute(statement, rows).rowcount
+        dialect = connection.dialect.name
+        if dialect == "sqlite":
+            inserted = connection.exec_driver_sql(_sqlite_insert(), rows).rowcount
+        elif dialect == "postgresql":
+            inserted = sum(_insert_postgresql(connection, rows[start : start + _CHUNK_ROWS])
+                           for start in range(0, len(rows), _CHUNK_ROWS))  # fmt: skip
+        else:
+            raise ValueError(f"the quality tables support SQLite and PostgreSQL, not {dialect}")
     for (topic, partition), offset in next_offsets.items():
         statement = _insert(connection, OFFSETS).values(topic=topic, partition=partition, next_offset=offset)
         connection.execute(
@@ -185,6 +214,36 @@ def store_batch(
             )
         )
     return max(inserted, 0)
+
+
+def _column_list() -> str:
+    return ", ".join(f'"{name}"' for name in COLUMNS)
+
+
+@functools.cache
+def _sqlite_insert() -> str:
+    placeholders = ", ".join("?" for _ in COLUMNS)
+    return (
+        f"INSERT INTO {PREDICTIONS.name} ({_column_list()}) VALUES ({placeholders})"
+        f' ON CONFLICT ("{contract.REQUEST_ID}") DO NOTHING'
+    )
+
+
+@functools.cache
+def _postgresql_insert() -> str:
+    """One statement for many rows: the columns as arrays, `unnest` makes them rows again (executemany
+    would be a round trip a row; the rows inserted are its row count)."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"%s::{column.type.compile(dialect)}[]" for column in PREDICTIONS.columns)
+    return (
+        f"INSERT INTO {PREDICTIONS.name} ({_column_list()}) SELECT * FROM unnest({arrays})"
+        f' ON CONFLICT ("{contract.REQUEST_ID}") DO NOTHING'
+    )
+
+
+def _insert_postgresql(connection: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    columns = tuple(list(column) for column in zip(*rows, strict=True))
+    return connection.exec_driver_sql(_postgresql_insert(), columns).rowcount
 
 
 def stored_offsets(connection: sa.Connection, topic: str) -> dict[int, int]:
