@@ -9,8 +9,15 @@ With `--in-process`, no stack and no HTTP: single-row requests handed to the log
 between them), the CPU time per request of this process with the log on (a real broker) minus with it off —
 what the log costs the worker, independent of the neighbours' load — and of the forwarder.
 
+With `--consumer`, the consumer's side alone, no broker: the messages a forwarder would publish for `--rows`
+single-row requests (a message per flush of `--requests-per-flush`), decoded and stored into SQLite in a
+temporary file, a transaction per `--messages-per-commit` messages, by the former store
+(tests/quality/store_reference.py) and by the consumer's (`store.prediction_rows`, `store.store_rows`):
+CPU and wall µs a row, decoding apart.
+
     python benchmarks/prediction_log_bench.py [--seconds 8] [--rounds 4]
     python benchmarks/prediction_log_bench.py --in-process
+    python benchmarks/prediction_log_bench.py --consumer [--rows 50000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -165,6 +172,86 @@ def in_process(rounds: int) -> None:
         broker.wait(timeout=10)
 
 
+def forwarded_messages(rows: int, requests_per_flush: int) -> list[bytes]:
+    """The forwarder's messages for `rows` single-row requests, one message per flush of the worker."""
+    import numpy as np
+
+    from asteroid import schema
+    from asteroid.serving import prediction_forwarder, prediction_log
+
+    names = list(schema.FEATURES)
+    model = {"endpoint": "asteroid/1", "id": "0" * 32, "version": "1"}
+    matrix = np.random.default_rng(7).normal(0.0, 100.0, (rows, 1, len(names)))
+    requests = [
+        prediction_log.Answered(1_900_000_000.0 + index / 500, model, names, row, [0.3], [index % 7 == 0],
+                                prediction_log.new_request_ids(1), [3_000_000 + index], [None])
+        for index, row in enumerate(matrix)
+    ]  # fmt: skip
+    return [
+        prediction_forwarder.pack_message(
+            [
+                block
+                for block, _ in prediction_log.encode_requests(requests[start : start + requests_per_flush])
+            ]
+        )
+        for start in range(0, rows, requests_per_flush)
+    ]
+
+
+def consumer_store(messages: list[bytes], per_commit: int, former: bool) -> dict[str, float]:
+    """Seconds of CPU and wall to decode and store the messages into a fresh SQLite file, and of decoding."""
+    import time
+
+    from asteroid.quality import store
+    from tests.quality import store_reference
+
+    work = Path(tempfile.mkdtemp(prefix="consumer-bench-"))
+    engine = store.engine(f"sqlite:///{work / 'quality.db'}")
+    decode_cpu = inserted = 0.0
+    cpu, wall = time.process_time(), time.perf_counter()
+    for start in range(0, len(messages), per_commit):
+        decode_start = time.process_time()
+        if former:
+            predictions = [p for value in messages[start : start + per_commit]
+                           for p in store_reference.old_predictions(value)]  # fmt: skip
+        else:
+            rows = [
+                row for value in messages[start : start + per_commit] for row in store.prediction_rows(value)
+            ]
+        decode_cpu += time.process_time() - decode_start
+        with engine.begin() as connection:
+            if former:
+                inserted += store_reference.old_store_batch(connection, predictions)
+                store.store_rows(connection, [], {("topic", 0): start + per_commit})
+            else:
+                inserted += store.store_rows(connection, rows, {("topic", 0): start + per_commit})
+    result = {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall, "decode": decode_cpu}
+    engine.dispose()
+    shutil.rmtree(work, ignore_errors=True)
+    return {**result, "inserted": inserted}
+
+
+def consumer(rows: int, requests_per_flush: int, per_commit: int, rounds: int) -> None:
+    messages = forwarded_messages(rows, requests_per_flush)
+    print(f"{rows} single-row requests, {len(messages)} messages, a commit per {per_commit} messages")
+    print("| store | round | CPU µs a row | of which decoding | wall µs a row |")
+    print("| --- | --- | --- | --- | --- |")
+    results: dict[str, list[dict[str, float]]] = {"former": [], "column-wise": []}
+    for round_number in range(rounds):
+        for name in list(results) if round_number % 2 == 0 else reversed(list(results)):
+            result = consumer_store(messages, per_commit, former=name == "former")
+            assert result["inserted"] == rows, result
+            results[name].append(result)
+            per_row = {key: value / rows * 1e6 for key, value in result.items()}
+            print(f"| {name} | {round_number + 1} | {per_row['cpu']:.1f} | {per_row['decode']:.1f} | "
+                  f"{per_row['wall']:.1f} |", flush=True)  # fmt: skip
+    medians = {
+        name: statistics.median(r["cpu"] for r in found) / rows * 1e6 for name, found in results.items()
+    }
+    print(f"median CPU µs a row: former {medians['former']:.1f}, column-wise {medians['column-wise']:.1f} "
+          f"({medians['former'] / medians['column-wise']:.1f}x)")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,7 +260,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--in-process", action="store_true", help="the log alone, no stack, no HTTP")
+    parser.add_argument("--consumer", action="store_true", help="the consumer's store alone, no broker")
+    parser.add_argument("--rows", type=int, default=50_000, help="with --consumer: single-row requests")
+    parser.add_argument("--requests-per-flush", type=int, default=100, help="with --consumer")
+    parser.add_argument("--messages-per-commit", type=int, default=5, help="with --consumer")
     args = parser.parse_args()
+    if args.consumer:
+        consumer(args.rows, args.requests_per_flush, args.messages_per_commit, args.rounds)
+        return 0
     if args.in_process:
         in_process(args.rounds)
         return 0

@@ -125,12 +125,18 @@ def test_a_replayed_batch_inserts_nothing_and_the_offsets_advance_with_it(databa
 
 
 def test_the_features_text_is_what_json_writes_and_reads_back() -> None:
-    matrix = np.array([SPECIAL, [float(index) / 3 for index in range(len(SPECIAL))]])
-    names = [f"f{index} %r {chr(0x263A + index)}" for index in range(len(SPECIAL))]
+    """Special floats, every bit pattern (random), every magnitude, and names JSON must escape."""
+    generator = np.random.default_rng(11)
+    bits = generator.integers(0, 2**64, 20 * 6000, dtype=np.uint64).view(np.float64)
+    magnitudes = generator.random(20 * 6000) * 10.0 ** generator.integers(-330, 308, 20 * 6000).astype(float)
+    matrix = np.concatenate([[SPECIAL * 2], bits.reshape(-1, 20), magnitudes.reshape(-1, 20)])
+    names = [f"f{index} %r {chr(0x263A + index)}" for index in range(19)] + ['"quoted" \\ \n']
     texts = store.features_json(names, matrix)
     assert texts == [json.dumps(dict(zip(names, row, strict=True))) for row in matrix.tolist()]
-    back = [list(json.loads(text).values()) for text in texts]
-    np.testing.assert_array_equal(np.array(back).view(np.uint64), matrix.view(np.uint64))  # every bit
+    back = np.array([list(json.loads(text).values()) for text in texts])
+    numbers = ~np.isnan(matrix)  # a NaN's payload is not JSON
+    np.testing.assert_array_equal(np.isnan(back), ~numbers)
+    np.testing.assert_array_equal(back[numbers].view(np.uint64), matrix[numbers].view(np.uint64))  # every bit
 
 
 def test_a_message_that_is_not_a_record_is_rejected() -> None:
