@@ -201,7 +201,7 @@ def store_rows(
 ) -> int:
     """Insert the rows of `PREDICTIONS` (`prediction_rows`) whose request id is not yet stored and advance the
     partitions' offsets, in the caller's transaction; the number of rows inserted. The rows go to the
-    driver as they are (SQLAlchemy's executemany of dict rows cost as much as building them)."""
+    driver as they are: SQLAlchemy's executemany of dict rows cost about twice the driver's own."""
     inserted = 0
     if rows:
         dialect = connection.dialect.name
