@@ -1,11 +1,10 @@
-"""The consumer's store as it was before the column-wise one (commit 575ccc3): a `Prediction` object per row,
+"""The consumer's store as it was before the column-wise one (commit 575ccc3): a `store.Prediction` per row,
 its features as `json.dumps` of a dict, SQLAlchemy's executemany of dict rows. What the equivalence test
 (tests/quality/test_store_rows.py) and `benchmarks/prediction_log_bench.py --consumer` compare with."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,39 +14,26 @@ from asteroid.quality import store
 from asteroid.serving import contract, prediction_forwarder, prediction_log
 
 
-@dataclass(frozen=True)
-class OldPrediction:
-    request_id: str
-    predicted_at: float
-    endpoint: str | None
-    model_id: str | None
-    model_version: str | None
-    neo_reference_id: int | None
-    close_approach_date: str | None
-    features: dict[str, float]
-    probability: float
-    hazardous: bool
-
-    def row(self) -> dict[str, Any]:
-        return {
-            contract.REQUEST_ID: self.request_id,
-            "predicted_at": self.predicted_at,
-            "endpoint": self.endpoint,
-            "model_id": self.model_id,
-            "model_version": self.model_version,
-            "neo_reference_id": self.neo_reference_id,
-            "close_approach_date": self.close_approach_date,
-            "features": json.dumps(self.features),
-            contract.PROBABILITY: self.probability,
-            "hazardous": self.hazardous,
-        }
+def old_row(prediction: store.Prediction) -> dict[str, Any]:
+    return {
+        contract.REQUEST_ID: prediction.request_id,
+        "predicted_at": prediction.predicted_at,
+        "endpoint": prediction.endpoint,
+        "model_id": prediction.model_id,
+        "model_version": prediction.model_version,
+        "neo_reference_id": prediction.neo_reference_id,
+        "close_approach_date": prediction.close_approach_date,
+        "features": json.dumps(prediction.features),
+        contract.PROBABILITY: prediction.probability,
+        "hazardous": prediction.hazardous,
+    }
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def old_predictions(value: bytes) -> list[OldPrediction]:
+def old_predictions(value: bytes) -> list[store.Prediction]:
     predictions = []
     for framed in prediction_forwarder.unpack_message(value):
         block = prediction_log.decode_block(framed)
@@ -61,7 +47,7 @@ def old_predictions(value: bytes) -> list[OldPrediction]:
             *columns, strict=True
         ):
             predictions.append(
-                OldPrediction(
+                store.Prediction(
                     request_id=str(request_id),
                     predicted_at=float(predicted_at),
                     endpoint=_text(block.get("endpoint")),
@@ -77,9 +63,9 @@ def old_predictions(value: bytes) -> list[OldPrediction]:
     return predictions
 
 
-def old_store_batch(connection: sa.Connection, predictions: list[OldPrediction]) -> int:
+def old_store_batch(connection: sa.Connection, predictions: list[store.Prediction]) -> int:
     """The predictions inserted unless stored (the offsets part is unchanged, left out); how many."""
-    rows = [prediction.row() for prediction in predictions]
+    rows = [old_row(prediction) for prediction in predictions]
     if not rows:
         return 0
     dialects = {"sqlite": sqlite, "postgresql": postgresql}

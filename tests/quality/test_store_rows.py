@@ -112,7 +112,10 @@ def test_every_column_is_stored_as_the_former_store_stored_it(database_url: str)
     assert {row[6] for row in after[1]} == {None, "2026-12-07"}
 
 
-def test_a_replayed_batch_inserts_nothing_and_the_offsets_advance_with_it(database_url: str) -> None:
+def test_a_replayed_batch_inserts_nothing_and_the_offsets_advance_with_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "_CHUNK_ROWS", 64)  # PostgreSQL: a batch in several statements, counts summed
     rows = [row for value in messages() for row in store.prediction_rows(value)]
     with store.engine(database_url).begin() as connection:
         assert store.store_rows(connection, rows[:100], {("topic", 0): 1}) == 100
