@@ -24,7 +24,8 @@ MODEL = {"endpoint": "asteroid/1", "id": "m" * 32, "version": "3"}
 
 def answered(rows: int, first: int, at: float, names: list[str] = NAMES) -> prediction_log.Answered:
     grid = np.random.default_rng(first).normal(0, 1e3, (rows, len(names)))
-    grid.flat[:: max(1, grid.size // len(SPECIAL))][: len(SPECIAL)] = SPECIAL[: grid.size]
+    count = min(len(SPECIAL), grid.size)
+    grid.flat[np.linspace(0, grid.size - 1, count).astype(int)] = SPECIAL[:count]
     return prediction_log.Answered(
         at, MODEL, names, grid, [index / (rows + 1) for index in range(rows)],
         [index % 2 == 1 for index in range(rows)], [f"{first:030x}-{index}" for index in range(rows)],
@@ -110,6 +111,8 @@ def test_every_column_is_stored_as_the_former_store_stored_it(database_url: str)
     assert raw[f"{200:030x}-0"][1] == 7.5
     assert {row[5] for row in after[1]} >= {None, 2_000_101}
     assert {row[6] for row in after[1]} == {None, "2026-12-07"}
+    assert sum("NaN" in row[7] for row in after[0]) == 30 + 1 + 1 + 1  # the special floats of each request
+    assert any("e-07" in row[7] for row in after[0])
 
 
 def test_a_replayed_batch_inserts_nothing_and_the_offsets_advance_with_it(
