@@ -163,18 +163,18 @@ class Preprocess:
         if self._fault is not None:
             probabilities = self._fault.apply(probabilities)
         threshold = self._predictor.threshold if self._predictor else schema.HAZARD_THRESHOLD
-        values = probabilities.tolist()
         if collect_custom_statistics_fn:
             reported = probabilities[state.get("reported_rows", slice(None))].tolist()
             statistic = reported if state.get("batch") else reported[0]
             collect_custom_statistics_fn({contract.PROBABILITY: statistic})
-        request_ids = prediction_log.new_request_ids(len(values))
+        request_ids = prediction_log.new_request_ids(len(probabilities))
         model = self._model_info or {"endpoint": _endpoint_url(self.model_endpoint)}
         if state.get("arrow"):
             hazardous = probabilities >= threshold
             explanations = self._explanations(state)
-            self._log(state, model, values, hazardous.tolist(), request_ids)
+            self._log(state, model, probabilities, hazardous, request_ids)
             return arrow_answer(request_ids, hazardous, probabilities, explanations, model)
+        values = probabilities.tolist()
         decisions = [value >= threshold for value in values]
         predictions = [
             {contract.REQUEST_ID: request_id, "hazardous": decision, contract.PROBABILITY: value}
@@ -194,7 +194,7 @@ class Preprocess:
             return self._predictor.explain(state["features"])
         return None
 
-    def _log(self, state: dict, model: dict, values: list, decisions: list, request_ids: list) -> None:
+    def _log(self, state: dict, model: dict, values: Any, decisions: Any, request_ids: Any) -> None:
         if "features" in state:
             PREDICTION_LOG.record(
                 prediction_log.Answered(

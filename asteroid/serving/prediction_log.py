@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,10 +64,21 @@ SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core
 RESTART_DELAY_S = 1.0
 
 
-def new_request_ids(rows: int) -> list[str]:
+class RequestIds(tuple):
+    """The request ids of one request's rows: `<prefix>-<row>` for rows 0, 1, ... (`new_request_ids`). The
+    flusher writes such ids as their prefix and count, not one by one."""
+
+    prefix: str
+
+    def __new__(cls, prefix: str, rows: int) -> RequestIds:
+        ids = super().__new__(cls, [f"{prefix}-{index}" for index in range(rows)])
+        ids.prefix = prefix
+        return ids
+
+
+def new_request_ids(rows: int) -> RequestIds:
     """One id per row: a random UUID per request, the row's index after it (`<32 hex>-<row>`)."""
-    base = uuid.uuid4().hex
-    return [f"{base}-{index}" for index in range(rows)]
+    return RequestIds(uuid.uuid4().hex, rows)
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class Answered:
     features: Any  # numpy matrix, one row per answered row
     probabilities: Sequence[float]
     hazardous: Sequence[bool]
-    request_ids: Sequence[str]
+    request_ids: Sequence[str]  # `RequestIds` are written as their prefix and count
     neo_reference_ids: Sequence[int | None]
     close_approach_dates: Sequence[str | None]
 
@@ -116,61 +127,171 @@ def _same_model(one: Answered, other: Answered) -> bool:
 
 
 def _encode_group(group: list[Answered]) -> list[tuple[bytes, int]]:
+    """Blocks of the group's rows, a block's arrays copied straight from its requests' (no copy of the whole
+    group first). The header's per-row fields are runs, built per request (a request's rows share its time,
+    its id prefix, and often a reference id and date of None): `time` `[[time, rows], ...]`,
+    `request_id_runs` `[[prefix, first row, rows] or id, ...]`, `neo_reference_id_runs` and
+    `close_approach_date_runs` `[[value, rows], ...]`."""
     first = group[0]
     names = list(first.feature_names)
-    features = np.concatenate([np.asarray(r.features, FEATURE_DTYPE).reshape(-1, len(names)) for r in group])
-    probabilities = np.concatenate([np.asarray(r.probabilities, PROBABILITY_DTYPE) for r in group])
-    decisions = np.concatenate([np.asarray(r.hazardous, DECISION_DTYPE) for r in group])
-    times = [r.time for r in group for _ in range(len(r.request_ids))]
-    columns = {
-        contract.REQUEST_ID: [i for r in group for i in r.request_ids],
-        "neo_reference_id": [i for r in group for i in r.neo_reference_ids],
-        "close_approach_date": [d for r in group for d in r.close_approach_dates],
-    }
     model = {"endpoint": first.model.get("endpoint"), "model_id": first.model.get("id"),
              "model_version": first.model.get("version"), "feature_names": names}  # fmt: skip
     row_bytes = FEATURE_DTYPE.itemsize * len(names) + PROBABILITY_DTYPE.itemsize + ROW_OVERHEAD_BYTES
     step = max(1, (prediction_forwarder.MAX_BLOCK_BYTES - 1024 - 16 * len(names)) // row_bytes)
-    rows = len(columns[contract.REQUEST_ID])
     blocks = []
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        rows_of_block = {key: values[start:stop] for key, values in columns.items()}
-        header = json.dumps({**model, "time": _runs(times[start:stop]), **rows_of_block}).encode()
-        parts = (features[start:stop], probabilities[start:stop], decisions[start:stop])
-        block = b"".join((HEADER.pack(len(header)), header, *(part.tobytes() for part in parts)))
-        blocks.append((block, stop - start))
+    for pieces in _block_pieces([_Piece.of(request, len(names)) for request in group], step):
+        header = json.dumps({**model, **_header_runs(pieces)}).encode()
+        arrays = [b"".join(piece.arrays[column][low:high].tobytes() for piece, low, high in pieces)
+                  for column in range(3)]  # fmt: skip
+        block = b"".join((HEADER.pack(len(header)), header, *arrays))
+        blocks.append((block, sum(high - low for _, low, high in pieces)))
     return blocks
 
 
-def _runs(values: list[float]) -> list[list[float]]:
-    """[[value, repeats], ...] of consecutive equal values: a request's rows share its time, and a float's
-    JSON costs as much as a row's other fields together."""
-    runs: list[list[float]] = []
-    for value in values:
-        if runs and runs[-1][0] == value:
-            runs[-1][1] += 1
+_MIXED = object()  # a request's field whose rows differ
+
+
+class _Piece(NamedTuple):
+    """A request's arrays, its id prefix (or None) and its reference ids' and dates' one value when all its
+    rows share it (else `_MIXED`)."""
+
+    request: Answered
+    rows: int
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # features, probabilities, decisions
+    prefix: str | None
+    reference: Any
+    date: Any
+
+    @classmethod
+    def of(cls, request: Answered, features: int) -> _Piece:
+        rows = len(request.request_ids)
+        arrays = (
+            np.asarray(request.features, FEATURE_DTYPE).reshape(rows, features),
+            np.asarray(request.probabilities, PROBABILITY_DTYPE),
+            np.asarray(request.hazardous, DECISION_DTYPE),
+        )
+        if arrays[1].shape != (rows,) or arrays[2].shape != (rows,):
+            raise ValueError(
+                f"{arrays[1].shape} probabilities and {arrays[2].shape} decisions for {rows} rows"
+            )
+        prefix = getattr(request.request_ids, "prefix", None)
+        reference = _uniform(request.neo_reference_ids, rows)
+        return cls(request, rows, arrays, prefix, reference, _uniform(request.close_approach_dates, rows))
+
+
+def _uniform(values: Sequence[Any], rows: int) -> Any:
+    values = values if isinstance(values, (list, tuple)) else list(values)
+    if len(values) != rows:
+        raise ValueError(f"{len(values)} values for {rows} rows")
+    if rows == 1:
+        return values[0]
+    return values[0] if rows and values.count(values[0]) == rows else _MIXED
+
+
+def _block_pieces(pieces: list[_Piece], step: int) -> list[list[tuple[_Piece, int, int]]]:
+    """The pieces' rows in blocks of `step` rows: per block, (piece, first row, row after the last)."""
+    blocks: list[list[tuple[_Piece, int, int]]] = []
+    current: list[tuple[_Piece, int, int]] = []
+    room = step
+    for piece in pieces:
+        low = 0
+        while low < piece.rows:
+            high = min(piece.rows, low + room)
+            current.append((piece, low, high))
+            room -= high - low
+            low = high
+            if room == 0:
+                blocks.append(current)
+                current, room = [], step
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _header_runs(pieces: list[tuple[_Piece, int, int]]) -> dict[str, list]:
+    """The runs of a block's rows (`_block_pieces`)."""
+    times: list[list[Any]] = []
+    ids: list[Any] = []
+    references: list[list[Any]] = []
+    dates: list[list[Any]] = []
+    for piece, low, high in pieces:
+        request = piece.request
+        _add_run(times, request.time, high - low)
+        if piece.prefix is not None:
+            ids.append([piece.prefix, low, high - low])
         else:
-            runs.append([value, 1])
-    return runs
+            ids += [str(request_id) for request_id in request.request_ids[low:high]]
+        _add_values(references, piece.reference, request.neo_reference_ids, low, high)
+        _add_values(dates, piece.date, request.close_approach_dates, low, high)
+    return {"time": times, "request_id_runs": ids, "neo_reference_id_runs": references,
+            "close_approach_date_runs": dates}  # fmt: skip
+
+
+def _add_run(runs: list[list[Any]], value: Any, count: int) -> None:
+    if runs and runs[-1][0] == value and type(runs[-1][0]) is type(value):
+        runs[-1][1] += count
+    else:
+        runs.append([value, count])
+
+
+def _add_values(runs: list[list[Any]], uniform: Any, values: Sequence[Any], low: int, high: int) -> None:
+    if uniform is not _MIXED:
+        _add_run(runs, uniform, high - low)
+        return
+    for value in values[low:high]:
+        _add_run(runs, value, 1)
 
 
 def _times_of_rows(time: Any, rows: int) -> list[float]:
     """A block's `time`, one for all its rows or `[[time, rows], ...]` in row order, as one time per row."""
     if not isinstance(time, list):
         return [float(time)] * rows
-    times = [float(value) for value, repeats in time for _ in range(int(repeats))]
+    times = _expand_runs(time)
     if len(times) != rows:
         raise ValueError(f"a block of {rows} rows has {len(times)} times")
-    return times
+    return [float(value) for value in times]
+
+
+def _expand_runs(runs: list[list[Any]]) -> list[Any]:
+    values: list[Any] = []
+    for value, repeats in runs:
+        values += [value] * int(repeats)
+    return values
+
+
+def _expand_request_ids(runs: list[Any]) -> list[str]:
+    ids: list[str] = []
+    for run in runs:
+        if isinstance(run, str):
+            ids.append(run)
+        else:
+            prefix, first, count = run
+            ids += [f"{prefix}-{index}" for index in range(int(first), int(first) + int(count))]
+    return ids
+
+
+def _per_row_fields(header: dict[str, Any]) -> None:
+    """The header's runs (`_encode_group`) as one value per row, under the names of the blocks written
+    before runs (a list each), which are read as they are."""
+    if "request_id_runs" in header:
+        header[contract.REQUEST_ID] = _expand_request_ids(header.pop("request_id_runs"))
+    for name in ("neo_reference_id", "close_approach_date"):
+        if f"{name}_runs" in header:
+            header[name] = _expand_runs(header.pop(f"{name}_runs"))
+        if len(header[name]) != len(header[contract.REQUEST_ID]):
+            raise ValueError(
+                f"a block of {len(header[contract.REQUEST_ID])} rows has {len(header[name])} {name}"
+            )
 
 
 def decode_block(block: bytes) -> dict[str, Any]:
-    """A block's header fields, with `time` one per row, `features` (rows x features), `probability` and
-    `hazardous` as arrays; ValueError (or KeyError, TypeError) when it is not a block."""
+    """A block's header fields, with `request_id`, `neo_reference_id`, `close_approach_date` and `time` one
+    per row, `features` (rows x features), `probability` and `hazardous` as arrays; ValueError (or KeyError,
+    TypeError) when it is not a block."""
     (length,) = HEADER.unpack_from(block, 0)
     start = HEADER.size + length
     header = json.loads(block[HEADER.size : start])
+    _per_row_fields(header)
     rows, columns = len(header[contract.REQUEST_ID]), len(header["feature_names"])
     header["time"] = _times_of_rows(header["time"], rows)
     sizes = (rows * columns * FEATURE_DTYPE.itemsize, rows * PROBABILITY_DTYPE.itemsize, rows)
