@@ -44,6 +44,7 @@ _INCLUDE = re.compile(r"^\s*include\b", re.MULTILINE)  # HOCON's include directi
 FINGERPRINTS: dict[str, str] = {
     "clearml ConfigFactory.parse_file": "43b74d77fff761fa",
     "clearml DataModel.validate": "0b221d24024a2ecd",
+    "clearml get_logger": "c6d8e44d3e24199f",
     "clearml LocalClearmlJob.launch": "36791be91704c582",
     "clearml LocalClearmlJob.wait_for_process": "ee36ccdf59681e23",
     "clearml LocalClearmlJob.status": "595edb35a34aaa41",
@@ -259,6 +260,49 @@ def validate_requests_without_schema_checks() -> bool:
     return _install("validate_requests_without_schema_checks", mismatch, apply)
 
 
+def name_loggers_without_inspecting_the_stack() -> bool:
+    """Have the SDK's ``get_logger`` find its caller's file from the caller's frame, not ``inspect.stack()``.
+
+    Without a ``path`` the SDK's version names the logger after the calling file from ``inspect.stack()``,
+    which builds the source context of every frame of the stack and, for each, searches ``sys.modules`` for
+    its module (a ``realpath`` per module): 60-120 ms of the first ``Task.init`` of a process that has
+    imported pandas, scikit-learn and xgboost (each pipeline step, forked from the step zygote). The
+    replacement gives the SDK's version the calling frame's file as ``path`` (what ``inspect.stack()[1]``
+    names for a source file), which it then uses as given. Relies on that (its fingerprint) and its
+    parameters; every SDK module that imported the function by name gets the replacement.
+    """
+    from clearml.debugging import log
+
+    if getattr(log.get_logger, _INSTALLED, False):
+        return True
+    original = log.get_logger
+
+    def mismatch() -> str | None:
+        return _first(
+            lambda: _expect_parameters(
+                "clearml get_logger", original, ("path", "level", "stream", "colored")
+            ),
+            lambda: _expect_fingerprint("clearml get_logger", original),
+        )
+
+    def apply() -> None:
+        @functools.wraps(original)
+        def get_logger(path: str | None = None, level: int | None = None, stream: Any = None,
+                       colored: bool = False) -> Any:  # fmt: skip
+            path = path or os.path.abspath(sys._getframe(1).f_code.co_filename)
+            return original(path, level, stream, colored)
+
+        setattr(get_logger, _INSTALLED, True)
+        for module in list(sys.modules.values()):
+            if (
+                getattr(module, "__name__", "").startswith("clearml")
+                and vars(module).get("get_logger") is original
+            ):
+                module.get_logger = get_logger
+
+    return _install("name_loggers_without_inspecting_the_stack", mismatch, apply)
+
+
 # --- finalized dataset versions, fetched once per process and task -----------------------------------------
 
 _DATASET_GET_PARAMETERS = (
@@ -378,9 +422,11 @@ def unbind_matplotlib_without_importing_it() -> bool:
 
 def install_clearml_sdk_patches() -> None:
     """The patches every process that talks to ClearML gets: config files cached, requests validated fast,
-    finalized dataset versions fetched once, matplotlib not imported at close to be unbound."""
+    loggers named without inspecting the stack, finalized dataset versions fetched once, matplotlib not
+    imported at close to be unbound."""
     cache_parsed_config_files()
     validate_requests_without_schema_checks()
+    name_loggers_without_inspecting_the_stack()
     reuse_finalized_dataset_versions()
     unbind_matplotlib_without_importing_it()
 

@@ -212,6 +212,69 @@ def test_fast_validation_switches_off_when_jsonschema_validate_changed(
     assert "jsonschema.validate changed" in line
 
 
+# --- name_loggers_without_inspecting_the_stack -----------------------------------------------------------
+
+
+@pytest.fixture
+def sdk_get_logger(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The SDK's own ``get_logger`` in every clearml module for one test, whatever was installed before;
+    restored after. Returns it."""
+    from clearml.debugging import log
+
+    sdk_version = original(log.get_logger)
+    for module in list(sys.modules.values()):
+        held = (
+            vars(module).get("get_logger") if getattr(module, "__name__", "").startswith("clearml") else None
+        )
+        if held is not None and original(held) is sdk_version:
+            monkeypatch.setattr(module, "get_logger", sdk_version)
+    return sdk_version
+
+
+def named_here(get_logger: Any) -> Any:
+    return get_logger()  # the logger is named after this file, the caller's
+
+
+def test_patched_loggers_are_named_after_the_calling_file_as_the_sdk_names_them(sdk_get_logger: Any) -> None:
+    import pickle
+
+    from clearml.backend_interface import base
+    from clearml.debugging import log
+
+    expected = named_here(sdk_get_logger)
+    assert expected.name.endswith(Path(__file__).stem)
+    assert third_party_patches.name_loggers_without_inspecting_the_stack()
+    assert log.get_logger is not sdk_get_logger and base.get_logger is log.get_logger  # imported by name too
+    patched = named_here(log.get_logger)
+    assert patched.name == expected.name
+    assert pickle.loads(pickle.dumps(patched)).name == expected.name
+    assert log.get_logger("given/path/other.py").name.endswith(".other")  # a given path is used as given
+    assert third_party_patches.name_loggers_without_inspecting_the_stack()  # idempotent
+
+
+def test_patched_logger_naming_does_not_inspect_the_stack(
+    sdk_get_logger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clearml.debugging import log
+
+    assert third_party_patches.name_loggers_without_inspecting_the_stack()
+    monkeypatch.setattr(inspect, "stack", lambda *args: pytest.fail("inspect.stack() was called"))
+    assert named_here(log.get_logger).name.endswith(Path(__file__).stem)
+
+
+def test_logger_naming_switches_off_when_the_sdk_function_changed(
+    sdk_get_logger: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clearml.debugging import log
+
+    monkeypatch.setitem(third_party_patches.FINGERPRINTS, "clearml get_logger", "0" * 16)
+    assert not third_party_patches.name_loggers_without_inspecting_the_stack()
+    assert "clearml get_logger changed" in switched_off_line(
+        capsys, "name_loggers_without_inspecting_the_stack"
+    )
+    assert log.get_logger is sdk_get_logger
+
+
 # --- skip_teardown_after_clean_script ---------------------------------------------------------------------
 
 AT_EXIT_SCRIPT = """
