@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import global_config
 import third_party_patches
-from asteroid import run_guard
+from asteroid import dataset_handoff, run_guard
 from asteroid.clearml_server import ensure_server
 
 OUTPUT_SECTION = "Outputs"
@@ -83,15 +83,23 @@ def dataset_copy(dataset_id: str, folder: str | None = None) -> tuple[Any, Path]
     version's copy otherwise holds its parents' files too: the raw observations, in a preprocessed version).
     The version itself can be handed on, e.g. as the parent of a new one, without fetching it again.
 
-    Parallel steps calling ``get_local_copy()`` on the same dataset race in the SDK's shared cache
-    (``FileExistsError``); a per-dataset lock serialises them and later callers hit the cache.
+    The files an earlier step on this machine offered for the version (``dataset_handoff``) are used where
+    they are; otherwise the version is downloaded. Parallel steps calling ``get_local_copy()`` on the same
+    dataset race in the SDK's shared cache (``FileExistsError``); a per-dataset lock serialises them and
+    later callers hit the cache.
     """
     from clearml import Dataset
 
     with machine_lock(f"dataset-{dataset_id}"):
         dataset = Dataset.get(dataset_id=dataset_id)
-        files = None if folder is None else [f for f in dataset.list_files() if f.startswith(f"{folder}/")]
-        return dataset, Path(dataset.get_local_copy(files=files))
+        files = dataset.list_files()
+        if folder is not None:
+            files = [name for name in files if name.startswith(f"{folder}/")]
+        entries = dataset.file_entries_dict
+        handed = dataset_handoff.take(dataset_id, {name: entries[name].size for name in files})
+        if handed is not None:
+            return dataset, handed
+        return dataset, Path(dataset.get_local_copy(files=None if folder is None else files))
 
 
 def dataset_local_copy(dataset_id: str, folder: str | None = None) -> Path:

@@ -12,4 +12,5 @@ def isolated_project(root: Path) -> dict[str, str]:
         "ASTEROID_RUNS_DIR": str(root / "runs"),
         "NEO_DATABASE_URL": f"sqlite:///{root / 'data' / 'asteroids.db'}",
         "NEO_SOURCE_CSV": "",
+        "ASTEROID_HANDOFF_DIR": str(root / "handoff"),  # dataset_handoff.ROOT_ENV
     }

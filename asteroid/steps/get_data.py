@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import global_config
-from asteroid import database, dataset_files
+from asteroid import database, dataset_files, dataset_handoff
 from asteroid.prefetch import prefetched
 from asteroid.steps.parameters import GET_DATA_DEFAULTS, RAW_FILE
 from asteroid.tracking import ComputeClock, connect_params, set_output, start_task, upload_and_finalize
@@ -80,6 +80,7 @@ def run(task: Any, params: dict[str, Any]) -> str:
         if written.rows == 0:
             raise ValueError(f"query_date={params['query_date']!r} selects no observations")
         dataset_id, created = register_dataset(path, params["query_date"])
+        dataset_handoff.offer(dataset_id, {RAW_FILE: path})  # the next step here reads it without a download
     report(task, written, dataset_id, created)
     clock.report(task)
     set_output(task, "raw_dataset_id", dataset_id)

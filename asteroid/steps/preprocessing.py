@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 import global_config
-from asteroid import dataset_files, feature_stats, features, split_files, splitting
+from asteroid import dataset_files, dataset_handoff, feature_stats, features, split_files, splitting
 from asteroid.steps.parameters import LEGACY_RAW_FILE, PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from asteroid.tracking import (
     ComputeClock,
@@ -61,6 +61,11 @@ def register_child(split: splitting.Split, parent: Any, n_buckets: int) -> tuple
         )
         dataset.add_files(str(split_dir), dataset_path=SPLIT_DIR)
         upload_and_finalize(dataset)
+        # the training step on this machine reads them without a download
+        files = {
+            f"{SPLIT_DIR}/{path.relative_to(split_dir).as_posix()}": path for path in split_dir.rglob("*")
+        }
+        dataset_handoff.offer(str(dataset.id), {name: path for name, path in files.items() if path.is_file()})
     return str(dataset.id), spec
 
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 import global_config
-from asteroid import comparison, evaluate, features, schema, splitting, train
+from asteroid import comparison, dataset_handoff, evaluate, features, schema, splitting, train
 from asteroid.serving import contract
-from asteroid.steps.parameters import PREPROCESSING_DEFAULTS
+from asteroid.steps.parameters import PREPROCESSING_DEFAULTS, RAW_FILE, SPLIT_DIR
 from tests.backend.backend_harness import STANDALONE_CODE, BackendHarness, start_agent, terminate_group
 from tests.webview.populate import printed_urls
 
@@ -108,6 +108,12 @@ def test_pipeline_on_generated_sample_data(backend: BackendHarness, project_env:
         "split/test.parquet",
         "split/feature_spec.json",
     } <= set(datasets["files"])
+
+    # each version's files reached the next step on this machine from the handoff folder, not a download
+    handoff = Path(project_env[dataset_handoff.ROOT_ENV])
+    assert (handoff / raw_id / RAW_FILE).is_file() and (handoff / preprocessed_id / SPLIT_DIR).is_dir()
+    downloaded = [path.name for path in (backend.workdir / "clearml-cache").rglob("ds_*")]
+    assert not [name for name in downloaded if raw_id in name or preprocessed_id in name], downloaded
 
     # same content again: get data reuses the version instead of registering a new one
     rerun = backend.run(ROOT / "get_data.py", extra_env=project_env)
