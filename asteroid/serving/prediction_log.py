@@ -453,7 +453,13 @@ class PredictionLog:
         if forwarder is None:
             self.dropped += rows
             return
-        framed = [(prediction_forwarder.frame(block), count) for block, count in encode_requests(requests)]
+        try:
+            blocks = encode_requests(requests)
+        except ValueError as exc:  # a request whose fields do not match its rows: never the flusher's end
+            self.dropped += rows
+            print(f"prediction log: {rows} row(s) not encoded: {exc}", file=sys.stderr, flush=True)
+            return
+        framed = [(prediction_forwarder.frame(block), count) for block, count in blocks]
         chunks = datagrams(framed)
         for number, (datagram, datagram_rows) in enumerate(chunks):
             try:

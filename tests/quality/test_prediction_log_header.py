@@ -138,3 +138,25 @@ def test_runs_that_do_not_cover_the_rows_are_refused(field: str, runs: list) -> 
 def test_a_request_whose_fields_do_not_match_its_rows_is_refused() -> None:
     with pytest.raises(ValueError, match="values for 2 rows"):
         prediction_log.encode_requests([answered(2, 1.0, references=[1])])
+
+
+def test_a_request_the_flusher_cannot_encode_is_counted_and_the_flusher_goes_on() -> None:
+    sent: list[bytes] = []
+
+    class Recording:
+        def send(self, datagram: bytes) -> bool:
+            sent.append(datagram)
+            return True
+
+        def close(self) -> None:
+            pass
+
+    log = prediction_log.PredictionLog("broker:9092", "topic", start_forwarder=lambda *_: Recording())
+    log._queue.extend([answered(2, 1.0, references=[1])])  # two rows, one reference id
+    log._pending_rows = 2
+    log.flush()
+    assert log.dropped == 2 and sent == []
+    log._queue.append(answered(3, 2.0))
+    log._pending_rows = 3
+    log.flush()
+    assert log.dropped == 2 and len(sent) == 1
