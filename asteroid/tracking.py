@@ -96,7 +96,9 @@ def dataset_copy(dataset_id: str, folder: str | None = None) -> tuple[Any, Path]
         if folder is not None:
             files = [name for name in files if name.startswith(f"{folder}/")]
         entries = dataset.file_entries_dict
-        handed = dataset_handoff.take(dataset_id, {name: entries[name].size for name in files})
+        handed = dataset_handoff.take(
+            dataset_id, {name: getattr(entries.get(name), "size", None) for name in files}
+        )
         if handed is not None:
             return dataset, handed
         return dataset, Path(dataset.get_local_copy(files=None if folder is None else files))
