@@ -62,10 +62,9 @@ def register_child(split: splitting.Split, parent: Any, n_buckets: int) -> tuple
         dataset.add_files(str(split_dir), dataset_path=SPLIT_DIR)
         upload_and_finalize(dataset)
         # the training step on this machine reads them without a download
-        files = {
-            f"{SPLIT_DIR}/{path.relative_to(split_dir).as_posix()}": path for path in split_dir.rglob("*")
-        }
-        dataset_handoff.offer(str(dataset.id), {name: path for name, path in files.items() if path.is_file()})
+        files = [path for path in split_dir.rglob("*") if path.is_file()]
+        names = [f"{SPLIT_DIR}/{path.relative_to(split_dir).as_posix()}" for path in files]
+        dataset_handoff.offer(str(dataset.id), dict(zip(names, files, strict=True)))
     return str(dataset.id), spec
 
 

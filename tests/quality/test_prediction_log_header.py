@@ -160,3 +160,23 @@ def test_a_request_the_flusher_cannot_encode_is_counted_and_the_flusher_goes_on(
     log._pending_rows = 3
     log.flush()
     assert log.dropped == 2 and len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    "field, runs",
+    [
+        ("request_id_runs", [["p", 0, 10**12]]),
+        ("neo_reference_id_runs", [[None, 10**12]]),
+        ("time", [[1.0, 10**12]]),
+    ],
+)
+def test_runs_claiming_more_rows_than_the_block_holds_are_refused_before_they_are_expanded(
+    field: str, runs: list
+) -> None:
+    """A few bytes of header must not make the consumer build lists of a trillion values."""
+    (block, _), *_ = prediction_log.encode_requests([answered(2, 1.0)])
+    (length,) = prediction_log.HEADER.unpack_from(block, 0)
+    encoded = json.dumps({**header_of(block), field: runs}).encode()
+    forged = prediction_log.HEADER.pack(len(encoded)) + encoded + block[prediction_log.HEADER.size + length :]
+    with pytest.raises(ValueError, match="rows in a block with data for 2"):
+        prediction_log.decode_block(forged)
