@@ -28,6 +28,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 MAGIC = b"APL\x01"  # the message format's name and version
 FRAME = struct.Struct("<I")  # each block of a message is preceded by its length
@@ -36,6 +37,9 @@ MAX_DATAGRAM_BYTES = MAX_BLOCK_BYTES + FRAME.size  # framed blocks the worker se
 MAX_MESSAGE_BYTES = 512 * 1024  # below the broker's and the client's 1 MiB message limits
 LINGER_S = 0.01  # after a datagram arrives, further ones are awaited this long to share its message
 RECONNECT_DELAY_S = 1.0  # after the broker refused a message, blocks are dropped this long
+# How long a new producer waits for the broker's first answer (kafka-python's default, 30 s, kept the socket
+# unread for that long at each attempt: a forwarder outlived its worker by minutes when no broker answered).
+BOOTSTRAP_TIMEOUT_MS = 2000
 # Niceness added to the log's processes off the request path (this forwarder, the consumer): on a machine
 # whose cores the workers fill they yield to the workers and catch up when there is room (measured:
 # docs/notes/prediction-log-cost.md). In production they run apart from the workers anyway.
@@ -153,21 +157,28 @@ class KafkaPublisher:
         self._retry_at = float("-inf")
 
     def __call__(self, value: bytes) -> None:
-        if self._producer is None:
-            if self.clock() < self._retry_at:
-                raise ConnectionError(f"no connection to the broker at {self.broker} (retrying)")
-            self._retry_at = self.clock() + RECONNECT_DELAY_S
-            from kafka import KafkaProducer
-
-            # max_block_ms: a broker that does not answer makes send() fail in a second, not a minute
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.broker, acks=1, retries=5, linger_ms=5, max_block_ms=1000
-            )
+        if self._producer is None and self.clock() < self._retry_at:
+            raise ConnectionError(f"no connection to the broker at {self.broker} (retrying)")
         try:
+            if self._producer is None:
+                self._producer = self._new_producer()
             self._producer.send(self.topic, value=value)
         except Exception:
             self.close(timeout=0.0)
+            self._retry_at = self.clock() + RECONNECT_DELAY_S  # from the failure's end, not its start
             raise
+
+    def _new_producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        # max_block_ms: a broker that does not answer makes send() fail in a second, not a minute.
+        # bootstrap_timeout_ms is kafka-python 3's; clearml-serving's image pins 2.0 (<2.1), which refuses
+        # options it does not know and already gives up after its api_version_auto_timeout_ms (2 s).
+        known = KafkaProducer.DEFAULT_CONFIG
+        bootstrap = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS} if "bootstrap_timeout_ms" in known else {}
+        return KafkaProducer(
+            bootstrap_servers=self.broker, acks=1, retries=5, linger_ms=5, max_block_ms=1000, **bootstrap
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         producer, self._producer = self._producer, None

@@ -19,6 +19,7 @@ from asteroid.quality.config import QualityConfig
 from asteroid.quality.consumer import PredictionConsumer
 from asteroid.serving import contract, prediction_forwarder, prediction_log
 from tests.backend.backend_harness import wait_for
+from tests.net import free_port
 
 NAMES = [f"feature_{index}" for index in range(18)]
 
@@ -236,3 +237,37 @@ def test_a_killed_forwarder_is_started_again_and_the_log_goes_on(broker: str, tm
 
     wait_for(stored_the_last_request, "the requests after the restart in the database", 60.0)
     assert len(set(store.request_ids(url))) == store.count_predictions(url)
+
+
+def test_with_no_broker_the_forwarder_reads_everything_and_exits_soon_after_its_worker() -> None:
+    """kafka-python waited 30 s for a broker's first answer at each attempt, the socket unread meanwhile:
+    a forwarder outlived its worker by minutes. Now an attempt costs `BOOTSTRAP_TIMEOUT_MS` and the next waits
+    `RECONNECT_DELAY_S` from the failure's end."""
+    log = prediction_log.Forwarder(f"127.0.0.1:{free_port()}", "nobody_listens")  # the real process
+    block = prediction_forwarder.frame(answered(300).encode_blocks()[0])
+    try:
+        for _ in range(40):  # several messages' worth, all in the socket before the first attempt ends
+            assert log.send(block)
+    finally:
+        log.close()
+    assert log.process.wait(timeout=3 * prediction_forwarder.BOOTSTRAP_TIMEOUT_MS / 1000 + 10) == 0
+
+
+def test_a_failed_connection_is_retried_a_delay_after_the_failure_ends() -> None:
+    now = [100.0]
+    attempts: list[float] = []
+    publisher = prediction_forwarder.KafkaPublisher("nowhere:9092", "t", clock=lambda: now[0])
+
+    def slow_failure() -> None:
+        attempts.append(now[0])
+        now[0] += 2.0  # the attempt itself takes time
+        raise ConnectionError("no broker")
+
+    publisher._new_producer = slow_failure
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            publisher(b"value")
+    now[0] += prediction_forwarder.RECONNECT_DELAY_S
+    with pytest.raises(ConnectionError):
+        publisher(b"value")
+    assert attempts == [100.0, 102.0 + prediction_forwarder.RECONNECT_DELAY_S]
