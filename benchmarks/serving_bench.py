@@ -12,7 +12,10 @@ embedded ClearML backend, all on free ports, statistics travelling the Kafka pat
 (c) answers per second over a minute at a steady 500 req/s, with the project's statistics sender and with
     clearml-serving's own (`STOCK_STATISTICS_SENDER_ENV=1`);
 (d) the cost of the prediction log (`contract.PREDICTION_LOG_ENV=off` against on) and of explanations
-    (`"explain": true` against none);
+    (`"explain": true` against none): single rows flat out and at 500 req/s offered, 1,000-row JSON and
+    Arrow batches flat out, and Arrow batches at `ARROW_RATE` req/s offered (the request path's latency with
+    cores to spare), with the CPU of every process; then, with the log on, whether the consumer stored every
+    row answered and how long it took;
 
 then the ratios against the aims of item 5. Every endpoint reports statistics for the fraction of requests
 `make serve` configures (`global_config.SERVING_METRIC_LOG_FREQ`). The load generator is open loop
@@ -29,11 +32,13 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +57,11 @@ PROJECT, PANDAS = "asteroid", "pandas"
 RATES = (100, 500)
 BATCH_SIZES = (100, 1_000, 10_000, 100_000)
 STEADY_RATE = 500
+# (d): 1,000-row Arrow batches offered at this rate (250,000 rows/s, about a third of what the stack answers
+# flat out with the log off): their latency with the log on and off is the request path's, the cores not full
+ARROW_RATE = 250
+# (d): how long the consumer may take, after a stack's last measurement, to store every row it answered
+CATCH_UP_S = 600.0
 # A JSON batch of 100,000 rows is about 25 MB; the stack's default body limit is 16 MB.
 BENCH_MAX_BODY_BYTES = 256 << 20
 SINGLE_ROW_BODIES = 2_000
@@ -78,6 +88,7 @@ class Settings:
     workers: int = 0  # the "default workers" setting; 0: the stack's default
     parts: str = PARTS
     rounds: int = 1  # of (d)'s prediction log on and off, each in a fresh stack, the order alternating
+    consumer: str = "beside"  # (d): the log's consumer beside the workers, or "elsewhere" (paused meanwhile)
 
 
 FULL = Settings(seconds=8.0, steady_seconds=60, batch_sizes=BATCH_SIZES)
@@ -209,6 +220,7 @@ def stack(
 
 
 WARM_UP_ROW: dict[str, Any] = {}
+ANSWERED_ROWS: Counter[str] = Counter()  # URL -> rows answered 200 there by `load`
 STACK_PIDS: dict[str, int] = {}  # part of the running stack -> its pid (its workers are its children)
 CLIENT = "client"
 HOOK_STAGES = ("parse JSON", "preprocess", "predict", "postprocess", "encode JSON")
@@ -270,6 +282,7 @@ def load(url: str, payloads: list[bytes], **options: Any) -> dict[str, Any]:
     before = cpu_seconds()
     result = run_load(url, payloads, **options)
     after = cpu_seconds()
+    ANSWERED_ROWS[url] += result.statuses.get(200, 0) * options.get("rows_per_request", 1)
     cpu = {
         name: round((after[name] - before.get(name, 0.0)) * 1000 / max(result.requests, 1), 3)
         for name in after
@@ -455,8 +468,62 @@ def measure_costs(
                 content_type=contract.ARROW_STREAM,
                 accept=contract.ARROW_STREAM,
             ),
+            "arrow_rate": load(
+                url,
+                [arrow_batch(m, explain) for m in batch],
+                rows_per_request=1_000,
+                rate=ARROW_RATE,
+                concurrency=16,
+                duration=seconds,
+                content_type=contract.ARROW_STREAM,
+                accept=contract.ARROW_STREAM,
+            ),
         }
     return results
+
+
+@contextmanager
+def consumer_elsewhere(paused: bool) -> Iterator[None]:
+    """With `paused`, the stack's consumer stopped (SIGSTOP) until the block ends: its CPU off these two
+    cores, as in production where it runs on other machines; the broker keeps what it has not read."""
+    from asteroid.quality.consumer import SCRAPE_TARGET
+
+    pid = STACK_PIDS[SCRAPE_TARGET] if paused else None
+    if pid is not None:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+
+
+def consumer_catch_up(work: Path, url: str) -> dict[str, Any]:
+    """Once the measurements of a stack with the log on are over: the rows its consumer stored against the
+    rows the endpoint answered (every one, unless the log dropped some), and how long it took to store them
+    all (it falls behind under bulk traffic on shared cores and catches up from the broker)."""
+    import sqlalchemy.exc
+
+    from asteroid.quality import store
+
+    database = f"sqlite:///{work / 'quality.db'}"
+    answered, started = ANSWERED_ROWS[url], time.monotonic()
+
+    def stored_rows() -> int:
+        try:
+            return store.count_predictions(database)
+        except sqlalchemy.exc.OperationalError:  # the consumer's transaction held the lock too long
+            return -1
+
+    stored = stored_rows()
+    while stored < answered and time.monotonic() - started < CATCH_UP_S:
+        time.sleep(1.0)  # polling the consumer's progress, with a deadline
+        stored = stored_rows()
+    caught_up = round(time.monotonic() - started, 1) if stored >= answered else None
+    print(
+        f"    the consumer stored {stored:,} of {answered:,} rows answered ({caught_up} s after)", flush=True
+    )
+    return {"answered_rows": answered, "stored_rows": stored, "catch_up_s": caught_up}
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -496,6 +563,7 @@ def measure(
             results["steady_stock_sender"] = measure_steady(serve_url, singles, settings.steady_seconds)
     if "d" in settings.parts:
         results["log_rounds"] = measure_log_rounds(service_id, work, env, records, workers, settings)
+        results["log_consumer"] = settings.consumer
         results["log_on"], results["log_off"] = (
             results["log_rounds"][0]["on"],
             results["log_rounds"][0]["off"],
@@ -532,8 +600,14 @@ def measure_log_rounds(
         for log in ("on", "off") if number % 2 == 0 else ("off", "on"):
             print(f"  (d) round {number + 1}: the prediction log {log}", flush=True)
             switch = {} if log == "on" else {contract.PREDICTION_LOG_ENV: "off"}
+            ANSWERED_ROWS.clear()  # from the stack's warm-up on: its consumer stores those too
             with stack(service_id, work, env, workers, consumer=True, **switch) as serve_url:
-                measured[log] = measure_costs(serve_url, records, settings.seconds, explain_too=number == 0)
+                with consumer_elsewhere(settings.consumer == "elsewhere"):
+                    measured[log] = measure_costs(
+                        serve_url, records, settings.seconds, explain_too=number == 0
+                    )
+                if log == "on":
+                    measured["stored"] = consumer_catch_up(work, f"{serve_url}/{PROJECT}")
             plain = measured[log]["plain"]
             print(
                 f"    flat out {plain['flat_out']['requests_per_second']:,.0f} req/s, p99 at 500 req/s "
@@ -674,6 +748,8 @@ COST_MEASURES: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = (
         "1,000-row Arrow batches, inference CPU ms",
         lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
     ),
+    (f"1,000-row Arrow batches at {ARROW_RATE} req/s, p50 ms", lambda r: _p(r["arrow_rate"], "p50")),
+    (f"1,000-row Arrow batches at {ARROW_RATE} req/s, p99 ms", lambda r: _p(r["arrow_rate"])),
 )
 CPU_PARTS = ("inference", FORWARDER, "broker", "statistics", "asteroid-quality", CLIENT)
 
@@ -683,7 +759,8 @@ def report_costs(results: dict[str, Any]) -> None:
     explanations against none in the first round's log-on stack."""
     rounds = results["log_rounds"]
     print(
-        f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it)"
+        f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it); "
+        f"the log's consumer {results.get('log_consumer', 'beside')} (the workers)"
     )
     print("| | without | with | with / without | rounds: without / with |")
     print("| --- | --- | --- | --- | --- |")
@@ -707,9 +784,14 @@ def report_costs(results: dict[str, Any]) -> None:
         "\nthe prediction log's CPU, ms per request (median of the rounds) of each process: "
         + " / ".join(CPU_PARTS)
     )
-    print("| single rows | log off | log on |")
+    print("| requests | log off | log on |")
     print("| --- | --- | --- |")
-    for key, label in (("flat_out", "flat out"), ("rate_500", "500 req/s offered")):
+    for key, label in (
+        ("flat_out", "single rows flat out"),
+        ("rate_500", "single rows at 500 req/s offered"),
+        ("arrow_1000", "1,000-row Arrow batches flat out"),
+        ("arrow_rate", f"1,000-row Arrow batches at {ARROW_RATE} req/s offered"),
+    ):
         cells = []
         for log in ("off", "on"):
             cpu = [measured[log]["plain"][key]["cpu_ms_per_request"] for measured in rounds]
@@ -721,6 +803,12 @@ def report_costs(results: dict[str, Any]) -> None:
         measured[log]["plain"]["flat_out"]["load_average"] for measured in rounds for log in ("off", "on")
     ]
     print(f"load average (1 min) at the flat-out measurements: {min(loads):.2f}-{max(loads):.2f}")
+    stored = [measured["stored"] for measured in rounds if "stored" in measured]
+    print(
+        "rows the consumer stored / rows answered with the log on, per round (seconds after the last "
+        "measurement it had stored them all): "
+        + ", ".join(f"{s['stored_rows']:,} / {s['answered_rows']:,} ({s['catch_up_s']} s)" for s in stored)
+    )
 
 
 def report_aims(results: dict[str, Any]) -> None:
@@ -781,6 +869,13 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds of (d)'s log on and off, the order alternating (1)"
     )
+    parser.add_argument(
+        "--consumer",
+        choices=("beside", "elsewhere"),
+        default="beside",
+        help="(d): the log's consumer running beside the workers as `make serve` runs it (beside), or "
+        "paused during the measurements, as if on another machine, and resumed after (elsewhere)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not args.parts or set(args.parts) - set(PARTS) or args.rounds < 1:
@@ -793,6 +888,7 @@ def main() -> int:
         args.workers or 0,
         args.parts,
         args.rounds,
+        args.consumer,
     )
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "SERVING_LOCAL_"))}

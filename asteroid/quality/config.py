@@ -29,8 +29,13 @@ METRICS_PORT_ENV = "ASTEROID_QUALITY_METRICS_PORT"
 MAX_LABEL_ROWS = 10_000  # labels one feedback request may carry
 # How often the consumer deletes predictions older than the retention (and on start).
 PRUNE_EVERY_S = 600.0
-# Most records the consumer stores in one database transaction.
+# Most records the consumer stores in one database transaction ...
 MAX_BATCH_RECORDS = 2000
+# ... and about the most bytes of them (a record may hold thousands of rows: 4 MiB is ~27,000 rows of Arrow
+# batches, ~17,000 single rows). A transaction holds SQLite's write lock, which the label import and readers
+# wait for (5 s at most by default): with records alone bounding it, a backlog of bulk rows made transactions
+# of millions of rows and the readers failed ("database is locked").
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

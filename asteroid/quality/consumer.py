@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asteroid.quality import store
-from asteroid.quality.config import MAX_BATCH_RECORDS, PRUNE_EVERY_S, QualityConfig, metrics_port_from_env
+from asteroid.quality.config import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    PRUNE_EVERY_S,
+    QualityConfig,
+    metrics_port_from_env,
+)
 from asteroid.serving import prediction_forwarder
 
 if TYPE_CHECKING:
@@ -84,15 +90,19 @@ class PredictionConsumer:
         return self.stats
 
     def _gathered(self, consumer: Any) -> list[Any]:
-        """The records of a poll and of the polls `GATHER_S` after it (at most `MAX_BATCH_RECORDS`): one
-        transaction, one commit, for them all rather than one for each forwarder's message."""
+        """The records of a poll and of the polls `GATHER_S` after it, until `MAX_BATCH_RECORDS` or
+        `MAX_BATCH_BYTES` (one poll may pass the latter): one transaction, one commit, for them all rather
+        than one for each forwarder's message."""
         batch = _records(consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH_RECORDS))
+        size = _size(batch)
         deadline = time.monotonic() + GATHER_S
-        while batch and len(batch) < MAX_BATCH_RECORDS and not self._stop.is_set():
+        while batch and len(batch) < MAX_BATCH_RECORDS and size < MAX_BATCH_BYTES and not self._stop.is_set():
             left_ms = int((deadline - time.monotonic()) * 1000)
             if left_ms <= 0:
                 break
-            batch += _records(consumer.poll(timeout_ms=left_ms, max_records=MAX_BATCH_RECORDS - len(batch)))
+            polled = _records(consumer.poll(timeout_ms=left_ms, max_records=MAX_BATCH_RECORDS - len(batch)))
+            batch += polled
+            size += _size(polled)
         return batch
 
     def _positioned_consumer(self) -> Any:
@@ -157,6 +167,10 @@ class PredictionConsumer:
 
 def _records(polled: dict[Any, list[Any]]) -> list[Any]:
     return [record for partition_records in polled.values() for record in partition_records]
+
+
+def _size(records: list[Any]) -> int:
+    return sum(len(record.value or b"") for record in records)
 
 
 def _partitions(consumer: Any, broker: str, topic: str) -> set[int]:

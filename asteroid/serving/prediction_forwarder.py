@@ -50,7 +50,7 @@ def frame(block: bytes) -> bytes:
     return FRAME.pack(len(block)) + block
 
 
-def frame_count(framed: bytes) -> int:
+def frame_count(framed: bytes | memoryview) -> int:
     """How many framed blocks a datagram holds (without checking them)."""
     count, position = 0, 0
     while position + FRAME.size <= len(framed):
@@ -82,12 +82,14 @@ def unpack_message(value: bytes) -> list[bytes]:
 
 class Batcher:
     """Reads datagrams of framed blocks from the worker's socket and hands them on in messages
-    (`publish(value)`)."""
+    (`publish(value)`: a view of this batcher's buffer, valid until `publish` returns — kafka-python copies
+    it into its record batch). Datagrams are received straight into the message being gathered: no copy of
+    them in this process."""
 
     def __init__(
         self,
         connection: socket.socket,
-        publish: Callable[[bytes], None],
+        publish: Callable[[memoryview], None],
         linger: float = LINGER_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,42 +100,46 @@ class Batcher:
         self.blocks = 0
         self.dropped = 0
         self._failing = 0  # blocks lost since the last message the broker took
-        self._buffer = bytearray(MAX_DATAGRAM_BYTES * 2)
-        self._view = memoryview(self._buffer)
+        # room for a message and, after its last datagram, twice the largest one: a datagram larger than the
+        # room left would be cut short by the kernel without a word
+        self._message = bytearray(MAX_MESSAGE_BYTES + 2 * MAX_DATAGRAM_BYTES)
+        self._message[: len(MAGIC)] = MAGIC
+        self._view = memoryview(self._message)
 
     def run(self) -> None:
         """Until the worker closes its end; the last message is published before it returns."""
         while True:
             self.connection.settimeout(None)
-            first = self._receive()
-            if first is None:
+            end = self._receive(len(MAGIC))
+            if end is None:
                 return
-            framed, size, closed = [first], len(first), False
+            closed = False
             deadline = self.clock() + self.linger
-            while size < MAX_MESSAGE_BYTES - MAX_DATAGRAM_BYTES and (left := deadline - self.clock()) > 0:
+            while end < MAX_MESSAGE_BYTES - MAX_DATAGRAM_BYTES and (left := deadline - self.clock()) > 0:
                 self.connection.settimeout(left)
                 try:
-                    datagram = self._receive()
+                    received = self._receive(end)
                 except TimeoutError:
                     break
-                if datagram is None:
+                if received is None:
                     closed = True
                     break
-                framed.append(datagram)
-                size += len(datagram)
-            self._publish(framed)
+                end = received
+            self._publish(end)
             if closed:
                 return
 
-    def _receive(self) -> bytes | None:
-        """The next datagram, None once the worker closed its end."""
-        received = self.connection.recv_into(self._buffer)
-        return bytes(self._view[:received]) if received else None
+    def _receive(self, start: int) -> int | None:
+        """The next datagram into the message from `start`: where it ends, None once the worker closed its
+        end."""
+        received = self.connection.recv_into(self._view[start:])
+        return start + received if received else None
 
-    def _publish(self, framed: list[bytes]) -> None:
-        blocks = sum(map(frame_count, framed))
+    def _publish(self, end: int) -> None:
+        message = self._view[:end]
+        blocks = frame_count(message[len(MAGIC) :])
         try:
-            self.publish(MAGIC + b"".join(framed))
+            self.publish(message)
         except Exception as exc:  # a broker that refuses must not stop the reading: count and go on
             if not self._failing:  # once per outage, not per message
                 print(f"prediction log: blocks not published: {exc}", file=sys.stderr, flush=True)
@@ -156,7 +162,7 @@ class KafkaPublisher:
         self._producer = None
         self._retry_at = float("-inf")
 
-    def __call__(self, value: bytes) -> None:
+    def __call__(self, value: bytes | memoryview) -> None:
         if self._producer is None and self.clock() < self._retry_at:
             raise ConnectionError(f"no connection to the broker at {self.broker} (retrying)")
         try:

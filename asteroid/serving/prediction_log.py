@@ -3,13 +3,14 @@ queues a reference to what the hook already computed.
 
 The hook calls `PredictionLog.record()` once per request with what it already computed (the feature matrix,
 the probabilities, the request ids): an `Answered` is appended to a queue, nothing is encoded or copied. Every
-`FLUSH_INTERVAL_S` a flusher thread takes what is queued and encodes it column-wise (`encode_requests`: the
-rows of consecutive requests answered by the same model share a block, a small JSON header with runs of the
-rows' ids, times, reference ids and dates, built per request, then the feature matrix, probabilities and
-decisions as raw little-endian arrays; 3-5 µs and 233 bytes a single-row request, 136 µs and 156 bytes a row
-for 1,000 rows, where a block per request on the request thread took 6 µs and 790 bytes for one row), then
-writes the blocks, a few datagrams at a time, into a `SOCK_SEQPACKET` socket whose other end is read by a
-forwarder process of this worker's own
+`FLUSH_INTERVAL_S`, or as soon as `FLUSH_ROWS` are queued, a flusher thread takes what is queued and encodes
+it column-wise (`encode_request_blocks`: the rows of consecutive requests answered by the same model share a
+block, a small JSON header with runs of the rows' ids, times, reference ids and dates, built per request, then
+the feature matrix, probabilities and decisions as raw little-endian arrays, viewed in the requests' own:
+3-5 µs and 233 bytes a single-row request, 25 µs and 153 bytes a row for 1,000 rows, where a block per
+request on the request thread took 6 µs and 790 bytes for one row), then hands the blocks' buffers, a few
+datagrams at a time, to the kernel (`sendmsg`: its copy is the only one) through a `SOCK_SEQPACKET` socket
+whose other end is read by a forwarder process of this worker's own
 (asteroid/serving/prediction_forwarder.py, started on first use), which gathers them into Kafka messages and
 runs kafka-python's producer. So the Kafka client's Python-level work never holds this worker's GIL, and the
 forwarder is woken a few times a second, not once per request (docs/notes/quality.md,
@@ -56,10 +57,18 @@ HEADER = prediction_forwarder.FRAME  # a block starts with the length of its JSO
 FEATURE_DTYPE = np.dtype("<f8")
 PROBABILITY_DTYPE = np.dtype("<f8")
 DECISION_DTYPE = np.dtype("u1")
-ROW_OVERHEAD_BYTES = 160  # a row's share of the JSON header (request id, time, reference id, date), amply
-FLUSH_INTERVAL_S = 0.2  # the flusher encodes and sends what is queued this often (a wake-up of the forwarder)
+# A row's share of a block's JSON header, amply: a request's rows share runs (a few bytes a row), but ids
+# given one by one, reference ids and dates that differ from row to row take up to this much each.
+ROW_OVERHEAD_BYTES = 160
+RUN_ROW_OVERHEAD_BYTES = 4  # the same when the request's ids, reference ids and dates are runs
+FLUSH_INTERVAL_S = 0.2  # the flusher encodes and sends what is queued at least this often
+# ... and as soon as this many rows are queued: big requests are handed over within a few requests, so what
+# they hold is freed at once for the next ones (with 200 ms of 1,000-row Arrow requests queued, a worker had
+# 60-80 page faults a request and a flush outgrew the forwarder's socket buffer, dropping rows)
+FLUSH_ROWS = 8192
 MAX_PENDING_ROWS = 100_000  # queued for the flusher (about, unlocked) before requests are dropped
 MAX_DATAGRAM_BYTES = prediction_forwarder.MAX_DATAGRAM_BYTES
+MAX_DATAGRAM_PARTS = 256  # buffers of one `sendmsg`, well below the kernel's limit (IOV_MAX, 1,024)
 SEND_WAIT_S = 0.5  # the flusher waits this long for room in the forwarder's socket, then drops the datagram
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.wmem_max)
 RESTART_DELAY_S = 1.0
@@ -102,10 +111,25 @@ class Answered:
         return [block for block, _ in encode_requests([self])]
 
 
+class Block(NamedTuple):
+    """A block as the buffers that make it, in order: its header (with its length) and its arrays, viewed in
+    the requests' own arrays where a block's column comes from one request (sent as they are: no copy in
+    this process), joined where it comes from several."""
+
+    parts: list[Any]  # bytes-like
+    rows: int
+    size: int
+
+
 def encode_requests(requests: Sequence[Answered]) -> list[tuple[bytes, int]]:
     """The requests' rows as blocks of at most `prediction_forwarder.MAX_BLOCK_BYTES`, with the number of rows
     of each: the rows of consecutive requests answered by the same model and features share blocks."""
-    blocks: list[tuple[bytes, int]] = []
+    return [(b"".join(block.parts), block.rows) for block in encode_request_blocks(requests)]
+
+
+def encode_request_blocks(requests: Sequence[Answered]) -> list[Block]:
+    """`encode_requests`, each block as its buffers (`Block`)."""
+    blocks: list[Block] = []
     for group in _same_model_runs(requests):
         blocks += _encode_group(group)
     return blocks
@@ -127,8 +151,8 @@ def _same_model(one: Answered, other: Answered) -> bool:
     return one.model is other.model or one.model == other.model
 
 
-def _encode_group(group: list[Answered]) -> list[tuple[bytes, int]]:
-    """Blocks of the group's rows, a block's arrays copied straight from its requests' (no copy of the whole
+def _encode_group(group: list[Answered]) -> list[Block]:
+    """Blocks of the group's rows, a block's arrays taken straight from its requests' (no copy of the whole
     group first). The header's per-row fields are runs, built per request (a request's rows share its time,
     its id prefix, and often a reference id and date of None): `time` `[[time, rows], ...]`,
     `request_id_runs` `[[prefix, first row, rows] or id, ...]`, `neo_reference_id_runs` and
@@ -137,15 +161,21 @@ def _encode_group(group: list[Answered]) -> list[tuple[bytes, int]]:
     names = list(first.feature_names)
     model = {"endpoint": first.model.get("endpoint"), "model_id": first.model.get("id"),
              "model_version": first.model.get("version"), "feature_names": names}  # fmt: skip
-    row_bytes = FEATURE_DTYPE.itemsize * len(names) + PROBABILITY_DTYPE.itemsize + ROW_OVERHEAD_BYTES
+    pieces = [_Piece.of(request, len(names)) for request in group]
+    runs = all(piece.prefix is not None and piece.reference is not _MIXED and piece.date is not _MIXED
+               for piece in pieces)  # fmt: skip
+    data_bytes = FEATURE_DTYPE.itemsize * len(names) + PROBABILITY_DTYPE.itemsize + DECISION_DTYPE.itemsize
+    row_bytes = data_bytes + (RUN_ROW_OVERHEAD_BYTES if runs else ROW_OVERHEAD_BYTES)
     step = max(1, (prediction_forwarder.MAX_BLOCK_BYTES - 1024 - 16 * len(names)) // row_bytes)
     blocks = []
-    for pieces in _block_pieces([_Piece.of(request, len(names)) for request in group], step):
-        header = json.dumps({**model, **_header_runs(pieces)}).encode()
-        arrays = [b"".join(piece.arrays[column][low:high].tobytes() for piece, low, high in pieces)
-                  for column in range(3)]  # fmt: skip
-        block = b"".join((HEADER.pack(len(header)), header, *arrays))
-        blocks.append((block, sum(high - low for _, low, high in pieces)))
+    for block_pieces in _block_pieces(pieces, step):
+        header = json.dumps({**model, **_header_runs(block_pieces)}).encode()
+        parts = [HEADER.pack(len(header)) + header]
+        for column in range(3):
+            views = [piece.arrays[column][low:high] for piece, low, high in block_pieces]
+            parts.append(views[0] if len(views) == 1 else b"".join(views))
+        rows = sum(high - low for _, low, high in block_pieces)
+        blocks.append(Block(parts, rows, len(parts[0]) + rows * data_bytes))
     return blocks
 
 
@@ -167,9 +197,9 @@ class _Piece(NamedTuple):
     def of(cls, request: Answered, features: int) -> _Piece:
         rows = len(request.request_ids)
         arrays = (
-            np.asarray(request.features, FEATURE_DTYPE).reshape(rows, features),
-            np.asarray(request.probabilities, PROBABILITY_DTYPE),
-            np.asarray(request.hazardous, DECISION_DTYPE),
+            np.ascontiguousarray(np.asarray(request.features, FEATURE_DTYPE).reshape(rows, features)),
+            np.ascontiguousarray(np.asarray(request.probabilities, PROBABILITY_DTYPE)),
+            _decisions(request.hazardous),
         )
         if arrays[1].shape != (rows,) or arrays[2].shape != (rows,):
             raise ValueError(
@@ -178,6 +208,13 @@ class _Piece(NamedTuple):
         prefix = getattr(request.request_ids, "prefix", None)
         reference = _uniform(request.neo_reference_ids, rows)
         return cls(request, rows, arrays, prefix, reference, _uniform(request.close_approach_dates, rows))
+
+
+def _decisions(hazardous: Any) -> np.ndarray:
+    """Decisions as bytes of 0 and 1: a numpy bool array is viewed as such, anything else converted."""
+    if isinstance(hazardous, np.ndarray) and hazardous.dtype == np.bool_:
+        return np.ascontiguousarray(hazardous).view(DECISION_DTYPE)
+    return np.asarray(hazardous, DECISION_DTYPE)
 
 
 def _uniform(values: Sequence[Any], rows: int) -> Any:
@@ -342,17 +379,18 @@ class Forwarder:
         self._congested = False
         mine.setblocking(False)  # a plain send: with a timeout, Python polls before each send
 
-    def send(self, datagram: bytes) -> bool:
-        """Hand one datagram over; False when the forwarder had no room for it within `SEND_WAIT_S` (then
-        later sends do not wait, until one succeeds again). OSError when the forwarder is gone."""
+    def send(self, datagram: list[Any]) -> bool:
+        """Hand one datagram, given as its buffers, over (the kernel copies them: `sendmsg`); False when the
+        forwarder had no room for it within `SEND_WAIT_S` (then later sends do not wait, until one succeeds
+        again). OSError when the forwarder is gone."""
         try:
-            self.connection.send(datagram)
+            self.connection.sendmsg(datagram)
         except BlockingIOError:
             if self._congested or not self._room_within(SEND_WAIT_S):
                 self._congested = True
                 return False
             try:
-                self.connection.send(datagram)
+                self.connection.sendmsg(datagram)
             except BlockingIOError:
                 self._congested = True
                 return False
@@ -369,21 +407,24 @@ class Forwarder:
         self.process.poll()
 
 
-def datagrams(frames: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
-    """Framed blocks (with their rows) joined into datagrams of at most `MAX_DATAGRAM_BYTES` (a frame always
-    fits alone), with the rows of each."""
-    found: list[tuple[bytes, int]] = []
-    current: list[bytes] = []
+def datagrams(blocks: list[Block]) -> list[tuple[list[Any], int]]:
+    """The blocks framed (`prediction_forwarder.frame`) and gathered into datagrams of at most
+    `MAX_DATAGRAM_BYTES` and `MAX_DATAGRAM_PARTS` buffers (a block always fits alone), each as its buffers
+    and with its rows."""
+    found: list[tuple[list[Any], int]] = []
+    current: list[Any] = []
     size = rows = 0
-    for frame, frame_rows in frames:
-        if current and size + len(frame) > MAX_DATAGRAM_BYTES:
-            found.append((b"".join(current), rows))
+    for block in blocks:
+        framed = prediction_forwarder.FRAME.size + block.size
+        too_big = size + framed > MAX_DATAGRAM_BYTES or len(current) + len(block.parts) > MAX_DATAGRAM_PARTS
+        if current and too_big:
+            found.append((current, rows))
             current, size, rows = [], 0, 0
-        current.append(frame)
-        size += len(frame)
-        rows += frame_rows
+        current += [prediction_forwarder.FRAME.pack(block.size) + block.parts[0], *block.parts[1:]]
+        size += framed
+        rows += block.rows
     if current:
-        found.append((b"".join(current), rows))
+        found.append((current, rows))
     return found
 
 
@@ -411,6 +452,7 @@ class PredictionLog:
         self._start_after = float("-inf")
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._wake = threading.Event()  # set by `record` once `FLUSH_ROWS` are queued, and by `close`
 
     @classmethod
     def from_env(cls) -> PredictionLog:
@@ -435,6 +477,8 @@ class PredictionLog:
             return
         self._pending_rows += rows
         self._queue.append(answered)
+        if self._pending_rows >= FLUSH_ROWS and not self._wake.is_set():
+            self._wake.set()
 
     def _start(self) -> None:
         """The flusher thread of this process: on first use, and again in a child forked from a process that
@@ -450,7 +494,11 @@ class PredictionLog:
             atexit.register(self.close)
 
     def _run(self) -> None:
-        while not self._closed.wait(FLUSH_INTERVAL_S):
+        while True:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            if self._closed.is_set():
+                return
             self.flush()
 
     def flush(self) -> None:
@@ -468,13 +516,12 @@ class PredictionLog:
             self.dropped += rows
             return
         try:
-            blocks = encode_requests(requests)
+            blocks = encode_request_blocks(requests)
         except ValueError as exc:  # a request whose fields do not match its rows: never the flusher's end
             self.dropped += rows
             print(f"prediction log: {rows} row(s) not encoded: {exc}", file=sys.stderr, flush=True)
             return
-        framed = [(prediction_forwarder.frame(block), count) for block, count in blocks]
-        chunks = datagrams(framed)
+        chunks = datagrams(blocks)
         for number, (datagram, datagram_rows) in enumerate(chunks):
             try:
                 if not forwarder.send(datagram):
@@ -503,6 +550,7 @@ class PredictionLog:
         if self._owner != os.getpid() or self._closed.is_set():
             return
         self._closed.set()
+        self._wake.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5.0)
         self.flush()

@@ -40,8 +40,8 @@ class RecordingForwarder:
         self.sent: list[bytes] = []
         self.senders: set[str] = set()
 
-    def send(self, datagram: bytes) -> bool:
-        self.sent.append(datagram)
+    def send(self, datagram: list) -> bool:
+        self.sent.append(b"".join(datagram))
         self.senders.add(threading.current_thread().name)
         return True
 
@@ -53,17 +53,17 @@ class RecordingForwarder:
 def test_the_request_thread_only_queues(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     forwarders: list[RecordingForwarder] = []
     encoders: set[str] = set()
-    encode = prediction_log.encode_requests
+    encode = prediction_log.encode_request_blocks
 
     def start(broker: str, topic: str) -> RecordingForwarder:
         forwarders.append(RecordingForwarder(broker, topic))
         return forwarders[-1]
 
-    def recorded_encode(requests: list[prediction_log.Answered]) -> list[tuple[bytes, int]]:
+    def recorded_encode(requests: list[prediction_log.Answered]) -> list[prediction_log.Block]:
         encoders.add(threading.current_thread().name)
         return encode(requests)
 
-    monkeypatch.setattr(prediction_log, "encode_requests", recorded_encode)
+    monkeypatch.setattr(prediction_log, "encode_request_blocks", recorded_encode)
 
     log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=start)
     threads = threading.active_count()
@@ -107,7 +107,7 @@ def test_a_stuck_flusher_bounds_the_queue(monkeypatch: pytest.MonkeyPatch) -> No
     release = threading.Event()
 
     class Stuck(RecordingForwarder):
-        def send(self, datagram: bytes) -> bool:
+        def send(self, datagram: list) -> bool:
             release.wait(30.0)
             return super().send(datagram)
 
@@ -155,7 +155,7 @@ def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> No
     forwarder = object.__new__(prediction_log.Forwarder)  # its socket without its process
     forwarder.connection, forwarder._congested = mine, False
     mine.setblocking(False)
-    block = answered(50).encode_blocks()[0]
+    block = [answered(50).encode_blocks()[0]]
     try:
         while forwarder.send(block):  # the socket buffer fills: nobody reads
             pass
@@ -173,13 +173,19 @@ def test_a_forwarder_that_does_not_read_costs_one_bounded_wait_then_none() -> No
 def test_the_forwarder_frames_what_arrives_and_publishes_the_rest_when_the_worker_closes() -> None:
     worker, forwarder_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     published: list[bytes] = []
-    blocks = [block for rows in (1, 3, 700) for block in answered(rows).encode_blocks()]
-    for datagram, _ in prediction_log.datagrams([(prediction_forwarder.frame(block), 1) for block in blocks]):
-        worker.send(datagram)
+    blocks = [
+        block for rows in (1, 3, 700) for block in prediction_log.encode_request_blocks([answered(rows)])
+    ]
+    for datagram, _ in prediction_log.datagrams(blocks):
+        worker.sendmsg(datagram)
     worker.close()
-    prediction_forwarder.Batcher(forwarder_end, published.append, linger=60.0).run()  # returns at the close
+    prediction_forwarder.Batcher(
+        forwarder_end, lambda value: published.append(bytes(value)), linger=60.0
+    ).run()  # returns at the close
     forwarder_end.close()
-    assert [block for value in published for block in prediction_forwarder.unpack_message(value)] == blocks
+    assert [block for value in published for block in prediction_forwarder.unpack_message(value)] == [
+        b"".join(block.parts) for block in blocks
+    ]
     assert all(len(value) <= prediction_forwarder.MAX_MESSAGE_BYTES for value in published)
 
 
@@ -244,7 +250,7 @@ def test_with_no_broker_the_forwarder_reads_everything_and_exits_soon_after_its_
     a forwarder outlived its worker by minutes. Now an attempt costs `BOOTSTRAP_TIMEOUT_MS` and the next waits
     `RECONNECT_DELAY_S` from the failure's end."""
     log = prediction_log.Forwarder(f"127.0.0.1:{free_port()}", "nobody_listens")  # the real process
-    block = prediction_forwarder.frame(answered(300).encode_blocks()[0])
+    block = [prediction_forwarder.frame(answered(300).encode_blocks()[0])]
     try:
         for _ in range(40):  # several messages' worth, all in the socket before the first attempt ends
             assert log.send(block)

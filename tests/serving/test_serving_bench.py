@@ -43,8 +43,11 @@ def test_the_quick_benchmark_measures_every_part_and_prints_the_aims(tmp_path: P
         assert set(results[log]) == {"plain", "explain"}
         for explain in ("plain", "explain"):
             assert results[log][explain]["arrow_1000"]["rows_per_second"] > 0
+            assert results[log][explain]["arrow_rate"]["latency_ms"]["p99"] > 0
     # (d): the log on and off each in a stack of its own, with the consumer; the forwarders counted apart
-    assert [set(measured) for measured in results["log_rounds"]] == [{"on", "off"}]
+    assert [set(measured) for measured in results["log_rounds"]] == [{"on", "off", "stored"}]
+    stored = results["log_rounds"][0]["stored"]  # every row answered with the log on reached the database
+    assert stored["stored_rows"] == stored["answered_rows"] > 0
     off_cpu = results["log_off"]["plain"]["flat_out"]["cpu_ms_per_request"]
     assert {"inference", "forwarder", "broker", "asteroid-quality"} <= set(off_cpu)
     assert off_cpu["forwarder"] == 0  # no forwarder runs with the log off
