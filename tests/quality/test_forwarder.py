@@ -277,3 +277,23 @@ def test_a_failed_connection_is_retried_a_delay_after_the_failure_ends() -> None
     with pytest.raises(ConnectionError):
         publisher(b"value")
     assert attempts == [100.0, 102.0 + prediction_forwarder.RECONNECT_DELAY_S]
+
+
+def test_a_big_request_is_handed_over_at_once_not_at_the_next_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Queued rows reaching `FLUSH_ROWS` wake the flusher: big requests are not held for the interval."""
+    monkeypatch.setattr(prediction_log, "FLUSH_INTERVAL_S", 3600.0)
+    forwarders: list[RecordingForwarder] = []
+
+    def start(broker: str, topic: str) -> RecordingForwarder:
+        forwarders.append(RecordingForwarder(broker, topic))
+        return forwarders[-1]
+
+    log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=start)
+    try:
+        log.record(answered(prediction_log.FLUSH_ROWS - 1))
+        log.record(answered(1, first=10**6))
+        wait_for(lambda: forwarders and forwarders[0].sent, "the flusher to hand the rows over", 10.0)
+    finally:
+        log.close()
