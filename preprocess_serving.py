@@ -53,6 +53,10 @@ try:  # the stock app's wrapper in this process tells the request's Content-Type
     from serving_local.content_negotiation import client_accepts, request_media_type
 except ImportError:  # the stock app alone: bodies recognised by their first bytes, answers in JSON
     client_accepts = request_media_type = None  # type: ignore[assignment]
+try:  # ... and exports what the prediction log drops (`clearml_serving_hook_dropped_rows`)
+    from serving_local.request_metrics import count_dropped_rows
+except ImportError:  # the stock app alone: drops are counted in `PREDICTION_LOG.dropped` only
+    count_dropped_rows = None  # type: ignore[assignment]
 
 try:  # deployed as a folder: the shared feature code and the release contract travel beside this file
     from . import contract, feature_rows, prediction_log, schema
@@ -76,7 +80,9 @@ EXPLANATION = "explanation"
 MAX_STATISTICS_ROWS = 50
 _SAMPLER = np.random.default_rng()
 # One per process (uvicorn runs one per worker): the hook instances of every endpoint share its thread.
-PREDICTION_LOG = prediction_log.PredictionLog.from_env()
+PREDICTION_LOG = prediction_log.PredictionLog.from_env(
+    functools.partial(count_dropped_rows, contract.PREDICTION_LOG_DROPS) if count_dropped_rows else None
+)
 
 
 class Predictor:

@@ -57,6 +57,11 @@ VERSION_LATENCY = Histogram(
     ["endpoint"],
     buckets=LATENCY_BUCKETS,
 )
+HOOK_DROPPED_ROWS = Counter(
+    "clearml_serving_hook_dropped_rows",
+    "Rows a hook's background work gave up on (never an answer: e.g. a log that could not keep up), by what",
+    ["what"],
+)
 # Per request: a dict the canary draw is written into (a dict: a draw made in a copied context still lands)
 _SERVED_URL: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "served_url", default=None
@@ -68,6 +73,11 @@ def note_served_url(url: str) -> None:
     holder = _SERVED_URL.get()
     if holder is not None:
         holder["url"] = url
+
+
+def count_dropped_rows(what: str, rows: int) -> None:
+    """For a hook: `rows` its background work dropped (`what` names that work), so no drop goes unseen."""
+    HOOK_DROPPED_ROWS.labels(what).inc(rows)
 
 
 def endpoint_label(path: str, known: Collection[str]) -> str:

@@ -46,6 +46,8 @@ REQUEST_ID = "request_id"
 PREDICTIONS_TOPIC = "asteroid_predictions"
 PREDICTIONS_TOPIC_ENV = "ASTEROID_PREDICTIONS_TOPIC"
 PREDICTION_LOG_ENV = "ASTEROID_PREDICTION_LOG"  # "off" stops publishing (the benchmark compares on and off)
+# `what` of the rows the log drops, in the serving wrapper's `clearml_serving_hook_dropped_rows` counter
+PREDICTION_LOG_DROPS = "prediction_log"
 BROKER_ENV = "CLEARML_DEFAULT_KAFKA_SERVE_URL"
 FEATURE_SPEC_ARTIFACT = "feature_spec"
 # A batch may also travel as an Apache Arrow IPC stream (request body and, when `Accept` names it, answer).

@@ -438,10 +438,12 @@ class PredictionLog:
         topic: str,
         start_forwarder: Callable[[str, str], Forwarder] = Forwarder,
         clock: Callable[[], float] = time.monotonic,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.broker = broker
         self.topic = topic
         self.dropped = 0  # rows not handed to the forwarder
+        self._on_dropped = on_dropped  # told of each drop (rows): a metric, so that no drop goes unseen
         self._start_forwarder = start_forwarder
         self._clock = clock
         self._queue: deque[Answered] = deque()
@@ -455,11 +457,11 @@ class PredictionLog:
         self._wake = threading.Event()  # set by `record` once `FLUSH_ROWS` are queued, and by `close`
 
     @classmethod
-    def from_env(cls) -> PredictionLog:
+    def from_env(cls, on_dropped: Callable[[int], None] | None = None) -> PredictionLog:
         switch = os.environ.get(contract.PREDICTION_LOG_ENV, "on").strip().lower()
         enabled = switch not in ("off", "0", "false")
         broker = os.environ.get(contract.BROKER_ENV) if enabled else None
-        return cls(broker or None, predictions_topic())
+        return cls(broker or None, predictions_topic(), on_dropped=on_dropped)
 
     @property
     def enabled(self) -> bool:
@@ -473,12 +475,22 @@ class PredictionLog:
             self._start()
         rows = len(answered.request_ids)
         if self._pending_rows >= MAX_PENDING_ROWS:  # the flusher is stuck: the queue must not grow
-            self.dropped += rows
+            self._drop(rows)
             return
         self._pending_rows += rows
         self._queue.append(answered)
         if self._pending_rows >= FLUSH_ROWS and not self._wake.is_set():
             self._wake.set()
+
+    def _drop(self, rows: int) -> None:
+        self.dropped += rows
+        if self._on_dropped is not None and rows:
+            try:
+                self._on_dropped(rows)
+            except Exception as exc:  # a metric must never cost an answer nor stop the flusher
+                print(
+                    f"prediction log: {rows} dropped row(s) not counted: {exc}", file=sys.stderr, flush=True
+                )
 
     def _start(self) -> None:
         """The flusher thread of this process: on first use, and again in a child forked from a process that
@@ -513,21 +525,21 @@ class PredictionLog:
         self._pending_rows -= rows
         forwarder = self._forwarder or self._started_forwarder()
         if forwarder is None:
-            self.dropped += rows
+            self._drop(rows)
             return
         try:
             blocks = encode_request_blocks(requests)
         except ValueError as exc:  # a request whose fields do not match its rows: never the flusher's end
-            self.dropped += rows
+            self._drop(rows)
             print(f"prediction log: {rows} row(s) not encoded: {exc}", file=sys.stderr, flush=True)
             return
         chunks = datagrams(blocks)
         for number, (datagram, datagram_rows) in enumerate(chunks):
             try:
                 if not forwarder.send(datagram):
-                    self.dropped += datagram_rows
+                    self._drop(datagram_rows)
             except OSError as exc:  # the forwarder exited: another is started at the next flush
-                self.dropped += sum(count for _, count in chunks[number:])
+                self._drop(sum(count for _, count in chunks[number:]))
                 self._forwarder = None
                 forwarder.close()
                 print(f"prediction log: the forwarder is gone ({exc}); starting another", file=sys.stderr,

@@ -297,3 +297,30 @@ def test_a_big_request_is_handed_over_at_once_not_at_the_next_interval(
         wait_for(lambda: forwarders and forwarders[0].sent, "the flusher to hand the rows over", 10.0)
     finally:
         log.close()
+
+
+def test_every_dropped_row_is_told_to_the_metric() -> None:
+    class Refusing(RecordingForwarder):
+        def send(self, datagram: list) -> bool:
+            return False  # no room in the forwarder's socket
+
+    told: list[int] = []
+    log = prediction_log.PredictionLog("broker:1", "topic", start_forwarder=Refusing, on_dropped=told.append)
+    log.record(answered(7))
+    wait_for(lambda: log.dropped == 7, "the flusher to drop the rows", 10.0)
+    log.close()
+    assert told == [7]
+
+
+def test_the_hook_counts_the_logs_drops_in_the_serving_wrappers_metric() -> None:
+    from prometheus_client import REGISTRY
+
+    import preprocess_serving
+
+    def dropped() -> float:
+        labels = {"what": contract.PREDICTION_LOG_DROPS}
+        return REGISTRY.get_sample_value("clearml_serving_hook_dropped_rows_total", labels) or 0.0
+
+    before = dropped()
+    preprocess_serving.PREDICTION_LOG._on_dropped(3)
+    assert dropped() == before + 3
