@@ -57,10 +57,11 @@ HEADER = prediction_forwarder.FRAME  # a block starts with the length of its JSO
 FEATURE_DTYPE = np.dtype("<f8")
 PROBABILITY_DTYPE = np.dtype("<f8")
 DECISION_DTYPE = np.dtype("u1")
-# A row's share of a block's JSON header, amply: a request's rows share runs (a few bytes a row), but ids
-# given one by one, reference ids and dates that differ from row to row take up to this much each.
+# A block's JSON header, amply: each request's rows in it add their runs (an id prefix, a time, a reference
+# id and a date: up to this much), and rows whose ids were given one by one, or whose reference ids or dates
+# differ from row to row, add up to this much each.
+REQUEST_OVERHEAD_BYTES = 256
 ROW_OVERHEAD_BYTES = 160
-RUN_ROW_OVERHEAD_BYTES = 4  # the same when the request's ids, reference ids and dates are runs
 FLUSH_INTERVAL_S = 0.2  # the flusher encodes and sends what is queued at least this often
 # ... and as soon as this many rows are queued: big requests are handed over within a few requests, so what
 # they hold is freed at once for the next ones (with 200 ms of 1,000-row Arrow requests queued, a worker had
@@ -162,13 +163,10 @@ def _encode_group(group: list[Answered]) -> list[Block]:
     model = {"endpoint": first.model.get("endpoint"), "model_id": first.model.get("id"),
              "model_version": first.model.get("version"), "feature_names": names}  # fmt: skip
     pieces = [_Piece.of(request, len(names)) for request in group]
-    runs = all(piece.prefix is not None and piece.reference is not _MIXED and piece.date is not _MIXED
-               for piece in pieces)  # fmt: skip
     data_bytes = FEATURE_DTYPE.itemsize * len(names) + PROBABILITY_DTYPE.itemsize + DECISION_DTYPE.itemsize
-    row_bytes = data_bytes + (RUN_ROW_OVERHEAD_BYTES if runs else ROW_OVERHEAD_BYTES)
-    step = max(1, (prediction_forwarder.MAX_BLOCK_BYTES - 1024 - 16 * len(names)) // row_bytes)
+    budget = prediction_forwarder.MAX_BLOCK_BYTES - 1024 - 16 * len(names)  # the model's part of the header
     blocks = []
-    for block_pieces in _block_pieces(pieces, step):
+    for block_pieces in _block_pieces(pieces, budget, data_bytes):
         header = json.dumps({**model, **_header_runs(block_pieces)}).encode()
         parts = [HEADER.pack(len(header)) + header]
         for column in range(3):
@@ -192,6 +190,11 @@ class _Piece(NamedTuple):
     prefix: str | None
     reference: Any
     date: Any
+
+    @property
+    def as_runs(self) -> bool:
+        """Whether its rows add nothing to the header beyond the piece's runs."""
+        return self.prefix is not None and self.reference is not _MIXED and self.date is not _MIXED
 
     @classmethod
     def of(cls, request: Answered, features: int) -> _Piece:
@@ -224,21 +227,26 @@ def _uniform(values: Sequence[Any], rows: int) -> Any:
     return values[0] if rows and values.count(values[0]) == rows else _MIXED
 
 
-def _block_pieces(pieces: list[_Piece], step: int) -> list[list[tuple[_Piece, int, int]]]:
-    """The pieces' rows in blocks of `step` rows: per block, (piece, first row, row after the last)."""
+def _block_pieces(pieces: list[_Piece], budget: int, data_bytes: int) -> list[list[tuple[_Piece, int, int]]]:
+    """The pieces' rows in blocks of at most `budget` bytes (their data, and their share of the header: at
+    most `REQUEST_OVERHEAD_BYTES` a piece in the block and `ROW_OVERHEAD_BYTES` a row not written as runs);
+    per block, (piece, first row, row after the last)."""
     blocks: list[list[tuple[_Piece, int, int]]] = []
     current: list[tuple[_Piece, int, int]] = []
-    room = step
+    room = budget
     for piece in pieces:
+        row_bytes = data_bytes + (0 if piece.as_runs else ROW_OVERHEAD_BYTES)
         low = 0
         while low < piece.rows:
-            high = min(piece.rows, low + room)
-            current.append((piece, low, high))
-            room -= high - low
-            low = high
-            if room == 0:
+            fitting = (room - REQUEST_OVERHEAD_BYTES) // row_bytes
+            if fitting < 1 and current:
                 blocks.append(current)
-                current, room = [], step
+                current, room = [], budget
+                continue
+            high = min(piece.rows, low + max(1, fitting))
+            current.append((piece, low, high))
+            room -= REQUEST_OVERHEAD_BYTES + (high - low) * row_bytes
+            low = high
     if current:
         blocks.append(current)
     return blocks

@@ -180,3 +180,43 @@ def test_runs_claiming_more_rows_than_the_block_holds_are_refused_before_they_ar
     forged = prediction_log.HEADER.pack(len(encoded)) + encoded + block[prediction_log.HEADER.size + length :]
     with pytest.raises(ValueError, match="rows in a block with data for 2"):
         prediction_log.decode_block(forged)
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        pytest.param(
+            [
+                answered(1, 1_900_000_000.0 + index / 7, references=[4_000_000 + index], dates=["2026-01-02"])
+                for index in range(3_000)
+            ],
+            id="single rows, each its own runs",
+        ),
+        pytest.param(
+            [
+                answered(
+                    1_000,
+                    1.5,
+                    references=list(range(1_000)),
+                    dates=[f"2026-01-{1 + i % 28:02d}" for i in range(1_000)],
+                )
+            ],
+            id="a batch whose references and dates differ row by row",
+        ),
+        pytest.param(
+            [answered(900, 2.5, ids=[f"{index:040d}" for index in range(900)])],
+            id="ids given one by one",
+        ),
+    ],
+)
+def test_no_block_outgrows_the_forwarders_datagram(requests: list[prediction_log.Answered]) -> None:
+    """A datagram holds a block at most `MAX_BLOCK_BYTES` long (framed); the header's share is budgeted per
+    request and per row not written as runs (single rows had grown blocks to 91 KB)."""
+    blocks = prediction_log.encode_request_blocks(requests)
+    assert max(block.size for block in blocks) <= prediction_log.prediction_forwarder.MAX_BLOCK_BYTES
+    assert all(block.size == len(b"".join(block.parts)) for block in blocks)
+    assert all(
+        len(b"".join(datagram)) <= prediction_log.MAX_DATAGRAM_BYTES
+        for datagram, _ in prediction_log.datagrams(blocks)
+    )
+    assert decoded_rows(requests) == answered_rows(requests)
