@@ -7,7 +7,7 @@ the probabilities, the request ids): an `Answered` is appended to a queue, nothi
 it column-wise (`encode_request_blocks`: the rows of consecutive requests answered by the same model share a
 block, a small JSON header with runs of the rows' ids, times, reference ids and dates, built per request, then
 the feature matrix, probabilities and decisions as raw little-endian arrays, viewed in the requests' own:
-3-5 µs and 233 bytes a single-row request, 25 µs and 153 bytes a row for 1,000 rows, where a block per
+3-5 µs and 233 bytes a single-row request, 30 µs and 153 bytes a row for 1,000 rows, where a block per
 request on the request thread took 6 µs and 790 bytes for one row), then hands the blocks' buffers, a few
 datagrams at a time, to the kernel (`sendmsg`: its copy is the only one) through a `SOCK_SEQPACKET` socket
 whose other end is read by a forwarder process of this worker's own
