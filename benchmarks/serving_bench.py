@@ -752,6 +752,10 @@ COST_MEASURES: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = (
     (f"1,000-row Arrow batches at {ARROW_RATE} req/s, p99 ms", lambda r: _p(r["arrow_rate"])),
 )
 CPU_PARTS = ("inference", FORWARDER, "broker", "statistics", "asteroid-quality", CLIENT)
+CONSUMER_PLACES = {  # --consumer -> how the report says it
+    "beside": "the log's consumer beside the workers",
+    "elsewhere": "the log's consumer elsewhere (paused during the measurements)",
+}
 
 
 def report_costs(results: dict[str, Any]) -> None:
@@ -760,7 +764,7 @@ def report_costs(results: dict[str, Any]) -> None:
     rounds = results["log_rounds"]
     print(
         f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it); "
-        f"the log's consumer {results.get('log_consumer', 'beside')} (the workers)"
+        + CONSUMER_PLACES[results.get("log_consumer", "beside")]
     )
     print("| | without | with | with / without | rounds: without / with |")
     print("| --- | --- | --- | --- | --- |")
@@ -871,7 +875,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--consumer",
-        choices=("beside", "elsewhere"),
+        choices=tuple(CONSUMER_PLACES),
         default="beside",
         help="(d): the log's consumer running beside the workers as `make serve` runs it (beside), or "
         "paused during the measurements, as if on another machine, and resumed after (elsewhere)",

@@ -3,9 +3,10 @@ worker hands it to the predictions topic, so that Kafka's client (kafka-python's
 never runs in the worker and never holds its GIL.
 
 The worker (asteroid/serving/prediction_log.py) encodes the requests answered meanwhile into blocks every
-`prediction_log.FLUSH_INTERVAL_S` and writes them, framed (`frame`), as datagrams into its end of a
-`SOCK_SEQPACKET` socket pair (message boundaries kept by the kernel); this process reads datagrams until the
-worker closes its end (or dies), gathers those of up to `LINGER_S` into one Kafka message of at most
+`prediction_log.FLUSH_INTERVAL_S`, or once `prediction_log.FLUSH_ROWS` rows are queued, and writes them,
+framed (`FRAME`), as datagrams into its end of a `SOCK_SEQPACKET` socket pair (message boundaries kept by
+the kernel); this process reads datagrams until the worker closes its end (or dies), straight into the
+message it gathers from those of up to `LINGER_S`, one Kafka message of at most
 `MAX_MESSAGE_BYTES` and sends it. SIGTERM and SIGINT are ignored: the worker's exit (its end closed) is the
 signal to send what is left and stop, so a stack stopping its process group loses nothing in between. It runs
 `BACKGROUND_NICENESS` lower than the worker, and kafka-python checksums with the `crc32c` package (C) where it

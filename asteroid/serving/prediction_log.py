@@ -523,7 +523,7 @@ class PredictionLog:
 
     def flush(self) -> None:
         """Encode what is queued and send it to the forwarder (the flusher thread calls it every
-        `FLUSH_INTERVAL_S`)."""
+        `FLUSH_INTERVAL_S`, and as soon as `record` has queued `FLUSH_ROWS`)."""
         requests = []
         while self._queue:
             requests.append(self._queue.popleft())
