@@ -88,7 +88,7 @@ class Settings:
     workers: int = 0  # the "default workers" setting; 0: the stack's default
     parts: str = PARTS
     rounds: int = 1  # of (d)'s prediction log on and off, each in a fresh stack, the order alternating
-    consumer: str = "beside"  # (d): the log's consumer beside the workers, or "elsewhere" (paused meanwhile)
+    consumer: str = "beside"  # (d): where the log's consumer (and broker) run: one of CONSUMER_PLACES
 
 
 FULL = Settings(seconds=8.0, steady_seconds=60, batch_sizes=BATCH_SIZES)
@@ -483,19 +483,46 @@ def measure_costs(
 
 
 @contextmanager
-def consumer_elsewhere(paused: bool) -> Iterator[None]:
-    """With `paused`, the stack's consumer stopped (SIGSTOP) until the block ends: its CPU off these two
-    cores, as in production where it runs on other machines; the broker keeps what it has not read."""
+def consumer_placed(place: str) -> Iterator[None]:
+    """Until the block ends, the log's consumer where `place` (one of `CONSUMER_PLACES`) says: beside the
+    workers as `make serve` runs it; elsewhere: stopped (SIGSTOP), its CPU off these cores as in production
+    where it runs on other machines, the broker keeping what it has not read; apart: the broker and the
+    consumer on the last core, every other process of the stack and the load generator on the others."""
     from asteroid.quality.consumer import SCRAPE_TARGET
 
-    pid = STACK_PIDS[SCRAPE_TARGET] if paused else None
-    if pid is not None:
-        os.kill(pid, signal.SIGSTOP)
+    paused = STACK_PIDS[SCRAPE_TARGET] if place == "elsewhere" else None
+    if paused is not None:
+        os.kill(paused, signal.SIGSTOP)
+    everywhere = os.sched_getaffinity(0)
+    if place == "apart":
+        far = {max(everywhere)}
+        if far == everywhere:
+            raise SystemExit("--consumer apart needs at least 2 CPUs")
+        near = everywhere - far
+        for name, pid in STACK_PIDS.items():
+            pin_tree(pid, far if name in ("broker", SCRAPE_TARGET) else near)
+        os.sched_setaffinity(0, near)  # the load generator's threads, started later, inherit it
     try:
         yield
     finally:
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)
+        os.sched_setaffinity(0, everywhere)
+        if paused is not None:
+            os.kill(paused, signal.SIGCONT)
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Every thread of the process and of its descendants onto `cpus` (an affinity is a thread's: each one's
+    is set; threads and processes they start later inherit it)."""
+    table = _process_table()
+    pids = [pid]
+    for current in pids:
+        pids += [child for child, (parent, _, _) in table.items() if parent == current]
+    for process in pids:
+        for thread in Path(f"/proc/{process}/task").glob("[0-9]*"):
+            try:
+                os.sched_setaffinity(int(thread.name), cpus)
+            except OSError:  # ended meanwhile
+                continue
 
 
 def consumer_catch_up(work: Path, url: str) -> dict[str, Any]:
@@ -602,7 +629,7 @@ def measure_log_rounds(
             switch = {} if log == "on" else {contract.PREDICTION_LOG_ENV: "off"}
             ANSWERED_ROWS.clear()  # from the stack's warm-up on: its consumer stores those too
             with stack(service_id, work, env, workers, consumer=True, **switch) as serve_url:
-                with consumer_elsewhere(settings.consumer == "elsewhere"):
+                with consumer_placed(settings.consumer):
                     measured[log] = measure_costs(
                         serve_url, records, settings.seconds, explain_too=number == 0
                     )
@@ -755,6 +782,8 @@ CPU_PARTS = ("inference", FORWARDER, "broker", "statistics", "asteroid-quality",
 CONSUMER_PLACES = {  # --consumer -> how the report says it
     "beside": "the log's consumer beside the workers",
     "elsewhere": "the log's consumer elsewhere (paused during the measurements)",
+    "apart": "the broker and the log's consumer on a core of their own, the rest of the stack and the load "
+    "generator on the other(s)",
 }
 
 
@@ -877,8 +906,10 @@ def main() -> int:
         "--consumer",
         choices=tuple(CONSUMER_PLACES),
         default="beside",
-        help="(d): the log's consumer running beside the workers as `make serve` runs it (beside), or "
-        "paused during the measurements, as if on another machine, and resumed after (elsewhere)",
+        help="(d): the log's consumer running beside the workers as `make serve` runs it (beside), "
+        "paused during the measurements, as if on another machine, and resumed after (elsewhere), or the "
+        "broker and the consumer on the last core and the rest on the others during them (apart), as if the "
+        "broker and the consumer ran on machines of their own",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()

@@ -369,15 +369,15 @@ def predictions_topic() -> str:
 class Forwarder:
     """This worker's forwarder process and the socket to it."""
 
-    def __init__(self, broker: str, topic: str) -> None:
+    def __init__(self, broker: str, topic: str, client: str = "auto") -> None:
+        """`client`: the Kafka client the forwarder publishes with (`prediction_forwarder.CLIENTS`)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
         command = [sys.executable, str(FORWARDER_SCRIPT), "--fd", str(theirs.fileno()), "--broker", broker]
+        command += ["--topic", topic, "--client", client]
         try:
-            self.process = subprocess.Popen(
-                [*command, "--topic", topic], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
-            )
+            self.process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         except BaseException:
             mine.close()
             raise

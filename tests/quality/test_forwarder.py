@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -245,18 +246,75 @@ def test_a_killed_forwarder_is_started_again_and_the_log_goes_on(broker: str, tm
     assert len(set(store.request_ids(url))) == store.count_predictions(url)
 
 
-def test_with_no_broker_the_forwarder_reads_everything_and_exits_soon_after_its_worker() -> None:
+CLIENTS = [client for client in prediction_forwarder.CLIENTS if client != "auto"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_with_no_broker_the_forwarder_reads_everything_and_exits_soon_after_its_worker(client: str) -> None:
     """kafka-python waited 30 s for a broker's first answer at each attempt, the socket unread meanwhile:
     a forwarder outlived its worker by minutes. Now an attempt costs `BOOTSTRAP_TIMEOUT_MS` and the next waits
-    `RECONNECT_DELAY_S` from the failure's end."""
-    log = prediction_log.Forwarder(f"127.0.0.1:{free_port()}", "nobody_listens")  # the real process
+    `RECONNECT_DELAY_S` from the failure's end; librdkafka queues while it tries, and at the worker's exit
+    awaits the deliveries for `CLOSE_TIMEOUT_S`."""
+    log = prediction_log.Forwarder(f"127.0.0.1:{free_port()}", "nobody_listens", client)  # the real process
     block = [prediction_forwarder.frame(answered(300).encode_blocks()[0])]
     try:
         for _ in range(40):  # several messages' worth, all in the socket before the first attempt ends
             assert log.send(block)
     finally:
         log.close()
-    assert log.process.wait(timeout=3 * prediction_forwarder.BOOTSTRAP_TIMEOUT_MS / 1000 + 10) == 0
+    deadline = 3 * prediction_forwarder.BOOTSTRAP_TIMEOUT_MS / 1000 + prediction_forwarder.CLOSE_TIMEOUT_S + 5
+    assert log.process.wait(timeout=deadline) == 0
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_each_client_publishes_every_block_the_consumer_then_stores(
+    client: str, broker: str, tmp_path: Path
+) -> None:
+    topic = f"predictions_{client.replace('-', '_')}"
+    forwarder = prediction_log.Forwarder(broker, topic, client)  # the real process
+    requests = [answered(300, first=1000 * index) for index in range(4)]
+    try:
+        for request in requests:
+            for datagram, _rows in prediction_log.datagrams(prediction_log.encode_request_blocks([request])):
+                assert forwarder.send(datagram)
+    finally:
+        forwarder.close()
+    assert forwarder.process.wait(timeout=30) == 0  # it published what it held, then exited
+    url = f"sqlite:///{tmp_path / 'quality.db'}"
+    config = QualityConfig(database_url=url, broker=broker, predictions_topic=topic)
+    expected = {request_id for request in requests for request_id in request.request_ids}
+
+    def stored_every_row() -> bool:
+        PredictionConsumer(config).run(max_idle_polls=1)
+        return set(store.request_ids(url)) == expected
+
+    wait_for(stored_every_row, f"the 1,200 rows {client} published in the database", 60.0)
+    assert store.count_predictions(url) == len(expected)
+
+
+def test_what_librdkafka_could_not_deliver_by_the_close_is_counted() -> None:
+    publisher = prediction_forwarder.LibrdkafkaPublisher(f"127.0.0.1:{free_port()}", "nobody_listens")
+    block = answered(3).encode_blocks()[0]
+    publisher(memoryview(prediction_forwarder.pack_message([block, block, block])))
+    publisher(prediction_forwarder.pack_message([block]))
+    publisher.close(timeout=0.5)
+    assert publisher.undelivered == 4
+
+
+def test_the_forwarder_prefers_librdkafka_and_falls_back_to_kafka_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chosen = prediction_forwarder.new_publisher("auto", f"127.0.0.1:{free_port()}", "t")
+    assert isinstance(chosen, prediction_forwarder.LibrdkafkaPublisher)  # installed: requirements.txt
+    chosen.close(timeout=0.0)
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # as in clearml-serving's stock image
+    assert isinstance(
+        prediction_forwarder.new_publisher("auto", "nowhere:9092", "t"), prediction_forwarder.KafkaPublisher
+    )
+    with pytest.raises(
+        ValueError, match="client: 'rdkafka' is not one of auto, confluent-kafka, kafka-python"
+    ):
+        prediction_forwarder.new_publisher("rdkafka", "nowhere:9092", "t")
 
 
 def test_a_failed_connection_is_retried_a_delay_after_the_failure_ends() -> None:
