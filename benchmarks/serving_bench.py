@@ -14,8 +14,9 @@ embedded ClearML backend, all on free ports, statistics travelling the Kafka pat
 (d) the cost of the prediction log (`contract.PREDICTION_LOG_ENV=off` against on) and of explanations
     (`"explain": true` against none): single rows flat out and at 500 req/s offered, 1,000-row JSON and
     Arrow batches flat out, and Arrow batches at `ARROW_RATE` req/s offered (the request path's latency with
-    cores to spare), with the CPU of every process; then, with the log on, whether the consumer stored every
-    row answered and how long it took;
+    cores to spare; with `--consumer apart`, in proportion to the cores left to the workers), with the CPU
+    of every process; then, with the log on, whether the consumer stored every row answered and how long it
+    took;
 
 then the ratios against the aims of item 5. Every endpoint reports statistics for the fraction of requests
 `make serve` configures (`global_config.SERVING_METRIC_LOG_FREQ`). The load generator is open loop
@@ -435,10 +436,15 @@ def measure_steady(serve_url: str, singles: list[bytes], seconds: int) -> dict[s
 
 
 def measure_costs(
-    serve_url: str, records: list[dict[str, Any]], seconds: float, explain_too: bool = True
+    serve_url: str,
+    records: list[dict[str, Any]],
+    seconds: float,
+    explain_too: bool = True,
+    arrow_rate: int = ARROW_RATE,
 ) -> dict[str, Any]:
-    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches, without
-    explanations and, with `explain_too`, with them (the prediction log's setting is the stack's)."""
+    """Single rows flat out and at 500 req/s offered, and 1,000-row JSON and Arrow batches flat out and at
+    `arrow_rate` req/s offered, without explanations and, with `explain_too`, with them (the prediction log's
+    setting is the stack's)."""
     from asteroid.serving import contract
 
     url = f"{serve_url}/{PROJECT}"
@@ -472,7 +478,7 @@ def measure_costs(
                 url,
                 [arrow_batch(m, explain) for m in batch],
                 rows_per_request=1_000,
-                rate=ARROW_RATE,
+                rate=arrow_rate,
                 concurrency=16,
                 duration=seconds,
                 content_type=contract.ARROW_STREAM,
@@ -508,6 +514,13 @@ def consumer_placed(place: str) -> Iterator[None]:
         os.sched_setaffinity(0, everywhere)
         if paused is not None:
             os.kill(paused, signal.SIGCONT)
+
+
+def arrow_rate(place: str) -> int:
+    """(d)'s offered rate of Arrow batches: `ARROW_RATE` on all cores; with the broker and the consumer
+    `apart`, in proportion to the cores left to the rest, so that the workers have as many cores to spare."""
+    cores = len(os.sched_getaffinity(0))
+    return round(ARROW_RATE * (cores - 1) / cores) if place == "apart" else ARROW_RATE
 
 
 def pin_tree(pid: int, cpus: set[int]) -> None:
@@ -591,6 +604,7 @@ def measure(
     if "d" in settings.parts:
         results["log_rounds"] = measure_log_rounds(service_id, work, env, records, workers, settings)
         results["log_consumer"] = settings.consumer
+        results["log_arrow_rate"] = arrow_rate(settings.consumer)
         results["log_on"], results["log_off"] = (
             results["log_rounds"][0]["on"],
             results["log_rounds"][0]["off"],
@@ -631,7 +645,7 @@ def measure_log_rounds(
             with stack(service_id, work, env, workers, consumer=True, **switch) as serve_url:
                 with consumer_placed(settings.consumer):
                     measured[log] = measure_costs(
-                        serve_url, records, settings.seconds, explain_too=number == 0
+                        serve_url, records, settings.seconds, number == 0, arrow_rate(settings.consumer)
                     )
                 if log == "on":
                     measured["stored"] = consumer_catch_up(work, f"{serve_url}/{PROJECT}")
@@ -775,8 +789,8 @@ COST_MEASURES: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = (
         "1,000-row Arrow batches, inference CPU ms",
         lambda r: r["arrow_1000"]["cpu_ms_per_request"]["inference"],
     ),
-    (f"1,000-row Arrow batches at {ARROW_RATE} req/s, p50 ms", lambda r: _p(r["arrow_rate"], "p50")),
-    (f"1,000-row Arrow batches at {ARROW_RATE} req/s, p99 ms", lambda r: _p(r["arrow_rate"])),
+    ("1,000-row Arrow batches at {rate} req/s, p50 ms", lambda r: _p(r["arrow_rate"], "p50")),
+    ("1,000-row Arrow batches at {rate} req/s, p99 ms", lambda r: _p(r["arrow_rate"])),
 )
 CPU_PARTS = ("inference", FORWARDER, "broker", "statistics", "asteroid-quality", CLIENT)
 CONSUMER_PLACES = {  # --consumer -> how the report says it
@@ -791,6 +805,7 @@ def report_costs(results: dict[str, Any]) -> None:
     """(d): the prediction log off and on, median over the rounds (each round's figures after it), and
     explanations against none in the first round's log-on stack."""
     rounds = results["log_rounds"]
+    rate = arrow_rate(results.get("log_consumer", "beside"))
     print(
         f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it); "
         + CONSUMER_PLACES[results.get("log_consumer", "beside")]
@@ -803,14 +818,14 @@ def report_costs(results: dict[str, Any]) -> None:
         before, after = float(np.median(without)), float(np.median(with_))
         each = ", ".join(f"{b:,.1f} / {a:,.1f}" for b, a in zip(without, with_, strict=True))
         print(
-            f"| prediction log: {label} | {before:,.2f} | {after:,.2f} | "
+            f"| prediction log: {label.format(rate=rate)} | {before:,.2f} | {after:,.2f} | "
             f"{after / before if before else 0:.2f} | {each} |"
         )
     on = results["log_on"]
     for label, value in COST_MEASURES:
         before, after = value(on["plain"]), value(on["explain"])
         print(
-            f"| explanations: {label} | {before:,.2f} | {after:,.2f} | "
+            f"| explanations: {label.format(rate=rate)} | {before:,.2f} | {after:,.2f} | "
             f"{after / before if before else 0:.2f} | |"
         )
     print(
@@ -823,7 +838,7 @@ def report_costs(results: dict[str, Any]) -> None:
         ("flat_out", "single rows flat out"),
         ("rate_500", "single rows at 500 req/s offered"),
         ("arrow_1000", "1,000-row Arrow batches flat out"),
-        ("arrow_rate", f"1,000-row Arrow batches at {ARROW_RATE} req/s offered"),
+        ("arrow_rate", f"1,000-row Arrow batches at {rate} req/s offered"),
     ):
         cells = []
         for log in ("off", "on"):
