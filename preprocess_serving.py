@@ -44,7 +44,7 @@ import gc
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -428,8 +428,28 @@ def _arrow_dates(table: Any) -> list[str | None]:
     return pc.if_else(valid, dates, pa.scalar(None, dates.type)).to_pylist()
 
 
+def request_id_column(request_ids: Sequence[str]) -> Any:
+    """The ids as an Arrow string column; `prediction_log.RequestIds` joined in pyarrow from their prefix
+    and the rows' numbers (a quarter of the time of making the strings in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    prefix = getattr(request_ids, "prefix", None)
+    if prefix is None:
+        return pa.array(list(request_ids), pa.string())
+    global _ROW_NUMBERS
+    numbers = _ROW_NUMBERS  # read once: another thread may replace it meanwhile
+    if numbers is None or len(numbers) < len(request_ids):
+        numbers = pc.cast(pa.array(np.arange(max(len(request_ids), 1024))), pa.string())
+        _ROW_NUMBERS = numbers
+    return pc.binary_join_element_wise(f"{prefix}-", numbers.slice(0, len(request_ids)), "")
+
+
+_ROW_NUMBERS: Any = None  # "0", "1", ... as an Arrow string array, made longer when a request needs it
+
+
 def arrow_answer(
-    request_ids: list[str],
+    request_ids: Sequence[str],
     hazardous: np.ndarray,
     probabilities: np.ndarray,
     explanations: list[dict[str, Any]] | None,
@@ -439,7 +459,7 @@ def arrow_answer(
     import pyarrow as pa
 
     columns = {
-        contract.REQUEST_ID: pa.array(request_ids, pa.string()),
+        contract.REQUEST_ID: request_id_column(request_ids),
         "hazardous": pa.array(hazardous, pa.bool_()),
         contract.PROBABILITY: pa.array(probabilities, pa.float64()),
     }

@@ -493,7 +493,7 @@ def consumer_placed(place: str) -> Iterator[None]:
     """Until the block ends, the log's consumer where `place` (one of `CONSUMER_PLACES`) says: beside the
     workers as `make serve` runs it; elsewhere: stopped (SIGSTOP), its CPU off these cores as in production
     where it runs on other machines, the broker keeping what it has not read; apart: the broker and the
-    consumer on the last core, every other process of the stack and the load generator on the others."""
+    consumer on the first core, every other process of the stack and the load generator on the others."""
     from asteroid.quality.consumer import SCRAPE_TARGET
 
     paused = STACK_PIDS[SCRAPE_TARGET] if place == "elsewhere" else None
@@ -501,7 +501,7 @@ def consumer_placed(place: str) -> Iterator[None]:
         os.kill(paused, signal.SIGSTOP)
     everywhere = os.sched_getaffinity(0)
     if place == "apart":
-        far = {max(everywhere)}
+        far = {min(everywhere)}
         if far == everywhere:
             raise SystemExit("--consumer apart needs at least 2 CPUs")
         near = everywhere - far
@@ -923,7 +923,7 @@ def main() -> int:
         default="beside",
         help="(d): the log's consumer running beside the workers as `make serve` runs it (beside), "
         "paused during the measurements, as if on another machine, and resumed after (elsewhere), or the "
-        "broker and the consumer on the last core and the rest on the others during them (apart), as if the "
+        "broker and the consumer on the first core and the rest on the others during them (apart), as if the "
         "broker and the consumer ran on machines of their own",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")

@@ -13,9 +13,9 @@ signal to send what is left and stop, so a stack stopping its process group lose
 
 It publishes with confluent-kafka (librdkafka: the protocol work in C threads) where that is installed, as in
 the project's inference image and its requirements, else with kafka-python (clearml-serving's own dependency:
-its stock image has it), which checksums with the `crc32c` package (C) where that is installed. Measured per
-1,000-row request (153 KB): 0.22-0.31 ms of this process's CPU with kafka-python, 0.05-0.06 ms with
-confluent-kafka (docs/notes/prediction-log-cost.md).
+its stock image has it), which checksums with the `crc32c` package (C) where that is installed. This
+process's CPU per 1,000-row Arrow request (153 KB), measured in a stack: 0.30-0.33 ms with kafka-python,
+0.14-0.16 ms with confluent-kafka (docs/notes/prediction-log-cost.md).
 
 The message's framing is defined here once (`pack_message`, `unpack_message`); the consumer
 (asteroid/quality/store.py) reads it. This file travels in the hook folder and runs as a script by its path:
@@ -244,6 +244,7 @@ class LibrdkafkaPublisher:
         self._producer.flush(timeout)
         self.undelivered += self._unreported
         self._unreported = 0
+        self._producer = None  # destroyed now (its threads stop), not whenever the collector gets to it
 
 
 def new_publisher(client: str, broker: str, topic: str) -> LibrdkafkaPublisher | KafkaPublisher:

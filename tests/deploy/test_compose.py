@@ -212,7 +212,8 @@ def test_the_inference_image_loads_models_with_the_pipelines_xgboost(pins: dict[
     assert 'pip install --no-cache-dir "crc32c==${CRC32C_VERSION}"' in dockerfile.read_text()
     # ... and its client (librdkafka), which it prefers to kafka-python where installed
     assert dockerfile_arg(dockerfile, "CONFLUENT_KAFKA_VERSION") == pins["confluent-kafka"]
-    assert 'pip install --no-cache-dir "confluent-kafka==${CONFLUENT_KAFKA_VERSION}"' in dockerfile.read_text()
+    install = 'pip install --no-cache-dir "confluent-kafka==${CONFLUENT_KAFKA_VERSION}"'
+    assert install in dockerfile.read_text()
     assert dockerfile_images(dockerfile) == [f"clearml/clearml-serving-inference:{pins['clearml-serving']}"]
     services = compose.merged_services(SERVING)
     built = services["clearml-serving-inference"]["image"]

@@ -16,7 +16,7 @@ import pytest
 
 import preprocess_serving
 from asteroid import feature_rows, schema
-from asteroid.serving import contract
+from asteroid.serving import contract, prediction_log
 from asteroid.serving.traffic import arrow_ipc
 from serving_local import content_negotiation
 from serving_local.request_limits import RequestLimits
@@ -310,3 +310,21 @@ def test_the_prediction_logs_ids_and_dates_are_the_json_rows_ones(
     dated = table.set_column(table.column_names.index("Close Approach Date"), "Close Approach Date", dates)
     as_json, as_arrow = logged(sample_records[:6], dated)
     assert as_arrow["close_approach_dates"] == as_json["close_approach_dates"]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 1000, 3000])
+def test_an_answers_request_id_column_is_each_rows_id(rows: int) -> None:
+    ids = prediction_log.new_request_ids(rows)
+    column = preprocess_serving.request_id_column(ids)  # made in pyarrow from the prefix, growing its numbers
+    assert column.type == pa.string() and column.to_pylist() == [f"{ids.prefix}-{row}" for row in range(rows)]
+    assert preprocess_serving.request_id_column(["a-0", "b-7"]).to_pylist() == ["a-0", "b-7"]
+
+
+def test_request_ids_read_as_the_sequence_of_strings_they_stand_for() -> None:
+    ids = prediction_log.new_request_ids(4)
+    expected = [f"{ids.prefix}-{row}" for row in range(4)]
+    assert (list(ids), len(ids), ids[-1], ids[1:3], ids == tuple(expected)) == (
+        expected, 4, expected[3], expected[1:3], True
+    )  # fmt: skip
+    with pytest.raises(IndexError, match="row 4 of 4"):
+        ids[4]
