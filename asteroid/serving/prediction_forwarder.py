@@ -15,7 +15,7 @@ It publishes with confluent-kafka (librdkafka: the protocol work in C threads) w
 the project's inference image and its requirements, else with kafka-python (clearml-serving's own dependency:
 its stock image has it), which checksums with the `crc32c` package (C) where that is installed. This
 process's CPU per 1,000-row Arrow request (153 KB), measured in a stack: 0.30-0.33 ms with kafka-python,
-0.14-0.16 ms with confluent-kafka (docs/notes/prediction-log-cost.md).
+0.13-0.16 ms with confluent-kafka (docs/notes/prediction-log-cost.md).
 
 The message's framing is defined here once (`pack_message`, `unpack_message`); the consumer
 (asteroid/quality/store.py) reads it. This file travels in the hook folder and runs as a script by its path:
