@@ -428,6 +428,9 @@ def _arrow_dates(table: Any) -> list[str | None]:
     return pc.if_else(valid, dates, pa.scalar(None, dates.type)).to_pylist()
 
 
+_ROW_NUMBERS: Any = None  # "0", "1", ... as an Arrow string array, made longer when a request needs it
+
+
 def request_id_column(request_ids: Sequence[str]) -> Any:
     """The ids as an Arrow string column; `prediction_log.RequestIds` joined in pyarrow from their prefix
     and the rows' numbers (a quarter of the time of making the strings in Python)."""
@@ -443,9 +446,6 @@ def request_id_column(request_ids: Sequence[str]) -> Any:
         numbers = pc.cast(pa.array(np.arange(max(len(request_ids), 1024))), pa.string())
         _ROW_NUMBERS = numbers
     return pc.binary_join_element_wise(f"{prefix}-", numbers.slice(0, len(request_ids)), "")
-
-
-_ROW_NUMBERS: Any = None  # "0", "1", ... as an Arrow string array, made longer when a request needs it
 
 
 def arrow_answer(

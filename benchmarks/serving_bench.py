@@ -505,8 +505,9 @@ def consumer_placed(place: str) -> Iterator[None]:
         if far == everywhere:
             raise SystemExit("--consumer apart needs at least 2 CPUs")
         near = everywhere - far
+        table = _process_table()
         for name, pid in STACK_PIDS.items():
-            pin_tree(pid, far if name in ("broker", SCRAPE_TARGET) else near)
+            pin_tree(pid, far if name in ("broker", SCRAPE_TARGET) else near, table)
         os.sched_setaffinity(0, near)  # the load generator's threads, started later, inherit it
     try:
         yield
@@ -523,10 +524,9 @@ def arrow_rate(place: str) -> int:
     return round(ARROW_RATE * (cores - 1) / cores) if place == "apart" else ARROW_RATE
 
 
-def pin_tree(pid: int, cpus: set[int]) -> None:
-    """Every thread of the process and of its descendants onto `cpus` (an affinity is a thread's: each one's
-    is set; threads and processes they start later inherit it)."""
-    table = _process_table()
+def pin_tree(pid: int, cpus: set[int], table: dict[int, tuple[int, float, bool]]) -> None:
+    """Every thread of the process and of its descendants (found in `table`, `_process_table`) onto `cpus`
+    (an affinity is a thread's: each one's is set; threads and processes they start later inherit it)."""
     pids = [pid]
     for current in pids:
         pids += [child for child, (parent, _, _) in table.items() if parent == current]
@@ -635,6 +635,7 @@ def measure_log_rounds(
             concurrency=4,
             duration=WARM_UP_S,
         )
+    rate = arrow_rate(settings.consumer)
     rounds = []
     for number in range(settings.rounds):
         measured: dict[str, Any] = {}
@@ -644,9 +645,7 @@ def measure_log_rounds(
             ANSWERED_ROWS.clear()  # from the stack's warm-up on: its consumer stores those too
             with stack(service_id, work, env, workers, consumer=True, **switch) as serve_url:
                 with consumer_placed(settings.consumer):
-                    measured[log] = measure_costs(
-                        serve_url, records, settings.seconds, number == 0, arrow_rate(settings.consumer)
-                    )
+                    measured[log] = measure_costs(serve_url, records, settings.seconds, number == 0, rate)
                 if log == "on":
                     measured["stored"] = consumer_catch_up(work, f"{serve_url}/{PROJECT}")
             plain = measured[log]["plain"]
@@ -805,7 +804,7 @@ def report_costs(results: dict[str, Any]) -> None:
     """(d): the prediction log off and on, median over the rounds (each round's figures after it), and
     explanations against none in the first round's log-on stack."""
     rounds = results["log_rounds"]
-    rate = arrow_rate(results.get("log_consumer", "beside"))
+    rate = results.get("log_arrow_rate", ARROW_RATE)
     print(
         f"\n(d) costs; the prediction log: median of {len(rounds)} round(s) (each round's figures after it); "
         + CONSUMER_PLACES[results.get("log_consumer", "beside")]

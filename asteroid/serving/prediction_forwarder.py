@@ -95,8 +95,8 @@ def unpack_message(value: bytes) -> list[bytes]:
 
 class Batcher:
     """Reads datagrams of framed blocks from the worker's socket and hands them on in messages
-    (`publish(value)`: a view of this batcher's buffer, valid until `publish` returns — kafka-python copies
-    it into its record batch). Datagrams are received straight into the message being gathered: no copy of
+    (`publish(value)`: a view of this batcher's buffer, valid until `publish` returns — each publisher
+    copies it). Datagrams are received straight into the message being gathered: no copy of
     them in this process."""
 
     def __init__(

@@ -12,9 +12,9 @@ request on the request thread took 6 µs and 790 bytes for one row), then hands 
 datagrams at a time, to the kernel (`sendmsg`: its copy is the only one) through a `SOCK_SEQPACKET` socket
 whose other end is read by a forwarder process of this worker's own
 (asteroid/serving/prediction_forwarder.py, started on first use), which gathers them into Kafka messages and
-runs kafka-python's producer. So the Kafka client's Python-level work never holds this worker's GIL, and the
-forwarder is woken a few times a second, not once per request (docs/notes/quality.md,
-docs/notes/prediction-log-cost.md).
+publishes them (confluent-kafka where installed, else kafka-python). So the Kafka client's work never holds
+this worker's GIL, and the forwarder is woken a few times a second, not once per request
+(docs/notes/quality.md, docs/notes/prediction-log-cost.md).
 
 The broker is clearml-serving's own (`contract.BROKER_ENV`, which its inference app reads too); without it,
 or with `contract.PREDICTION_LOG_ENV=off`, nothing is queued nor published. When the forwarder does not keep
